@@ -1,0 +1,3 @@
+"""The content-addressed, hash-verified asset store."""
+
+__all__: list[str] = []

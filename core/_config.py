@@ -1,0 +1,238 @@
+"""Configuration: one model per component, loaded from TOML with environment overrides.
+
+Sources, later ones winning: the models' defaults, the TOML file, ``SIGNAGE_SECTION__KEY``
+variables (and the documented aliases such as ``SIGNAGE_ADMIN_TOKEN``). Validation collects
+every problem at once, each with its key path, the value given and, for an unknown key, the
+closest known one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from core._errors import ConfigError
+
+ENV_PREFIX = "SIGNAGE_"
+# Single-name variables the docs promise, mapped to their key path.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "SIGNAGE_ADMIN_TOKEN": ("server", "admin_token"),
+    "SIGNAGE_SERVER_URL": ("sync", "server_url"),
+    "SIGNAGE_LOG_LEVEL": ("logging", "level"),
+}
+MASK = "********"
+
+Seconds = Annotated[float, Field(gt=0, le=86_400)]
+Port = Annotated[int, Field(ge=1, le=65_535)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class PlayerConfig(_Section):
+    preload_ms: int = Field(2000, ge=0, le=60_000, description="prepare the next item this early")
+    frame_rate_hz: int = Field(60, ge=1, le=240, description="upper bound of presented frames/s")
+    identify_s: int = Field(30, ge=1, le=3600, description="how long 'identify' shows the name")
+    restart_exit_code: int = Field(75, ge=1, le=255, description="exit code of 'restart'")
+    reboot_command: list[str] | None = Field(
+        None, description="argv run by the 'reboot' command; disabled when unset"
+    )
+
+
+class DisplayConfig(_Section):
+    width: int | None = Field(None, ge=16, le=16_384, description="None: the screen's own size")
+    height: int | None = Field(None, ge=16, le=16_384)
+    fullscreen: bool = True
+    rotation: Literal[0, 90, 180, 270] = 0
+    driver: str | None = Field(None, description="SDL video driver, e.g. kmsdrm, x11, dummy")
+    hide_cursor: bool = True
+
+
+class CacheConfig(_Section):
+    max_bytes: int = Field(8 * 1024**3, ge=1024**2, description="disk budget for cached assets")
+    parallel_downloads: int = Field(2, ge=1, le=16)
+    bandwidth_limit_bps: int | None = Field(None, ge=1024, description="bytes/s; None: no cap")
+    verify_after_start: bool = True
+
+
+class SyncConfig(_Section):
+    server_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    device_name: str | None = Field(None, min_length=1, max_length=64)
+    hardware_id: str | None = Field(None, min_length=1, max_length=128)
+    heartbeat_interval_s: Seconds = 30.0
+    poll_interval_s: Seconds = 60.0
+    sse_failures_before_poll: int = Field(3, ge=1, le=100)
+    connect_timeout_s: Seconds = 5.0
+    backoff_max_s: Seconds = 60.0
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    admin_token: SecretStr | None = None
+    database_url: SecretStr | None = Field(None, description="default: SQLite in the data dir")
+    public_url: str | None = Field(None, description="address shown on pairing screens")
+    pairing_ttl_s: Seconds = 300.0
+    heartbeat_interval_s: Seconds = 30.0
+    offline_after_missed: int = Field(3, ge=1, le=100)
+    sse_ping_s: Seconds = 15.0
+    command_ttl_s: Seconds = 3600.0
+    upload_session_ttl_s: Seconds = 86_400.0
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1024)
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["logfmt", "json"] = "logfmt"
+
+
+class Settings(_Section):
+    data_dir: Path | None = Field(None, description="state directory; see core.state_dir")
+    player: PlayerConfig = PlayerConfig()
+    display: DisplayConfig = DisplayConfig()
+    cache: CacheConfig = CacheConfig()
+    sync: SyncConfig = SyncConfig()
+    server: ServerConfig = ServerConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Read an environment value as a TOML value when it is one, else as a plain string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    data: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for name, raw in sorted(env.items()):
+        if name in ENV_ALIASES:
+            path: tuple[str, ...] = ENV_ALIASES[name]
+        elif name.startswith(ENV_PREFIX) and "__" in name:
+            path = tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
+        else:
+            continue
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_env_value(raw)
+        origin[path] = name
+    return data, origin
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _known_keys(loc: tuple[str | int, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _problems(exc: ValidationError, origin: dict[tuple[str, ...], str]) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        path = ".".join(str(p) for p in loc)
+        source = origin.get(tuple(str(p) for p in loc))
+        where = f" (from {source})" if source else ""
+        if error["type"] == "extra_forbidden":
+            known = _known_keys(loc)
+            hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+            suggestion = (
+                f"; did you mean '{hint[0]}'?" if hint else f"; known keys: {', '.join(known)}"
+            )
+            problems.append(f"{path}{where}: unknown key{suggestion}")
+            continue
+        given = "" if error["type"] == "missing" else f" (got {_describe(error['input'])})"
+        problems.append(f"{path}{where}: {error['msg']}{given}")
+    return problems
+
+
+def load_settings(
+    path: Path | str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load and validate the configuration; raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    source = None
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError([f"file not found: {path}"], source=source) from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"not valid TOML: {exc}"], source=source) from exc
+    env_data, origin = _env_overrides(env)
+    data = _merge(_merge(data, env_data), overrides or {})
+    try:
+        # JSON mode in strict: "30" is not a number, but strings still make paths and secrets.
+        return Settings.model_validate_json(json.dumps(data, default=str), strict=True)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, origin), source=source) from exc
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return MASK if value.get_secret_value() else ""
+    if isinstance(value, BaseModel):
+        return {k: _masked(getattr(value, k)) for k in type(value).model_fields}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def settings_to_toml(settings: Settings) -> str:
+    """The effective configuration as TOML, secrets masked; unset optional keys are commented."""
+    masked = _masked(settings)
+    text = tomli_w.dumps(_drop_none(masked))
+    unset = [
+        f"# {section}.{key} is unset"
+        for section, values in masked.items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+        if value is None
+    ]
+    if masked.get("data_dir") is None:
+        unset.insert(0, "# data_dir is unset (default state directory)")
+    return text + ("\n" + "\n".join(unset) + "\n" if unset else "")

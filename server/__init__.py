@@ -1,0 +1,3 @@
+"""The bundled reference server."""
+
+__all__: list[str] = []

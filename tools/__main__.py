@@ -1,0 +1,5 @@
+import sys
+
+from tools import main
+
+sys.exit(main())

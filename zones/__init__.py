@@ -1,0 +1,3 @@
+"""Layout geometry, zone renderers and the compositor."""
+
+__all__: list[str] = []
