@@ -17,6 +17,7 @@ from core import SignageError
 COMMAND_MODULES = [
     "tools._cmd_version",
     "tools._cmd_config",
+    "tools._cmd_bench",
 ]
 
 
