@@ -1,3 +1,23 @@
 """Layout geometry, zone renderers and the compositor."""
 
-__all__: list[str] = []
+from zones._api import (
+    LAZY_RENDERERS,
+    RenderContext,
+    Renderer,
+    RendererFactory,
+    Size,
+    create_renderer,
+    register_renderer,
+    registered_types,
+)
+
+__all__ = [
+    "LAZY_RENDERERS",
+    "RenderContext",
+    "Renderer",
+    "RendererFactory",
+    "Size",
+    "create_renderer",
+    "register_renderer",
+    "registered_types",
+]

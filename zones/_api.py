@@ -1,0 +1,137 @@
+"""The renderer interface every zone type implements, and the registry the compositor uses.
+
+One renderer instance plays one occurrence of one playlist item in one zone. The compositor
+(``zones._compositor``) owns a zone-sized ``pygame.Surface`` per renderer and calls, all on the
+event-loop thread:
+
+1. ``await prepare(item, size)`` up to ``preload_ms`` before the item is due. Heavy work (decoding,
+   scaling, loading a video paused) goes off the loop with ``asyncio.to_thread``. Bad content
+   raises ``ZoneError``: the zone reports an ``error`` event and moves on to the next item.
+2. ``start(at_ns)`` when the item becomes visible; ``at_ns`` is its deadline on the media clock
+   (the item's own time zero, e.g. where a ticker's scroll offset is measured from).
+3. ``draw(surface, now_ns)`` whenever the compositor composes a frame. The surface is the
+   renderer's own, zone-sized and kept between calls: paint only what changed and return True,
+   or return False when the pixels are unchanged (then nothing is blitted or flipped). The first
+   call after ``start`` must paint the whole surface and return True.
+4. ``next_change_ns(now_ns)``: the media time at which ``draw`` would next change pixels
+   (a clock: the next second; a ticker: the next frame; an image: None). The frame loop sleeps
+   until the earliest of these and the playlist deadlines. A renderer whose pixels change for
+   outside reasons (a decoded video frame) calls ``RenderContext.wake()`` instead.
+5. ``ended``: True once an item without a fixed duration has finished (a video at end of file);
+   the zone then switches on the next frame. Items with ``duration_ms`` are switched by deadline.
+6. ``stop()`` when the item leaves the screen (it may still be drawn during an outgoing fade),
+   ``release()`` once it will never be drawn again: free decoders, handles, surfaces. Both are
+   idempotent; ``release`` may come without ``stop`` (e.g. a prepared item that never played).
+
+``draw`` may raise ``ZoneError`` for a failure found while playing (a decoder crash): the zone
+reports it and moves on. Renderers never sleep, never block the loop and never touch the display.
+
+Renderer types register a factory by item type, so ``zones._video`` adds ``"video"`` without the
+compositor importing mpv::
+
+    register_renderer("video", VideoRenderer)   # VideoRenderer(context) -> Renderer
+
+Modules named in ``LAZY_RENDERERS`` are imported the first time their type is needed (so neither
+``import zones`` nor an image-only layout loads libmpv); importing them must register the type.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from core import ZoneError
+
+if TYPE_CHECKING:
+    import pygame
+
+    from sync import Item
+
+Size = tuple[int, int]
+
+
+def _no_wake() -> None:
+    """Default wake-up hook: the frame loop polls ``next_change_ns`` anyway."""
+
+
+def _utc_now(now_ns: int) -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What a renderer may know about the world, passed to its factory.
+
+    ``asset_path(sha256)`` returns the verified file of an asset (raises ``ZoneError`` when it is
+    not available). ``wall_time(now_ns)`` maps a media-clock instant to an aware wall-clock time
+    (the clock zone). ``timezone`` is the manifest's IANA zone. ``wake()`` asks the frame loop to
+    compose a frame soon; it must be called on the event-loop thread (from another thread use
+    ``loop.call_soon_threadsafe(context.wake)``).
+    """
+
+    zone_id: str
+    asset_path: Callable[[str], Path]
+    timezone: str = "UTC"
+    wall_time: Callable[[int], dt.datetime] = _utc_now
+    wake: Callable[[], None] = field(default=_no_wake)
+    frame_ns: int = 16_666_667
+
+
+@runtime_checkable
+class Renderer(Protocol):
+    """One occurrence of one playlist item in one zone. See the module docstring for the order."""
+
+    async def prepare(self, item: Item, size: Size) -> None: ...
+
+    def start(self, at_ns: int) -> None: ...
+
+    def draw(self, surface: pygame.Surface, now_ns: int) -> bool: ...
+
+    def next_change_ns(self, now_ns: int) -> int | None: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+RendererFactory = Callable[[RenderContext], Renderer]
+
+_factories: dict[str, RendererFactory] = {}
+# Item type -> module that registers it when imported (on first use: keeps mpv out of start-up).
+LAZY_RENDERERS: dict[str, str] = {"video": "zones._video"}
+
+
+def register_renderer(item_type: str, factory: RendererFactory) -> None:
+    """Make ``factory`` build the renderers of ``item_type`` (a later registration wins)."""
+    _factories[item_type] = factory
+
+
+def registered_types() -> list[str]:
+    return sorted(_factories)
+
+
+def create_renderer(item_type: str, context: RenderContext) -> Renderer:
+    """A new renderer for ``item_type``; ZoneError when no renderer handles that type."""
+    factory = _factories.get(item_type)
+    if factory is None and item_type in LAZY_RENDERERS:
+        try:
+            importlib.import_module(LAZY_RENDERERS[item_type])
+        except (ImportError, OSError) as exc:
+            raise ZoneError(
+                f"{item_type} playback is unavailable: {exc}", zone=context.zone_id
+            ) from exc
+        factory = _factories.get(item_type)
+    if factory is None:
+        known = ", ".join(registered_types()) or "none"
+        raise ZoneError(
+            f"no renderer for item type {item_type!r} (registered: {known})",
+            zone=context.zone_id,
+        )
+    return factory(context)
