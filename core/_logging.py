@@ -22,7 +22,7 @@ _TOKEN_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(
         r"(?i)((?:[a-z_]*token|authorization|password|secret)[\"']?\s*[=:]\s*[\"']?)"
-        r"(?!\*\*\*)[^\s\"',&}]+"
+        r"(?!\*\*\*|(?i:bearer|basic)\b)[^\s\"',&}]+"
     ),
 )
 
