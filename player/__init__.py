@@ -1,3 +1,5 @@
 """The player daemon: media clock, state machine, scheduler, timeline and their wiring."""
 
-__all__: list[str] = []
+from player._sdnotify import SdNotifier, Watchdog
+
+__all__ = ["SdNotifier", "Watchdog"]
