@@ -57,6 +57,15 @@ class DisplayConfig(_Section):
     hide_cursor: bool = True
 
 
+class VideoConfig(_Section):
+    audio: bool = Field(False, description="play the sound of video items marked audio: true")
+    volume: int = Field(100, ge=0, le=100, description="percent")
+    audio_device: str | None = Field(None, description="mpv audio-device; None: the default")
+    stall_s: Seconds = Field(5.0, description="skip a playing video that yields no frame this long")
+    command_timeout_s: Seconds = Field(5.0, description="an mpv call this slow: replace the handle")
+    spare_handles: int = Field(2, ge=0, le=8, description="idle mpv handles kept for reuse")
+
+
 class CacheConfig(_Section):
     max_bytes: int = Field(8 * 1024**3, ge=1024**2, description="disk budget for cached assets")
     parallel_downloads: int = Field(2, ge=1, le=16)
@@ -88,6 +97,13 @@ class ServerConfig(_Section):
     command_ttl_s: Seconds = 3600.0
     upload_session_ttl_s: Seconds = 86_400.0
     max_upload_bytes: int = Field(2 * 1024**3, ge=1024)
+    poll_interval_s: Seconds = Field(60.0, description="manifest polling when SSE is down")
+    pairing_requests_per_ip: int = Field(10, ge=1, description="per minute")
+    pairing_requests_per_hardware_id: int = Field(3, ge=1, description="per minute")
+    claim_max_failures: int = Field(5, ge=1, description="wrong codes per admin and IP")
+    claim_lockout_s: Seconds = Field(900.0, description="window of claim_max_failures")
+    event_replay_size: int = Field(64, ge=1, le=10_000, description="events kept per device")
+    screenshot_max_bytes: int = Field(8 * 1024**2, ge=1024)
 
 
 class LoggingConfig(_Section):
@@ -99,6 +115,7 @@ class Settings(_Section):
     data_dir: Path | None = Field(None, description="state directory; see core.state_dir")
     player: PlayerConfig = PlayerConfig()
     display: DisplayConfig = DisplayConfig()
+    video: VideoConfig = VideoConfig()
     cache: CacheConfig = CacheConfig()
     sync: SyncConfig = SyncConfig()
     server: ServerConfig = ServerConfig()

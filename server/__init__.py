@@ -1,3 +1,6 @@
-"""The bundled reference server."""
+"""The bundled reference server: FastAPI on uvicorn, SQLAlchemy Core (async) storage."""
 
-__all__: list[str] = []
+from server._app import create_app, sweep_once
+from server._run import RunningServer, run_in_thread
+
+__all__ = ["RunningServer", "create_app", "run_in_thread", "sweep_once"]

@@ -1,0 +1,258 @@
+"""The application factory: routes, error handling, the sweeper, /healthz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import delete, text, update
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core import Settings
+from server import (
+    _admin_content,
+    _admin_devices,
+    _assets,
+    _device_api,
+    _events_api,
+    _pairing,
+    _uploads,
+)
+from server._db import database_url, devices, open_database, pairings
+from server._device_api import publish_presence
+from server._hub import EventHub
+from server._limits import SlidingWindow
+from server._presence import Presence
+from server._problems import install_problem_handlers, problem_doc, problem_response
+from server._security import hash_token, load_admin_token
+from server._state import ServerState
+from server._uploads import remove_expired_uploads
+from sync import FieldProblem, Problem
+
+log = logging.getLogger("signage.server")
+FORBIDDEN_QUERY_KEYS = {"token", "access_token"}
+PAIRING_KEEP_S = 3600.0
+
+
+class GuardMiddleware:
+    """Refuse credentials in query strings (they end up in logs and histories) on every route,
+    and count responses by status class for /metrics."""
+
+    def __init__(self, app: ASGIApp, counters: Callable[[str], None]) -> None:
+        self.app = app
+        self.count = counters
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        keys = {k.lower() for k, _ in parse_qsl(query, keep_blank_values=True)}
+        if keys & FORBIDDEN_QUERY_KEYS:
+            self.count("http_4xx")
+            response = problem_response(
+                400,
+                "token_in_query",
+                "credentials go in the Authorization header, never in the URL",
+                instance=scope.get("path"),
+            )
+            await response(scope, receive, send)
+            return
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.count(f"http_{message['status'] // 100}xx")
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
+async def sweep_once(state: ServerState) -> None:
+    """Mark silent devices offline, drop abandoned uploads and stale pairings."""
+    now = state.clock()
+    gone = state.presence.expired(now)
+    if gone:
+        async with state.engine.begin() as conn:
+            for device_id, last_seen in gone:
+                await conn.execute(
+                    update(devices)
+                    .where(devices.c.id == device_id)
+                    .values(status="offline", last_seen=last_seen)
+                )
+        for device_id, _ in gone:
+            publish_presence(state, device_id, "offline", now)
+    await remove_expired_uploads(state)
+    async with state.engine.begin() as conn:
+        await conn.execute(delete(pairings).where(pairings.c.expires_at < now - PAIRING_KEEP_S))
+
+
+async def _sweeper(state: ServerState) -> None:
+    period = min(5.0, state.heartbeat_interval() / 2)
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await sweep_once(state)
+        except Exception:
+            log.exception("sweeper pass failed")
+
+
+def _build_state(
+    settings: Settings, data_dir: Path, engine: Any, clock: Callable[[], float]
+) -> ServerState:
+    config = settings.server
+    secret = config.admin_token.get_secret_value() if config.admin_token else None
+    token, _ = load_admin_token(secret, data_dir)
+    interval = max(5, round(config.heartbeat_interval_s))
+    return ServerState(
+        config=config,
+        data_dir=data_dir,
+        engine=engine,
+        clock=clock,
+        admin_token_hash=hash_token(token),
+        hub=EventHub(config.event_replay_size),
+        presence=Presence(interval * config.offline_after_missed),
+        pairing_per_ip=SlidingWindow(config.pairing_requests_per_ip, 60.0, clock),
+        pairing_per_hardware=SlidingWindow(config.pairing_requests_per_hardware_id, 60.0, clock),
+        claim_failures=SlidingWindow(config.claim_max_failures, config.claim_lockout_s, clock),
+        # Two per half interval: a restarting device may send one early, a storm may not.
+        heartbeat_limit=SlidingWindow(2, interval / 2, clock),
+    )
+
+
+def _metrics_text(state: ServerState) -> str:
+    lines = []
+
+    def metric(name: str, kind: str, value: float, labels: str = "") -> None:
+        lines.append(f"# TYPE signage_{name} {kind}")
+        lines.append(f"signage_{name}{labels} {value}")
+
+    metric("devices_online", "gauge", state.presence.online_count())
+    metric("sse_device_streams", "gauge", state.hub.stream_count())
+    metric("sse_dashboard_streams", "gauge", state.hub.dashboard_count())
+    counters = state.counters.values
+    lines.append("# TYPE signage_http_responses_total counter")
+    for status_class in ("2xx", "3xx", "4xx", "5xx"):
+        value = counters[f"http_{status_class}"]
+        lines.append(f'signage_http_responses_total{{class="{status_class}"}} {value}')
+    for name in (
+        "heartbeats",
+        "heartbeats_rejected",
+        "presence_writes",
+        "transitions_online",
+        "transitions_offline",
+        "sse_connects",
+        "sse_events",
+        "pairings_requested",
+        "pairings_completed",
+        "claims_succeeded",
+        "claims_failed",
+        "uploads_completed",
+        "impressions",
+        "asset_bytes",
+    ):
+        metric(f"{name}_total", "counter", counters[name])
+    return "\n".join(lines) + "\n"
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, with problem+json documented for every validation error."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    defs = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(defs.pop("$defs", {}))
+    components["Problem"] = defs
+    components.setdefault("FieldProblem", FieldProblem.model_json_schema())
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    extra = problem_doc(400, 422)
+    for methods in schema.get("paths", {}).values():
+        for operation in methods.values():
+            responses = operation.setdefault("responses", {})
+            for status, doc in extra.items():
+                responses[str(status)] = doc
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(
+    settings: Settings, data_dir: Path, *, clock: Callable[[], float] | None = None
+) -> FastAPI:
+    """The reference server as an ASGI app; state lives in ``data_dir``."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    now = clock or time.time
+    configured = settings.server.database_url
+    url = database_url(data_dir, configured.get_secret_value() if configured else None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = await open_database(url)
+        state = _build_state(settings, data_dir, engine, now)
+        app.state.signage = state
+        sweeper = asyncio.create_task(_sweeper(state))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            for device_id in list(state.manifests):
+                state.hub.close_device(device_id)
+            await engine.dispose()
+
+    app = FastAPI(
+        title="signage reference server",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    install_problem_handlers(app)
+    for module in (
+        _pairing,
+        _device_api,
+        _assets,
+        _events_api,
+        _admin_devices,
+        _admin_content,
+        _uploads,
+    ):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["operations"], responses=problem_doc(503))
+    async def healthz() -> dict[str, str]:
+        state: ServerState = app.state.signage
+        async with state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(
+            _metrics_text(app.state.signage), media_type="text/plain; version=0.0.4"
+        )
+
+    def count(name: str) -> None:
+        state = getattr(app.state, "signage", None)
+        if state is not None:
+            state.counters.inc(name)
+
+    app.add_middleware(GuardMiddleware, counters=count)
+    return app

@@ -1,0 +1,170 @@
+"""Storage: SQLAlchemy Core tables and the async engine (SQLite with WAL by default).
+
+Times are stored as UNIX seconds (floats) so the schema means the same on SQLite and
+PostgreSQL; JSON bodies are the validated wire models, dumped by alias.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+metadata = MetaData()
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("hardware_id", String(128), nullable=False),
+    Column("model", String(128)),
+    Column("resolution", String(16)),
+    Column("player_version", String(32)),
+    Column("token_hash", String(64), unique=True),
+    # The previous token stays valid until the rotated one is first used: a lost rotation
+    # response must not lock the device out.
+    Column("previous_token_hash", String(64), unique=True),
+    Column("group_id", String(64), ForeignKey("groups.id", ondelete="SET NULL")),
+    Column("schedule", JSON),
+    Column("default_layout", String(64)),
+    Column("timezone", String(64)),
+    Column("status", String(8), nullable=False, default="offline"),
+    Column("last_seen", Float),
+    Column("manifest_version", Integer, nullable=False, default=0),
+    Column("manifest_digest", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+    Column("screenshot_at", Float),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("schedule", JSON),
+    Column("default_layout", String(64)),
+    Column("timezone", String(64)),
+)
+
+pairings = Table(
+    "pairings",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("code", String(6), nullable=False, index=True),
+    Column("hardware_id", String(128), nullable=False, index=True),
+    Column("request", JSON, nullable=False),
+    Column("poll_token_hash", String(64), nullable=False),
+    Column("status", String(10), nullable=False),  # pending | claimed | consumed
+    Column("device_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+media = Table(
+    "media",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("mime", String(64), nullable=False),
+    Column("name", String(255)),
+    Column("created_at", Float, nullable=False),
+)
+
+playlists = Table(
+    "playlists",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("body", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+layouts = Table(
+    "layouts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("body", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("body", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("device_id", String(64), nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("completed_at", Float),
+    Column("result", JSON),
+    Index("ix_commands_device_pending", "device_id", "completed_at"),
+)
+
+impressions = Table(
+    "impressions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("device_id", String(64), nullable=False, index=True),
+    Column("body", JSON, nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64)),  # what the client announced, checked at completion
+    Column("name", String(255)),
+    Column("ranges", JSON, nullable=False),  # received [start, end) pairs, merged
+    Column("status", String(10), nullable=False),  # open | completed
+    Column("media_sha256", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+
+def database_url(data_dir: Path, configured: str | None) -> str:
+    return configured or f"sqlite+aiosqlite:///{data_dir / 'server.sqlite3'}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never wait for the writer; busy_timeout: writers queue instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+async def open_database(url: str) -> AsyncEngine:
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return engine

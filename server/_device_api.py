@@ -1,0 +1,280 @@
+"""The device side: manifest, heartbeat, command results, proof of play, screenshots, token."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+from sqlalchemy import insert, select, update
+
+from core import atomic_write
+from server._auth import Device, State
+from server._content import refresh_devices
+from server._db import commands, devices, impressions
+from server._presence import Transition
+from server._problems import ApiError, problem_doc, validation_error
+from server._security import hash_token, new_token
+from server._state import CachedManifest, ServerState
+from sync import (
+    Command,
+    CommandResult,
+    Heartbeat,
+    HeartbeatResponse,
+    ImpressionAck,
+    ImpressionBatch,
+    Manifest,
+    TokenRotated,
+)
+
+router = APIRouter(tags=["device"])
+AUTH = (401, 400)
+HEARTBEAT_MAX_BYTES = 64 * 1024
+IMPRESSIONS_MAX_BYTES = 1024 * 1024
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"body is not JSON: {exc}") from exc
+
+
+async def manifest_of(state: ServerState, device_id: str) -> CachedManifest:
+    cached = state.manifests.get(device_id)
+    if cached is None:
+        async with state.content_lock, state.engine.begin() as conn:
+            await refresh_devices(conn, state, [device_id])
+        cached = state.manifests[device_id]
+    return cached
+
+
+async def mark_seen(state: ServerState, device_id: str) -> None:
+    """Presence in memory; the database only hears about transitions (and rarely last_seen)."""
+    now = state.clock()
+    transition, write_last_seen = state.presence.seen(device_id, now)
+    if transition is None and not write_last_seen:
+        return
+    values: dict[str, Any] = {"last_seen": now}
+    if transition is not None:
+        values["status"] = transition
+    async with state.engine.begin() as conn:
+        await conn.execute(update(devices).where(devices.c.id == device_id).values(**values))
+    state.counters.inc("presence_writes")
+    if transition is not None:
+        publish_presence(state, device_id, transition, now)
+
+
+def publish_presence(state: ServerState, device_id: str, status: Transition, at: float) -> None:
+    state.counters.inc(f"transitions_{status}")
+    state.hub.broadcast(
+        "device",
+        {
+            "device_id": device_id,
+            "status": status,
+            "at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(),
+        },
+    )
+
+
+@router.get(
+    "/api/v1/device/manifest",
+    response_model=Manifest,
+    responses={304: {"description": "Not Modified"}, **problem_doc(*AUTH)},
+)
+async def get_manifest(request: Request, device: Device, state: State) -> Response:
+    cached = await manifest_of(state, device.id)
+    headers = {"ETag": cached.etag, "Cache-Control": "no-cache"}
+    match = request.headers.get("if-none-match", "")
+    if cached.etag in {tag.strip() for tag in match.split(",")} or match.strip() == "*":
+        return Response(status_code=304, headers=headers)
+    return Response(cached.body, media_type="application/json", headers=headers)
+
+
+async def pending_commands(state: ServerState, device_id: str) -> list[Command]:
+    now = state.clock()
+    async with state.engine.connect() as conn:
+        rows = await conn.execute(
+            select(commands)
+            .where(
+                commands.c.device_id == device_id,
+                commands.c.completed_at.is_(None),
+                commands.c.expires_at > now,
+            )
+            .order_by(commands.c.created_at)
+            .limit(100)
+        )
+        return [command_model(row) for row in rows]
+
+
+def command_model(row: Any) -> Command:
+    return Command(
+        id=row.id,
+        name=row.name,
+        args=row.args,
+        expires_at=dt.datetime.fromtimestamp(row.expires_at, dt.UTC),
+    )
+
+
+@router.post(
+    "/api/v1/device/heartbeat",
+    response_model=HeartbeatResponse,
+    responses=problem_doc(*AUTH, 413, 422, 429),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Heartbeat"}}},
+        }
+    },
+)
+async def heartbeat(request: Request, device: Device, state: State) -> HeartbeatResponse:
+    interval = state.heartbeat_interval()
+    wait = state.heartbeat_limit.hit(device.id)
+    if wait:
+        state.counters.inc("heartbeats_rejected")
+        raise ApiError(
+            429,
+            "heartbeat_too_frequent",
+            f"heartbeat at most every {interval} s",
+            headers={"Retry-After": str(wait)},
+        )
+    raw = await read_limited(request, HEARTBEAT_MAX_BYTES)
+    try:
+        body = Heartbeat.model_validate(parse_json(raw))
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+    state.counters.inc("heartbeats")
+    await mark_seen(state, device.id)
+    state.presence.record_metrics(device.id, body.metrics.model_dump(mode="json"))
+    cached = await manifest_of(state, device.id)
+    return HeartbeatResponse(
+        server_time=dt.datetime.fromtimestamp(state.clock(), dt.UTC),
+        manifest_etag=cached.etag,
+        heartbeat_interval_s=interval,
+        commands=await pending_commands(state, device.id),
+    )
+
+
+@router.post(
+    "/api/v1/device/commands/{command_id}/result",
+    status_code=204,
+    responses=problem_doc(*AUTH, 404, 422),
+)
+async def command_result(
+    command_id: str, body: CommandResult, device: Device, state: State
+) -> Response:
+    now = state.clock()
+    async with state.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(commands).where(
+                    commands.c.id == command_id, commands.c.device_id == device.id
+                )
+            )
+        ).first()
+        if row is None:
+            raise ApiError(404, "command_not_found", "no such command for this device")
+        if row.completed_at is None:
+            await conn.execute(
+                update(commands)
+                .where(commands.c.id == command_id)
+                .values(completed_at=now, result=body.model_dump(mode="json"))
+            )
+            state.hub.broadcast(
+                "command_result",
+                {"device_id": device.id, "command_id": command_id, "name": row.name}
+                | body.model_dump(mode="json"),
+            )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/v1/device/impressions",
+    response_model=ImpressionAck,
+    responses=problem_doc(*AUTH, 413, 422),
+)
+async def post_impressions(body: ImpressionBatch, device: Device, state: State) -> ImpressionAck:
+    now = state.clock()
+    ids = [i.id for i in body.impressions]
+    accepted = 0
+    async with state.engine.begin() as conn:
+        known = {
+            r.id
+            for r in await conn.execute(select(impressions.c.id).where(impressions.c.id.in_(ids)))
+        }
+        fresh = {}
+        for item in body.impressions:
+            if item.id not in known:
+                fresh[item.id] = item
+        if fresh:
+            await conn.execute(
+                insert(impressions),
+                [
+                    {
+                        "id": i.id,
+                        "device_id": device.id,
+                        "body": i.model_dump(mode="json"),
+                        "received_at": now,
+                    }
+                    for i in fresh.values()
+                ],
+            )
+            accepted = len(fresh)
+    state.counters.inc("impressions", accepted)
+    return ImpressionAck(accepted=accepted, duplicates=len(ids) - accepted)
+
+
+@router.post(
+    "/api/v1/device/screenshots",
+    status_code=204,
+    responses=problem_doc(*AUTH, 413, 415),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def post_screenshot(request: Request, device: Device, state: State) -> Response:
+    data = await read_limited(request, state.config.screenshot_max_bytes)
+    if not data.startswith(PNG_MAGIC) or len(data) < 33:
+        raise ApiError(415, "not_png", "a screenshot must be a PNG image")
+    path = state.screenshots_dir / f"{device.id}.png"
+    # Only the latest is kept: each upload replaces the previous one atomically.
+    atomic_write(path, data, mode=0o600)
+    async with state.engine.begin() as conn:
+        await conn.execute(
+            update(devices).where(devices.c.id == device.id).values(screenshot_at=state.clock())
+        )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/v1/device/token/rotate", response_model=TokenRotated, responses=problem_doc(*AUTH)
+)
+async def rotate_token(device: Device, state: State) -> TokenRotated:
+    token = new_token()
+    async with state.engine.begin() as conn:
+        await conn.execute(
+            update(devices)
+            .where(devices.c.id == device.id)
+            .values(token_hash=hash_token(token), previous_token_hash=device.token_hash)
+        )
+    return TokenRotated(device_token=token)

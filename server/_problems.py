@@ -1,0 +1,170 @@
+"""RFC 9457 problem details for every error, each with a stable machine-readable ``code``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sync import FieldProblem, Problem
+
+log = logging.getLogger("signage.server")
+
+PROBLEM_JSON = "application/problem+json"
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    422: "validation_failed",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error the API answers with; ``code`` is the stable name clients switch on."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[FieldProblem] | None = None,
+    ) -> None:
+        super().__init__(detail or code)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+        self.errors = errors
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[FieldProblem] | None = None,
+) -> JSONResponse:
+    problem = Problem(
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        code=code,
+        detail=detail,
+        instance=instance,
+        errors=errors,
+    )
+    return JSONResponse(
+        problem.to_json(), status_code=status, headers=headers, media_type=PROBLEM_JSON
+    )
+
+
+def field_problems(exc: ValidationError | RequestValidationError) -> list[FieldProblem]:
+    return [
+        FieldProblem(
+            loc=[p if isinstance(p, int) else str(p) for p in error.get("loc", ())],
+            msg=str(error.get("msg", "invalid")),
+            type=error.get("type"),
+        )
+        for error in exc.errors()
+    ]
+
+
+def validation_error(exc: ValidationError, prefix: str = "body") -> ApiError:
+    problems = [
+        FieldProblem(loc=[prefix, *p.loc], msg=p.msg, type=p.type) for p in field_problems(exc)
+    ]
+    count = len(problems)
+    return ApiError(422, "validation_failed", f"{count} invalid field(s)", errors=problems)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return problem_response(
+            exc.status,
+            exc.code,
+            exc.detail,
+            instance=request.url.path,
+            headers=exc.headers,
+            errors=exc.errors,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        headers = dict(exc.headers or {})
+        return problem_response(
+            status,
+            _CODES.get(status, "error"),
+            detail,
+            instance=request.url.path,
+            headers=headers,
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = field_problems(exc)
+        return problem_response(
+            422,
+            "validation_failed",
+            f"{len(problems)} invalid field(s)",
+            instance=request.url.path,
+            errors=problems,
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal_error", instance=request.url.path)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def problem_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the problem statuses a route can answer."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {
+        status: {
+            "description": _TITLES.get(status, "Error"),
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,76 @@
+"""Running the server: a real uvicorn in a background thread (tests, simulator, benches)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+
+from core import ServerError, Settings
+from server._app import create_app
+from server._security import load_admin_token
+
+START_TIMEOUT_S = 30.0
+
+
+class RunningServer:
+    """A live server on 127.0.0.1; ``url`` and ``admin_token`` are ready once constructed."""
+
+    def __init__(self, server: uvicorn.Server, thread: threading.Thread, url: str, token: str):
+        self._server = server
+        self._thread = thread
+        self.url = url
+        self.admin_token = token
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _serve(server: uvicorn.Server) -> None:
+    # A private loop: the caller's thread may run its own.
+    asyncio.run(server.serve())
+
+
+def run_in_thread(settings: Settings, data_dir: Path, *, port: int = 0) -> RunningServer:
+    """Start the server on 127.0.0.1 (an ephemeral port by default) and wait until it listens."""
+    configured = settings.server.admin_token
+    token, _ = load_admin_token(configured.get_secret_value() if configured else None, data_dir)
+    app = create_app(settings, data_dir)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,  # access lines would carry pairing ids and paths; we log our own
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        ws="none",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=_serve, args=(server,), name="signage-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise ServerError("the server did not start (see the log above)")
+        time.sleep(0.02)
+    sockets = [s for srv in server.servers for s in srv.sockets]
+    bound_port = sockets[0].getsockname()[1]
+    return RunningServer(server, thread, f"http://127.0.0.1:{bound_port}", token)

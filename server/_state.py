@@ -1,0 +1,77 @@
+"""What one server process holds: settings, database, presence, events, limits, counters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core import ServerConfig
+from server._hub import EventHub
+from server._limits import SlidingWindow
+from server._presence import Presence
+
+
+@dataclass(frozen=True)
+class CachedManifest:
+    etag: str
+    body: bytes
+    version: int
+    assets: frozenset[str]
+
+
+@dataclass
+class Counters:
+    """Process-wide counters for /metrics; labels are aggregates, never device ids."""
+
+    values: Counter[str] = field(default_factory=Counter)
+
+    def inc(self, name: str, amount: int = 1) -> None:
+        self.values[name] += amount
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    data_dir: Path
+    engine: AsyncEngine
+    clock: Callable[[], float]
+    admin_token_hash: str
+    hub: EventHub
+    presence: Presence
+    pairing_per_ip: SlidingWindow
+    pairing_per_hardware: SlidingWindow
+    claim_failures: SlidingWindow
+    heartbeat_limit: SlidingWindow
+    counters: Counters = field(default_factory=Counters)
+    # One writer for content and assignments: publishing, conflict checks and version bumps
+    # happen inside it, so two concurrent requests cannot both pass a check.
+    content_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    manifests: dict[str, CachedManifest] = field(default_factory=dict)
+    pairing_events: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def screenshots_dir(self) -> Path:
+        return self.data_dir / "screenshots"
+
+    def heartbeat_interval(self) -> int:
+        return max(5, round(self.config.heartbeat_interval_s))
+
+
+def get_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.signage
+    return state
