@@ -1,5 +1,11 @@
-"""The device side of the wire: protocol models (shared with the server) and, later, the client."""
+"""The device side of the wire: protocol models (shared with the server) and the device client."""
 
+from sync._agent import SyncAgent
+from sync._client import DeviceClient, MalformedManifest, ManifestFetch, RequestFailed
+from sync._commands import CommandRunner, RestartRequested
+from sync._heartbeat import HeartbeatLoop, SyncReport, jittered
+from sync._host import DeviceHost, HostStatus
+from sync._impressions import ImpressionRecorder
 from sync._manifest import (
     DAYS,
     Asset,
@@ -18,7 +24,12 @@ from sync._manifest import (
     WireModel,
     Zone,
 )
+from sync._metrics import HostSampler, read_temperature
+from sync._pairing import pair
+from sync._state import Credentials, CredentialStore, ManifestStore, StoredManifest
+from sync._store import CommandLedger, ImpressionQueue, open_database
 from sync._types import MAX_DURATION_MS, minutes_of
+from sync._watcher import ManifestWatcher, WatcherTiming
 from sync._wire import (
     PROTOCOL_VERSION,
     CacheMetrics,
@@ -55,25 +66,40 @@ __all__ = [
     "ClockItem",
     "Command",
     "CommandEvent",
+    "CommandLedger",
     "CommandName",
     "CommandResult",
+    "CommandRunner",
     "ConfigEvent",
+    "CredentialStore",
+    "Credentials",
     "DAYS",
     "Day",
+    "DeviceClient",
+    "DeviceHost",
     "EventName",
     "FieldProblem",
     "Heartbeat",
+    "HeartbeatLoop",
     "HeartbeatResponse",
+    "HostSampler",
+    "HostStatus",
     "ImageItem",
     "Impression",
     "ImpressionAck",
     "ImpressionBatch",
+    "ImpressionQueue",
+    "ImpressionRecorder",
     "Item",
     "Layout",
     "MAX_DURATION_MS",
+    "MalformedManifest",
     "Manifest",
     "ManifestConfig",
     "ManifestEvent",
+    "ManifestFetch",
+    "ManifestStore",
+    "ManifestWatcher",
     "Metrics",
     "PROTOCOL_VERSION",
     "PairingCreated",
@@ -83,12 +109,22 @@ __all__ = [
     "PairingStatus",
     "Playlist",
     "Problem",
+    "RequestFailed",
+    "RestartRequested",
     "ScheduleEntry",
+    "StoredManifest",
+    "SyncAgent",
+    "SyncReport",
     "TextItem",
     "TokenRotated",
     "Transition",
     "VideoItem",
+    "WatcherTiming",
     "WireModel",
     "Zone",
+    "jittered",
     "minutes_of",
+    "open_database",
+    "pair",
+    "read_temperature",
 ]

@@ -92,6 +92,7 @@ class Metrics(WireModel):
     dropped_frames: int = Field(0, ge=0)
     impressions_dropped: int = Field(0, ge=0)
     manifest_version: int | None = Field(None, ge=0)
+    manifest_error: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
 class Heartbeat(WireModel):

@@ -1,0 +1,240 @@
+"""The sync agent: pairs the device, then runs heartbeat, manifest watcher, commands and proof
+of play until cancelled. A 401 anywhere wipes the credentials and goes back to pairing; the
+asset cache is the host's and is kept."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import socket
+import uuid
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+
+from core import DeviceRevoked, Settings, atomic_write_text
+from sync._client import DeviceClient
+from sync._commands import CommandRunner, RestartRequested
+from sync._heartbeat import HeartbeatLoop, SyncReport
+from sync._host import DeviceHost
+from sync._impressions import ImpressionRecorder
+from sync._manifest import Manifest, ManifestConfig
+from sync._metrics import HostSampler
+from sync._pairing import pair
+from sync._state import Credentials, CredentialStore, ManifestStore
+from sync._store import CommandLedger, ImpressionQueue, open_database
+from sync._watcher import ManifestWatcher, WatcherTiming
+from sync._wire import PairingCreated, PairingRequest
+
+log = logging.getLogger(__name__)
+
+HARDWARE_ID_FILE = "hardware-id"
+
+
+def player_version() -> str:
+    try:
+        return metadata.version("signage")[:32]
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _hardware_id(state_dir: Path, configured: str | None) -> str:
+    """A stable id for this box: configured, else /etc/machine-id, else one made and kept."""
+    if configured:
+        return configured
+    for source in (Path("/etc/machine-id"), state_dir / HARDWARE_ID_FILE):
+        try:
+            value = source.read_text().strip()
+        except OSError:
+            continue
+        if value:
+            return value[:128]
+    value = uuid.uuid4().hex
+    atomic_write_text(state_dir / HARDWARE_ID_FILE, value)
+    return value
+
+
+def _first_of(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception that matters in a task group's failure: revocation or restart first."""
+    for kind in (RestartRequested, DeviceRevoked):
+        match = group.subgroup(kind)
+        if match is not None:
+            leaf: BaseException = match
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            return leaf
+    return group
+
+
+class SyncAgent:
+    def __init__(
+        self,
+        settings: Settings,
+        state_dir: Path,
+        host: DeviceHost,
+        *,
+        http: httpx.AsyncClient,
+        server_url: str,
+    ) -> None:
+        self.settings = settings
+        self.state_dir = Path(state_dir)
+        self.host = host
+        self.server_url = server_url.rstrip("/")
+        self.client = DeviceClient(http, self.server_url)
+        self.credentials = CredentialStore(self.state_dir)
+        self.manifests = ManifestStore(self.state_dir)
+        self.report = SyncReport()
+        self.db = open_database(self.state_dir)
+        self.recorder = ImpressionRecorder(ImpressionQueue(self.db), self.report)
+        self.ledger = CommandLedger(self.db)
+        self.device_id: str | None = None
+        self.pairings = 0
+        self.watcher: ManifestWatcher | None = None
+        self.heartbeat: HeartbeatLoop | None = None
+        self.commands: CommandRunner | None = None
+
+    # --- offline start ----------------------------------------------------------------------
+
+    async def restore(self) -> bool:
+        """Hand the persisted manifest to the host: the device plays before any network call."""
+        stored = await asyncio.to_thread(self.manifests.load)
+        if stored is None or await asyncio.to_thread(self.credentials.load) is None:
+            return False
+        self.report.manifest_etag = stored.etag
+        self.report.manifest_version = stored.manifest.version
+        log.info(
+            "playing the stored manifest",
+            extra={"fields": {"version": stored.manifest.version, "etag": stored.etag}},
+        )
+        await self.host.apply_manifest(stored.manifest)
+        return True
+
+    async def _apply(self, manifest: Manifest, etag: str | None) -> None:
+        await asyncio.to_thread(self.manifests.save, manifest, etag)
+        try:
+            await self.host.apply_manifest(manifest)
+        except (DeviceRevoked, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.exception("could not apply the manifest", extra={"fields": {"etag": etag}})
+            self.report.manifest_error = f"apply failed: {type(exc).__name__}: {exc}"[:500]
+
+    # --- pairing ----------------------------------------------------------------------------
+
+    def _show_code(self, created: PairingCreated) -> None:
+        self.pairings += 1
+        self.host.show_pairing(created.code, self.server_url, self._name(), created.expires_at)
+
+    def _name(self) -> str:
+        return self.settings.sync.device_name or socket.gethostname()[:64] or "signage"
+
+    async def _pair(self) -> Credentials:
+        display = self.settings.display
+        resolution = (
+            f"{display.width}x{display.height}" if display.width and display.height else None
+        )
+        request = PairingRequest(
+            hardware_id=_hardware_id(self.state_dir, self.settings.sync.hardware_id),
+            name=self._name(),
+            model=platform.machine()[:128] or None,
+            resolution=resolution,
+            player_version=player_version(),
+        )
+        credentials = await pair(self.client, request, self._show_code)
+        await asyncio.to_thread(self.credentials.save, credentials)
+        return credentials
+
+    async def _credentials(self) -> Credentials:
+        stored = await asyncio.to_thread(self.credentials.load)
+        if stored is not None and stored.server_url.rstrip("/") == self.server_url:
+            return stored
+        if stored is not None:
+            log.warning(
+                "credentials belong to another server; pairing again",
+                extra={"fields": {"stored": stored.server_url, "server": self.server_url}},
+            )
+        return await self._pair()
+
+    # --- paired session ---------------------------------------------------------------------
+
+    def _on_config(self, config: ManifestConfig) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.set_interval(float(config.heartbeat_interval_s))
+
+    def _build(self) -> tuple[HeartbeatLoop, ManifestWatcher, CommandRunner]:
+        sync = self.settings.sync
+        commands = CommandRunner(
+            self.client,
+            self.ledger,
+            self.host,
+            self.settings.player,
+            identity=lambda: f"{self._name()}\n{self.device_id}",
+        )
+        watcher = ManifestWatcher(
+            self.client,
+            self.report,
+            self._apply,
+            on_command=commands.submit,
+            on_config=self._on_config,
+            timing=WatcherTiming(
+                ping_s=self.settings.server.sse_ping_s,
+                poll_interval_s=sync.poll_interval_s,
+                failures_before_poll=sync.sse_failures_before_poll,
+                backoff_initial_s=min(1.0, sync.backoff_max_s),
+                backoff_max_s=sync.backoff_max_s,
+            ),
+            local_poll_interval_s=sync.poll_interval_s,
+        )
+        heartbeat = HeartbeatLoop(
+            self.client,
+            self.host,
+            HostSampler(self.state_dir),
+            self.report,
+            interval_s=sync.heartbeat_interval_s,
+            player_version=player_version(),
+            on_commands=commands.submit_all,
+            on_manifest_etag=watcher.hint,
+        )
+        return heartbeat, watcher, commands
+
+    async def _session(self, credentials: Credentials) -> None:
+        self.client.token = credentials.device_token
+        self.device_id = credentials.device_id
+        self.heartbeat, self.watcher, self.commands = self._build()
+        log.info("sync started", extra={"fields": {"device_id": credentials.device_id}})
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.commands.run(), name="commands")
+                group.create_task(self.watcher.run(), name="watcher")
+                group.create_task(self.heartbeat.run(), name="heartbeat")
+                group.create_task(
+                    self.recorder.run_uploads(
+                        self.client, interval_s=min(30.0, self.settings.sync.heartbeat_interval_s)
+                    ),
+                    name="impressions",
+                )
+        except BaseExceptionGroup as group_error:
+            raise _first_of(group_error) from None
+
+    async def _forget(self) -> None:
+        log.error("the server revoked this device; back to pairing (the cache is kept)")
+        await asyncio.to_thread(self.credentials.wipe)
+        await asyncio.to_thread(self.manifests.wipe)
+        self.client.token = None
+        self.device_id = None
+        self.report.manifest_etag = None
+        self.report.manifest_version = None
+
+    async def run(self) -> None:
+        """Run until cancelled. ``RestartRequested`` propagates to the daemon."""
+        while True:
+            credentials = await self._credentials()
+            try:
+                await self._session(credentials)
+            except DeviceRevoked:
+                await self._forget()
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,128 @@
+"""The heartbeat: metrics up, server time, interval, manifest ETag and pending commands down."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sync._client import DeviceClient, RequestFailed
+from sync._host import DeviceHost
+from sync._metrics import HostSampler
+from sync._wire import Command, HeartbeatResponse, Metrics
+
+log = logging.getLogger(__name__)
+
+JITTER = 0.2
+
+
+@dataclass
+class SyncReport:
+    """Sync-side facts the heartbeat carries; updated by the watcher and the impression queue."""
+
+    manifest_version: int | None = None
+    manifest_etag: str | None = None
+    manifest_error: str | None = None
+    impressions_dropped: int = 0
+
+
+def jittered(interval_s: float, rng: Callable[[], float] = random.random) -> float:
+    """``interval_s`` ±20 %, so a fleet rebooted together does not beat in lockstep."""
+    return interval_s * (1.0 - JITTER + 2 * JITTER * rng())
+
+
+class HeartbeatLoop:
+    def __init__(
+        self,
+        client: DeviceClient,
+        host: DeviceHost,
+        sampler: HostSampler,
+        report: SyncReport,
+        *,
+        interval_s: float,
+        player_version: str,
+        on_commands: Callable[[list[Command]], Awaitable[None]],
+        on_manifest_etag: Callable[[str], None],
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.client = client
+        self.host = host
+        self.sampler = sampler
+        self.report = report
+        self.interval_s = interval_s
+        self.player_version = player_version
+        self.on_commands = on_commands
+        self.on_manifest_etag = on_manifest_etag
+        self.rng = rng
+        self.beats = 0
+        self.failures = 0
+        self._wake = asyncio.Event()
+
+    def set_interval(self, interval_s: float) -> None:
+        if interval_s != self.interval_s:
+            log.info("heartbeat interval changed", extra={"fields": {"interval_s": interval_s}})
+            self.interval_s = interval_s
+            self._wake.set()
+
+    def metrics(self) -> Metrics:
+        host = self.sampler.sample()
+        status = self.host.status()
+        return Metrics(
+            cpu_percent=host.cpu_percent,
+            memory_percent=host.memory_percent,
+            memory_used_bytes=host.memory_used_bytes,
+            disk_free_bytes=host.disk_free_bytes,
+            disk_total_bytes=host.disk_total_bytes,
+            temperature_c=host.temperature_c,
+            uptime_s=host.uptime_s,
+            player_version=self.player_version,
+            python_version=host.python_version,
+            state=status.state,
+            layout=status.layout,
+            items=dict(list(status.items.items())[:64]),
+            cache=status.cache,
+            dropped_frames=status.dropped_frames,
+            impressions_dropped=self.report.impressions_dropped,
+            manifest_version=self.report.manifest_version,
+            manifest_error=self.report.manifest_error,
+        )
+
+    async def beat(self) -> HeartbeatResponse:
+        response, _headers = await self.client.heartbeat(self.metrics())
+        self.beats += 1
+        self.host.feed_server_time(response.server_time.astimezone(dt.UTC))
+        self.set_interval(float(response.heartbeat_interval_s))
+        if response.manifest_etag and response.manifest_etag != self.report.manifest_etag:
+            self.on_manifest_etag(response.manifest_etag)
+        if response.commands:
+            await self.on_commands(response.commands)
+        return response
+
+    async def run(self) -> None:
+        """Beat forever; ``DeviceRevoked`` propagates, anything transient is retried."""
+        while True:
+            retry_after = 0.0
+            try:
+                await self.beat()
+                self.failures = 0
+            except RequestFailed as exc:
+                self.failures += 1
+                retry_after = exc.retry_after or 0.0
+                log.warning(
+                    "heartbeat failed",
+                    extra={"fields": {"error": str(exc), "retry_after_s": exc.retry_after}},
+                )
+            # A failed beat waits a full interval too: a fleet must not hammer a sick server.
+            await self._sleep(max(jittered(self.interval_s, self.rng), retry_after))
+
+    async def _sleep(self, delay: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        except TimeoutError:
+            return
+        # The server changed the interval mid-sleep: the new one counts from now.
+        await asyncio.sleep(jittered(self.interval_s, self.rng))

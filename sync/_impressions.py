@@ -1,0 +1,102 @@
+"""Proof of play: every item start and end goes to the sqlite queue first, then up in batches.
+
+Each impression carries a random UUID the server deduplicates on, so a batch re-sent after a
+lost acknowledgement is counted once. Rows leave the queue only once acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from typing import Literal
+
+from sync._client import DeviceClient, RequestFailed
+from sync._heartbeat import SyncReport
+from sync._store import ImpressionQueue
+from sync._wire import Impression, ImpressionBatch
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+class ImpressionRecorder:
+    """Takes playback events on the event loop; writes them to disk in a worker thread."""
+
+    def __init__(self, queue: ImpressionQueue, report: SyncReport) -> None:
+        self.queue = queue
+        self.report = report
+        self._pending: list[Impression] = []
+        self._written = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self.report.impressions_dropped = queue.dropped
+
+    def record(
+        self,
+        *,
+        layout: str,
+        zone: str,
+        item: str,
+        event: Literal["start", "end"],
+        at: dt.datetime,
+        duration_ms: int | None = None,
+    ) -> None:
+        """Fire-and-forget from a playback listener: never blocks the frame loop."""
+        self._pending.append(
+            Impression(
+                id=str(uuid.uuid4()),
+                layout=layout,
+                zone=zone,
+                item=item,
+                event=event,
+                at=at,
+                duration_ms=duration_ms,
+            )
+        )
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self.flush())
+
+    async def flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            dropped = await asyncio.to_thread(self.queue.add, batch)
+            if dropped:
+                self.report.impressions_dropped += dropped
+                log.warning(
+                    "impression queue full; dropped the oldest",
+                    extra={"fields": {"dropped": dropped}},
+                )
+        self._written.set()
+
+    async def upload_once(self, client: DeviceClient) -> int:
+        """Send queued impressions in batches until the queue is empty; returns how many."""
+        sent = 0
+        while batch := await asyncio.to_thread(self.queue.peek, BATCH):
+            ack = await client.impressions(ImpressionBatch(impressions=batch))
+            await asyncio.to_thread(self.queue.remove, [i.id for i in batch])
+            sent += len(batch)
+            log.debug(
+                "impressions delivered",
+                extra={"fields": {"accepted": ack.accepted, "duplicates": ack.duplicates}},
+            )
+        return sent
+
+    async def run_uploads(self, client: DeviceClient, *, interval_s: float) -> None:
+        """Upload whenever something was written, at most once per ``interval_s``."""
+        delay = interval_s
+        while True:
+            try:
+                await self.upload_once(client)
+                delay = interval_s
+            except RequestFailed as exc:
+                delay = max(exc.retry_after or 0.0, min(delay * 2, 10 * interval_s))
+                log.warning(
+                    "impression upload failed; kept on disk",
+                    extra={"fields": {"error": str(exc), "retry_in_s": delay}},
+                )
+            self._written.clear()
+            await asyncio.sleep(delay)
+            if not len(self._pending) and not await asyncio.to_thread(len, self.queue):
+                await self._written.wait()
