@@ -1,3 +1,15 @@
 """The content-addressed, hash-verified asset store."""
 
-__all__: list[str] = []
+from cache._cache import AssetCache
+from cache._lifecycle import CacheBusy
+from cache._readiness import Readiness
+from cache._types import CacheStats, Limits, ObjectState
+
+__all__ = [
+    "AssetCache",
+    "CacheBusy",
+    "CacheStats",
+    "Limits",
+    "ObjectState",
+    "Readiness",
+]
