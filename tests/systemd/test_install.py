@@ -1,0 +1,276 @@
+"""install.sh in a staging root, checked file by file, and its refusals."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+import tomllib
+from pathlib import Path
+
+from core import PlayerConfig, load_settings
+from tests.systemd.conftest import INSTALL_SH, REPO, SYSTEMD_DIR, Installer
+
+SERVER = "http://10.0.0.5:8080"
+PI_CMDLINE = (
+    "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 "
+    "fsck.repair=yes rootwait consoleblank=600\n"
+)
+EXPECTED_FILES = {
+    "etc/signage/player.toml": 0o644,
+    "etc/systemd/system/signage-player.service": 0o644,
+    "etc/systemd/system/signage-server.service": 0o644,
+    "etc/sysusers.d/signage.conf": 0o644,
+    "etc/systemd/journald.conf.d/signage.conf": 0o644,
+    "etc/polkit-1/rules.d/50-signage-reboot.rules": 0o644,
+    "opt/signage/docs/install.md": 0o644,
+}
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_shellcheck_is_clean() -> None:
+    assert shutil.which("shellcheck"), "shellcheck is missing: ./dev installs it with apt"
+    done = subprocess.run(
+        ["shellcheck", "--shell=bash", str(INSTALL_SH)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_staged_install_writes_each_file_with_its_mode(install: Installer, stage: Path) -> None:
+    done = install("--server", SERVER, "--name", "lobby 1")
+    assert done.returncode == 0, done.stderr
+    assert files_under(stage).keys() == EXPECTED_FILES.keys()
+    for name, mode in EXPECTED_FILES.items():
+        assert stat.S_IMODE((stage / name).stat().st_mode) == mode, name
+    for unit in ("signage-player.service", "signage-server.service"):
+        installed = (stage / "etc/systemd/system" / unit).read_bytes()
+        assert installed == (SYSTEMD_DIR / unit).read_bytes()
+    assert (stage / "etc/sysusers.d/signage.conf").read_bytes() == (
+        SYSTEMD_DIR / "signage.sysusers"
+    ).read_bytes()
+    assert (stage / "opt/signage/docs/install.md").read_bytes() == (
+        REPO / "docs/install.md"
+    ).read_bytes()
+    rule = (stage / "etc/polkit-1/rules.d/50-signage-reboot.rules").read_text()
+    assert 'subject.user === "signage"' in rule
+    assert '"org.freedesktop.login1.reboot"' in rule
+
+
+def test_player_toml_is_valid_and_names_the_server(install: Installer, stage: Path) -> None:
+    assert install("--server", SERVER, "--name", "lobby 1").returncode == 0
+    path = stage / "etc/signage/player.toml"
+    settings = load_settings(path, env={})
+    assert settings.sync.server_url == SERVER
+    assert settings.sync.device_name == "lobby 1"
+    # systemctl reboot through polkit: sudo cannot work under NoNewPrivileges=yes.
+    assert settings.player.reboot_command == ["systemctl", "reboot"]
+    assert settings.display.hide_cursor
+
+
+def test_journal_is_capped(install: Installer, stage: Path) -> None:
+    assert install("--server", SERVER).returncode == 0
+    dropin = (stage / "etc/systemd/journald.conf.d/signage.conf").read_text()
+    assert "[Journal]" in dropin
+    assert "SystemMaxUse=64M" in dropin
+    assert "@" not in dropin
+    assert install("--server", SERVER, "--journal-max", "32M").returncode == 0
+    assert "SystemMaxUse=32M" in (stage / "etc/systemd/journald.conf.d/signage.conf").read_text()
+
+
+def test_sysusers_file_creates_the_user_in_its_groups(install: Installer, stage: Path) -> None:
+    assert install("--server", SERVER).returncode == 0
+    target = stage.parent / "sysusers-root"
+    (target / "etc").mkdir(parents=True)
+    done = subprocess.run(
+        ["systemd-sysusers", f"--root={target}", str(stage / "etc/sysusers.d/signage.conf")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    passwd = {
+        line.split(":")[0]: line.split(":")
+        for line in (target / "etc/passwd").read_text().splitlines()
+    }
+    assert passwd["signage"][5:] == ["/var/lib/signage", "/usr/sbin/nologin"]
+    groups = {
+        line.split(":")[0]: line.split(":")[3].split(",")
+        for line in (target / "etc/group").read_text().splitlines()
+    }
+    for group in ("video", "render", "input", "audio"):
+        assert "signage" in groups[group], group
+
+
+def test_commands_are_printed_not_run(install: Installer) -> None:
+    done = install("--server", SERVER)
+    assert done.returncode == 0, done.stderr
+    commands = done.commands
+    apt_install = next(c for c in commands if "apt-get install" in c)
+    for package in ("libmpv2", "fonts-dejavu-core", "python3-venv", "polkitd"):
+        assert package in apt_install.split()
+    assert "systemd-sysusers /etc/sysusers.d/signage.conf" in commands
+    assert "python3 -m venv /opt/signage/venv" in commands
+    pip = next(c for c in commands if " pip install " in c)
+    assert pip.startswith("/opt/signage/venv/bin/python -m pip install")
+    assert f"-c {REPO}/constraints.txt {REPO}" in pip
+    assert "/opt/signage/venv/bin/signage config check /etc/signage/player.toml" in commands
+    assert "systemctl disable getty@tty1.service" in commands
+    assert "systemctl enable signage-player.service" in commands
+    assert "systemctl restart signage-player.service" in commands
+    assert not any("signage-server" in c for c in commands)
+    assert commands.index("systemctl daemon-reload") < commands.index(
+        "systemctl enable signage-player.service"
+    )
+    no_apt = install("--server", SERVER, "--no-apt", "--no-start")
+    assert not any("apt-get" in c for c in no_apt.commands)
+    assert not any("restart signage-player" in c for c in no_apt.commands)
+
+
+def test_rerun_is_idempotent(install: Installer, stage: Path) -> None:
+    (stage / "boot/firmware").mkdir(parents=True)
+    (stage / "boot/firmware/cmdline.txt").write_text(PI_CMDLINE)
+    assert install("--server", SERVER).returncode == 0
+    first = files_under(stage)
+    again = install("--server", SERVER)
+    assert again.returncode == 0
+    assert again.written == []
+    assert files_under(stage) == first
+
+
+def test_cmdline_blanking_and_cursor_off_then_restored(install: Installer, stage: Path) -> None:
+    cmdline = stage / "boot/firmware/cmdline.txt"
+    cmdline.parent.mkdir(parents=True)
+    cmdline.write_text(PI_CMDLINE)
+    assert install("--server", SERVER).returncode == 0
+    tokens = cmdline.read_text().split()
+    assert cmdline.read_text().count("\n") == 1  # still one line, as the firmware wants
+    assert "consoleblank=0" in tokens
+    assert "consoleblank=600" not in tokens
+    assert tokens.count("vt.global_cursor_default=0") == 1
+    assert tokens[:6] == PI_CMDLINE.split()[:6]
+    assert install("--server", SERVER).returncode == 0
+    assert cmdline.read_text().split() == tokens
+    done = install("--uninstall")
+    assert done.returncode == 0, done.stderr
+    assert cmdline.read_text() == PI_CMDLINE
+
+
+def test_legacy_boot_cmdline_location(install: Installer, stage: Path) -> None:
+    (stage / "boot").mkdir()
+    (stage / "boot/cmdline.txt").write_text("console=tty1 root=/dev/mmcblk0p2 rootwait\n")
+    assert install("--server", SERVER).returncode == 0
+    assert (stage / "boot/cmdline.txt").read_text() == (
+        "console=tty1 root=/dev/mmcblk0p2 rootwait consoleblank=0 vt.global_cursor_default=0\n"
+    )
+    assert not (stage / "boot/firmware").exists()
+
+
+def test_existing_config_keeps_edits_and_takes_a_new_server(
+    install: Installer, stage: Path
+) -> None:
+    assert install("--server", SERVER).returncode == 0
+    path = stage / "etc/signage/player.toml"
+    path.write_text(path.read_text() + "\n[cache]\nmax_bytes = 2147483648\n")
+    assert install().returncode == 0  # no --server: the file is kept as it is
+    assert "max_bytes = 2147483648" in path.read_text()
+    assert install("--server", "https://signage.example.org", "--name", "hall").returncode == 0
+    data = tomllib.loads(path.read_text())
+    assert data["sync"] == {"server_url": "https://signage.example.org", "device_name": "hall"}
+    assert data["cache"]["max_bytes"] == 2147483648
+
+
+def test_with_server_installs_and_enables_the_reference_server(
+    install: Installer, stage: Path
+) -> None:
+    done = install("--with-server")
+    assert done.returncode == 0, done.stderr
+    assert load_settings(stage / "etc/signage/player.toml", env={}).sync.server_url == (
+        "http://127.0.0.1:8080"
+    )
+    server = load_settings(stage / "etc/signage/server.toml", env={}).server
+    assert (server.host, server.port) == ("0.0.0.0", 8080)
+    assert "systemctl enable signage-server.service" in done.commands
+    assert "systemctl restart signage-server.service" in done.commands
+
+
+def test_no_reboot_command_leaves_out_the_permission(install: Installer, stage: Path) -> None:
+    assert install("--server", SERVER, "--no-reboot-command").returncode == 0
+    assert not (stage / "etc/polkit-1/rules.d/50-signage-reboot.rules").exists()
+    settings = load_settings(stage / "etc/signage/player.toml", env={})
+    assert settings.player.reboot_command is None
+
+
+def test_dry_run_writes_nothing(install: Installer, stage: Path) -> None:
+    done = install("--server", SERVER, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert files_under(stage) == {}
+    assert "would write: /etc/signage/player.toml (mode 0644)" in done.stdout
+    assert "systemctl enable signage-player.service" in done.commands
+
+
+def test_uninstall_keeps_configuration_and_state_unless_purged(
+    install: Installer, stage: Path
+) -> None:
+    assert install("--server", SERVER).returncode == 0
+    state = stage / "var/lib/signage"
+    state.mkdir(parents=True)
+    (state / "credentials.json").write_text("{}")
+    done = install("--uninstall")
+    assert done.returncode == 0, done.stderr
+    assert "systemctl disable --now signage-player.service signage-server.service" in done.commands
+    assert "systemctl enable --now getty@tty1.service" in done.commands
+    assert set(files_under(stage)) == {
+        "etc/signage/player.toml",
+        "etc/sysusers.d/signage.conf",
+        "var/lib/signage/credentials.json",
+    }
+    assert not (stage / "opt/signage").exists()
+    purged = install("--uninstall", "--purge")
+    assert purged.returncode == 0, purged.stderr
+    assert files_under(stage) == {}
+    assert "userdel signage" in purged.commands
+
+
+def test_bad_input_is_refused_with_a_clear_error(install: Installer, stage: Path) -> None:
+    cases = {
+        (): "--server URL is required",
+        ("--server", "ftp://x"): "expected http://",
+        ("--server", 'http://x/"injected'): "expected http://",
+        ("--server", SERVER, "--name", 'a"b'): "--name",
+        ("--server", SERVER, "--journal-max", "lots"): "--journal-max",
+        ("--frobnicate",): "unknown option: --frobnicate",
+        ("--purge",): "--purge goes with --uninstall",
+        ("--server", SERVER, "--source", str(stage)): "not a signage checkout",
+    }
+    for args, message in cases.items():
+        done = install(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr, (args, done.stderr)
+    assert files_under(stage) == {}
+    missing = install("--server", SERVER, root=stage / "absent")
+    assert missing.returncode == 2
+    assert "no such directory" in missing.stderr
+
+
+def test_a_real_install_needs_root(install: Installer, tmp_path: Path) -> None:
+    fake = tmp_path / "not-root"
+    fake.mkdir()
+    (fake / "id").write_text("#!/bin/sh\necho 1000\n")
+    (fake / "id").chmod(0o755)
+    done = install("--server", SERVER, root=None, extra_path=fake)
+    assert done.returncode == 1
+    assert "run as root" in done.stderr
+
+
+def test_restart_exit_code_default_matches_the_unit() -> None:
+    unit = (SYSTEMD_DIR / "signage-player.service").read_text()
+    code = str(PlayerConfig().restart_exit_code)
+    assert f"SuccessExitStatus={code}\n" in unit
+    assert f"RestartForceExitStatus={code}\n" in unit
