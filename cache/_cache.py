@@ -201,6 +201,11 @@ class AssetCache:
         finally:
             self._imports -= 1
 
+    async def wait_idle(self) -> None:
+        """Return once no fetch is in flight: each one made its asset ready or gave up."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks.values()))
+
     def stats(self) -> CacheStats:
         pending = self._wanted - self._ready.keys()
         return CacheStats(

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from cache import AssetCache, Limits
 from sync import Asset
-
 from tests.cache.assetserver import AssetServer
 
 FAST = Limits(
