@@ -1,6 +1,14 @@
 """The bundled reference server: FastAPI on uvicorn, SQLAlchemy Core (async) storage."""
 
 from server._app import create_app, sweep_once
+from server._client import AdminApiError, AdminClient
 from server._run import RunningServer, run_in_thread
 
-__all__ = ["RunningServer", "create_app", "run_in_thread", "sweep_once"]
+__all__ = [
+    "AdminApiError",
+    "AdminClient",
+    "RunningServer",
+    "create_app",
+    "run_in_thread",
+    "sweep_once",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -258,7 +259,7 @@ async def post_screenshot(request: Request, device: Device, state: State) -> Res
         raise ApiError(415, "not_png", "a screenshot must be a PNG image")
     path = state.screenshots_dir / f"{device.id}.png"
     # Only the latest is kept: each upload replaces the previous one atomically.
-    atomic_write(path, data, mode=0o600)
+    await asyncio.to_thread(atomic_write, path, data, mode=0o600)
     async with state.engine.begin() as conn:
         await conn.execute(
             update(devices).where(devices.c.id == device.id).values(screenshot_at=state.clock())

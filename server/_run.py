@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 
 import uvicorn
+from fastapi import FastAPI
 
 from core import ServerError, Settings
 from server._app import create_app
@@ -20,7 +21,10 @@ START_TIMEOUT_S = 30.0
 class RunningServer:
     """A live server on 127.0.0.1; ``url`` and ``admin_token`` are ready once constructed."""
 
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread, url: str, token: str):
+    def __init__(
+        self, app: FastAPI, server: uvicorn.Server, thread: threading.Thread, url: str, token: str
+    ) -> None:
+        self.app = app
         self._server = server
         self._thread = thread
         self.url = url
@@ -73,4 +77,4 @@ def run_in_thread(settings: Settings, data_dir: Path, *, port: int = 0) -> Runni
         time.sleep(0.02)
     sockets = [s for srv in server.servers for s in srv.sockets]
     bound_port = sockets[0].getsockname()[1]
-    return RunningServer(server, thread, f"http://127.0.0.1:{bound_port}", token)
+    return RunningServer(app, server, thread, f"http://127.0.0.1:{bound_port}", token)

@@ -1,0 +1,236 @@
+"""SSE against a real uvicorn on 127.0.0.1: pings, ids, replay, replacement, presence races."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server import RunningServer, run_in_thread
+from server._state import ServerState
+from tests.server.conftest import make_settings
+
+TIMEOUT = httpx.Timeout(10.0)
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[RunningServer]:
+    settings = make_settings(sse_ping_s=1.0, event_replay_size=4)
+    with run_in_thread(settings, tmp_path / "srv") as running:
+        yield running
+
+
+class Stream:
+    def __init__(self, lines: AsyncIterator[str]) -> None:
+        self._lines = lines
+
+    async def next(self, *, comments: bool = False) -> dict[str, Any]:
+        """The next event (or comment block when ``comments``), as a dict of its fields."""
+        fields: dict[str, Any] = {}
+        async for line in self._lines:
+            if line == "":
+                if fields and (comments or set(fields) != {"comment"}):
+                    return fields
+                fields = {}
+                continue
+            name, _, value = line.partition(":")
+            key = name or "comment"
+            fields[key] = value[1:] if value.startswith(" ") else value
+        raise EOFError("stream ended")
+
+
+@asynccontextmanager
+async def open_stream(
+    client: httpx.AsyncClient, token: str, last_event_id: str | None = None
+) -> AsyncIterator[Stream]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    async with client.stream("GET", "/api/v1/device/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield Stream(response.aiter_lines())
+
+
+async def pair(
+    client: httpx.AsyncClient, admin: dict[str, str], hw: str = "hw-1"
+) -> tuple[str, str]:
+    created = (await client.post("/api/v1/pairings", json={"hardware_id": hw})).json()
+    claim = await client.post(
+        "/api/v1/admin/pairings/claim", json={"code": created["code"], "name": hw}, headers=admin
+    )
+    paired = await client.get(
+        f"/api/v1/pairings/{created['pairing_id']}",
+        headers={"Authorization": f"Bearer {created['poll_token']}"},
+    )
+    return claim.json()["device_id"], paired.json()["device_token"]
+
+
+async def command(
+    client: httpx.AsyncClient, admin: dict[str, str], device_id: str, name: str = "identify"
+) -> str:
+    r = await client.post(
+        f"/api/v1/admin/devices/{device_id}/commands", json={"name": name}, headers=admin
+    )
+    assert r.status_code == 201
+    command_id: str = r.json()["id"]
+    return command_id
+
+
+@asynccontextmanager
+async def session(live: RunningServer) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    async with httpx.AsyncClient(base_url=live.url, timeout=TIMEOUT) as client:
+        yield client, {"Authorization": f"Bearer {live.admin_token}"}
+
+
+async def test_stream_starts_with_manifest_hint_retry_and_pings(live: RunningServer) -> None:
+    async with session(live) as (client, admin):
+        _, token = await pair(client, admin)
+        async with open_stream(client, token) as stream:
+            first = await stream.next()
+            assert first["event"] == "manifest" and first["retry"] == "3000"
+            manifest = await client.get(
+                "/api/v1/device/manifest", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert json.loads(first["data"]) == {"etag": manifest.headers["etag"]}
+            config = await stream.next()
+            assert config["event"] == "config" and json.loads(config["data"])["sse_ping_s"] == 1
+            ping = await asyncio.wait_for(stream.next(comments=True), timeout=5)
+            assert "comment" in ping
+
+
+async def test_commands_arrive_with_increasing_ids(live: RunningServer) -> None:
+    async with session(live) as (client, admin):
+        device_id, token = await pair(client, admin)
+        async with open_stream(client, token) as stream:
+            await stream.next()
+            await stream.next()
+            sent = [await command(client, admin, device_id) for _ in range(3)]
+            events = [await asyncio.wait_for(stream.next(), timeout=5) for _ in range(3)]
+        assert [e["event"] for e in events] == ["command"] * 3
+        assert [json.loads(e["data"])["id"] for e in events] == sent
+        ids = [int(e["id"]) for e in events]
+        assert ids == sorted(ids) and len(set(ids)) == 3
+
+
+async def test_replay_from_last_event_id(live: RunningServer) -> None:
+    async with session(live) as (client, admin):
+        device_id, token = await pair(client, admin)
+        async with open_stream(client, token) as stream:
+            hint = await stream.next()
+        missed = [await command(client, admin, device_id) for _ in range(2)]
+        async with open_stream(client, token, last_event_id=hint["id"]) as stream:
+            replayed = [await asyncio.wait_for(stream.next(), timeout=5) for _ in range(2)]
+        assert [json.loads(e["data"])["id"] for e in replayed] == missed
+        assert replayed[0]["retry"] == "3000"
+
+
+async def test_replay_too_old_sends_a_manifest_hint(live: RunningServer) -> None:
+    async with session(live) as (client, admin):
+        device_id, token = await pair(client, admin)
+        async with open_stream(client, token) as stream:
+            hint = await stream.next()
+        for _ in range(6):  # more than the replay buffer (4) holds
+            await command(client, admin, device_id)
+        async with open_stream(client, token, last_event_id=hint["id"]) as stream:
+            first = await asyncio.wait_for(stream.next(), timeout=5)
+        assert first["event"] == "manifest"
+        async with open_stream(client, token, last_event_id="not-a-number") as stream:
+            assert (await asyncio.wait_for(stream.next(), timeout=5))["event"] == "manifest"
+
+
+async def test_second_stream_replaces_the_first(live: RunningServer) -> None:
+    async with session(live) as (client, admin):
+        device_id, token = await pair(client, admin)
+        async with open_stream(client, token) as first:
+            await first.next()
+            await first.next()
+            async with open_stream(client, token) as second:
+                await second.next()
+                await second.next()
+                with pytest.raises(EOFError):
+                    await asyncio.wait_for(first.next(), timeout=5)
+                sent = await command(client, admin, device_id)
+                event = await asyncio.wait_for(second.next(), timeout=5)
+                assert json.loads(event["data"])["id"] == sent
+
+
+async def test_disconnect_reconnect_race_never_flaps_offline(live: RunningServer) -> None:
+    state: ServerState = live.app.state.signage
+    seen: list[dict[str, Any]] = []
+    async with session(live) as (client, admin):
+        device_id, token = await pair(client, admin)
+        async with client.stream("GET", "/api/v1/admin/events", headers=admin) as dashboard:
+
+            async def read() -> None:
+                async for line in dashboard.aiter_lines():
+                    if line.startswith("data:"):
+                        seen.append(json.loads(line[5:]))
+
+            reader = asyncio.create_task(read())
+            async with AsyncExitStack() as old_stack, AsyncExitStack() as stack:
+                old = await old_stack.enter_async_context(open_stream(client, token))
+                await old.next()
+                # The device reconnects before its old connection has gone...
+                new = await stack.enter_async_context(open_stream(client, token))
+                await new.next()
+                await new.next()
+                # ...and the old connection closes late, after the new one is live.
+                await old_stack.aclose()
+                await asyncio.sleep(0.3)
+                assert state.presence.online_count() == 1
+                listed = (
+                    await client.get(f"/api/v1/admin/devices/{device_id}", headers=admin)
+                ).json()
+                assert listed["status"] == "online"
+                sent = await command(client, admin, device_id)
+                assert (
+                    json.loads((await asyncio.wait_for(new.next(), timeout=5))["data"])["id"]
+                    == sent
+                )
+            await asyncio.sleep(0.2)
+            reader.cancel()
+            with suppress(asyncio.CancelledError):
+                await reader
+    assert state.counters.values["transitions_offline"] == 0
+    assert [e["status"] for e in seen if e.get("device_id") == device_id] == ["online"]
+
+
+async def test_manifest_change_is_announced(live: RunningServer) -> None:
+    from tests.server.conftest import PNG
+
+    async with session(live) as (client, admin):
+        device_id, token = await pair(client, admin)
+        async with open_stream(client, token) as stream:
+            await stream.next()
+            await stream.next()
+            sha = (await client.post("/api/v1/admin/media", content=PNG, headers=admin)).json()[
+                "sha256"
+            ]
+            await client.put(
+                "/api/v1/admin/playlists/p",
+                json={"id": "p", "items": [{"id": "a", "type": "image", "asset": sha}]},
+                headers=admin,
+            )
+            await client.put(
+                "/api/v1/admin/layouts/l",
+                json={"id": "l", "zones": [{"id": "z", "w": 100, "h": 100, "playlist": "p"}]},
+                headers=admin,
+            )
+            await client.put(
+                f"/api/v1/admin/devices/{device_id}/content",
+                json={"default_layout": "l"},
+                headers=admin,
+            )
+            event = await asyncio.wait_for(stream.next(), timeout=5)
+            manifest = await client.get(
+                "/api/v1/device/manifest", headers={"Authorization": f"Bearer {token}"}
+            )
+        assert event["event"] == "manifest"
+        assert json.loads(event["data"])["etag"] == manifest.headers["etag"]
