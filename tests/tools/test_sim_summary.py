@@ -1,0 +1,140 @@
+"""Summary statistics from a timeline, the stdout table, and scenario expectations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tools._sim_scenario import Expect
+from tools._sim_summary import (
+    Publication,
+    check_expectations,
+    format_table,
+    percentile,
+    summarize,
+    update_latencies,
+)
+
+
+def rec(t: float, event: str, item: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "t": t,
+        "wall": "2026-11-23T08:00:00+00:00",
+        "device": extra.pop("device", "sim-1"),
+        "layout": extra.pop("layout", "day"),
+        "zone": "main",
+        "item": item,
+        "event": event,
+        "due": t,
+        "late_ms": extra.pop("late_ms", None),
+        **extra,
+    }
+
+
+TIMELINE = [
+    rec(0.0, "state", state="LOADING"),
+    rec(0.1, "state", state="PLAYING"),
+    rec(0.1, "start", "a", late_ms=1.0),
+    rec(8.1, "end", "a"),
+    rec(8.1, "start", "b", late_ms=3.0),
+    rec(9.0, "error", "b", error="decoder crashed"),
+    rec(16.1, "start", "a", late_ms=2.0),
+    rec(20.0, "state", state="LOADING"),
+    rec(20.2, "state", state="PLAYING"),
+    rec(20.25, "start", "new", late_ms=0.5, layout="evening"),
+    rec(0.2, "start", "a", late_ms=4.0, device="sim-2"),
+    rec(20.5, "start", "new", late_ms=5.0, device="sim-2"),
+]
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    assert percentile([], 50) is None
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile(list(map(float, range(101))), 99) == 99.0
+
+
+def test_update_latency_per_device_from_named_items_or_reload() -> None:
+    named = update_latencies(TIMELINE, [Publication(20.0, frozenset({"new"}))])
+    assert named == pytest.approx([0.25, 0.5])
+    # without named items: the first start after a state change that follows the publication
+    by_reload = update_latencies(TIMELINE, [Publication(19.0)])
+    assert by_reload == pytest.approx([1.25])
+    assert update_latencies(TIMELINE, [Publication(30.0, frozenset({"new"}))]) == []
+
+
+def test_summary_counts_switches_lateness_errors_and_states() -> None:
+    summary = summarize(
+        TIMELINE,
+        duration_s=30,
+        real_s=2.0,
+        speed="max",
+        devices=["sim-1", "sim-2"],
+        black_frames={"sim-2": 1},
+        publications=[Publication(20.0, frozenset({"new"}))],
+    )
+    assert summary["switches"] == 6
+    assert summary["late_ms"]["max"] == 5.0
+    assert summary["late_ms"]["p50"] == 2.5
+    assert summary["errors"] == 1
+    assert summary["state_changes"] == 4
+    assert summary["states"] == ["LOADING", "PLAYING"]
+    assert summary["black_frames"] == 1
+    assert summary["update_latency_s"]["count"] == 2
+    assert summary["update_latency_s"]["max"] == 0.5
+    assert summary["speedup"] == 15.0
+    assert summary["layouts"] == {"day": 5, "evening": 1}
+    assert summary["per_device"]["sim-2"]["switches"] == 2
+    assert summary["per_device"]["sim-2"]["black_frames"] == 1
+    assert summary["first_errors"][0]["error"] == "decoder crashed"
+
+    table = format_table(summary)
+    assert "switches        6" in table
+    assert "p99" in table and "update latency" in table
+    assert "sim-2" in table
+    assert "decoder crashed" in table
+
+
+def test_no_publication_means_no_latency_line() -> None:
+    summary = summarize(TIMELINE[:3], duration_s=1, real_s=1, speed="1", devices=["sim-1"])
+    assert summary["update_latency_s"] is None
+    assert "update latency" not in format_table(summary)
+
+
+def test_expectations_report_each_failure() -> None:
+    summary = summarize(
+        TIMELINE,
+        duration_s=30,
+        real_s=1,
+        speed="max",
+        devices=["sim-1", "sim-2"],
+        publications=[Publication(20.0, frozenset({"new"}))],
+    )
+    passing = Expect(
+        max_errors=1,
+        max_update_latency_s=1.0,
+        items_played=["a", "new"],
+        layouts_played=["evening"],
+        states_seen=["PLAYING"],
+        min_switches=6,
+    )
+    assert check_expectations(passing, summary, TIMELINE) == []
+    failing = Expect(
+        max_errors=0,
+        max_black_frames=0,
+        max_late_ms_p99=1.0,
+        max_update_latency_s=0.3,
+        items_played=["zzz"],
+        items_not_played=["b"],
+        states_seen=["STOPPING"],
+        min_switches=100,
+        min_repairs=1,
+    )
+    failures = check_expectations(failing, summary, TIMELINE)
+    assert len(failures) == 8
+    assert any("1 error event(s)" in f for f in failures)
+    assert any("item 'zzz' never started" in f for f in failures)
+    assert any("item 'b' started but must not" in f for f in failures)
+    assert any("state 'STOPPING'" in f for f in failures)
+    assert any("update latency max 0.5 s" in f for f in failures)

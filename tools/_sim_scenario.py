@@ -1,0 +1,241 @@
+"""Scenario files: what happens during a simulation, when, and what must hold afterwards.
+
+A scenario is TOML (docs/simulator.md has the reference)::
+
+    description = "The server goes away for a minute; the screen keeps playing from cache."
+
+    [run]                      # defaults for the run; command-line options win
+    duration = 180             # seconds of media time
+    speed = "max"              # 1 (real time), any factor, or "max"
+    start = 2026-11-23T09:00:00+01:00
+
+    [[events]]
+    at = 30                    # seconds of media time since the start
+    action = "stop_server"
+    seconds = 60
+
+    [expect]
+    max_errors = 0
+    items_played = ["welcome", "offline"]
+
+Actions: ``publish`` (playlists/layouts/schedule replacing those with the same id, or a whole
+``content`` folder), ``stop_server`` (for ``seconds``), ``corrupt_asset`` (flip bytes of an
+item's cached file on a device's disk), ``revoke`` (the device goes back to pairing; with
+``repair`` the simulator claims its new code), ``step_clock`` (the device's wall clock jumps by
+``seconds``, which may be negative). Bad files fail with every problem listed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core import ConfigError
+
+Seconds = Annotated[float, Field(ge=0, le=31 * 86_400)]
+DeviceSelector = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunDefaults(_Strict):
+    duration: Annotated[float, Field(gt=0, le=31 * 86_400)] | None = None
+    speed: float | Literal["max"] | None = None
+    devices: Annotated[int, Field(ge=1, le=64)] | None = None
+    content: str | None = None
+    start: dt.datetime | None = None
+    frames: str | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> RunDefaults:
+        if isinstance(self.speed, float | int) and self.speed <= 0:
+            raise ValueError('speed must be positive, or "max"')
+        if self.start is not None and self.start.tzinfo is None:
+            raise ValueError("start needs a UTC offset, e.g. 2026-11-23T09:00:00+01:00")
+        return self
+
+
+class Publish(_Strict):
+    """Publish content changes; ``expect_items`` name the items that prove the update arrived."""
+
+    at: Seconds
+    action: Literal["publish"]
+    content: str | None = None
+    playlists: list[dict[str, Any]] = Field(default_factory=list)
+    layouts: list[dict[str, Any]] = Field(default_factory=list)
+    schedule: list[dict[str, Any]] = Field(default_factory=list)
+    default_layout: str | None = None
+    expect_items: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Publish:
+        parts = (self.playlists, self.layouts, self.schedule, self.default_layout)
+        if self.content is None and not any(parts):
+            raise ValueError("publish needs 'content' or playlists/layouts/schedule/default_layout")
+        if self.content is not None and any(parts):
+            raise ValueError("publish takes either 'content' or individual changes, not both")
+        return self
+
+
+class StopServer(_Strict):
+    at: Seconds
+    action: Literal["stop_server"]
+    seconds: Annotated[float, Field(gt=0, le=86_400)]
+
+
+class CorruptAsset(_Strict):
+    at: Seconds
+    action: Literal["corrupt_asset"]
+    item: str
+    device: DeviceSelector = "*"
+
+
+class Revoke(_Strict):
+    at: Seconds
+    action: Literal["revoke"]
+    device: DeviceSelector = "*"
+    repair: bool = True
+
+
+class StepClock(_Strict):
+    at: Seconds
+    action: Literal["step_clock"]
+    seconds: Annotated[float, Field(ge=-366 * 86_400, le=366 * 86_400)]
+    device: DeviceSelector = "*"
+
+    @model_validator(mode="after")
+    def _moves(self) -> StepClock:
+        if self.seconds == 0:
+            raise ValueError("step_clock needs a non-zero 'seconds'")
+        return self
+
+
+Event = Annotated[
+    Publish | StopServer | CorruptAsset | Revoke | StepClock, Field(discriminator="action")
+]
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "publish": Publish,
+    "stop_server": StopServer,
+    "corrupt_asset": CorruptAsset,
+    "revoke": Revoke,
+    "step_clock": StepClock,
+}
+ACTIONS = tuple(EVENT_MODELS)
+
+
+class Expect(_Strict):
+    """Checks made on the finished run; each one that fails is reported by name."""
+
+    max_errors: Annotated[int, Field(ge=0)] | None = None
+    max_black_frames: Annotated[int, Field(ge=0)] | None = None
+    max_late_ms_p99: Annotated[float, Field(ge=0)] | None = None
+    max_update_latency_s: Annotated[float, Field(gt=0)] | None = None
+    min_switches: Annotated[int, Field(ge=0)] | None = None
+    items_played: list[str] = Field(default_factory=list)
+    items_not_played: list[str] = Field(default_factory=list)
+    layouts_played: list[str] = Field(default_factory=list)
+    states_seen: list[str] = Field(default_factory=list)
+    min_repairs: Annotated[int, Field(ge=0)] | None = None
+
+
+class Scenario(_Strict):
+    description: str = ""
+    run: RunDefaults = RunDefaults()
+    events: list[Event] = Field(default_factory=list)
+    expect: Expect = Expect()
+    # Where relative paths in the file (content folders, media files) are resolved from.
+    base: Path = Path()
+
+    def sorted_events(self) -> list[Event]:
+        return sorted(self.events, key=lambda e: e.at)
+
+
+_KNOWN = {
+    "": set(Scenario.model_fields) - {"base"},
+    "run": set(RunDefaults.model_fields),
+    "expect": set(Expect.model_fields),
+}
+
+
+def _hint(loc: tuple[str | int, ...]) -> str:
+    if loc and loc[0] == "events":
+        if len(loc) > 2 and loc[2] in ACTIONS:
+            known = set(EVENT_MODELS[str(loc[2])].model_fields)
+        else:
+            return ""
+    else:
+        known = _KNOWN.get(str(loc[0]) if len(loc) > 1 else "", set())
+    match = difflib.get_close_matches(str(loc[-1]), sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else f"; known keys: {', '.join(sorted(known))}"
+
+
+def _path(loc: tuple[str | int, ...]) -> str:
+    """``events[2].seconds (stop_server)``, not pydantic's ``events.2.stop_server.seconds``."""
+    if len(loc) >= 2 and loc[0] == "events":
+        rest = loc[3:] if len(loc) > 2 and loc[2] in ACTIONS else loc[2:]
+        action = f" ({loc[2]})" if len(loc) > 2 and loc[2] in ACTIONS else ""
+        return "".join([f"events[{loc[1]}]", *(f".{p}" for p in rest), action])
+    return ".".join(str(p) for p in loc)
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        path = _path(loc)
+        if error["type"] == "extra_forbidden":
+            problems.append(f"{path}: unknown key{_hint(loc)}")
+        elif error["type"] == "union_tag_invalid":
+            problems.append(f"{path}: unknown action; use one of {', '.join(ACTIONS)}")
+        elif error["type"] == "union_tag_not_found":
+            problems.append(f"{path}: every event needs an 'action' ({', '.join(ACTIONS)})")
+        else:
+            problems.append(f"{path}: {error['msg']}")
+    return problems
+
+
+def parse_scenario(text: str, *, base: Path = Path(), source: str | None = None) -> Scenario:
+    """Validate scenario TOML; ConfigError lists every problem with its path."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source=source) from exc
+    if "base" in data:
+        raise ConfigError(["base: unknown key"], source=source)
+    try:
+        scenario = Scenario.model_validate(data | {"base": base})
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc), source=source) from exc
+    if scenario.run.duration is not None:
+        check_events_fit(scenario, scenario.run.duration, source=source)
+    return scenario
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError([f"file not found: {path}"], source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text: {exc}"], source=str(path)) from exc
+    return parse_scenario(text, base=path.resolve().parent, source=str(path))
+
+
+def check_events_fit(scenario: Scenario, duration_s: float, *, source: str | None = None) -> None:
+    """Events must happen before the run ends (the duration may come from the command line)."""
+    late = [e for e in scenario.events if e.at >= duration_s]
+    if late:
+        raise ConfigError(
+            [
+                f"event at {e.at:g} s ({e.action}) falls after the run's {duration_s:g} s"
+                for e in late
+            ],
+            source=source,
+        )
