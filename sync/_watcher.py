@@ -200,7 +200,9 @@ class ManifestWatcher:
         return delay
 
     async def _after_failure(self, state: RetryCallState) -> None:
-        self.failures = state.attempt_number
+        # Counted since the last good connection (tenacity's count also spans short-lived ones,
+        # which keeps the backoff growing against a server that accepts and drops at once).
+        self.failures += 1
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
             "event stream failed",
