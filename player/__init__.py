@@ -1,5 +1,41 @@
 """The player daemon: media clock, state machine, scheduler, timeline and their wiring."""
 
-from player._sdnotify import SdNotifier, Watchdog
+import os
 
-__all__ = ["SdNotifier", "Watchdog"]
+# pygame prints a banner on import unless told not to; a daemon's stdout is not the place.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+
+from player._assets import AssetSource, DirectoryAssets, sha256_of
+from player._clock import NS_PER_MS, NS_PER_S, Clock, MediaClock, VirtualClock
+from player._machine import PlayerState
+from player._player import Player, content_key
+from player._presentation import Presentation, Switch, ZoneSequencer
+from player._schedule import is_active, resolve, window
+from player._timeline import TimelineEvent, TimelineWriter, read_timeline
+from player._wall import WallClock, system_clock_synchronised
+
+__all__ = [
+    "AssetSource",
+    "Clock",
+    "DirectoryAssets",
+    "MediaClock",
+    "NS_PER_MS",
+    "NS_PER_S",
+    "Player",
+    "PlayerState",
+    "Presentation",
+    "Switch",
+    "TimelineEvent",
+    "TimelineWriter",
+    "VirtualClock",
+    "WallClock",
+    "ZoneSequencer",
+    "content_key",
+    "is_active",
+    "read_timeline",
+    "resolve",
+    "sha256_of",
+    "system_clock_synchronised",
+    "window",
+]

@@ -1,5 +1,11 @@
 """Layout geometry, zone renderers and the compositor."""
 
+import os
+
+# pygame prints a banner on import unless told not to; a daemon's stdout is not the place.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+
 from zones._api import (
     LAZY_RENDERERS,
     RenderContext,
@@ -10,14 +16,42 @@ from zones._api import (
     register_renderer,
     registered_types,
 )
+from zones._clock import ClockRenderer
+from zones._compositor import Compositor, Overlay, Scene, ZoneView
+from zones._display import Display, OffscreenDisplay, ScreenDisplay
+from zones._fonts import FONT_FILES, font
+from zones._geometry import fit_box, rotate_box, rotated_size
+from zones._image import ImageRenderer, decode_image
+from zones._screens import NoContentScreen, PairingScreen
+from zones._text import TextRenderer, fit_font_size, wrap
 
 __all__ = [
+    "ClockRenderer",
+    "Compositor",
+    "Display",
+    "FONT_FILES",
+    "ImageRenderer",
     "LAZY_RENDERERS",
+    "NoContentScreen",
+    "OffscreenDisplay",
+    "Overlay",
+    "PairingScreen",
     "RenderContext",
     "Renderer",
     "RendererFactory",
+    "Scene",
+    "ScreenDisplay",
     "Size",
+    "TextRenderer",
+    "ZoneView",
     "create_renderer",
+    "decode_image",
+    "fit_box",
+    "fit_font_size",
+    "font",
     "register_renderer",
     "registered_types",
+    "rotate_box",
+    "rotated_size",
+    "wrap",
 ]

@@ -1,0 +1,498 @@
+"""The player: state machine, schedule and frame loop wired together on one event loop.
+
+Two tasks run while the player is started. The schedule task resolves the manifest against the
+wall clock and sleeps until the next change (or until content, readiness or the wall clock
+moves). The frame task ticks the zones, composes, presents and sleeps until the earliest
+deadline any zone or renderer has announced, never faster than ``frame_rate_hz``; when nothing
+changes nothing is drawn and the CPU idles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pygame
+
+from core import SignageError, ZoneError
+from core._config import Settings
+from player._assets import AssetSource
+from player._clock import NS_PER_MS, NS_PER_S, Clock
+from player._machine import PlayerState, build_machine
+from player._presentation import Presentation, Switch
+from player._schedule import resolve
+from player._timeline import TimelineEvent, TimelineWriter
+from player._wall import WallClock
+from sync import Layout, Manifest
+from zones import (
+    Compositor,
+    Display,
+    NoContentScreen,
+    PairingScreen,
+    RenderContext,
+    Renderer,
+    Scene,
+    ScreenDisplay,
+    ZoneView,
+)
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[TimelineEvent], None]
+_IDLE_ZONE = "screen"
+
+
+def content_key(manifest: Manifest, layout: Layout) -> str:
+    """Identifies what a layout plays: equal keys need no reload (a schedule-only edit)."""
+    parts = [manifest.timezone, layout.model_dump_json()]
+    parts += [manifest.playlist(z.playlist).model_dump_json() for z in layout.zones]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+class Player:
+    """Plays manifests on a display. All methods run on the event-loop thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock,
+        assets: AssetSource,
+        timeline: TimelineWriter | None = None,
+        display: Display | None = None,
+        wall: WallClock | None = None,
+        device: str = "",
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.assets = assets
+        self.wall = wall or WallClock(clock)
+        self.device = device or settings.sync.device_name or "player"
+        self._display = display
+        self._frame_ns = NS_PER_S // settings.player.frame_rate_hz
+        self._preload_ns = settings.player.preload_ms * NS_PER_MS
+        self._listeners: list[Listener] = []
+        if timeline is not None:
+            self._listeners.append(timeline.write)
+        self._tick_listeners: list[Callable[[], None]] = []
+        self.compositor: Compositor | None = None
+        self.state = PlayerState.IDLE
+        self._machine = build_machine(self)
+        self._manifest: Manifest | None = None
+        self._target: tuple[Manifest, Layout] | None = None
+        self._target_key: str | None = None
+        self._current: Presentation | None = None
+        self._incoming: Presentation | None = None
+        self._load_task: asyncio.Task[None] | None = None
+        self._load_pending = False
+        self._idle_screen: Callable[[RenderContext], Renderer] | None = None
+        self._pairing = False
+        self._frame_wake = asyncio.Event()
+        self._schedule_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._t0 = clock.now_ns()
+        self._unreported: list[Switch] = []  # reported with the next presented frame
+        self.dropped_frames = 0
+        self.frames = 0
+        self.wall.add_listener(lambda _jump: self._schedule_wake.set())
+        assets.add_listener(lambda _sha: self._schedule_wake.set())
+
+    # -- public API -------------------------------------------------------------------------
+
+    def add_listener(self, callback: Listener) -> None:
+        """``callback(event)`` for every timeline event (start, end, error, state)."""
+        self._listeners.append(callback)
+
+    def add_tick_listener(self, callback: Callable[[], None]) -> None:
+        """``callback()`` at least once a second from the frame loop (a watchdog ping)."""
+        self._tick_listeners.append(callback)
+        self._frame_wake.set()
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        display = self._display or ScreenDisplay(self.settings.display)
+        self._display = display
+        self.compositor = Compositor(display, frame_ns=self._frame_ns)
+        self._t0 = self.clock.now_ns()
+        await self._emit_state()
+        self._show_idle()
+        self._tasks = [
+            asyncio.create_task(self._frame_loop(), name="player-frames"),
+            asyncio.create_task(self._schedule_loop(), name="player-schedule"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop playing and release everything (the player can be started again)."""
+        await self._fire("halt")
+        tasks = [*self._tasks, *self._side_tasks]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self.compositor is not None:
+            self.compositor.release_active()
+        if self._display is not None:
+            self._display.close()
+
+    async def set_manifest(self, manifest: Manifest) -> None:
+        """New content: switches once the resolved layout is playable, without a black frame."""
+        self._manifest = manifest
+        self._pairing = False
+        self._idle_screen = None
+        await self._reschedule()
+        self._schedule_wake.set()
+
+    async def reload(self) -> None:
+        """Release everything and load the current content again."""
+        self._load_pending = self._target is not None
+        self._target_key = None
+        await self._fire("halt")
+        await self._reschedule()
+
+    def show_pairing(
+        self, code: str, server_url: str, device_name: str, expires_at: dt.datetime
+    ) -> None:
+        """The IDLE pairing screen; the content (if any) is dropped: the device is not paired."""
+        self._manifest = None
+        self._pairing = True
+
+        def screen(context: RenderContext) -> Renderer:
+            return PairingScreen(
+                context,
+                code=code,
+                server_url=server_url,
+                device_name=device_name,
+                expires_at=expires_at,
+            )
+
+        self._idle_screen = screen
+        if self.state is PlayerState.IDLE:
+            self._show_idle()
+        else:
+            self._spawn(self._fire("halt"))
+
+    def identify(self, text: str, seconds: float) -> None:
+        if self.compositor is not None:
+            self.compositor.identify(text, self.clock.now_ns() + int(seconds * NS_PER_S))
+            self._frame_wake.set()
+
+    async def screenshot(self) -> bytes:
+        """PNG of the composed frame."""
+        if self.compositor is None:
+            raise SignageError("the player is not started")
+        return await self.compositor.screenshot()
+
+    def frame(self) -> pygame.Surface | None:
+        """A copy of the last presented frame (the simulator saves one after each switch)."""
+        return None if self.compositor is None else self.compositor.frame()
+
+    def snapshot(self) -> tuple[str | None, dict[str, str], int]:
+        """(layout id, {zone: item}, dropped frames) of what is on screen."""
+        if self._current is None:
+            return None, {}, self.dropped_frames
+        return self._current.layout.id, self._current.playing(), self.dropped_frames
+
+    def feed_server_time(self, server_time: dt.datetime) -> None:
+        self.wall.feed_server_time(server_time)
+
+    def media_seconds(self, now_ns: int | None = None) -> float:
+        return ((self.clock.now_ns() if now_ns is None else now_ns) - self._t0) / NS_PER_S
+
+    # -- state machine callbacks --------------------------------------------------------------
+
+    def has_presentation(self, *_: object) -> bool:
+        return self._current is not None
+
+    async def state_changed(self, *_: object) -> None:
+        await self._emit_state()
+
+    async def on_enter_STOPPING(self, *_: object) -> None:
+        self._cancel_load()
+        if self._current is not None:
+            self._current.end()
+            self._emit_switches(self._current.take_switches(), self.clock.now_ns())
+            self._current.release()
+            self._current = None
+        if self.compositor is not None:
+            self.compositor.release_active()  # the last frame stays on screen
+        self._target_key = None
+        await self._fire("stopped")
+
+    async def on_enter_IDLE(self, *_: object) -> None:
+        if not self._load_pending:
+            self._show_idle()
+
+    async def on_enter_LOADING(self, *_: object) -> None:
+        self._load_pending = False
+        self._cancel_load()
+        if self._target is not None:
+            manifest, layout = self._target
+            self._load_task = asyncio.create_task(self._load(manifest, layout))
+
+    async def on_enter_PLAYING(self, *_: object) -> None:
+        incoming, self._incoming = self._incoming, None
+        if incoming is None or self.compositor is None:
+            return
+        previous, self._current = self._current, incoming
+        if previous is not None:
+            previous.end()
+            self._unreported += previous.take_switches()
+            # The compositor releases the old scene once the new one's first frame is up.
+            previous.release_upcoming()
+        incoming.start(self.clock.now_ns())
+        self.compositor.present(incoming.scene)
+        self._frame_wake.set()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _fire(self, trigger: str) -> None:
+        if trigger not in self._machine.get_triggers(self.state):
+            log.info(
+                "trigger ignored",
+                extra={"fields": {"trigger": trigger, "state": self.state.value}},
+            )
+        await self.trigger(trigger)  # type: ignore[attr-defined]
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    def _cancel_load(self) -> None:
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+        self._load_task = None
+        if self._incoming is not None:
+            self._incoming.release()
+            self._incoming = None
+
+    def _context_for(self, manifest: Manifest) -> Callable[[str], RenderContext]:
+        def context(zone_id: str) -> RenderContext:
+            return RenderContext(
+                zone_id=zone_id,
+                asset_path=self._asset_path,
+                timezone=manifest.timezone,
+                wall_time=self.wall.at,
+                wake=self._frame_wake.set,
+                frame_ns=self._frame_ns,
+            )
+
+        return context
+
+    def _asset_path(self, sha256: str) -> Path:
+        try:
+            return self.assets.path_of(sha256)
+        except SignageError as exc:
+            raise ZoneError(f"asset {sha256[:12]} is not available: {exc}") from exc
+
+    async def _load(self, manifest: Manifest, layout: Layout) -> None:
+        presentation = Presentation(
+            manifest,
+            layout,
+            clock=self.clock,
+            preload_ns=self._preload_ns,
+            context_for=self._context_for(manifest),
+        )
+        try:
+            await presentation.prime()
+        except asyncio.CancelledError:
+            presentation.release()
+            raise
+        except Exception:
+            log.exception("layout failed to load", extra={"fields": {"layout": layout.id}})
+            presentation.release()
+            await self._fire("load_failed")
+            return
+        self._emit_switches(presentation.take_switches(), self.clock.now_ns())
+        self._incoming = presentation
+        self._load_task = None
+        await self._fire("loaded")
+
+    # -- idle screens --------------------------------------------------------------------------
+
+    def _show_idle(self) -> None:
+        compositor = self.compositor
+        if compositor is None or self.state is not PlayerState.IDLE:
+            return
+        factory = self._idle_screen or self._no_content_screen
+        context = RenderContext(
+            zone_id=_IDLE_ZONE,
+            asset_path=self._asset_path,
+            wall_time=self.wall.at,
+            wake=self._frame_wake.set,
+            frame_ns=self._frame_ns,
+        )
+        renderer = factory(context)
+        size = compositor.display.size
+        scene = Scene("idle", size, "#0b1324")
+        view = scene.add_zone(ZoneView(_IDLE_ZONE, pygame.Rect((0, 0), size)))
+
+        async def prepare() -> None:
+            await renderer.prepare(None, size)  # type: ignore[arg-type]
+            if compositor.pending is not None or self.state is not PlayerState.IDLE:
+                renderer.release()
+                return
+            view.show(renderer, self.clock.now_ns())
+            compositor.present(scene)
+            self._frame_wake.set()
+
+        self._spawn(prepare())
+
+    def _no_content_screen(self, context: RenderContext) -> Renderer:
+        server = self.settings.sync.server_url
+        footer = "  ·  ".join(p for p in (self.device, server) if p)
+        if self._manifest is not None and self._scheduled_layout() is not None:
+            return NoContentScreen(
+                context,
+                title="Preparing content",
+                message="Downloading what is scheduled; it will start on its own.",
+                footer=footer,
+            )
+        return NoContentScreen(context, footer=footer)
+
+    # -- schedule ------------------------------------------------------------------------------
+
+    def _playable(self, layout: Layout) -> bool:
+        manifest = self._manifest
+        return manifest is not None and all(
+            self.assets.is_ready(a.sha256) for a in manifest.assets_of(layout.id)
+        )
+
+    def _scheduled_layout(self) -> Layout | None:
+        if self._manifest is None:
+            return None
+        return resolve(self._manifest, self.wall.now())[0]
+
+    async def _reschedule(self) -> dt.datetime | None:
+        """Decide what should play now; returns when to decide again."""
+        manifest = self._manifest
+        if manifest is None:
+            return None
+        layout, next_change = resolve(manifest, self.wall.now(), playable=self._playable)
+        if layout is None:
+            if self._scheduled_layout() is None and self.state in (
+                PlayerState.PLAYING,
+                PlayerState.LOADING,
+            ):
+                await self._fire("halt")  # nothing scheduled any more: the no-content screen
+            elif self.state is PlayerState.IDLE and not self._load_pending:
+                self._show_idle()  # waiting for assets; whatever plays keeps playing
+            return next_change
+        key = content_key(manifest, layout)
+        if key != self._target_key:
+            self._target, self._target_key = (manifest, layout), key
+            await self._fire("load")
+        return next_change
+
+    async def _schedule_loop(self) -> None:
+        check_ns = 5 * NS_PER_S  # how often a silent wall-clock jump is looked for
+        while True:
+            next_change = await self._reschedule()
+            wake = None if next_change is None else self.wall.media_ns_of(next_change)
+            if self._tick_listeners or not hasattr(self.clock, "advance_to"):
+                poll = self.clock.now_ns() + check_ns
+                wake = poll if wake is None else min(wake, poll)
+            await self.clock.sleep_until(wake, self._schedule_wake)
+            self._schedule_wake.clear()
+            self.wall.check()
+
+    # -- frames ----------------------------------------------------------------------------
+
+    async def _frame_loop(self) -> None:
+        compositor = self.compositor
+        assert compositor is not None
+        wanted: int | None = None
+        last_present: int | None = None
+        while True:
+            now = self.clock.now_ns()
+            current = self._current
+            if current is not None:
+                current.tick(now)
+            if compositor.compose(now):
+                presented = self.clock.now_ns()
+                self.frames += 1
+                if wanted is not None and presented - wanted > self._frame_ns:
+                    self.dropped_frames += (presented - wanted) // self._frame_ns
+                last_present = presented
+                switches, self._unreported = self._unreported, []
+                if current is not None:
+                    switches += current.take_switches()
+                self._emit_switches(switches, presented)
+            elif current is not None:
+                self._emit_switches([s for s in current.take_switches() if s.kind == "error"], now)
+            for callback in self._tick_listeners:
+                callback()
+            wanted = self._next_frame(now, last_present)
+            await self.clock.sleep_until(wanted, self._frame_wake)
+            self._frame_wake.clear()
+
+    def _next_frame(self, now: int, last_present: int | None) -> int | None:
+        compositor = self.compositor
+        assert compositor is not None
+        times = []
+        if (t := compositor.next_change_ns(now)) is not None:
+            # Animation never runs above frame_rate_hz...
+            times.append(t if last_present is None else max(t, last_present + self._frame_ns))
+        if self._current is not None and (t := self._current.next_wake_ns(now)) is not None:
+            times.append(t)  # ...but a deadline is presented on the first frame after it.
+        if self._tick_listeners:
+            times.append(now + NS_PER_S)
+        return min(times) if times else None
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _emit_switches(self, switches: list[Switch], presented_ns: int) -> None:
+        layout = self._current.layout.id if self._current is not None else None
+        for switch in switches:
+            late = None
+            if switch.due_ns is not None and switch.kind != "error":
+                late = (presented_ns - switch.due_ns) / NS_PER_MS
+            self._emit(
+                TimelineEvent(
+                    t=self.media_seconds(presented_ns),
+                    wall=self.wall.at(presented_ns),
+                    device=self.device,
+                    layout=switch.layout or layout,
+                    zone=switch.zone,
+                    item=switch.item,
+                    event=switch.kind,  # type: ignore[arg-type]
+                    due=None if switch.due_ns is None else self.media_seconds(switch.due_ns),
+                    late_ms=late,
+                    error=switch.error,
+                )
+            )
+
+    async def _emit_state(self) -> None:
+        now = self.clock.now_ns()
+        layout = self._current.layout.id if self._current is not None else None
+        log.info("player state", extra={"fields": {"state": self.state.value, "layout": layout}})
+        self._emit(
+            TimelineEvent(
+                t=self.media_seconds(now),
+                wall=self.wall.at(now),
+                device=self.device,
+                layout=layout,
+                zone=None,
+                item=None,
+                event="state",
+                state=self.state.value,
+            )
+        )
+
+    def _emit(self, event: TimelineEvent) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(event)
+            except Exception:
+                # Events flow upward fire-and-forget: a listener's bug must not stop playback.
+                log.exception("timeline listener failed")

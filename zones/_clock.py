@@ -1,0 +1,84 @@
+"""Clock zones: the wall time in a strftime format and a time zone, redrawn on the second."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pygame
+
+from core import ZoneError
+from sync import ClockItem, Item
+from zones._api import RenderContext, Size, register_renderer
+from zones._fonts import font, parse_colour
+from zones._text import fit_line_size
+
+_NS_PER_US = 1_000
+
+
+class ClockRenderer:
+    def __init__(self, context: RenderContext) -> None:
+        self._context = context
+        self._item: ClockItem | None = None
+        self._size: Size = (1, 1)
+        self._tz = ZoneInfo("UTC")
+        self._font_size = 12
+        self._shown: str | None = None
+
+    async def prepare(self, item: Item, size: Size) -> None:
+        if not isinstance(item, ClockItem):
+            raise ZoneError(f"not a clock item: {item.type}", zone=self._context.zone_id)
+        self._item, self._size = item, size
+        self._tz = ZoneInfo(item.timezone or self._context.timezone)
+        # Sized for the widest rendering (all digits 8) so the text does not breathe.
+        sample = dt.datetime(2026, 12, 28, 18, 58, 58, tzinfo=self._tz).strftime(item.format)
+        self._font_size = fit_line_size(
+            sample, (int(size[0] * 0.92), int(size[1] * 0.9)), bold=True
+        )
+
+    def start(self, at_ns: int) -> None:
+        self._shown = None
+
+    def text_at(self, now_ns: int) -> str:
+        if self._item is None:
+            return ""
+        return self._context.wall_time(now_ns).astimezone(self._tz).strftime(self._item.format)
+
+    def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
+        item = self._item
+        if item is None:
+            return False
+        text = self.text_at(now_ns)
+        if text == self._shown:
+            return False
+        self._shown = text
+        background = parse_colour(item.background)
+        surface.fill(background if background is not None else (0, 0, 0, 0))
+        rendered = font(self._font_size, "bold").render(
+            text, True, parse_colour(item.color) or pygame.Color("white")
+        )
+        surface.blit(
+            rendered,
+            (
+                (self._size[0] - rendered.get_width()) // 2,
+                (self._size[1] - rendered.get_height()) // 2,
+            ),
+        )
+        return True
+
+    def next_change_ns(self, now_ns: int) -> int | None:
+        micros = self._context.wall_time(now_ns).microsecond
+        return now_ns + (1_000_000 - micros) * _NS_PER_US
+
+    @property
+    def ended(self) -> bool:
+        return False
+
+    def stop(self) -> None:
+        """Nothing runs between draws."""
+
+    def release(self) -> None:
+        self._item = None
+
+
+register_renderer("clock", ClockRenderer)

@@ -1,0 +1,336 @@
+"""The compositor: zones in z-order on a canvas, only changed regions redrawn.
+
+A ``Scene`` is one presentation (a layout, or an idle screen) with its own canvas; each
+``ZoneView`` shows one renderer at a time, plus the outgoing one during a fade. The
+``Compositor`` presents the active scene through a ``Display``. A new scene replaces the active
+one only once its first frame has been composed in full, and a released scene keeps its canvas,
+so neither a switch of item nor of layout nor a state change ever shows black.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pygame
+
+from core import ZoneError
+from sync import Transition
+from zones._api import Renderer
+from zones._display import Display
+from zones._fonts import font
+
+log = logging.getLogger(__name__)
+
+ErrorHandler = Callable[["ZoneView", Renderer, ZoneError], None]
+
+
+@dataclass
+class _Layer:
+    renderer: Renderer
+    surface: pygame.Surface
+
+
+@dataclass(frozen=True)
+class _Fade:
+    kind: str  # "fade" (out to the background, then in) or "crossfade"
+    start_ns: int
+    duration_ns: int
+
+    def progress(self, now_ns: int) -> float:
+        return min(1.0, max(0.0, (now_ns - self.start_ns) / max(1, self.duration_ns)))
+
+
+def _release(layer: _Layer | None) -> None:
+    if layer is not None:
+        layer.renderer.stop()
+        layer.renderer.release()
+
+
+class ZoneView:
+    """One zone's rectangle on the canvas and what it shows."""
+
+    def __init__(self, zone_id: str, rect: pygame.Rect, z: int = 0) -> None:
+        self.zone_id = zone_id
+        self.rect = rect
+        self.z = z
+        self.current: _Layer | None = None
+        self._outgoing: _Layer | None = None
+        self._fade: _Fade | None = None
+        self._dirty = False
+        self.on_error: ErrorHandler | None = None
+
+    @property
+    def renderer(self) -> Renderer | None:
+        return self.current.renderer if self.current else None
+
+    def show(self, renderer: Renderer, at_ns: int, transition: Transition | None = None) -> None:
+        """Make ``renderer`` the zone's content from ``at_ns`` (its deadline)."""
+        _release(self._outgoing)
+        self._outgoing, self._fade = None, None
+        fades = transition is not None and transition.type != "cut" and transition.duration_ms
+        if self.current is not None and fades and transition is not None:
+            self.current.renderer.stop()
+            self._outgoing = self.current
+            self._fade = _Fade(transition.type, at_ns, transition.duration_ms * 1_000_000)
+        else:
+            _release(self.current)
+        surface = pygame.Surface(self.rect.size, pygame.SRCALPHA)
+        self.current = _Layer(renderer, surface)
+        renderer.start(at_ns)
+        self._dirty = True
+
+    def touch(self) -> None:
+        """Count the zone as changed on the next frame (re-blit the same pixels)."""
+        self._dirty = True
+
+    def clear(self) -> None:
+        """Release everything; the pixels already on the canvas stay."""
+        _release(self._outgoing)
+        _release(self.current)
+        self._outgoing, self.current, self._fade = None, None, None
+
+    def _draw_layer(self, layer: _Layer, now_ns: int) -> bool:
+        try:
+            return layer.renderer.draw(layer.surface, now_ns)
+        except ZoneError as exc:
+            if self.on_error is None:
+                raise
+            self.on_error(self, layer.renderer, exc)
+            return False
+
+    def update(self, now_ns: int) -> bool:
+        """Let the renderers paint; True when this zone's pixels changed."""
+        changed, self._dirty = self._dirty, False
+        if self._outgoing is not None and self._fade is not None:
+            self._draw_layer(self._outgoing, now_ns)
+            changed = True  # the blend changes every frame of a fade
+            if self._fade.progress(now_ns) >= 1.0:
+                _release(self._outgoing)
+                self._outgoing, self._fade = None, None
+        if self.current is not None:
+            changed = self._draw_layer(self.current, now_ns) or changed
+        return changed
+
+    def paint(self, canvas: pygame.Surface, clip: pygame.Rect, now_ns: int) -> None:
+        """Blit this zone's pixels inside ``clip`` (canvas coordinates)."""
+        area = clip.clip(self.rect)
+        if area.w <= 0 or area.h <= 0 or self.current is None:
+            return
+        source = area.move(-self.rect.x, -self.rect.y)
+        if self._outgoing is None or self._fade is None:
+            canvas.blit(self.current.surface, area.topleft, source)
+            return
+        progress = self._fade.progress(now_ns)
+        if self._fade.kind == "fade":
+            layer, alpha = (
+                (self._outgoing, 1 - 2 * progress)
+                if progress < 0.5
+                else (self.current, 2 * progress - 1)
+            )
+            self._blend(canvas, layer.surface, area, source, alpha)
+            return
+        canvas.blit(self._outgoing.surface, area.topleft, source)
+        self._blend(canvas, self.current.surface, area, source, progress)
+
+    @staticmethod
+    def _blend(
+        canvas: pygame.Surface,
+        surface: pygame.Surface,
+        area: pygame.Rect,
+        source: pygame.Rect,
+        alpha: float,
+    ) -> None:
+        piece = surface.subsurface(source).copy()
+        piece.set_alpha(round(255 * max(0.0, min(1.0, alpha))))
+        canvas.blit(piece, area.topleft)
+
+    def next_change_ns(self, now_ns: int, frame_ns: int) -> int | None:
+        if self._fade is not None:
+            return now_ns + frame_ns
+        if self.current is None:
+            return None
+        return self.current.renderer.next_change_ns(now_ns)
+
+
+class Scene:
+    """One presentation's canvas and zones (a layout, or an idle screen)."""
+
+    def __init__(self, name: str, size: tuple[int, int], background: str = "#000000") -> None:
+        self.name = name
+        self.canvas = pygame.Surface(size)
+        self.background = pygame.Color(background)
+        self.zones: list[ZoneView] = []
+        self._full = True
+
+    def add_zone(self, view: ZoneView) -> ZoneView:
+        self.zones.append(view)
+        self.zones.sort(key=lambda v: v.z)  # stable: equal z keeps manifest order
+        return view
+
+    def zone(self, zone_id: str) -> ZoneView:
+        return next(v for v in self.zones if v.zone_id == zone_id)
+
+    def invalidate(self) -> None:
+        self._full = True
+
+    def compose(self, now_ns: int, overlay: Overlay | None = None) -> list[pygame.Rect]:
+        """Redraw what changed; the rectangles of the canvas that now differ."""
+        dirty = [view.rect.copy() for view in self.zones if view.update(now_ns)]
+        if overlay is not None and overlay.changed():
+            dirty.append(overlay.rect(self.canvas.get_size()))
+        if self._full:
+            dirty, self._full = [self.canvas.get_rect()], False
+        dirty = _merge(dirty)
+        for rect in dirty:
+            self.canvas.fill(self.background, rect)
+            for view in self.zones:
+                view.paint(self.canvas, rect, now_ns)
+            if overlay is not None and overlay.visible:
+                overlay.paint(self.canvas, rect)
+        return dirty
+
+    def next_change_ns(self, now_ns: int, frame_ns: int) -> int | None:
+        times = [t for v in self.zones if (t := v.next_change_ns(now_ns, frame_ns)) is not None]
+        return min(times) if times else None
+
+    def release(self) -> None:
+        for view in self.zones:
+            view.clear()
+
+
+def _merge(rects: list[pygame.Rect]) -> list[pygame.Rect]:
+    """Union overlapping rectangles so no pixel is composed twice in one frame."""
+    merged: list[pygame.Rect] = []
+    for rect in rects:
+        rect = rect.copy()
+        changed = True
+        while changed:
+            changed = False
+            for other in merged:
+                if other.colliderect(rect):
+                    merged.remove(other)
+                    rect.union_ip(other)
+                    changed = True
+                    break
+        merged.append(rect)
+    return merged
+
+
+class Overlay:
+    """A banner over everything (the ``identify`` command), until a media-clock instant."""
+
+    def __init__(self, text: str, until_ns: int) -> None:
+        self.text = text
+        self.until_ns = until_ns
+        self.visible = False
+        self._was_visible = False
+
+    def tick(self, now_ns: int) -> None:
+        self.visible = now_ns < self.until_ns
+
+    def changed(self) -> bool:
+        changed = self.visible != self._was_visible
+        self._was_visible = self.visible
+        return changed
+
+    def rect(self, size: tuple[int, int]) -> pygame.Rect:
+        height = max(40, size[1] // 6)
+        return pygame.Rect(0, size[1] - height, size[0], height)
+
+    def paint(self, canvas: pygame.Surface, clip: pygame.Rect) -> None:
+        rect = self.rect(canvas.get_size())
+        area = clip.clip(rect)
+        if area.w <= 0 or area.h <= 0:
+            return
+        banner = pygame.Surface(rect.size)
+        banner.fill((255, 196, 0))
+        face = font(max(12, int(rect.h * 0.55)), "bold")
+        label = face.render(self.text, True, (17, 17, 17))
+        if label.get_width() > rect.w * 0.95:
+            label = pygame.transform.smoothscale_by(label, rect.w * 0.95 / label.get_width())
+        banner.blit(label, ((rect.w - label.get_width()) // 2, (rect.h - label.get_height()) // 2))
+        canvas.blit(banner, area.topleft, area.move(-rect.x, -rect.y))
+
+
+class Compositor:
+    """Presents the active scene; swaps scenes only on a fully composed first frame."""
+
+    def __init__(self, display: Display, *, frame_ns: int = 16_666_667) -> None:
+        self.display = display
+        self.frame_ns = frame_ns
+        self.active: Scene | None = None
+        self._pending: Scene | None = None
+        self._overlay: Overlay | None = None
+        self._last_canvas: pygame.Surface | None = None
+
+    @property
+    def pending(self) -> Scene | None:
+        return self._pending
+
+    def present(self, scene: Scene) -> None:
+        """Show ``scene`` from the next composed frame (a scene still pending is dropped)."""
+        if self._pending is not None and self._pending is not scene:
+            self._pending.release()
+        self._pending = scene
+
+    def release_active(self) -> None:
+        """Free the active scene's renderers; its last frame stays on screen."""
+        if self.active is not None:
+            self.active.release()
+
+    def identify(self, text: str, until_ns: int) -> None:
+        self._overlay = Overlay(text, until_ns)
+
+    def compose(self, now_ns: int) -> bool:
+        """Compose and present one frame if anything changed; True when a frame was presented."""
+        replaced = None
+        if self._pending is not None:
+            replaced, self.active, self._pending = self.active, self._pending, None
+            self.active.invalidate()
+        scene = self.active
+        if scene is None:
+            return False
+        overlay = self._overlay
+        if overlay is not None:
+            overlay.tick(now_ns)
+        rects = scene.compose(now_ns, overlay)
+        if overlay is not None and not overlay.visible:
+            self._overlay = None
+        if replaced is not None and replaced is not scene:
+            replaced.release()
+        if not rects:
+            return False
+        self.display.present(scene.canvas, rects)
+        self._last_canvas = scene.canvas
+        return True
+
+    def next_change_ns(self, now_ns: int) -> int | None:
+        if self._pending is not None:
+            return now_ns
+        times = []
+        if self.active is not None and (t := self.active.next_change_ns(now_ns, self.frame_ns)):
+            times.append(t)
+        if self._overlay is not None:
+            times.append(self._overlay.until_ns if self._overlay.visible else now_ns)
+        return min(times) if times else None
+
+    def frame(self) -> pygame.Surface | None:
+        """A copy of the last presented frame."""
+        return None if self._last_canvas is None else self._last_canvas.copy()
+
+    async def screenshot(self) -> bytes:
+        """PNG of the composed frame (the canvas, in layout orientation)."""
+        frame = self.frame()
+        if frame is None:
+            raise ZoneError("nothing has been presented yet")
+        return await asyncio.to_thread(_png, frame)
+
+
+def _png(surface: pygame.Surface) -> bytes:
+    buffer = io.BytesIO()
+    pygame.image.save(surface, buffer, "frame.png")
+    return buffer.getvalue()

@@ -1,0 +1,137 @@
+"""Where composed frames go: a real screen (pygame window/KMS), or an offscreen surface.
+
+The compositor composes into a canvas the size of the layout; a display maps it onto the
+physical screen (uniform scale, letterbox bars, rotation) and updates only the rectangles that
+changed. The offscreen display serves tests and the simulator, which runs several players in
+one process (pygame has a single window).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+import pygame
+
+from core import DisplayConfig, PlayerError
+from zones._geometry import Rotation, rotate_box, rotated_size
+
+Size = tuple[int, int]
+_HEADLESS_DRIVERS = {"dummy", "offscreen"}
+_HEADLESS_SIZE = (1920, 1080)
+
+
+class Display(Protocol):
+    @property
+    def size(self) -> Size:
+        """The logical size content is composed for (after rotation)."""
+        ...
+
+    @property
+    def frames(self) -> int:
+        """How many frames were presented."""
+        ...
+
+    def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class OffscreenDisplay:
+    """Keeps the last presented canvas; nothing reaches a screen."""
+
+    def __init__(self, size: Size = _HEADLESS_SIZE) -> None:
+        self._size = size
+        self._frames = 0
+        self.last: pygame.Surface | None = None
+
+    @property
+    def size(self) -> Size:
+        return self._size
+
+    @property
+    def frames(self) -> int:
+        return self._frames
+
+    def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        self.last = canvas
+        self._frames += 1
+
+    def close(self) -> None:
+        self.last = None
+
+
+class ScreenDisplay:
+    """A pygame window (fullscreen on a kiosk), honouring the configured size and rotation."""
+
+    def __init__(self, config: DisplayConfig) -> None:
+        if config.driver:
+            os.environ["SDL_VIDEODRIVER"] = config.driver
+        try:
+            pygame.display.init()
+        except pygame.error as exc:
+            raise PlayerError(f"cannot open the display: {exc}") from exc
+        driver = pygame.display.get_driver()
+        physical = self._physical_size(config, driver)
+        flags = pygame.FULLSCREEN if config.fullscreen and driver not in _HEADLESS_DRIVERS else 0
+        try:
+            self._screen = pygame.display.set_mode(physical, flags)
+        except pygame.error as exc:
+            raise PlayerError(f"cannot set display mode {physical}: {exc}") from exc
+        pygame.display.set_caption("signage")
+        if config.hide_cursor:
+            pygame.mouse.set_visible(False)
+        self._rotation: Rotation = config.rotation
+        self._size = rotated_size(physical, config.rotation)
+        self._canvas_size: Size | None = None
+        self._frames = 0
+
+    @staticmethod
+    def _physical_size(config: DisplayConfig, driver: str) -> Size:
+        if config.width and config.height:
+            return rotated_size((config.width, config.height), config.rotation)
+        if driver in _HEADLESS_DRIVERS:
+            return rotated_size(_HEADLESS_SIZE, config.rotation)
+        sizes = pygame.display.get_desktop_sizes()
+        return sizes[0] if sizes else rotated_size(_HEADLESS_SIZE, config.rotation)
+
+    @property
+    def size(self) -> Size:
+        return self._size
+
+    @property
+    def frames(self) -> int:
+        return self._frames
+
+    def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        cw, ch = canvas.get_size()
+        lw, lh = self._size
+        scale = min(lw / cw, lh / ch)
+        ox, oy = (lw - cw * scale) / 2, (lh - ch * scale) / 2
+        if canvas.get_size() != self._canvas_size:
+            # A new canvas size: repaint the letterbox bars and everything else.
+            self._canvas_size = canvas.get_size()
+            self._screen.fill((0, 0, 0))
+            rects = [canvas.get_rect()]
+        updated = []
+        for rect in rects:
+            rect = rect.clip(canvas.get_rect())
+            if rect.w <= 0 or rect.h <= 0:
+                continue
+            x0, y0 = math.floor(ox + rect.x * scale), math.floor(oy + rect.y * scale)
+            x1, y1 = math.ceil(ox + rect.right * scale), math.ceil(oy + rect.bottom * scale)
+            piece = canvas.subsurface(rect)
+            if (x1 - x0, y1 - y0) != rect.size:
+                piece = pygame.transform.smoothscale(piece, (x1 - x0, y1 - y0))
+            if self._rotation:
+                piece = pygame.transform.rotate(piece, -self._rotation)
+            box = rotate_box((x0, y0, x1 - x0, y1 - y0), self._size, self._rotation)
+            self._screen.blit(piece, box[:2])
+            updated.append(pygame.Rect(box))
+        pygame.display.update(updated)
+        self._frames += 1
+
+    def close(self) -> None:
+        pygame.display.quit()
