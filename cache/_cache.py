@@ -300,6 +300,7 @@ class AssetCache:
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(CacheError):
             await self._flush_touched()
+            await self._persist_references()  # a protect() just before close must stick
         await asyncio.to_thread(functools.partial(self._verifier.shutdown, cancel_futures=True))
         await asyncio.to_thread(self._index.close)
         release_lock(self._lock_fd)
@@ -458,7 +459,7 @@ class AssetCache:
         while True:
             await asyncio.sleep(self._limits.disk_poll_s)
             free = await asyncio.to_thread(free_bytes, self._store.root)
-            if free >= self._limits.min_free_bytes:
+            if free > self._limits.min_free_bytes:
                 break
         log.info("cache resumed: %d bytes free", free)
         self._space.set()

@@ -111,7 +111,7 @@ async def test_two_concurrent_requests_for_one_sha_download_it_once(
     third = await cache.ensure([asset])
     server.faults.gate.set()
     results = await asyncio.gather(first.wait(20), second.wait(20), third.wait(20))
-    assert results == [True, True, True]
+    assert list(results) == [True, True, True]
     assert len(server.requests_for(asset.sha256)) == 1
 
 

@@ -28,18 +28,20 @@ def _fill(root: Path, count: int) -> list[str]:
     """``count`` small ready objects written straight to disk and index."""
     store = Store(root)
     store.create()
-    rows = []
+    rows: list[dict[str, object]] = []
+    shas: list[str] = []
     for n in range(count):
         data = n.to_bytes(4, "big") * 4
         sha = hashlib.sha256(data).hexdigest()
         path = store.object_path(sha)
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(data)
+        shas.append(sha)
         rows.append({"sha256": sha, "size": len(data), "mime": "image/png", "state": "ready"})
     index = Index(store.index_path)
     index.upsert_many(rows)
     index.close()
-    return [r["sha256"] for r in rows]
+    return shas
 
 
 def _no_hashing(*args: object, **kwargs: object) -> None:
