@@ -12,6 +12,7 @@ from player._machine import PlayerState
 from player._player import Player, content_key
 from player._presentation import Presentation, Switch, ZoneSequencer
 from player._schedule import is_active, resolve, window
+from player._sdnotify import SdNotifier, Watchdog
 from player._timeline import TimelineEvent, TimelineWriter, read_timeline
 from player._wall import WallClock, system_clock_synchronised
 
@@ -25,11 +26,13 @@ __all__ = [
     "Player",
     "PlayerState",
     "Presentation",
+    "SdNotifier",
     "Switch",
     "TimelineEvent",
     "TimelineWriter",
     "VirtualClock",
     "WallClock",
+    "Watchdog",
     "ZoneSequencer",
     "content_key",
     "is_active",
