@@ -66,6 +66,10 @@ class AdminClient:
             transport=transport,
         )
 
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url)
+
     def close(self) -> None:
         self._http.close()
 

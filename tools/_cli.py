@@ -18,6 +18,11 @@ COMMAND_MODULES = [
     "tools._cmd_version",
     "tools._cmd_config",
     "tools._cmd_bench",
+    "tools._cmd_fleet",
+    "tools._cmd_server",
+    "tools._cmd_admin",
+    "tools._cmd_doctor",
+    "tools._cmd_cache",
 ]
 
 
