@@ -1,6 +1,7 @@
 """The content-addressed, hash-verified asset store."""
 
 from cache._cache import AssetCache
+from cache._inspect import ObjectInfo, cache_root, check_objects, list_objects
 from cache._lifecycle import CacheBusy
 from cache._readiness import Readiness
 from cache._types import CacheStats, Limits, ObjectState
@@ -10,6 +11,10 @@ __all__ = [
     "CacheBusy",
     "CacheStats",
     "Limits",
+    "ObjectInfo",
     "ObjectState",
     "Readiness",
+    "cache_root",
+    "check_objects",
+    "list_objects",
 ]

@@ -35,9 +35,15 @@ COLUMNS: dict[str, type] = {
 
 
 class Index:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        if read_only:
+            if not self.path.is_file():
+                raise CacheError(f"no cache index at {self.path}")
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self.db = Database(conn)
+            return
         try:
             conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
             self.db = Database(conn)
