@@ -151,11 +151,14 @@ class VirtualClock:
 
     async def settle(self) -> None:
         """Let every runnable task run, and every ``busy`` section finish, at the current time."""
-        while True:
+        quiet_rounds = 0
+        while quiet_rounds < 2:  # twice: what finished busy work schedules must run too
             for _ in range(50):
                 await asyncio.sleep(0)
             if self._busy == 0:
-                return
+                quiet_rounds += 1
+                continue
+            quiet_rounds = 0
             # Work in a thread (a decode) needs real time; the virtual clock waits for it.
             await asyncio.sleep(0.002)
 

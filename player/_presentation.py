@@ -133,12 +133,14 @@ class ZoneSequencer:
         )
         upcoming.renderer.release()
         self._failures += 1
-        due = upcoming.due_ns
         if self._failures >= len(self.playlist.items):
             # Everything in the playlist is broken: hold the last frame, retry later.
             self._failures = 0
-            due = max(due or now_ns, now_ns) + RETRY_AFTER_ALL_FAILED_NS
-        self._next = self._prepare(upcoming.index + 1, due)
+            self._next = None
+            self._current_index = upcoming.index
+            self._current_end = max(upcoming.due_ns or now_ns, now_ns) + RETRY_AFTER_ALL_FAILED_NS
+            return
+        self._next = self._prepare(upcoming.index + 1, upcoming.due_ns)
 
     def _draw_failed(self, view: ZoneView, renderer: Renderer, error: ZoneError) -> None:
         item = self.current.id if self.current else "?"

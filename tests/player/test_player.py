@@ -1,0 +1,260 @@
+"""The player on a virtual clock: deadlines, switches, errors, state changes, no black frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pygame
+import pytest
+
+from player import PlayerState, TimelineEvent
+from tests.player.conftest import BLUE, BROKEN, RED, Harness, S, image, layout, manifest
+
+RED_RGB = (220, 30, 30)
+BLUE_RGB = (30, 60, 220)
+
+
+async def test_items_switch_on_absolute_deadlines(harness: Harness) -> None:
+    m = manifest(("p1", [image("a", RED, 10_000), image("b", BLUE, 5_000)]))
+    await harness.player.set_manifest(m)
+    await harness.run(0)
+    assert harness.pixel() == RED_RGB
+    await harness.run(10)
+    assert harness.pixel() == BLUE_RGB
+    await harness.run(5)
+    assert harness.pixel() == RED_RGB
+    starts = harness.of("start")
+    assert [e.item for e in starts] == ["a", "b", "a"]
+    assert [e.due for e in starts] == [0.0, 10.0, 15.0]
+    assert all(e.late_ms == 0.0 for e in starts)
+
+
+async def test_a_day_of_switches_accumulates_no_drift(harness: Harness) -> None:
+    m = manifest(("p1", [image("a", RED, 60_000), image("b", BLUE, 90_000)]))
+    await harness.player.set_manifest(m)
+    await harness.run(24 * 3600)
+    starts = harness.of("start")
+    assert len(starts) == 24 * 3600 * 2 // 150 + 1
+    # Item k is due at t0 + the sum of the durations before it, to the nanosecond.
+    expected = [0.0]
+    for index in range(1, len(starts)):
+        expected.append(expected[-1] + (60.0 if index % 2 else 90.0))
+    assert [e.due for e in starts] == pytest.approx(expected, abs=1e-6)
+    assert max(e.late_ms or 0.0 for e in starts) == 0.0
+
+
+async def test_broken_file_is_an_error_event_and_the_zone_moves_on(harness: Harness) -> None:
+    m = manifest(("p1", [image("a", RED, 5_000), image("bad", BROKEN), image("b", BLUE, 5_000)]))
+    await harness.player.set_manifest(m)
+    await harness.run(5)
+    assert harness.pixel() == BLUE_RGB, "the item after the broken one takes its place"
+    errors = harness.of("error")
+    assert [(e.zone, e.item) for e in errors] == [("main", "bad")]
+    assert errors[0].error and "cannot show image" in errors[0].error
+    assert [e.item for e in harness.of("start")] == ["a", "b"]
+    assert harness.of("start")[1].late_ms == 0.0
+
+
+async def test_playlist_of_only_broken_items_holds_and_retries_without_spinning(
+    harness: Harness,
+) -> None:
+    m = manifest(("p1", [image("bad", BROKEN)]))
+    await harness.player.set_manifest(m)
+    await harness.run(35)
+    errors = harness.of("error")
+    assert 3 <= len(errors) <= 5, "one attempt at load, then one per retry period"
+    assert harness.state() is PlayerState.PLAYING
+
+
+async def test_new_manifest_mid_item_switches_without_a_black_frame(harness: Harness) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("a", RED, 60_000)])))
+    await harness.run(3)
+    frames: list[tuple[int, int, int]] = []
+
+    def on_event(event: TimelineEvent) -> None:
+        if event.event == "start":
+            frames.append(harness.pixel())
+
+    harness.player.add_listener(on_event)
+    await harness.player.set_manifest(manifest(("p2", [image("b", BLUE, 60_000)]), version=2))
+    assert harness.pixel() == RED_RGB, "while the new layout loads the old one stays"
+    await harness.run(0.5)
+    assert harness.pixel() == BLUE_RGB
+    assert frames == [BLUE_RGB], "the first frame presented after the switch is the new item"
+    ends = [(e.item, e.layout) for e in harness.of("end")]
+    assert ("a", "l1") in ends
+
+
+async def test_schedule_only_edit_does_not_restart_playback(harness: Harness) -> None:
+    items = ("p1", [image("a", RED, 10_000), image("b", BLUE, 10_000)])
+    await harness.player.set_manifest(manifest(items))
+    await harness.run(12)
+    await harness.player.set_manifest(manifest(items, version=2))
+    await harness.run(10)
+    assert [e.item for e in harness.of("start")] == ["a", "b", "a"]
+    assert harness.states().count("loading") == 1
+
+
+async def test_layout_whose_assets_are_missing_is_skipped_and_the_old_one_kept(
+    harness: Harness,
+) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("a", RED, 60_000)])))
+    await harness.run(1)
+    missing = "f" * 64
+    m = manifest(("p2", [image("x", missing)]), version=2)
+    await harness.player.set_manifest(m)
+    await harness.run(5)
+    assert harness.pixel() == RED_RGB
+    assert harness.player.snapshot()[0] == "l1"
+
+
+async def test_schedule_switches_layouts_at_the_window_edges(harness: Harness) -> None:
+    m = manifest(
+        ("p1", [image("a", RED, 3_600_000)]),
+        ("p2", [image("b", BLUE, 3_600_000)]),
+        layouts=[layout("l1", "p1"), layout("l2", "p2")],
+        schedule=[{"id": "s", "layout": "l2", "from": "09:10", "to": "09:20", "priority": 5}],
+    )
+    await harness.player.set_manifest(m)  # starts 09:00 UTC
+    await harness.run(0)
+    assert harness.pixel() == RED_RGB
+    await harness.run(600)
+    assert harness.pixel() == BLUE_RGB
+    await harness.run(600)
+    assert harness.pixel() == RED_RGB
+    layouts = [(e.layout, e.t, e.late_ms) for e in harness.of("start")]
+    assert layouts == [("l1", 0.0, 0.0), ("l2", 600.0, 0.0), ("l1", 1200.0, 0.0)]
+
+
+async def test_wall_clock_jump_re_evaluates_the_schedule(harness: Harness) -> None:
+    m = manifest(
+        ("p1", [image("a", RED, 600_000)]),
+        ("p2", [image("b", BLUE, 600_000)]),
+        layouts=[layout("l1", "p1"), layout("l2", "p2")],
+        schedule=[{"id": "s", "layout": "l2", "from": "15:00", "to": "16:00"}],
+    )
+    await harness.player.set_manifest(m)
+    await harness.run(1)
+    assert harness.pixel() == RED_RGB
+    harness.clock.step_wall(6 * 3600 * S)  # NTP steps the clock to 15:00
+    harness.player.wall.check()
+    await harness.run(0.1)
+    assert harness.pixel() == BLUE_RGB
+    harness.clock.step_wall(-6 * 3600 * S)  # and back: no stall, no double play
+    harness.player.wall.check()
+    await harness.run(0.1)
+    assert harness.pixel() == RED_RGB
+    assert [e.layout for e in harness.of("start")] == ["l1", "l2", "l1"]
+
+
+async def test_server_time_sets_wall_time_before_ntp(harness: Harness) -> None:
+    m = manifest(
+        ("p1", [image("a", RED, 600_000)]),
+        ("p2", [image("b", BLUE, 600_000)]),
+        layouts=[layout("l1", "p1"), layout("l2", "p2")],
+        schedule=[{"id": "s", "layout": "l2", "days": ["sat"]}],
+    )
+    await harness.player.set_manifest(m)
+    await harness.run(1)
+    harness.player.feed_server_time(dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC))
+    await harness.run(0.1)
+    assert harness.player.snapshot()[0] == "l2"
+
+
+@pytest.mark.parametrize("setup", ["idle", "loading", "playing", "stopped"])
+async def test_every_state_accepts_stop_reload_and_new_content(
+    harness: Harness, setup: str
+) -> None:
+    player = harness.player
+    first = manifest(("p1", [image("a", RED, 60_000)]))
+    if setup in ("loading", "playing", "stopped"):
+        await player.set_manifest(first)
+        if setup != "loading":
+            await harness.run(1)
+    if setup == "stopped":
+        await player.reload()
+    await player.reload()
+    await harness.run(1)
+    assert harness.state() is (PlayerState.IDLE if setup == "idle" else PlayerState.PLAYING)
+    await player.set_manifest(manifest(("p2", [image("b", BLUE, 60_000)]), version=2))
+    await harness.run(1)
+    assert harness.state() is PlayerState.PLAYING
+    assert harness.pixel() == BLUE_RGB
+    await player._fire("halt")
+    await harness.run(1)
+    assert harness.state() is PlayerState.IDLE
+
+
+async def test_reload_passes_through_stopping_and_keeps_the_last_frame(harness: Harness) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("a", RED, 60_000)])))
+    await harness.run(1)
+    frames_before = harness.display.frames
+    await harness.player.reload()
+    assert harness.pixel() == RED_RGB
+    await harness.run(1)
+    assert harness.states()[-4:] == ["stopping", "idle", "loading", "playing"]
+    assert harness.pixel() == RED_RGB
+    assert harness.display.frames == frames_before + 1, "one frame: the reloaded layout"
+
+
+async def test_no_content_screen_when_nothing_is_scheduled(harness: Harness) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("a", RED)]), default=None))
+    await harness.run(1)
+    assert harness.state() is PlayerState.IDLE
+    frame = harness.player.frame()
+    assert frame is not None and frame.get_size() == (64, 36)
+    assert harness.pixel(0, 0) != RED_RGB
+
+
+async def test_pairing_screen_replaces_content(harness: Harness) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("a", RED)])))
+    await harness.run(1)
+    expires = dt.datetime(2026, 11, 23, 9, 5, tzinfo=dt.UTC)
+    harness.player.show_pairing("123456", "http://127.0.0.1:8080", "lobby", expires)
+    await harness.run(1)
+    assert harness.state() is PlayerState.IDLE
+    assert harness.player.snapshot()[0] is None
+    assert RED_RGB not in {harness.pixel(x, 18) for x in range(0, 64, 4)}
+
+
+async def test_screenshot_is_a_png_of_the_composed_frame(harness: Harness) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("a", RED)])))
+    await harness.run(1)
+    png = await harness.player.screenshot()
+    assert png.startswith(b"\x89PNG")
+    picture = pygame.image.load(io.BytesIO(png), "shot.png")
+    assert picture.get_size() == (64, 36)
+    assert tuple(picture.get_at((32, 18)))[:3] == RED_RGB
+
+
+async def test_identify_banner_shows_then_goes(harness: Harness) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("a", RED)])))
+    await harness.run(1)
+    harness.player.identify("lobby", 5)
+    await harness.run(0.1)
+    assert harness.pixel(2, 34) == (255, 196, 0)
+    await harness.run(6)
+    assert harness.pixel(2, 34) == RED_RGB
+
+
+async def test_static_content_presents_no_frames(harness: Harness) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("a", RED, 60_000)])))
+    await harness.run(1)
+    before = harness.display.frames
+    await harness.run(50)
+    assert harness.display.frames == before
+
+
+async def test_stop_releases_every_renderer(harness: Harness) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("a", RED, 2_000), image("b", BLUE)])))
+    await harness.run(1)  # "b" is being prepared: preload_ms is 2000
+    assert harness.player.compositor is not None
+    scene = harness.player.compositor.active
+    assert scene is not None
+    view = scene.zones[0]
+    assert view.renderer is not None
+    await harness.player._fire("halt")
+    await harness.run(0)
+    assert all(v.renderer is None for v in scene.zones)
+    assert harness.state() is PlayerState.IDLE
