@@ -346,8 +346,10 @@ install() {
     say "services"
     run systemctl daemon-reload
     run systemctl restart systemd-journald.service
-    # The player owns tty1; logins stay on tty2 (Ctrl+Alt+F2) and ssh.
-    run systemctl disable getty@tty1.service
+    # The player owns tty1; logins stay on tty2 (Ctrl+Alt+F2) and ssh. Masked, not disabled:
+    # logind would otherwise spawn autovt@tty1 (the same getty) at boot and, through the
+    # unit's Conflicts=, stop the player.
+    run systemctl mask getty@tty1.service autovt@tty1.service
     run systemctl enable signage-player.service
     [ "$WITH_SERVER" -eq 0 ] || run systemctl enable signage-server.service
     if [ "$START" -eq 1 ]; then
@@ -361,7 +363,8 @@ install() {
 uninstall() {
     say "stopping and removing the services"
     run systemctl disable --now "${UNITS[@]}" || warn "the units were not installed"
-    run systemctl enable --now getty@tty1.service || warn "could not bring back the tty1 login"
+    run systemctl unmask getty@tty1.service autovt@tty1.service
+    run systemctl start getty@tty1.service || warn "could not bring back the tty1 login"
     cmdline_restore
     local unit
     for unit in "${UNITS[@]}"; do

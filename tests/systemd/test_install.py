@@ -121,7 +121,8 @@ def test_commands_are_printed_not_run(install: Installer) -> None:
     assert pip.startswith("/opt/signage/venv/bin/python -m pip install")
     assert f"-c {REPO}/constraints.txt {REPO}" in pip
     assert "/opt/signage/venv/bin/signage config check /etc/signage/player.toml" in commands
-    assert "systemctl disable getty@tty1.service" in commands
+    # Masked: logind's autovt@tty1 is the same getty and would stop the player at boot.
+    assert "systemctl mask getty@tty1.service autovt@tty1.service" in commands
     assert "systemctl enable signage-player.service" in commands
     assert "systemctl restart signage-player.service" in commands
     assert not any("signage-server" in c for c in commands)
@@ -225,7 +226,8 @@ def test_uninstall_keeps_configuration_and_state_unless_purged(
     done = install("--uninstall")
     assert done.returncode == 0, done.stderr
     assert "systemctl disable --now signage-player.service signage-server.service" in done.commands
-    assert "systemctl enable --now getty@tty1.service" in done.commands
+    assert "systemctl unmask getty@tty1.service autovt@tty1.service" in done.commands
+    assert "systemctl start getty@tty1.service" in done.commands
     assert set(files_under(stage)) == {
         "etc/signage/player.toml",
         "etc/sysusers.d/signage.conf",
