@@ -36,7 +36,7 @@ from server._problems import install_problem_handlers, problem_doc, problem_resp
 from server._security import hash_token, load_admin_token
 from server._state import ServerState
 from server._uploads import remove_expired_uploads
-from sync import FieldProblem, Problem
+from sync import Heartbeat, Problem
 
 log = logging.getLogger("signage.server")
 FORBIDDEN_QUERY_KEYS = {"token", "access_token"}
@@ -169,10 +169,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    defs = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    components.update(defs.pop("$defs", {}))
-    components["Problem"] = defs
-    components.setdefault("FieldProblem", FieldProblem.model_json_schema())
+    # Bodies parsed by hand (to bound their size first) still need their schema published.
+    for model in (Problem, Heartbeat):
+        defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(defs.pop("$defs", {}))
+        components.setdefault(model.__name__, defs)
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
     extra = problem_doc(400, 422)
