@@ -243,7 +243,7 @@ write_config() {
     if [ -z "$SERVER_URL" ] && [ "$WITH_SERVER" -eq 1 ]; then
         SERVER_URL=http://127.0.0.1:8080
     fi
-    if [ -z "$SERVER_URL" ] && [ -t 0 ] && [ "$STAGED" -eq 0 ]; then
+    if [ -z "$SERVER_URL" ] && [ -t 0 ]; then
         read -r -p "Signage server URL (e.g. http://192.168.1.10:8080): " SERVER_URL
         valid_url "$SERVER_URL" || die "$SERVER_URL: expected http://HOST[:PORT] or https://..." 2
     fi

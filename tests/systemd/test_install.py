@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import subprocess
@@ -276,3 +277,27 @@ def test_restart_exit_code_default_matches_the_unit() -> None:
     code = str(PlayerConfig().restart_exit_code)
     assert f"SuccessExitStatus={code}\n" in unit
     assert f"RestartForceExitStatus={code}\n" in unit
+
+
+def test_server_url_is_asked_for_on_a_terminal(stage: Path, trap_bin: Path) -> None:
+    """Interactive runs prompt for the URL; a bad answer is refused like a bad --server."""
+    for answer, code in (("not-a-url", 2), (SERVER, 0)):
+        main, terminal = os.openpty()
+        try:
+            os.write(main, f"{answer}\n".encode())
+            done = subprocess.run(
+                [str(INSTALL_SH), "--root", str(stage)],
+                stdin=terminal,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PATH": f"{trap_bin}:{os.environ['PATH']}"},
+                timeout=120,
+                check=False,
+            )
+        finally:
+            os.close(main)
+            os.close(terminal)
+        assert done.returncode == code, done.stderr
+        assert "Signage server URL" in done.stderr
+    settings = load_settings(stage / "etc/signage/player.toml", env={})
+    assert settings.sync.server_url == SERVER
