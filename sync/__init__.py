@@ -27,7 +27,7 @@ from sync._manifest import (
 from sync._metrics import HostSampler, read_temperature
 from sync._pairing import pair
 from sync._state import Credentials, CredentialStore, ManifestStore, StoredManifest
-from sync._store import CommandLedger, ImpressionQueue, open_database
+from sync._store import CommandLedger, ImpressionQueue, SyncDatabase, open_database
 from sync._types import MAX_DURATION_MS, minutes_of
 from sync._watcher import ManifestWatcher, WatcherTiming
 from sync._wire import (
@@ -114,6 +114,7 @@ __all__ = [
     "ScheduleEntry",
     "StoredManifest",
     "SyncAgent",
+    "SyncDatabase",
     "SyncReport",
     "TextItem",
     "TokenRotated",

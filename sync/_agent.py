@@ -91,6 +91,7 @@ class SyncAgent:
         self.ledger = CommandLedger(self.db)
         self.device_id: str | None = None
         self.pairings = 0
+        self.pairing_code: str | None = None  # the code on screen (the simulator claims it)
         self.watcher: ManifestWatcher | None = None
         self.heartbeat: HeartbeatLoop | None = None
         self.commands: CommandRunner | None = None
@@ -125,6 +126,7 @@ class SyncAgent:
 
     def _show_code(self, created: PairingCreated) -> None:
         self.pairings += 1
+        self.pairing_code = created.code
         self.host.show_pairing(created.code, self.server_url, self._name(), created.expires_at)
 
     def _name(self) -> str:

@@ -31,6 +31,7 @@ class ImpressionRecorder:
         self._pending: list[Impression] = []
         self._written = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self.uploaded = 0
         self.report.impressions_dropped = queue.dropped
 
     def record(
@@ -44,6 +45,8 @@ class ImpressionRecorder:
         duration_ms: int | None = None,
     ) -> None:
         """Fire-and-forget from a playback listener: never blocks the frame loop."""
+        if self.queue.database.closed:
+            return  # the daemon is past its last flush: the player has stopped
         self._pending.append(
             Impression(
                 id=str(uuid.uuid4()),
@@ -70,6 +73,12 @@ class ImpressionRecorder:
                 )
         self._written.set()
 
+    async def drain(self) -> None:
+        """Write everything recorded so far, including a flush already under way."""
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+        await self.flush()
+
     async def upload_once(self, client: DeviceClient) -> int:
         """Send queued impressions in batches until the queue is empty; returns how many."""
         sent = 0
@@ -77,6 +86,7 @@ class ImpressionRecorder:
             ack = await client.impressions(ImpressionBatch(impressions=batch))
             await asyncio.to_thread(self.queue.remove, [i.id for i in batch])
             sent += len(batch)
+            self.uploaded += len(batch)
             log.debug(
                 "impressions delivered",
                 extra={"fields": {"accepted": ack.accepted, "duplicates": ack.duplicates}},

@@ -11,14 +11,17 @@ Every method is blocking: callers on the event loop go through ``asyncio.to_thre
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from core import SyncError
 from sync._wire import Command, CommandResult, Impression
 
 DB_FILE = "sync.db"
@@ -26,7 +29,23 @@ MAX_IMPRESSIONS = 100_000
 MAX_COMMAND_IDS = 10_000
 
 
-def open_database(state_dir: Path) -> sqlite_utils.Database:
+class SyncDatabase:
+    """The connection and the lock every user takes: worker threads never overlap, and
+    ``close`` waits for a statement still running in a thread whose task was cancelled."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.db.close()
+
+
+def open_database(state_dir: Path) -> SyncDatabase:
     path = Path(state_dir) / DB_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
@@ -46,24 +65,32 @@ def open_database(state_dir: Path) -> sqlite_utils.Database:
             not_null={"received_at"},
             if_not_exists=True,
         )
-    return db
+    return SyncDatabase(db)
 
 
 class _Locked:
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
-        self.lock = threading.Lock()
+    def __init__(self, database: SyncDatabase) -> None:
+        self.database = database
+        self.db = database.db
+        self.lock = database.lock
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[None]:
+        with self.lock:
+            if self.database.closed:
+                raise SyncError("the sync database is closed (the daemon is stopping)")
+            yield
 
 
 class ImpressionQueue(_Locked):
-    def __init__(self, db: sqlite_utils.Database, *, max_rows: int = MAX_IMPRESSIONS) -> None:
-        super().__init__(db)
+    def __init__(self, database: SyncDatabase, *, max_rows: int = MAX_IMPRESSIONS) -> None:
+        super().__init__(database)
         self.max_rows = max_rows
 
     def add(self, impressions: list[Impression]) -> int:
         """Store ``impressions``; returns how many old ones were dropped to stay bounded."""
         rows = [{"id": i.id, "body": i.model_dump_json()} for i in impressions]
-        with self.lock, self.db.atomic():
+        with self._use(), self.db.atomic():
             self.db.table("impressions").insert_all(rows, ignore=True)
             count: int = self.db.execute("SELECT count(*) FROM impressions").fetchone()[0]
             excess = count - self.max_rows
@@ -82,27 +109,27 @@ class ImpressionQueue(_Locked):
             return excess
 
     def peek(self, limit: int) -> list[Impression]:
-        with self.lock:
+        with self._use():
             rows = self.db.execute(
                 "SELECT body FROM impressions ORDER BY seq LIMIT ?", [limit]
             ).fetchall()
         return [Impression.model_validate_json(body) for (body,) in rows]
 
     def remove(self, ids: list[str]) -> None:
-        with self.lock, self.db.atomic():
+        with self._use(), self.db.atomic():
             for chunk in range(0, len(ids), 500):
                 part = ids[chunk : chunk + 500]
                 marks = ",".join("?" * len(part))
                 self.db.execute(f"DELETE FROM impressions WHERE id IN ({marks})", part)  # noqa: S608
 
     def __len__(self) -> int:
-        with self.lock:
+        with self._use():
             count: int = self.db.execute("SELECT count(*) FROM impressions").fetchone()[0]
         return count
 
     @property
     def dropped(self) -> int:
-        with self.lock:
+        with self._use():
             row = self.db.execute(
                 "SELECT value FROM counters WHERE name = 'impressions_dropped'"
             ).fetchone()
@@ -113,7 +140,7 @@ class CommandLedger(_Locked):
     def claim(self, command: Command) -> bool:
         """Record ``command`` as started; False when its id was seen before (do not run it)."""
         now = dt.datetime.now(dt.UTC).isoformat()
-        with self.lock, self.db.atomic():
+        with self._use(), self.db.atomic():
             seen = self.db.execute("SELECT 1 FROM commands WHERE id = ?", [command.id]).fetchone()
             if seen:
                 return False
@@ -128,19 +155,19 @@ class CommandLedger(_Locked):
             return True
 
     def record_result(self, command_id: str, result: CommandResult) -> None:
-        with self.lock, self.db.atomic():
+        with self._use(), self.db.atomic():
             self.db.execute(
                 "UPDATE commands SET result = ? WHERE id = ?",
                 [result.model_dump_json(), command_id],
             )
 
     def mark_acked(self, command_id: str) -> None:
-        with self.lock, self.db.atomic():
+        with self._use(), self.db.atomic():
             self.db.execute("UPDATE commands SET acked = 1 WHERE id = ?", [command_id])
 
     def unacked(self) -> list[tuple[str, CommandResult | None]]:
         """Commands whose result the server has not confirmed; None: interrupted mid-run."""
-        with self.lock:
+        with self._use():
             rows: list[Any] = self.db.execute(
                 "SELECT id, result FROM commands WHERE acked = 0 ORDER BY received_at"
             ).fetchall()

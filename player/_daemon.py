@@ -1,0 +1,243 @@
+"""The unattended daemon behind ``signage play --server URL``: cache → player → sync.
+
+Start order is cache, then the player (zones and compositor), then sync; stop is the reverse,
+in ``finally``. SIGTERM and SIGINT stop cleanly; SIGUSR1 writes every thread's and task's stack
+to stderr. The last good manifest plays from the cache before any network call, so a device
+that boots without network shows its content. A ``restart`` command ends the daemon with
+``player.restart_exit_code`` (systemd's ``Restart=always`` brings it back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import httpx
+
+from cache import AssetCache, Limits
+from core import Settings, state_dir
+from player._clock import Clock, MediaClock
+from player._player import Player
+from player._sdnotify import SdNotifier
+from player._timeline import TimelineEvent
+from sync import HostStatus, ImpressionRecorder, Manifest, RestartRequested, SyncAgent
+from zones import Display
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = "cache"
+
+
+class TokenAuth(httpx.Auth):
+    """Bearer auth read at request time: the cache follows re-pairing without a new client."""
+
+    def __init__(self, token: Callable[[], str | None]) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self._token()
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
+class DeviceAdapter:
+    """``sync.DeviceHost`` over the real player and cache."""
+
+    def __init__(self, player: Player, cache: AssetCache) -> None:
+        self.player = player
+        self.cache = cache
+
+    def show_pairing(
+        self, code: str, server_url: str, device_name: str, expires_at: dt.datetime
+    ) -> None:
+        self.player.show_pairing(code, server_url, device_name, expires_at)
+
+    async def apply_manifest(self, manifest: Manifest) -> None:
+        # Protected first: eviction must never take what the new manifest needs.
+        self.cache.protect(a.sha256 for a in manifest.assets)
+        await self.cache.ensure(manifest.assets)
+        # The player switches once the resolved layout is playable; until then it keeps going.
+        await self.player.set_manifest(manifest)
+
+    def status(self) -> HostStatus:
+        layout, items, dropped = self.player.snapshot()
+        return HostStatus(
+            state=self.player.state.value,
+            layout=layout,
+            items=items,
+            dropped_frames=dropped,
+            cache=self.cache.stats().as_metrics(),
+        )
+
+    def feed_server_time(self, server_time: dt.datetime) -> None:
+        self.player.feed_server_time(server_time)
+
+    async def reload(self) -> None:
+        await self.player.reload()
+
+    async def screenshot(self) -> bytes:
+        return await self.player.screenshot()
+
+    async def clear_cache(self) -> None:
+        await self.cache.clear(keep_protected=True)
+
+    def identify(self, text: str, seconds: float) -> None:
+        self.player.identify(text, seconds)
+
+
+@dataclass
+class ImpressionFeed:
+    """Turns timeline start/end events into proof-of-play records (with the played duration)."""
+
+    recorder: ImpressionRecorder
+    started: dict[tuple[str, str, str], dt.datetime] = field(default_factory=dict)
+
+    def __call__(self, event: TimelineEvent) -> None:
+        if event.event not in ("start", "end") or not (event.layout and event.zone and event.item):
+            return
+        key = (event.layout, event.zone, event.item)
+        duration_ms = None
+        if event.event == "start":
+            self.started[key] = event.wall
+        elif (began := self.started.pop(key, None)) is not None:
+            duration_ms = max(0, round((event.wall - began).total_seconds() * 1000))
+        self.recorder.record(
+            layout=event.layout,
+            zone=event.zone,
+            item=event.item,
+            event=event.event,
+            at=event.wall,
+            duration_ms=duration_ms,
+        )
+
+
+def dump_stacks(stream: TextIO | None = None) -> None:
+    """Every thread's stack, then every asyncio task's, to stderr (SIGUSR1)."""
+    out = stream or sys.stderr
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    print("=== threads ===", file=out)
+    for ident, frame in sys._current_frames().items():
+        print(f"--- thread {names.get(ident, ident)} ---", file=out)
+        print("".join(traceback.format_stack(frame)), end="", file=out)
+    print("=== asyncio tasks ===", file=out)
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()} ---", file=out)
+        task.print_stack(file=out)
+    out.flush()
+
+
+@contextlib.contextmanager
+def _signals(stop: asyncio.Event) -> Generator[None, None, None]:
+    loop = asyncio.get_running_loop()
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, dump_stacks)
+    try:
+        yield
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+
+
+def _limits(settings: Settings) -> Limits:
+    config = settings.cache
+    return Limits(
+        max_bytes=config.max_bytes,
+        parallel=config.parallel_downloads,
+        bandwidth_bps=config.bandwidth_limit_bps,
+        verify_after_start=config.verify_after_start,
+    )
+
+
+async def _supervise(agent: SyncAgent, stop: asyncio.Event) -> int:
+    """Run sync until ``stop``; the exit code (0, or the restart code a command asked for)."""
+    sync_task = asyncio.create_task(agent.run(), name="sync")
+    stop_task = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        await asyncio.wait({sync_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if sync_task.done():
+            try:
+                sync_task.result()
+            except RestartRequested as request:
+                log.info("restarting on request", extra={"fields": {"code": request.exit_code}})
+                return request.exit_code
+        return 0
+    finally:
+        for task in (sync_task, stop_task):
+            task.cancel()
+        # Outcomes were read above; this only waits for the cancellations to finish.
+        await asyncio.gather(sync_task, stop_task, return_exceptions=True)
+
+
+async def run_daemon(
+    settings: Settings,
+    *,
+    server_url: str,
+    display: Display | None = None,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[SyncAgent, Player], None] | None = None,
+) -> int:
+    """Play what ``server_url`` schedules until SIGTERM (or ``stop``); returns the exit code."""
+    root = state_dir(settings.data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    stop = stop or asyncio.Event()
+    notifier = SdNotifier.from_env()
+    timeout = httpx.Timeout(30.0, connect=settings.sync.connect_timeout_s)
+    agents: list[SyncAgent] = []
+
+    def token() -> str | None:
+        return agents[0].client.token if agents else None
+
+    def feed_watchdog() -> None:
+        notifier.watchdog.feed(time.monotonic())
+
+    with _signals(stop):
+        async with (
+            httpx.AsyncClient(timeout=timeout) as http,
+            httpx.AsyncClient(
+                base_url=server_url.rstrip("/"), timeout=timeout, auth=TokenAuth(token)
+            ) as cache_http,
+        ):
+            cache = await AssetCache.open(
+                root / CACHE_DIR, client=cache_http, limits=_limits(settings)
+            )
+            try:
+                player = Player(
+                    settings, clock=clock or MediaClock(), assets=cache, display=display
+                )
+                agent = SyncAgent(
+                    settings, root, DeviceAdapter(player, cache), http=http, server_url=server_url
+                )
+                agents.append(agent)
+                try:
+                    player.add_listener(ImpressionFeed(agent.recorder))
+                    player.add_tick_listener(feed_watchdog)
+                    await player.start()
+                    try:
+                        await agent.restore()
+                        notifier.ready("playing" if player.snapshot()[0] else "waiting for content")
+                        if on_started is not None:
+                            on_started(agent, player)
+                        return await _supervise(agent, stop)
+                    finally:
+                        notifier.notify("STOPPING=1")
+                        await player.stop()
+                finally:
+                    # After the player: its last "end" events still reach the queue.
+                    await agent.recorder.drain()
+                    agent.close()
+            finally:
+                await cache.close()

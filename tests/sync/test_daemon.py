@@ -1,0 +1,144 @@
+"""The real daemon (cache → player → sync) headless against the real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import DisplayConfig, PlayerConfig, Settings
+from player import Player, TimelineEvent
+from player._daemon import dump_stacks, run_daemon
+from sync import ImpressionQueue, SyncAgent, open_database
+from tests.sync.live_server import LiveServer, device_settings, publish, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path / "server").start()
+    yield server
+    server.stop()
+
+
+class Daemon:
+    """One run of ``run_daemon`` in a task, with its timeline collected."""
+
+    def __init__(self, live: LiveServer, state: Path, **player: Any) -> None:
+        base = device_settings()
+        self.settings = Settings(
+            data_dir=state,
+            sync=base.sync,
+            server=base.server,
+            display=DisplayConfig(width=320, height=180, fullscreen=False, driver="dummy"),
+            player=PlayerConfig(**player),
+        )
+        self.live = live
+        self.stop = asyncio.Event()
+        self.events: list[TimelineEvent] = []
+        self.agent: SyncAgent | None = None
+        self.task: asyncio.Task[int] | None = None
+        self.device_id = ""
+
+    def _started(self, agent: SyncAgent, player: Player) -> None:
+        self.agent = agent
+        player.add_listener(self.events.append)
+
+    def start(self) -> Daemon:
+        self.task = asyncio.create_task(
+            run_daemon(
+                self.settings, server_url=self.live.url, stop=self.stop, on_started=self._started
+            )
+        )
+        return self
+
+    def started_items(self) -> list[str]:
+        return [e.item for e in self.events if e.event == "start" and e.item]
+
+    async def pair(self) -> None:
+        await wait_for(
+            lambda: self.agent is not None and self.agent.pairing_code is not None, what="a code"
+        )
+        assert self.agent is not None and self.agent.pairing_code is not None
+        with self.live.admin() as admin:
+            self.device_id = await asyncio.to_thread(admin.claim, self.agent.pairing_code, "Hall")
+
+    async def publish(self, text: str, layout: str = "l1") -> None:
+        with self.live.admin() as admin:
+            await asyncio.to_thread(publish, admin, self.device_id, text, layout)
+
+    async def finish(self) -> int:
+        assert self.task is not None
+        self.stop.set()
+        return await asyncio.wait_for(self.task, 60)
+
+
+@pytest.fixture
+async def daemon(live: LiveServer, tmp_path: Path) -> AsyncIterator[Daemon]:
+    running = Daemon(live, tmp_path / "device").start()
+    await running.pair()
+    await running.publish("hello")
+    await wait_for(lambda: "t1" in running.started_items(), what="the first item on screen")
+    yield running
+    if running.task is not None and not running.task.done():
+        await running.finish()
+
+
+async def test_pairs_plays_records_proof_of_play_and_stops_cleanly(
+    daemon: Daemon, live: LiveServer
+) -> None:
+    start = next(e for e in daemon.events if e.event == "start" and e.item == "t1")
+    assert start.layout == "l1" and start.zone == "main"
+    await daemon.publish("second", layout="l2")
+    await wait_for(
+        lambda: any(e.layout == "l2" and e.event == "start" for e in daemon.events),
+        what="the new layout on the timeline",
+    )
+    assert await daemon.finish() == 0
+    played = [e for e in daemon.events if e.event in ("start", "end") and e.item]
+    queue = ImpressionQueue(open_database(daemon.settings.data_dir or Path()))
+    assert daemon.agent is not None
+    # Uploaded or still queued: every start and end the player reported is accounted for.
+    assert daemon.agent.recorder.uploaded + len(queue) == len(played)
+
+
+async def test_offline_boot_plays_the_persisted_manifest(daemon: Daemon, live: LiveServer) -> None:
+    assert await daemon.finish() == 0
+    live.stop()
+    rebooted = Daemon(live, daemon.settings.data_dir or Path()).start()
+    await wait_for(lambda: "t1" in rebooted.started_items(), what="stored content, offline")
+    assert rebooted.agent is not None and rebooted.agent.pairing_code is None
+    assert await rebooted.finish() == 0
+
+
+async def test_restart_command_exits_with_the_documented_code(
+    daemon: Daemon, live: LiveServer
+) -> None:
+    with live.admin() as admin:
+        await asyncio.to_thread(admin.command, daemon.device_id, "restart")
+    assert daemon.task is not None
+    assert await asyncio.wait_for(daemon.task, 30) == 75
+
+
+async def test_sigterm_stops_cleanly(daemon: Daemon) -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert daemon.task is not None
+    assert await asyncio.wait_for(daemon.task, 60) == 0
+
+
+async def test_sigusr1_dumps_thread_and_task_stacks(daemon: Daemon) -> None:
+    out = io.StringIO()
+    dump_stacks(out)
+    text = out.getvalue()
+    assert "=== threads ===" in text and "MainThread" in text
+    assert "--- task sync ---" in text
+    os.kill(os.getpid(), signal.SIGUSR1)  # handled by the daemon: must not stop it
+    await asyncio.sleep(0.2)
+    assert daemon.task is not None and not daemon.task.done()
