@@ -73,8 +73,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "doctor",
         help="check that this machine can play, and say what to fix",
         description="Check the display (KMSDRM, X11 or Wayland), libmpv, the bundled fonts, free "
-        "space of the state directory, clock synchronization, the server's /healthz and the "
-        "device credentials. Prints what to fix; exit 1 when something is wrong.",
+        "space of the state directory, clock synchronization, the server's /healthz, the "
+        "device credentials and the systemd service. Prints what to fix; exit 1 when something "
+        "is wrong.",
     )
     add_config_options(parser)
     parser.set_defaults(handler=_run)

@@ -209,7 +209,7 @@ def check_clock(probe: Probe) -> Finding:
     if probe.timesync_flag.exists():
         return Finding("clock", Status.OK, "synchronized (systemd-timesyncd)")
     code, out = probe.run(["timedatectl", "show", "--property=NTP", "--property=NTPSynchronized"])
-    values = dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
+    values = _properties(out)
     if code != 0 or "NTPSynchronized" not in values:
         return Finding(
             "clock",
@@ -232,6 +232,38 @@ def check_clock(probe: Probe) -> Finding:
         "NTP is enabled but not synchronized yet; schedules follow the server's time until then",
         "check that UDP port 123 reaches an NTP server (timedatectl timesync-status)",
     )
+
+
+def _properties(output: str) -> dict[str, str]:
+    """``KEY=value`` lines, as ``systemctl show`` and ``timedatectl show`` print them."""
+    return dict(line.partition("=")[::2] for line in output.splitlines() if "=" in line)
+
+
+def check_service(probe: Probe) -> Finding:
+    unit = "signage-player.service"
+    code, out = probe.run(
+        ["systemctl", "show", unit, "--property=LoadState,ActiveState,SubState,NRestarts"]
+    )
+    values = _properties(out)
+    if code != 0 or "LoadState" not in values:
+        return Finding("service", Status.WARN, f"cannot ask systemd about {unit}")
+    if values["LoadState"] != "loaded":
+        return Finding(
+            "service",
+            Status.WARN,
+            f"{unit} is not installed",
+            "sudo systemd/install.sh --server URL",
+        )
+    active, sub = values.get("ActiveState", "?"), values.get("SubState", "?")
+    restarts = int(values.get("NRestarts") or 0)
+    detail = f"{active} ({sub}), restarted {restarts} time(s) since it was started"
+    logs = "read why in journalctl -u signage-player -b (a traceback, or 'Watchdog timeout')"
+    if active == "active":
+        return Finding("service", Status.WARN if restarts >= 3 else Status.OK, detail, logs)
+    if active == "activating" and sub != "auto-restart":
+        return Finding("service", Status.WARN, f"{detail}: still starting", logs)
+    fix = f"{logs}; then sudo systemctl enable --now {unit}"
+    return Finding("service", Status.FAIL, detail, fix)
 
 
 def check_server(probe: Probe) -> Finding:
@@ -349,6 +381,7 @@ CHECKS: tuple[Callable[[Probe], Finding], ...] = (
     check_clock,
     check_server,
     check_credentials,
+    check_service,
 )
 
 

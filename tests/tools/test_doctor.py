@@ -27,6 +27,7 @@ from tools._doctor import (
     check_fonts,
     check_libmpv,
     check_server,
+    check_service,
     load_libmpv,
     run_checks,
 )
@@ -309,6 +310,42 @@ def test_credentials_unreadable(tmp_path: Path) -> None:
     assert check_credentials(probe(tmp_path)).status is Status.WARN
 
 
+# --- the service ---
+
+
+def systemctl(properties: str, code: int = 0) -> object:
+    def run(argv: Sequence[str]) -> tuple[int, str]:
+        assert argv[:3] == ["systemctl", "show", "signage-player.service"]
+        return code, properties
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("properties", "code", "status"),
+    [
+        ("LoadState=loaded\nActiveState=active\nSubState=running\nNRestarts=0\n", 0, Status.OK),
+        ("LoadState=loaded\nActiveState=active\nSubState=running\nNRestarts=7\n", 0, Status.WARN),
+        ("LoadState=loaded\nActiveState=activating\nSubState=start\nNRestarts=0\n", 0, Status.WARN),
+        (
+            "LoadState=loaded\nActiveState=activating\nSubState=auto-restart\nNRestarts=9\n",
+            0,
+            Status.FAIL,
+        ),
+        ("LoadState=loaded\nActiveState=failed\nSubState=failed\nNRestarts=2\n", 0, Status.FAIL),
+        ("LoadState=loaded\nActiveState=inactive\nSubState=dead\nNRestarts=0\n", 0, Status.FAIL),
+        ("LoadState=not-found\nActiveState=inactive\n", 0, Status.WARN),
+        ("", 1, Status.WARN),
+    ],
+)
+def test_service_state(tmp_path: Path, properties: str, code: int, status: Status) -> None:
+    finding = check_service(probe(tmp_path, run=systemctl(properties, code)))
+    assert finding.status is status, finding
+    if status is Status.FAIL:
+        assert finding.fix is not None
+        assert "journalctl -u signage-player" in finding.fix
+
+
 # --- all together ---
 
 
@@ -325,6 +362,7 @@ def test_a_crashing_check_is_reported_and_the_others_still_run(tmp_path: Path) -
         "clock",
         "server",
         "credentials",
+        "service",
     ]
     disk = findings[3]
     assert disk.status is Status.FAIL
@@ -352,6 +390,15 @@ def test_command_reports_a_bad_config_and_exits_1(
     assert "FAIL  config" in out
     assert "sync.server_url" in out
     assert f"state directory {tmp_path / 'state'}" in out
-    for check in ("display", "libmpv", "fonts", "disk", "clock", "server", "credentials"):
+    for check in (
+        "display",
+        "libmpv",
+        "fonts",
+        "disk",
+        "clock",
+        "server",
+        "credentials",
+        "service",
+    ):
         assert f" {check} " in out, check
     assert os.environ.get("STATE_DIRECTORY") is None
