@@ -90,12 +90,13 @@ class ScreenDisplay:
 
     @staticmethod
     def _physical_size(config: DisplayConfig, driver: str) -> Size:
+        """The screen's own mode (width x height as the panel scans out, before rotation)."""
         if config.width and config.height:
-            return rotated_size((config.width, config.height), config.rotation)
+            return config.width, config.height
         if driver in _HEADLESS_DRIVERS:
-            return rotated_size(_HEADLESS_SIZE, config.rotation)
+            return _HEADLESS_SIZE
         sizes = pygame.display.get_desktop_sizes()
-        return sizes[0] if sizes else rotated_size(_HEADLESS_SIZE, config.rotation)
+        return sizes[0] if sizes else _HEADLESS_SIZE
 
     @property
     def size(self) -> Size:

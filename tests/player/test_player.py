@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 
 import pygame
 import pytest
 
-from player import PlayerState, TimelineEvent
-from tests.player.conftest import BLUE, BROKEN, RED, Harness, S, image, layout, manifest
+from core import Settings
+from player import DirectoryAssets, MediaClock, Player, PlayerState, TimelineEvent
+from tests.player.conftest import BLUE, BROKEN, DATA, RED, Harness, S, image, layout, manifest
 
 RED_RGB = (220, 30, 30)
 BLUE_RGB = (30, 60, 220)
@@ -258,3 +260,29 @@ async def test_stop_releases_every_renderer(harness: Harness) -> None:
     await harness.run(0)
     assert all(v.renderer is None for v in scene.zones)
     assert harness.state() is PlayerState.IDLE
+
+
+async def test_real_clock_and_real_display_play_a_playlist() -> None:
+    """The whole player on the monotonic clock and the SDL display (dummy driver)."""
+    settings = Settings.model_validate(
+        {"display": {"width": 64, "height": 36, "fullscreen": False, "driver": "dummy"}}
+    )
+    assets = DirectoryAssets(DATA)
+    await asyncio.to_thread(assets.scan)
+    player = Player(settings, clock=MediaClock(), assets=assets, device="real")
+    starts: list[str | None] = []
+    player.add_listener(lambda e: starts.append(e.item) if e.event == "start" else None)
+    await player.start()
+    try:
+        await player.set_manifest(manifest(("p1", [image("a", RED, 300), image("b", BLUE, 300)])))
+        for _ in range(200):  # bounded: at most ~4 s on a very busy machine
+            if starts.count("b") >= 1 and starts.count("a") >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert starts[:3] == ["a", "b", "a"]
+        screen = pygame.display.get_surface()
+        assert screen is not None
+        colour = tuple(screen.get_at((32, 18)))[:3]
+        assert colour in (RED_RGB, BLUE_RGB)
+    finally:
+        await player.stop()

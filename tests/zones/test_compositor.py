@@ -1,0 +1,274 @@
+"""The compositor headless with the real pygame display (SDL dummy driver): pixels, not mocks."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pygame
+import pytest
+
+from core import DisplayConfig, ZoneError
+from sync import Item, Transition
+from zones import Compositor, OffscreenDisplay, Scene, ScreenDisplay, ZoneView
+
+S = 1_000_000_000
+RED, BLUE, GREEN = (200, 0, 0), (0, 0, 200), (0, 200, 0)
+
+
+class Solid:
+    """A renderer painting one colour; counts what the compositor asks of it."""
+
+    def __init__(self, colour: tuple[int, int, int], *, fail_at: int | None = None) -> None:
+        self.colour = colour
+        self.draws = 0
+        self.painted = False
+        self.stopped = self.released = False
+        self.fail_at = fail_at
+
+    async def prepare(self, item: Item, size: tuple[int, int]) -> None:
+        return None
+
+    def start(self, at_ns: int) -> None:
+        self.painted = False
+
+    def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
+        self.draws += 1
+        if self.fail_at is not None and now_ns >= self.fail_at:
+            raise ZoneError("decoder crashed")
+        if self.painted:
+            return False
+        surface.fill(self.colour)
+        self.painted = True
+        return True
+
+    def next_change_ns(self, now_ns: int) -> int | None:
+        return None
+
+    @property
+    def ended(self) -> bool:
+        return False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def release(self) -> None:
+        self.released = True
+
+
+@pytest.fixture
+def screen() -> Iterator[ScreenDisplay]:
+    display = ScreenDisplay(DisplayConfig(width=160, height=90, fullscreen=False, driver="dummy"))
+    yield display
+    display.close()
+
+
+def surface() -> pygame.Surface:
+    screen = pygame.display.get_surface()
+    assert screen is not None
+    return screen
+
+
+def pixel(x: int, y: int) -> tuple[int, int, int]:
+    c = surface().get_at((x, y))
+    return c.r, c.g, c.b
+
+
+def scene_with(*zones: tuple[str, pygame.Rect, int], size: tuple[int, int] = (160, 90)) -> Scene:
+    scene = Scene("l", size, "#101010")
+    for zone_id, rect, z in zones:
+        scene.add_zone(ZoneView(zone_id, rect, z))
+    return scene
+
+
+def test_zones_compose_in_z_order_on_the_real_display(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(
+        ("top", pygame.Rect(40, 20, 80, 50), 5), ("under", pygame.Rect(0, 0, 100, 90), 0)
+    )
+    scene.zone("under").show(Solid(RED), 0)
+    scene.zone("top").show(Solid(BLUE), 0)
+    compositor.present(scene)
+    assert compositor.compose(0) is True
+    assert pixel(10, 10) == RED
+    assert pixel(60, 40) == BLUE, "the higher z wins where zones overlap"
+    assert pixel(140, 80) == (16, 16, 16), "the layout background where no zone is"
+    assert screen.frames == 1
+
+
+def test_nothing_changed_nothing_presented(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+    scene.zone("a").show(Solid(RED), 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    assert [compositor.compose(n * S) for n in range(1, 6)] == [False] * 5
+    assert screen.frames == 1
+    assert compositor.next_change_ns(S) is None
+
+
+def test_only_the_changed_zone_is_redrawn(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(
+        ("left", pygame.Rect(0, 0, 80, 90), 0), ("right", pygame.Rect(80, 0, 80, 90), 0)
+    )
+    scene.zone("left").show(Solid(RED), 0)
+    scene.zone("right").show(Solid(BLUE), 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    surface().fill((1, 2, 3), pygame.Rect(0, 0, 80, 90))  # mark the left half
+    scene.zone("right").show(Solid(GREEN), S)
+    assert compositor.compose(S) is True
+    assert pixel(100, 40) == GREEN
+    assert pixel(10, 40) == (1, 2, 3), "the unchanged zone was not redrawn"
+
+
+def test_crossfade_blends_then_releases_the_outgoing(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+    old, new = Solid(RED), Solid(BLUE)
+    scene.zone("a").show(old, 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    scene.zone("a").show(new, 10 * S, Transition(type="crossfade", duration_ms=1000))
+    assert old.stopped and not old.released
+    compositor.compose(10 * S + S // 2)
+    r, _, b = pixel(80, 45)
+    assert 80 < r < 120 and 80 < b < 120, (r, b)
+    assert compositor.next_change_ns(10 * S + S // 2) == 10 * S + S // 2 + compositor.frame_ns
+    compositor.compose(11 * S)
+    assert pixel(80, 45) == BLUE
+    assert old.released
+
+
+def test_fade_goes_through_the_background(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+    scene.zone("a").show(Solid(RED), 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    scene.zone("a").show(Solid(BLUE), S, Transition(type="fade", duration_ms=1000))
+    compositor.compose(S + S // 2)
+    assert pixel(80, 45) == (16, 16, 16), "half way: the background"
+    compositor.compose(S + S // 4)
+    r, _, b = pixel(80, 45)
+    assert r > 90 and b < 40
+
+
+def test_cut_releases_the_previous_renderer_at_once() -> None:
+    scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+    old = Solid(RED)
+    scene.zone("a").show(old, 0)
+    scene.zone("a").show(Solid(BLUE), 0, Transition(type="cut"))
+    assert old.stopped and old.released
+
+
+def test_new_scene_replaces_the_old_only_on_its_first_full_frame(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    first = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+    old = Solid(RED)
+    first.zone("a").show(old, 0)
+    compositor.present(first)
+    compositor.compose(0)
+    second = scene_with(("b", pygame.Rect(0, 0, 160, 90), 0))
+    second.zone("b").show(Solid(BLUE), S)
+    compositor.present(second)
+    assert pixel(80, 45) == RED and not old.released, "the old frame holds until then"
+    compositor.compose(S)
+    assert pixel(80, 45) == BLUE
+    assert old.released
+
+
+def test_released_scene_keeps_its_last_frame(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+    renderer = Solid(GREEN)
+    scene.zone("a").show(renderer, 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    compositor.release_active()
+    assert renderer.released
+    assert compositor.compose(S) is False
+    assert pixel(80, 45) == GREEN
+    frame = compositor.frame()
+    assert frame is not None and tuple(frame.get_at((5, 5)))[:3] == GREEN
+
+
+def test_draw_error_goes_to_the_zone_handler(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+    errors: list[str] = []
+    scene.zone("a").on_error = lambda view, renderer, exc: errors.append(str(exc))
+    scene.zone("a").show(Solid(RED, fail_at=S), 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    assert compositor.compose(S) is False
+    assert errors == ["decoder crashed"]
+    assert pixel(80, 45) == RED
+
+
+def test_canvas_is_scaled_and_letterboxed_onto_the_screen(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(("a", pygame.Rect(0, 0, 40, 40), 0), size=(40, 40))  # square on 16:9
+    scene.zone("a").show(Solid(RED), 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    assert pixel(80, 45) == RED
+    assert pixel(10, 45) == (0, 0, 0), "black bars left and right"
+    assert pixel(150, 45) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("rotation", "top_left_red_at"),
+    [(0, (5, 5)), (90, (155, 5)), (180, (155, 85)), (270, (5, 85))],
+)
+def test_rotation_turns_the_picture_clockwise(
+    rotation: int, top_left_red_at: tuple[int, int]
+) -> None:
+    config = DisplayConfig(
+        width=160, height=90, fullscreen=False, driver="dummy", rotation=rotation
+    )
+    display = ScreenDisplay(config)
+    try:
+        assert surface().get_size() == (160, 90), "the panel's own mode"
+        portrait = rotation in (90, 270)
+        assert display.size == ((90, 160) if portrait else (160, 90))
+        compositor = Compositor(display)
+        w, h = display.size
+        scene = scene_with(("a", pygame.Rect(0, 0, w // 4, h // 4), 0), size=(w, h))
+        scene.zone("a").show(Solid(RED), 0)
+        compositor.present(scene)
+        compositor.compose(0)
+        assert pixel(*top_left_red_at) == RED
+        assert pixel(80, 45) == (16, 16, 16)
+    finally:
+        display.close()
+
+
+async def test_screenshot_is_png_of_the_canvas() -> None:
+    compositor = Compositor(OffscreenDisplay((32, 18)))
+    scene = scene_with(("a", pygame.Rect(0, 0, 32, 18), 0), size=(32, 18))
+    scene.zone("a").show(Solid(BLUE), 0)
+    with pytest.raises(ZoneError, match="nothing has been presented"):
+        await compositor.screenshot()
+    compositor.present(scene)
+    compositor.compose(0)
+    png = await compositor.screenshot()
+    picture = pygame.image.load(io.BytesIO(png), "x.png")
+    assert tuple(picture.get_at((16, 9)))[:3] == BLUE
+
+
+def test_identify_overlay_comes_and_goes() -> None:
+    display = OffscreenDisplay((160, 90))
+    compositor = Compositor(display)
+    scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+    scene.zone("a").show(Solid(RED), 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    compositor.identify("lobby", 2 * S)
+    assert compositor.compose(S) is True
+    assert tuple(scene.canvas.get_at((2, 88)))[:3] == (255, 196, 0)
+    assert compositor.next_change_ns(S) == 2 * S
+    assert compositor.compose(2 * S) is True
+    assert tuple(scene.canvas.get_at((2, 88)))[:3] == RED
+    assert compositor.compose(3 * S) is False
