@@ -15,10 +15,15 @@ Triggers are queued (one fired inside a callback runs after it); invalid ones ar
 
 from __future__ import annotations
 
+import logging
 from enum import Enum
 from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
+
+
+# transitions logs every callback at INFO; the player logs each state change itself.
+logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 class PlayerState(Enum):

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "tools._cmd_admin",
     "tools._cmd_doctor",
     "tools._cmd_cache",
+    "tools._cmd_play",
 ]
 
 

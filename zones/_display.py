@@ -134,5 +134,16 @@ class ScreenDisplay:
         pygame.display.update(updated)
         self._frames += 1
 
+    def quit_requested(self) -> bool:
+        """Drain the window's event queue (a desktop marks silent windows as hung);
+        True when the window was closed or Escape pressed."""
+        quit_seen = False
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT or (
+                event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
+            ):
+                quit_seen = True
+        return quit_seen
+
     def close(self) -> None:
         pygame.display.quit()
