@@ -27,6 +27,7 @@ JOURNAL_MAX=64M
 
 PREFIX=/opt/signage
 VENV=$PREFIX/venv
+SRC_COPY=$PREFIX/src
 CONFIG_DIR=/etc/signage
 UNIT_DIR=/etc/systemd/system
 JOURNALD_DROPIN=/etc/systemd/journald.conf.d/signage.conf
@@ -322,6 +323,24 @@ check_platform() {
     fi
 }
 
+# The code is installed from a copy kept in $SRC_COPY: pip builds inside the directory it
+# installs (build/, *.egg-info), which must not be the user's checkout, and the copy records
+# exactly what this machine runs. Dot-directories (.git, .venv, caches) are left out.
+install_code() {
+    if [ "$DRY_RUN" -eq 1 ]; then
+        printf 'would copy: %s to %s\n' "$SOURCE" "$SRC_COPY"
+    else
+        rm -rf "$ROOT$SRC_COPY"
+        mkdir -p "$ROOT$SRC_COPY"
+        tar -C "$SOURCE" --exclude='./.*' --exclude=./build --exclude='./*.egg-info' \
+            --exclude=__pycache__ -cf - . | tar -C "$ROOT$SRC_COPY" -xf -
+        printf 'copied: %s to %s\n' "$SOURCE" "$SRC_COPY"
+    fi
+    run python3 -m venv "$VENV"
+    run "$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir -q \
+        -c "$SRC_COPY/constraints.txt" "$SRC_COPY"
+}
+
 install() {
     check_platform
     say "configuration"
@@ -339,9 +358,7 @@ install() {
     fi
     run systemd-sysusers "$SYSUSERS_FILE"
     say "virtual environment in $VENV from the pinned $SOURCE/constraints.txt"
-    run python3 -m venv "$VENV"
-    run "$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir -q \
-        -c "$SOURCE/constraints.txt" "$SOURCE"
+    install_code
     run "$VENV/bin/signage" config check "$CONFIG_DIR/player.toml"
     say "services"
     run systemctl daemon-reload

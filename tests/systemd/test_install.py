@@ -28,12 +28,27 @@ EXPECTED_FILES = {
 }
 
 
-def files_under(root: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(root)): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
+def files_under(root: Path, *, with_source: bool = False) -> dict[str, bytes]:
+    """Every file under ``root``; the copied source tree (/opt/signage/src) only when asked."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        name = str(path.relative_to(root))
+        if path.is_file() and (with_source or not name.startswith("opt/signage/src/")):
+            files[name] = path.read_bytes()
+    return files
+
+
+def test_the_code_is_installed_from_a_clean_copy(install: Installer, stage: Path) -> None:
+    done = install("--server", SERVER)
+    assert done.returncode == 0, done.stderr
+    assert f"copied: {REPO} to /opt/signage/src" in done.stdout
+    copy = stage / "opt/signage/src"
+    for name in ("pyproject.toml", "constraints.txt", "core/__init__.py", "systemd/install.sh"):
+        assert (copy / name).read_bytes() == (REPO / name).read_bytes(), name
+    leftovers = [p for p in copy.rglob("*") if p.name in {".git", ".venv", "build", "__pycache__"}]
+    assert leftovers == []
+    assert not list(copy.glob("*.egg-info"))
+    assert (copy / "systemd/install.sh").stat().st_mode & 0o111  # modes survive the copy
 
 
 def test_shellcheck_is_clean() -> None:
@@ -120,7 +135,8 @@ def test_commands_are_printed_not_run(install: Installer) -> None:
     assert "python3 -m venv /opt/signage/venv" in commands
     pip = next(c for c in commands if " pip install " in c)
     assert pip.startswith("/opt/signage/venv/bin/python -m pip install")
-    assert f"-c {REPO}/constraints.txt {REPO}" in pip
+    # Built from the copy: pip would leave root-owned build/ and *.egg-info in the checkout.
+    assert pip.endswith("-c /opt/signage/src/constraints.txt /opt/signage/src")
     assert "/opt/signage/venv/bin/signage config check /etc/signage/player.toml" in commands
     # Masked: logind's autovt@tty1 is the same getty and would stop the player at boot.
     assert "systemctl mask getty@tty1.service autovt@tty1.service" in commands
@@ -139,11 +155,11 @@ def test_rerun_is_idempotent(install: Installer, stage: Path) -> None:
     (stage / "boot/firmware").mkdir(parents=True)
     (stage / "boot/firmware/cmdline.txt").write_text(PI_CMDLINE)
     assert install("--server", SERVER).returncode == 0
-    first = files_under(stage)
+    first = files_under(stage, with_source=True)
     again = install("--server", SERVER)
     assert again.returncode == 0
     assert again.written == []
-    assert files_under(stage) == first
+    assert files_under(stage, with_source=True) == first
 
 
 def test_cmdline_blanking_and_cursor_off_then_restored(install: Installer, stage: Path) -> None:
@@ -212,7 +228,8 @@ def test_no_reboot_command_leaves_out_the_permission(install: Installer, stage: 
 def test_dry_run_writes_nothing(install: Installer, stage: Path) -> None:
     done = install("--server", SERVER, "--dry-run")
     assert done.returncode == 0, done.stderr
-    assert files_under(stage) == {}
+    assert files_under(stage, with_source=True) == {}
+    assert f"would copy: {REPO} to /opt/signage/src" in done.stdout
     assert "would write: /etc/signage/player.toml (mode 0644)" in done.stdout
     assert "systemctl enable signage-player.service" in done.commands
 
