@@ -373,7 +373,7 @@ install() {
         [ "$WITH_SERVER" -eq 0 ] || run systemctl restart signage-server.service
         run systemctl restart signage-player.service
     fi
-    say "done: the screen shows a pairing code; check with: sudo $VENV/bin/signage doctor"
+    say "done: the screen shows a pairing code; check with: sudo -u signage $VENV/bin/signage doctor"
     [ -z "$(cmdline_file || true)" ] || say "reboot once so the kernel command line applies"
 }
 
