@@ -92,6 +92,8 @@ class SyncAgent:
         self.device_id: str | None = None
         self.pairings = 0
         self.pairing_code: str | None = None  # the code on screen (the simulator claims it)
+        # The server's timing as last heard (stored manifest, manifest, config event).
+        self.server_config = ManifestConfig()
         self.watcher: ManifestWatcher | None = None
         self.heartbeat: HeartbeatLoop | None = None
         self.commands: CommandRunner | None = None
@@ -105,6 +107,7 @@ class SyncAgent:
             return False
         self.report.manifest_etag = stored.etag
         self.report.manifest_version = stored.manifest.version
+        self.server_config = stored.manifest.config
         log.info(
             "playing the stored manifest",
             extra={"fields": {"version": stored.manifest.version, "etag": stored.etag}},
@@ -162,6 +165,7 @@ class SyncAgent:
     # --- paired session ---------------------------------------------------------------------
 
     def _on_config(self, config: ManifestConfig) -> None:
+        self.server_config = config
         if self.heartbeat is not None:
             self.heartbeat.set_interval(float(config.heartbeat_interval_s))
 
@@ -181,7 +185,7 @@ class SyncAgent:
             on_command=commands.submit,
             on_config=self._on_config,
             timing=WatcherTiming(
-                ping_s=self.settings.server.sse_ping_s,
+                ping_s=float(self.server_config.sse_ping_s),
                 poll_interval_s=sync.poll_interval_s,
                 failures_before_poll=sync.sse_failures_before_poll,
                 backoff_initial_s=min(1.0, sync.backoff_max_s),
@@ -189,6 +193,7 @@ class SyncAgent:
             ),
             local_poll_interval_s=sync.poll_interval_s,
         )
+        watcher.adopt_config(self.server_config)
         heartbeat = HeartbeatLoop(
             self.client,
             self.host,
