@@ -12,7 +12,7 @@ import argparse
 import importlib
 
 # Modules that add ``signage bench`` sub-benchmarks, in the order --help lists them.
-BENCHMARKS: list[str] = []
+BENCHMARKS: list[str] = ["tools._bench_update"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
