@@ -12,7 +12,11 @@ import argparse
 import importlib
 
 # Modules that add ``signage bench`` sub-benchmarks, in the order --help lists them.
-BENCHMARKS: list[str] = ["tools._bench_update"]
+BENCHMARKS: list[str] = [
+    "tools._bench_cache",
+    "tools._bench_server",
+    "tools._bench_update",
+]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
