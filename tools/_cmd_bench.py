@@ -14,7 +14,6 @@ import importlib
 # Modules that add ``signage bench`` sub-benchmarks, in the order --help lists them.
 BENCHMARKS: list[str] = [
     "tools._bench_cache",
-    "tools._bench_server",
     "tools._bench_update",
 ]
 
