@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 import httpx
@@ -29,7 +30,7 @@ from core import Settings, state_dir
 from player._clock import Clock, MediaClock
 from player._player import Player
 from player._sdnotify import SdNotifier
-from player._timeline import TimelineEvent
+from player._timeline import TimelineEvent, TimelineWriter
 from sync import HostStatus, ImpressionRecorder, Manifest, RestartRequested, SyncAgent
 from zones import Display
 
@@ -241,3 +242,31 @@ async def run_daemon(
                     agent.close()
             finally:
                 await cache.close()
+
+
+def play_from_server(
+    settings: Settings,
+    server_url: str,
+    *,
+    timeline: Path | None = None,
+    duration_s: float | None = None,
+) -> int:
+    """``signage play --server URL``: run the daemon; the process exit code."""
+    writer = TimelineWriter(timeline) if timeline is not None else None
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        if duration_s is not None:
+            asyncio.get_running_loop().call_later(duration_s, stop.set)
+
+        def attach(agent: SyncAgent, player: Player) -> None:
+            if writer is not None:
+                player.add_listener(writer.write)
+
+        return await run_daemon(settings, server_url=server_url, stop=stop, on_started=attach)
+
+    try:
+        return asyncio.run(main())
+    finally:
+        if writer is not None:
+            writer.close()

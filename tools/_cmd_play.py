@@ -75,6 +75,15 @@ def _run(args: argparse.Namespace) -> int:
         overrides = {"display": {"driver": "dummy", "fullscreen": False}}
     settings = load_from_args(args, **overrides)
     configure_logging(settings.logging.level, settings.logging.format)
+    server_url = args.server or (None if args.manifest else settings.sync.server_url)
+    if server_url:  # the unattended daemon: pairing, sync, cache (docs/operations.md)
+        from player._daemon import play_from_server
+
+        return play_from_server(
+            settings, server_url, timeline=args.timeline, duration_s=args.duration
+        )
+    if args.manifest is None or args.assets is None:
+        raise ConfigError(["give --server URL (or sync.server_url), or --manifest and --assets"])
     manifest = _read_manifest(args.manifest)
     if not args.assets.is_dir():
         raise ConfigError([f"not a directory: {args.assets}"], source="--assets")
@@ -84,13 +93,16 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "play",
-        help="play a local manifest without a server",
+        help="play what a server schedules (--server), or a local manifest",
         description="Play a manifest (JSON, the wire format) from a directory of asset files. "
         "Files may have any name: each is hashed at start and served by its sha256; a file "
         "whose hash is not in the manifest is never shown.",
     )
-    parser.add_argument("--manifest", type=Path, required=True, metavar="FILE")
-    parser.add_argument("--assets", type=Path, required=True, metavar="DIR")
+    parser.add_argument(
+        "--server", metavar="URL", help="play what this server schedules (the unattended daemon)"
+    )
+    parser.add_argument("--manifest", type=Path, metavar="FILE")
+    parser.add_argument("--assets", type=Path, metavar="DIR")
     parser.add_argument(
         "--timeline", type=Path, metavar="FILE", help="append timeline events (JSON lines)"
     )

@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import signal
-from collections.abc import AsyncIterator, Iterator
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +147,56 @@ async def test_sigusr1_dumps_thread_and_task_stacks(daemon: Daemon) -> None:
     os.kill(os.getpid(), signal.SIGUSR1)  # handled by the daemon: must not stop it
     await asyncio.sleep(0.2)
     assert daemon.task is not None and not daemon.task.done()
+
+
+def test_signage_play_server_pairs_plays_dumps_stacks_and_stops_on_sigterm(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    """The real command in its own process: SIGUSR1 dumps stacks, SIGTERM exits 0."""
+    timeline = tmp_path / "timeline.jsonl"
+    command = [sys.executable, "-m", "tools", "play", "--server", live.url, "--headless"]
+    command += ["--data-dir", str(tmp_path / "state"), "--timeline", str(timeline)]
+    env = {**os.environ, "SIGNAGE_SYNC__DEVICE_NAME": "Kiosk", "SIGNAGE_DISPLAY__WIDTH": "320"}
+    env["SIGNAGE_DISPLAY__HEIGHT"] = "180"
+    lines: list[str] = []
+    with subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parents[2]
+    ) as child:
+        assert child.stderr is not None
+        reader = threading.Thread(target=lambda: lines.extend(child.stderr or []), daemon=True)
+        reader.start()
+        try:
+            code = _wait_sync(lambda: _code_in(lines), "a pairing code in the log")
+            with live.admin() as admin:
+                device = admin.claim(code, "Kiosk")
+                publish(admin, device, "from the daemon")
+            _wait_sync(lambda: timeline.exists() and '"item":"t1"' in timeline.read_text(), "t1")
+            child.send_signal(signal.SIGUSR1)
+            _wait_sync(lambda: any("=== asyncio tasks ===" in line for line in lines), "stacks")
+            assert child.poll() is None, "SIGUSR1 must not stop the daemon"
+            child.send_signal(signal.SIGTERM)
+            assert child.wait(timeout=60) == 0
+        finally:
+            if child.poll() is None:
+                child.kill()
+        reader.join(10)
+    assert (tmp_path / "state" / "credentials.json").exists()
+
+
+def _code_in(lines: list[str]) -> str | None:
+    for line in lines:
+        if "pairing code issued" in line:
+            match = re.search(r"\bcode=(\d{6})\b", line)
+            if match:
+                return match.group(1)
+    return None
+
+
+def _wait_sync(probe: Callable[[], Any], what: str, within_s: float = 60.0) -> Any:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
