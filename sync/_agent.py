@@ -31,6 +31,7 @@ from sync._wire import PairingCreated, PairingRequest
 log = logging.getLogger(__name__)
 
 HARDWARE_ID_FILE = "hardware-id"
+SESSION_RETRY_S = 30.0
 
 
 def player_version() -> str:
@@ -235,13 +236,25 @@ class SyncAgent:
         self.report.manifest_version = None
 
     async def run(self) -> None:
-        """Run until cancelled. ``RestartRequested`` propagates to the daemon."""
+        """Run until cancelled. ``RestartRequested`` propagates to the daemon.
+
+        Anything unexpected ends the session, not the daemon: playback goes on and the
+        session starts again after ``SESSION_RETRY_S``.
+        """
         while True:
-            credentials = await self._credentials()
             try:
+                credentials = await self._credentials()
                 await self._session(credentials)
             except DeviceRevoked:
                 await self._forget()
+            except (RestartRequested, asyncio.CancelledError):
+                raise
+            except Exception:
+                log.exception(
+                    "sync session failed; starting again",
+                    extra={"fields": {"retry_in_s": SESSION_RETRY_S}},
+                )
+                await asyncio.sleep(SESSION_RETRY_S)
 
     def close(self) -> None:
         self.db.close()

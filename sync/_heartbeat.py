@@ -9,6 +9,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from core import ProtocolError
 from sync._client import DeviceClient, RequestFailed
 from sync._host import DeviceHost
 from sync._metrics import HostSampler
@@ -108,12 +109,13 @@ class HeartbeatLoop:
             try:
                 await self.beat()
                 self.failures = 0
-            except RequestFailed as exc:
+            except (RequestFailed, ProtocolError) as exc:
+                # A body the contract does not allow is a server bug: retried like an outage.
                 self.failures += 1
-                retry_after = exc.retry_after or 0.0
+                retry_after = getattr(exc, "retry_after", None) or 0.0
                 log.warning(
                     "heartbeat failed",
-                    extra={"fields": {"error": str(exc), "retry_after_s": exc.retry_after}},
+                    extra={"fields": {"error": str(exc), "retry_after_s": retry_after}},
                 )
             # A failed beat waits a full interval too: a fleet must not hammer a sick server.
             await self._sleep(max(jittered(self.interval_s, self.rng), retry_after))

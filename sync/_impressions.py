@@ -12,6 +12,7 @@ import logging
 import uuid
 from typing import Literal
 
+from core import ProtocolError
 from sync._client import DeviceClient, RequestFailed
 from sync._heartbeat import SyncReport
 from sync._store import ImpressionQueue
@@ -100,8 +101,9 @@ class ImpressionRecorder:
             try:
                 await self.upload_once(client)
                 delay = interval_s
-            except RequestFailed as exc:
-                delay = max(exc.retry_after or 0.0, min(delay * 2, 10 * interval_s))
+            except (RequestFailed, ProtocolError) as exc:
+                retry_after = getattr(exc, "retry_after", None) or 0.0
+                delay = max(retry_after, min(delay * 2, 10 * interval_s))
                 log.warning(
                     "impression upload failed; kept on disk",
                     extra={"fields": {"error": str(exc), "retry_in_s": delay}},

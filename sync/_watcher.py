@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
+from core import ProtocolError
 from sync._client import DeviceClient, MalformedManifest, RequestFailed
 from sync._heartbeat import SyncReport
 from sync._manifest import Manifest, ManifestConfig
@@ -130,7 +131,7 @@ class ManifestWatcher:
             self._refresh_wanted.clear()
             try:
                 await self.refresh()
-            except RequestFailed as exc:
+            except (RequestFailed, ProtocolError) as exc:
                 # The next reconnect, poll or heartbeat ETag asks again.
                 log.warning("manifest fetch failed", extra={"fields": {"error": str(exc)}})
 
@@ -142,7 +143,7 @@ class ManifestWatcher:
             self.polls += 1
             try:
                 await self.refresh()
-            except RequestFailed as exc:
+            except (RequestFailed, ProtocolError) as exc:
                 log.warning("manifest poll failed", extra={"fields": {"error": str(exc)}})
             await asyncio.sleep(self.timing.poll_interval_s)
 

@@ -21,6 +21,7 @@ from core import DisplayConfig, PlayerConfig, Settings
 from player import Player, TimelineEvent
 from player._daemon import dump_stacks, run_daemon
 from sync import ImpressionQueue, SyncAgent, open_database
+from tests.sync.device_fakes import PNG
 from tests.sync.live_server import LiveServer, device_settings, publish, wait_for
 
 pytestmark = pytest.mark.slow
@@ -200,3 +201,21 @@ def _wait_sync(probe: Callable[[], Any], what: str, within_s: float = 60.0) -> A
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_image_assets_come_through_the_cache_with_the_device_token(
+    daemon: Daemon, live: LiveServer, tmp_path: Path
+) -> None:
+    image = tmp_path / "red.png"
+    image.write_bytes(PNG)
+    with live.admin() as admin:
+        sha = await asyncio.to_thread(admin.upload, image)
+        playlist = {"id": "pimg", "items": [{"id": "img", "type": "image", "asset": sha}]}
+        await asyncio.to_thread(admin.put_playlist, playlist)
+        layout = {"id": "limg", "width": 320, "height": 180}
+        layout["zones"] = [{"id": "main", "w": 320, "h": 180, "playlist": "pimg"}]
+        await asyncio.to_thread(admin.put_layout, layout)
+        await asyncio.to_thread(admin.assign, daemon.device_id, default_layout="limg")
+    await wait_for(lambda: "img" in daemon.started_items(), what="the image on screen")
+    cached = daemon.settings.data_dir / "cache" if daemon.settings.data_dir else Path()
+    assert any(path.name == sha for path in cached.rglob(sha)), "verified into the cache"

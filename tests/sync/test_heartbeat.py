@@ -159,3 +159,23 @@ async def test_a_failed_beat_waits_a_full_interval(
         await loop.run()
     assert delays == [pytest.approx(30.0)]
     assert loop.failures == 1
+
+
+async def test_an_answer_the_protocol_does_not_allow_is_retried_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, host = Server(), FakeHost()
+    server.responses.append(httpx.Response(200, json={"server_time": "not a time"}))
+    loop = loop_for(server, host, tmp_path, SyncReport())
+    delays: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 2:
+            raise LookupError("stop")
+
+    monkeypatch.setattr(loop, "_sleep", fake_sleep)
+    with pytest.raises(LookupError):
+        await loop.run()
+    assert loop.failures == 0 and loop.beats == 1, "the second beat went through"
+    assert delays[0] == pytest.approx(30.0)
