@@ -21,7 +21,7 @@ from zones._compositor import Compositor, Overlay, Scene, ZoneView
 from zones._display import Display, OffscreenDisplay, ScreenDisplay
 from zones._fonts import FONT_FILES, font
 from zones._geometry import fit_box, rotate_box, rotated_size
-from zones._image import ImageRenderer, decode_image
+from zones._image import ImageRenderer, Picture, decode_image
 from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
 
@@ -36,6 +36,7 @@ __all__ = [
     "OffscreenDisplay",
     "Overlay",
     "PairingScreen",
+    "Picture",
     "RenderContext",
     "Renderer",
     "RendererFactory",

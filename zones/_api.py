@@ -23,6 +23,11 @@ event-loop thread:
    ``release()`` once it will never be drawn again: free decoders, handles, surfaces. Both are
    idempotent; ``release`` may come without ``stop`` (e.g. a prepared item that never played).
 
+A renderer may have an ``opaque`` attribute, True when ``draw`` always covers every pixel of
+the zone with opaque colour (a photo with ``fit: cover``, a video): its surface then has no
+per-pixel alpha and composing it is a plain copy. Without it the surface is RGBA and
+transparent pixels show the zones below and the layout background.
+
 ``draw`` may raise ``ZoneError`` for a failure found while playing (a decoder crash): the zone
 reports it and moves on. Renderers never sleep, never block the loop and never touch the display.
 

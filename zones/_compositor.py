@@ -44,10 +44,12 @@ class _Fade:
         return min(1.0, max(0.0, (now_ns - self.start_ns) / max(1, self.duration_ns)))
 
 
-def _release(layer: _Layer | None) -> None:
+def _release(layer: _Layer | None, spares: list[pygame.Surface] | None = None) -> None:
     if layer is not None:
         layer.renderer.stop()
         layer.renderer.release()
+        if spares is not None and len(spares) < 2:
+            spares.append(layer.surface)  # reused by the next item: no 8 MB allocation per switch
 
 
 class ZoneView:
@@ -61,6 +63,7 @@ class ZoneView:
         self._outgoing: _Layer | None = None
         self._fade: _Fade | None = None
         self._dirty = False
+        self._spares: list[pygame.Surface] = []
         self.on_error: ErrorHandler | None = None
 
     @property
@@ -69,7 +72,7 @@ class ZoneView:
 
     def show(self, renderer: Renderer, at_ns: int, transition: Transition | None = None) -> None:
         """Make ``renderer`` the zone's content from ``at_ns`` (its deadline)."""
-        _release(self._outgoing)
+        _release(self._outgoing, self._spares)
         self._outgoing, self._fade = None, None
         fades = transition is not None and transition.type != "cut" and transition.duration_ms
         if self.current is not None and fades and transition is not None:
@@ -77,11 +80,19 @@ class ZoneView:
             self._outgoing = self.current
             self._fade = _Fade(transition.type, at_ns, transition.duration_ms * 1_000_000)
         else:
-            _release(self.current)
-        surface = pygame.Surface(self.rect.size, pygame.SRCALPHA)
-        self.current = _Layer(renderer, surface)
+            _release(self.current, self._spares)
+        self.current = _Layer(renderer, self._surface_for(renderer))
         renderer.start(at_ns)
         self._dirty = True
+
+    def _surface_for(self, renderer: Renderer) -> pygame.Surface:
+        # A renderer that promises to cover every pixel (``opaque``) gets a surface without
+        # per-pixel alpha: composing it is a copy instead of a blend, several times cheaper.
+        alpha = not getattr(renderer, "opaque", False)
+        for index, spare in enumerate(self._spares):
+            if bool(spare.get_flags() & pygame.SRCALPHA) == alpha:
+                return self._spares.pop(index)
+        return pygame.Surface(self.rect.size, pygame.SRCALPHA if alpha else 0)
 
     def touch(self) -> None:
         """Count the zone as changed on the next frame (re-blit the same pixels)."""
@@ -92,6 +103,7 @@ class ZoneView:
         _release(self._outgoing)
         _release(self.current)
         self._outgoing, self.current, self._fade = None, None, None
+        self._spares.clear()
 
     def _draw_layer(self, layer: _Layer, now_ns: int) -> bool:
         try:
@@ -109,7 +121,7 @@ class ZoneView:
             self._draw_layer(self._outgoing, now_ns)
             changed = True  # the blend changes every frame of a fade
             if self._fade.progress(now_ns) >= 1.0:
-                _release(self._outgoing)
+                _release(self._outgoing, self._spares)
                 self._outgoing, self._fade = None, None
         if self.current is not None:
             changed = self._draw_layer(self.current, now_ns) or changed

@@ -6,7 +6,9 @@ import asyncio
 import functools
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pygame
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -20,35 +22,61 @@ _DECODED_CACHE = 16  # zone-sized surfaces; a playlist cycling a few images deco
 _decode_lock = threading.Lock()
 
 
-def decode_image(path: Path, size: Size, fit: Fit) -> pygame.Surface:
-    """The picture at ``path`` fitted into ``size`` with transparent bars; runs in a thread."""
+@dataclass(frozen=True)
+class Picture:
+    """A decoded picture, already fitted: paste ``surface`` at ``offset`` in the zone."""
+
+    surface: pygame.Surface
+    offset: tuple[int, int]
+
+
+def decode_image(path: Path, size: Size, fit: Fit) -> Picture:
+    """The picture at ``path`` fitted into ``size``; runs in a thread (no display needed)."""
     with _decode_lock:  # bounds peak memory: one full-resolution decode at a time
         return _decode_cached(path, path.stat().st_mtime_ns, size, fit)
 
 
 @functools.lru_cache(maxsize=_DECODED_CACHE)
-def _decode_cached(path: Path, mtime_ns: int, size: Size, fit: Fit) -> pygame.Surface:
+def _decode_cached(path: Path, mtime_ns: int, size: Size, fit: Fit) -> Picture:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as opened:
             # JPEG can decode at 1/2, 1/4, 1/8 scale directly: far cheaper for big photos.
             opened.draft("RGB", (size[0] * 2, size[1] * 2))
             picture = ImageOps.exif_transpose(opened)
-            picture = picture.convert("RGBA")
+            has_alpha = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
+            picture = picture.convert("RGBA" if has_alpha else "RGB")
     x, y, w, h = fit_box(picture.size, size, fit)
     picture = picture.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    zone = Image.new("RGBA", size, (0, 0, 0, 0))
-    zone.paste(picture, (x, y))
-    return pygame.image.frombytes(zone.tobytes(), size, "RGBA")
+    # Crop what "cover" pushes outside the zone, so only visible pixels are kept.
+    visible = (max(0, -x), max(0, -y), min(w, size[0] - x), min(h, size[1] - y))
+    picture = picture.crop(visible)
+    # An opaque picture stays opaque: copying it is a memcpy, blending RGBA is ten times slower.
+    mode: Literal["RGB", "RGBA"] = "RGBA" if has_alpha else "RGB"
+    surface = pygame.image.frombytes(picture.tobytes(), picture.size, mode)
+    return Picture(surface, (max(0, x), max(0, y)))
 
 
 class ImageRenderer:
     def __init__(self, context: RenderContext) -> None:
         self._context = context
-        self._picture: pygame.Surface | None = None
+        self._picture: Picture | None = None
+        self._size: Size = (0, 0)
         self._painted = False
 
+    @property
+    def opaque(self) -> bool:
+        """True when the picture fills the zone without transparency (cover, stretch...)."""
+        picture = self._picture
+        return (
+            picture is not None
+            and picture.offset == (0, 0)
+            and picture.surface.get_size() == self._size
+            and not picture.surface.get_flags() & pygame.SRCALPHA
+        )
+
     async def prepare(self, item: Item, size: Size) -> None:
+        self._size = size
         if not isinstance(item, ImageItem):
             raise ZoneError(f"not an image item: {item.type}", zone=self._context.zone_id)
         try:
@@ -77,8 +105,8 @@ class ImageRenderer:
     def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
         if self._painted or self._picture is None:
             return False
-        surface.fill((0, 0, 0, 0))
-        surface.blit(self._picture, (0, 0))
+        surface.fill((0, 0, 0, 0))  # contain: transparent bars show the layout background
+        surface.blit(self._picture.surface, self._picture.offset)
         self._painted = True
         return True
 

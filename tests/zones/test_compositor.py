@@ -272,3 +272,15 @@ def test_identify_overlay_comes_and_goes() -> None:
     assert compositor.compose(2 * S) is True
     assert tuple(scene.canvas.get_at((2, 88)))[:3] == RED
     assert compositor.compose(3 * S) is False
+
+
+def test_opaque_renderer_gets_a_surface_without_alpha() -> None:
+    class Opaque(Solid):
+        opaque = True
+
+    view = ZoneView("a", pygame.Rect(0, 0, 16, 9))
+    view.show(Opaque(RED), 0)
+    assert view.current is not None
+    assert not view.current.surface.get_flags() & pygame.SRCALPHA
+    view.show(Solid(BLUE), 1)
+    assert view.current.surface.get_flags() & pygame.SRCALPHA

@@ -239,3 +239,11 @@ async def test_no_content_screen_renders_title() -> None:
     assert screen.next_change_ns(0) is None
     title_band = [surface.get_at((x, 202)).r for x in range(100, 540)]
     assert max(title_band) > 200, "white title text across the middle"
+
+
+async def test_image_filling_the_zone_is_opaque_and_letterboxed_one_is_not() -> None:
+    cover, contain = ImageRenderer(context()), ImageRenderer(context())
+    await cover.prepare(ImageItem(id="i", type="image", asset="a" * 64, fit="cover"), (40, 40))
+    await contain.prepare(ImageItem(id="i", type="image", asset="a" * 64), (40, 40))
+    assert cover.opaque is True
+    assert contain.opaque is False
