@@ -15,6 +15,7 @@ import importlib
 BENCHMARKS: list[str] = [
     "tools._bench_cache",
     "tools._bench_update",
+    "tools._bench_timing",
 ]
 
 
