@@ -100,7 +100,7 @@ class CommandRunner:
         elif name == "screenshot":
             png = await self.host.screenshot()
             await self.client.screenshot(png, command_id=command.id)
-            return CommandResult(ok=True, data={"bytes": len(png)})
+            return CommandResult(ok=True, message="screenshot uploaded", data={"bytes": len(png)})
         elif name == "clear_cache":
             await self.host.clear_cache()
         elif name == "identify":

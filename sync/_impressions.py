@@ -33,6 +33,7 @@ class ImpressionRecorder:
         self._written = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self.uploaded = 0
+        self.duplicates = 0  # re-sent after a lost acknowledgement; the server counted them once
         self.report.impressions_dropped = queue.dropped
 
     def record(
@@ -88,6 +89,7 @@ class ImpressionRecorder:
             await asyncio.to_thread(self.queue.remove, [i.id for i in batch])
             sent += len(batch)
             self.uploaded += len(batch)
+            self.duplicates += ack.duplicates
             log.debug(
                 "impressions delivered",
                 extra={"fields": {"accepted": ack.accepted, "duplicates": ack.duplicates}},

@@ -34,6 +34,7 @@ class Faults:
     status: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     stall_events: bool = False
     corrupt_manifest: bool = False
+    lose_response: set[str] = field(default_factory=set)  # handled, then the answer is lost
     hits: dict[str, int] = field(default_factory=dict)
 
 
@@ -66,10 +67,17 @@ class FaultyApp:
             headers = {"content-type": "application/json", "etag": '"corrupt"'}
             await self._respond(send, 200, body, headers)
             return
+        if any(path.endswith(suffix) for suffix in self.faults.lose_response):
+            await self.app(scope, receive, self._discard)
+            await self._respond(send, 502, b"", {"content-type": "text/plain"})
+            return
         if self.faults.stall_events and path.endswith("/device/events"):
             await self.app(scope, receive, self._stalling(send))
             return
         await self.app(scope, receive, send)
+
+    async def _discard(self, message: Message) -> None:
+        return None
 
     def _stalling(self, send: Send) -> Send:
         """Pass the headers and the first chunk, then swallow everything: open but silent."""

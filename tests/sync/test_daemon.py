@@ -102,6 +102,9 @@ async def test_pairs_plays_records_proof_of_play_and_stops_cleanly(
 ) -> None:
     start = next(e for e in daemon.events if e.event == "start" and e.item == "t1")
     assert start.layout == "l1" and start.zone == "main"
+    assert daemon.agent is not None
+    status = daemon.agent.host.status()  # what the heartbeat reports, from the real player
+    assert (status.state, status.layout, status.items) == ("playing", "l1", {"main": "t1"})
     await daemon.publish("second", layout="l2")
     await wait_for(
         lambda: any(e.layout == "l2" and e.event == "start" for e in daemon.events),

@@ -7,6 +7,7 @@ the device is the real SyncAgent with a fake host standing in for cache and play
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import stat
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -15,7 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sync import RequestFailed, SyncAgent, TextItem
+from sync import (
+    ImpressionQueue,
+    ImpressionRecorder,
+    RequestFailed,
+    SyncAgent,
+    SyncReport,
+    TextItem,
+    open_database,
+)
 from tests.sync.device_fakes import FakeHost
 from tests.sync.live_server import LiveServer, device_settings, publish, running, wait_for
 
@@ -227,3 +236,36 @@ async def test_command_delivered_twice_runs_once(device: Device, live: LiveServe
             admin.request, "GET", f"/api/v1/admin/devices/{device.device_id}/commands"
         )
     assert info[0]["result"]["ok"] is True
+
+
+async def test_impressions_resent_after_a_lost_ack_are_counted_once(
+    device: Device, live: LiveServer, tmp_path: Path
+) -> None:
+    """Vizora 7.3: an offline queue re-emitted without acks double counts; ours waits for acks."""
+    recorder = ImpressionRecorder(ImpressionQueue(open_database(tmp_path / "pop")), SyncReport())
+    now = dt.datetime.now(dt.UTC)
+    for event in ("start", "end"):
+        recorder.record(layout="l1", zone="main", item="t1", event=event, at=now)
+    await recorder.drain()
+    live.faults.lose_response.add("/device/impressions")
+    with pytest.raises(RequestFailed):
+        await recorder.upload_once(device.agent.client)
+    assert len(recorder.queue) == 2, "nothing leaves the queue without an acknowledgement"
+    live.faults.lose_response.clear()
+    assert await recorder.upload_once(device.agent.client) == 2
+    assert recorder.duplicates == 2, "the server had them already: counted once"
+    assert len(recorder.queue) == 0
+
+
+async def test_heartbeat_reports_what_the_device_is_doing(device: Device, live: LiveServer) -> None:
+    assert device.agent.heartbeat is not None
+    await device.agent.heartbeat.beat()
+    with live.admin() as admin:
+        devices = await asyncio.to_thread(admin.devices)
+    info = next(d for d in devices if d["id"] == device.device_id)
+    assert info["status"] == "online"
+    metrics = info["metrics"]
+    assert metrics["state"] == "playing" and metrics["layout"] == "l1"
+    assert metrics["manifest_version"] == device.host.manifests[-1].version
+    assert metrics["disk_total_bytes"] > 0 and 0 <= metrics["cpu_percent"] <= 100
+    assert info["player_version"], "sent when pairing"
