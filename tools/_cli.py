@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "tools._cmd_config",
     "tools._cmd_bench",
     "tools._cmd_fleet",
+    "tools._cmd_sim",
     "tools._cmd_server",
     "tools._cmd_admin",
     "tools._cmd_doctor",

@@ -22,7 +22,9 @@ Actions: ``publish`` (playlists/layouts/schedule replacing those with the same i
 ``content`` folder), ``stop_server`` (for ``seconds``), ``corrupt_asset`` (flip bytes of an
 item's cached file on a device's disk), ``revoke`` (the device goes back to pairing; with
 ``repair`` the simulator claims its new code), ``step_clock`` (the device's wall clock jumps by
-``seconds``, which may be negative). Bad files fail with every problem listed.
+``seconds``, which may be negative), ``restart_device`` (a power cut, ``off_seconds`` long).
+A ``[settings]`` table configures the simulated devices like their TOML file would. Bad files
+fail with every problem listed.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core import ConfigError
+from core import ConfigError, load_settings
 
 Seconds = Annotated[float, Field(ge=0, le=31 * 86_400)]
 DeviceSelector = Annotated[str, Field(min_length=1, max_length=64)]
@@ -117,8 +119,18 @@ class StepClock(_Strict):
         return self
 
 
+class RestartDevice(_Strict):
+    """A power cut: the device stops (nothing is flushed specially) and boots again."""
+
+    at: Seconds
+    action: Literal["restart_device"]
+    device: DeviceSelector = "*"
+    off_seconds: Annotated[float, Field(ge=0, le=86_400)] = 0.0
+
+
 Event = Annotated[
-    Publish | StopServer | CorruptAsset | Revoke | StepClock, Field(discriminator="action")
+    Publish | StopServer | CorruptAsset | Revoke | StepClock | RestartDevice,
+    Field(discriminator="action"),
 ]
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "publish": Publish,
@@ -126,6 +138,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "corrupt_asset": CorruptAsset,
     "revoke": Revoke,
     "step_clock": StepClock,
+    "restart_device": RestartDevice,
 }
 ACTIONS = tuple(EVENT_MODELS)
 
@@ -150,6 +163,8 @@ class Scenario(_Strict):
     run: RunDefaults = RunDefaults()
     events: list[Event] = Field(default_factory=list)
     expect: Expect = Expect()
+    # Device configuration for this scenario (the player's TOML sections), e.g. shorter backoff.
+    settings: dict[str, Any] = Field(default_factory=dict)
     # Where relative paths in the file (content folders, media files) are resolved from.
     base: Path = Path()
 
@@ -215,6 +230,11 @@ def parse_scenario(text: str, *, base: Path = Path(), source: str | None = None)
         raise ConfigError(_problems(exc), source=source) from exc
     if scenario.run.duration is not None:
         check_events_fit(scenario, scenario.run.duration, source=source)
+    if scenario.settings:
+        try:
+            load_settings(None, env={}, overrides=scenario.settings)
+        except ConfigError as exc:
+            raise ConfigError([f"settings.{p}" for p in exc.problems], source=source) from exc
     return scenario
 
 

@@ -1,0 +1,166 @@
+"""``signage sim``: run real players headless against the reference server and report."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OUT = Path("sim-out")
+
+
+def _speed(text: str) -> float | str:
+    if text == "max":
+        return "max"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a positive number or 'max', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a positive number or 'max', got {text!r}")
+    return value
+
+
+def _duration(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 31 * 86_400:
+        raise argparse.ArgumentTypeError(f"between 0 and 31 days in seconds, got {text}")
+    return value
+
+
+def _start(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an ISO 8601 time, got {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("--start needs a UTC offset, e.g. +01:00 or Z")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "sim",
+        help="run real players headless against the reference server",
+        description=(
+            "Start the reference server (unless --server), seed content, start N real players "
+            "headless that pair through the real flow, and run them for S seconds of media "
+            "time. Writes OUT/timeline.jsonl, OUT/frames/, OUT/summary.json and each device's "
+            "state under OUT/devices/. With --speed max a virtual clock jumps from deadline "
+            "to deadline."
+        ),
+    )
+    parser.add_argument("--duration", type=_duration, metavar="S", help="media seconds (60)")
+    parser.add_argument(
+        "--speed", type=_speed, metavar="N|max", help="1 = real time (default), or max"
+    )
+    parser.add_argument("--devices", type=int, metavar="N", help="players to run (1)")
+    parser.add_argument("--server", metavar="URL", help="use this server (SIGNAGE_ADMIN_TOKEN)")
+    parser.add_argument(
+        "--content", metavar="demo|DIR", help="content folder with content.toml (demo)"
+    )
+    parser.add_argument("--scenario", type=Path, metavar="FILE", help="events and expectations")
+    parser.add_argument(
+        "--start", type=_start, metavar="ISO", help="wall time at the start (default: now)"
+    )
+    parser.add_argument(
+        "--frames", metavar="POLICY", help="none, switch, first or every:N (see docs)"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR")
+    parser.add_argument(
+        "--window",
+        action="store_true",
+        help="show the first device in a window (needs a display)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    parser.set_defaults(handler=run)
+
+
+def _pick(cli: Any, scenario: Any, default: Any) -> Any:
+    if cli is not None:
+        return cli
+    return default if scenario is None else scenario
+
+
+def build_options(args: argparse.Namespace) -> Any:
+    from core import ConfigError
+    from tools._sim_frames import FramePolicy
+    from tools._sim_run import SimOptions
+    from tools._sim_scenario import check_events_fit, load_scenario
+
+    scenario = load_scenario(args.scenario) if args.scenario is not None else None
+    run = scenario.run if scenario is not None else None
+    speed = _pick(args.speed, run.speed if run else None, 1.0)
+    if isinstance(speed, str):
+        speed = None if speed == "max" else float(speed)
+    duration = _pick(args.duration, run.duration if run else None, 60.0)
+    devices = _pick(args.devices, run.devices if run else None, 1)
+    if not 1 <= devices <= 64:
+        raise ConfigError([f"--devices: between 1 and 64, got {devices}"])
+    frames = _pick(args.frames, run.frames if run else None, "first" if speed is None else "switch")
+    content = _pick(args.content, run.content if run else None, "demo")
+    content_base = scenario.base if scenario is not None and args.content is None else Path.cwd()
+    if scenario is not None:
+        check_events_fit(scenario, duration, source=str(args.scenario))
+    token = os.environ.get("SIGNAGE_ADMIN_TOKEN") if args.server else None
+    if args.server and not token:
+        raise ConfigError(["--server needs the server's admin token in SIGNAGE_ADMIN_TOKEN"])
+    return SimOptions(
+        duration_s=duration,
+        out=args.out,
+        speed=speed,
+        devices=devices,
+        content=content,
+        content_base=content_base,
+        server_url=args.server,
+        admin_token=token,
+        scenario=scenario,
+        start=_pick(args.start, run.start if run else None, None),
+        frames=FramePolicy.parse(frames),
+        device_overrides=dict(scenario.settings) if scenario is not None else {},
+        make_display=_window_display if args.window else None,
+        progress=(lambda _m: None) if args.quiet else _progress,
+    )
+
+
+def _progress(message: str) -> None:
+    print(f"sim: {message}", file=sys.stderr, flush=True)
+
+
+def _window_display(index: int) -> Any:
+    """The first device in a window; the others offscreen (pygame has one window)."""
+    from core import DisplayConfig
+    from zones import OffscreenDisplay, ScreenDisplay
+
+    if index > 0:
+        return OffscreenDisplay()
+    return ScreenDisplay(DisplayConfig(width=1280, height=720, fullscreen=False, hide_cursor=False))
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    from core import configure_logging
+    from tools._sim_run import run_simulation
+    from tools._sim_summary import format_table
+
+    configure_logging("warning", "logfmt")
+    options = build_options(args)
+    if not args.window:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    result = asyncio.run(run_simulation(options))
+    print(format_table(result.summary))
+    print(f"\n  outputs in {result.out}/ (timeline.jsonl, summary.json, frames/, devices/)")
+    if options.scenario is not None:
+        if result.failures:
+            print(f"\nscenario FAILED ({args.scenario}):")
+            for failure in result.failures:
+                print(f"  - {failure}")
+            return 1
+        print(f"\nscenario passed ({args.scenario})")
+    return 0

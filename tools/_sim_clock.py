@@ -1,0 +1,148 @@
+"""Time for the simulator: which clock the players run on, and how fast it moves.
+
+``--speed 1`` runs the real ``MediaClock``: lateness is real lateness, measured from presented
+frames. Any other speed runs a ``VirtualClock`` (``SimClock``) that this module's ``TimeDriver``
+moves: paced at N times real time, or at ``max`` straight from one deadline to the next.
+
+Each device sees the shared clock through a ``DeviceClock`` with its own wall-clock offset, so
+one device's clock can be stepped (an NTP step) while the others keep theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from player import NS_PER_S, Clock, MediaClock, VirtualClock
+
+_PACE_STEP_S = 0.005  # how often a paced virtual clock catches up with real time
+
+
+class SimClock(VirtualClock):
+    """A ``VirtualClock`` whose settling ends as soon as the loop has nothing runnable.
+
+    The base class yields a fixed 100 times per deadline; a simulated day has tens of
+    thousands of deadlines (a clock zone ticks every second), so the simulator stops yielding
+    once the loop's ready queue is empty (twice in a row, as the base class does).
+    """
+
+    async def settle(self) -> None:
+        loop = asyncio.get_running_loop()
+        ready = getattr(loop, "_ready", None)
+        if ready is None:  # not a standard asyncio loop: keep the generic behaviour
+            await super().settle()
+            return
+        quiet_rounds = 0
+        while quiet_rounds < 2:
+            await asyncio.sleep(0)
+            if ready:
+                quiet_rounds = 0
+                continue
+            if self._busy:
+                quiet_rounds = 0
+                # Work in a thread (a decode) needs real time; the virtual clock waits for it.
+                await asyncio.sleep(0.002)
+                continue
+            quiet_rounds += 1
+
+
+class RealDeviceClock:
+    """One device's view of the shared clock: same media time, its own wall-clock offset."""
+
+    def __init__(self, base: Clock, *, wall_offset_ns: int = 0) -> None:
+        self.base = base
+        self.wall_offset_ns = wall_offset_ns
+
+    def now_ns(self) -> int:
+        return self.base.now_ns()
+
+    def wall_ns(self) -> int:
+        return self.base.wall_ns() + self.wall_offset_ns
+
+    def step_wall(self, delta_ns: int) -> None:
+        """The device's system clock jumps (an NTP step, an operator's change)."""
+        self.wall_offset_ns += delta_ns
+
+    async def sleep_until(self, deadline_ns: int | None, wake: asyncio.Event | None = None) -> bool:
+        return await self.base.sleep_until(deadline_ns, wake)
+
+    def busy(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.base.busy()
+
+
+class DeviceClock(RealDeviceClock):
+    """The same over a virtual clock; ``advance_to`` tells the player it needs no polling."""
+
+    def __init__(self, base: VirtualClock, *, wall_offset_ns: int = 0) -> None:
+        super().__init__(base, wall_offset_ns=wall_offset_ns)
+        self.virtual = base
+
+    async def advance_to(self, target_ns: int) -> None:
+        await self.virtual.advance_to(target_ns)
+
+
+def device_clock(base: Clock, *, wall_offset_ns: int = 0) -> RealDeviceClock:
+    if isinstance(base, VirtualClock):
+        return DeviceClock(base, wall_offset_ns=wall_offset_ns)
+    return RealDeviceClock(base, wall_offset_ns=wall_offset_ns)
+
+
+Speed = float | None  # None: as fast as possible
+
+
+class TimeDriver:
+    """Moves the shared clock; ``speed`` None is "max". A real clock only runs at 1."""
+
+    def __init__(self, clock: Clock, speed: Speed) -> None:
+        if not isinstance(clock, VirtualClock) and speed != 1:
+            raise ValueError("a real clock runs at speed 1 only")
+        self.clock = clock
+        self.speed = speed
+
+    @property
+    def virtual(self) -> bool:
+        return isinstance(self.clock, VirtualClock)
+
+    async def run_until(self, target_ns: int, *, speed: Speed | str = "default") -> None:
+        """Let media time reach ``target_ns`` (at ``speed``, default the driver's own)."""
+        pace = self.speed if speed == "default" else speed
+        clock = self.clock
+        if not isinstance(clock, VirtualClock):
+            delay = (target_ns - clock.now_ns()) / NS_PER_S
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return
+        if pace is None:
+            await clock.advance_to(target_ns)
+            return
+        assert isinstance(pace, float | int)
+        await self._paced(clock, target_ns, float(pace))
+
+    async def _paced(self, clock: VirtualClock, target_ns: int, pace: float) -> None:
+        media0, real0 = clock.now_ns(), time.monotonic()
+        while clock.now_ns() < target_ns:
+            allowed = media0 + int((time.monotonic() - real0) * pace * NS_PER_S)
+            await clock.advance_to(min(target_ns, allowed))
+            if clock.now_ns() >= target_ns:
+                return
+            await asyncio.sleep(_PACE_STEP_S)
+
+    async def run_while(
+        self, condition: asyncio.Event, limit_ns: int, *, speed: Speed | str = "default"
+    ) -> bool:
+        """Run until ``condition`` is set or media time reaches ``limit_ns``; True if set."""
+        step = NS_PER_S // 20
+        while not condition.is_set() and self.clock.now_ns() < limit_ns:
+            await self.run_until(min(limit_ns, self.clock.now_ns() + step), speed=speed)
+        return condition.is_set()
+
+
+def make_clock(speed: Speed) -> Clock:
+    """The shared clock for a run: the real media clock at speed 1, else a virtual one.
+
+    Its wall time is the host's; devices shift it (``--start``) through their offsets.
+    """
+    if speed == 1:
+        return MediaClock()
+    return SimClock(start_ns=time.monotonic_ns(), wall_start_ns=time.time_ns())

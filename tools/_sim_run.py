@@ -1,0 +1,327 @@
+"""``signage sim``: the reference server, N real players headless, a clock, a scenario.
+
+A run: start the server (unless one is given), seed the content, start the devices (each pairs
+through the real flow; the simulated operator claims the code), wait until every device plays
+(at real speed: pairing and downloads are network time), then move the clock to the end,
+applying the scenario's events on the way. Network-bound events (publish, revoke, restart of a
+device) run at real speed until their effect shows on every device (or ``EFFECT_WAIT_S`` of media
+time passes), so update latency is measured, not skipped over; a server outage always runs at
+real speed because the devices' timeouts and backoff do.
+
+Outputs under ``out``: ``timeline.jsonl`` (DESIGN section 12), ``frames/<device>/*.png``,
+``summary.json``, and ``devices/<device>/`` (each device's state directory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygame
+
+from core import ConfigError, Settings, SignageError, load_settings
+from player import NS_PER_S, TimelineWriter, read_timeline
+from server import AdminClient, RunningServer, run_in_thread
+from tools._sim_clock import RealDeviceClock, Speed, TimeDriver, device_clock, make_clock
+from tools._sim_content import load_content
+from tools._sim_device import SimDevice
+from tools._sim_events import EventRunner
+from tools._sim_frames import FramePolicy, FrameWriter, SwitchFrames
+from tools._sim_scenario import Scenario
+from tools._sim_seed import GROUP, SeededContent, seed
+from tools._sim_summary import check_expectations, summarize
+from tools._sim_watch import Watch
+from zones import Display, OffscreenDisplay
+
+log = logging.getLogger(__name__)
+
+WARMUP_LIMIT_S = 120.0  # pairing and first downloads must fit in this much media time
+OUTPUTS = ("timeline.jsonl", "summary.json", "frames", "devices", "server")
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    duration_s: float
+    out: Path
+    speed: Speed = 1.0
+    devices: int = 1
+    content: str | Path = "demo"
+    content_base: Path | None = None
+    server_url: str | None = None
+    admin_token: str | None = None
+    scenario: Scenario | None = None
+    start: dt.datetime | None = None
+    frames: FramePolicy = field(default_factory=lambda: FramePolicy("switch"))
+    device_overrides: dict[str, Any] = field(default_factory=dict)
+    make_display: Callable[[int], Display] | None = None
+    progress: Callable[[str], None] = lambda _message: None
+
+
+@dataclass
+class SimResult:
+    summary: dict[str, Any]
+    failures: list[str]
+    out: Path
+
+
+def prepare_out(out: Path) -> None:
+    """Clear what a previous run left (only the simulator's own outputs)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def server_settings(out: Path, devices: int) -> Settings:
+    return load_settings(
+        None,
+        env={},
+        overrides={
+            "data_dir": str(out / "server"),
+            # The whole simulated fleet pairs from one address.
+            "server": {"pairing_requests_per_ip": max(10, devices * 4)},
+        },
+    )
+
+
+def device_settings(options: SimOptions, name: str, root: Path, server_url: str) -> Settings:
+    overrides: dict[str, Any] = {
+        "data_dir": str(root),
+        "sync": {"server_url": server_url, "device_name": name, "hardware_id": f"signage-{name}"},
+        "display": {"driver": "dummy", "fullscreen": False},
+    }
+    for section, values in options.device_overrides.items():
+        if isinstance(values, dict) and isinstance(overrides.get(section), dict):
+            overrides[section] = overrides[section] | values
+        else:
+            overrides[section] = values
+    return load_settings(None, env={}, overrides=overrides)
+
+
+def _grab(device: SimDevice) -> pygame.Surface | None:
+    return device.player.frame() if device.player is not None else None
+
+
+class Simulation:
+    def __init__(self, options: SimOptions) -> None:
+        self.options = options
+        self.out = options.out
+        self.clock = make_clock(options.speed)
+        self.driver = TimeDriver(self.clock, options.speed)
+        self.run_t0_ns = self.clock.now_ns()
+        self.watch = Watch()
+        self.devices: list[SimDevice] = []
+        self.device_ids: dict[str, str] = {}
+        self.no_repair: set[str] = set()
+        self.repairs = 0
+        self.server: RunningServer | None = None
+        self.server_url = options.server_url or ""
+        self.admin: AdminClient | None = None
+        self.seeded: SeededContent | None = None
+        self.frame_writer = FrameWriter()
+        self.timeline = TimelineWriter(self.out / "timeline.jsonl")
+        self._claims: set[asyncio.Task[None]] = set()
+
+    # -- media time ------------------------------------------------------------------------
+
+    def media_s(self) -> float:
+        return (self.clock.now_ns() - self.run_t0_ns) / NS_PER_S
+
+    def at_ns(self, media_s: float) -> int:
+        return self.run_t0_ns + int(media_s * NS_PER_S)
+
+    # -- server and operator ---------------------------------------------------------------
+
+    def start_server(self, port: int = 0) -> None:
+        settings = server_settings(self.out, self.options.devices)
+        self.server = run_in_thread(settings, self.out / "server", port=port)
+        self.server_url = self.server.url
+
+    def admin_client(self) -> AdminClient:
+        if self.admin is None:
+            token = self.server.admin_token if self.server else self.options.admin_token
+            if not token:
+                raise ConfigError(["--server needs the admin token in SIGNAGE_ADMIN_TOKEN"])
+            self.admin = AdminClient(self.server_url, token)
+        return self.admin
+
+    def _on_code(self, device: SimDevice, code: str) -> None:
+        if device.name in self.no_repair:
+            self.options.progress(f"{device.name} shows pairing code {code} (left unclaimed)")
+            return
+        task = asyncio.get_running_loop().create_task(self._claim(device, code))
+        self._claims.add(task)
+        task.add_done_callback(self._claims.discard)
+
+    async def _claim(self, device: SimDevice, code: str) -> None:
+        admin = self.admin_client()
+        try:
+            device_id = await asyncio.to_thread(admin.claim, code, device.name)
+            await asyncio.to_thread(admin.set_group, device_id, GROUP)
+        except SignageError as exc:
+            # A code can lapse or be replaced while a claim is on its way: the next one is used.
+            self.options.progress(f"{device.name}: claim of {code} failed: {exc}")
+            return
+        if device.name in self.device_ids:
+            self.repairs += 1
+        self.device_ids[device.name] = device_id
+        self.options.progress(f"{device.name} paired with code {code} (device {device_id})")
+
+    # -- devices ---------------------------------------------------------------------------
+
+    def _display(self, index: int) -> Display:
+        if self.options.make_display is not None:
+            return self.options.make_display(index)
+        return OffscreenDisplay()
+
+    def make_devices(self) -> None:
+        wall_offset = 0
+        if self.options.start is not None:
+            # The wall clock reads ``start`` at the run's media time zero.
+            wall_at_t0 = self.clock.wall_ns() - (self.clock.now_ns() - self.run_t0_ns)
+            wall_offset = int(self.options.start.timestamp() * NS_PER_S) - wall_at_t0
+        for index in range(self.options.devices):
+            name = f"sim-{index + 1}"
+            root = self.out / "devices" / name
+            clock: RealDeviceClock = device_clock(self.clock, wall_offset_ns=wall_offset)
+            device = SimDevice(
+                name,
+                root,
+                device_settings(self.options, name, root, self.server_url),
+                clock=clock,
+                server_url=self.server_url,
+                make_display=functools.partial(self._display, index),
+                timeline=self.timeline,
+                run_t0_ns=self.run_t0_ns,
+                on_code=self._on_code,
+            )
+            device.listeners.append(self.watch)
+            if self.options.frames.kind in ("switch", "first"):
+                device.listeners.append(
+                    SwitchFrames(
+                        self.options.frames,
+                        self.out / "frames" / name,
+                        functools.partial(_grab, device),
+                        self.frame_writer,
+                    )
+                )
+            self.devices.append(device)
+
+    async def _timelapse(self) -> None:
+        every = self.options.frames.every_s
+        mark = every
+        while mark < self.options.duration_s:
+            await self.clock.sleep_until(self.at_ns(mark))
+            for device in self.devices:
+                frame = device.player.frame() if device.player else None
+                if frame is not None:
+                    name = f"{mark:012.3f}.png"
+                    self.frame_writer.save(frame, self.out / "frames" / device.name / name)
+            mark += every
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self) -> SimResult:
+        options = self.options
+        real0 = time.monotonic()
+        content = load_content(options.content, base=options.content_base)
+        if options.server_url is None:
+            await asyncio.to_thread(self.start_server)
+        self.seeded = await asyncio.to_thread(seed, self.admin_client(), content)
+        options.progress(f"server {self.server_url}: content seeded ({content.source})")
+        self.make_devices()
+        timelapse = None
+        try:
+            for device in self.devices:
+                await device.start()
+            if options.frames.kind == "every":
+                timelapse = asyncio.create_task(self._timelapse())
+            await self._warm_up()
+            events = EventRunner(self)
+            for event in options.scenario.sorted_events() if options.scenario else []:
+                await self.driver.run_until(self.at_ns(event.at))
+                await events.apply(event)
+            await self.driver.run_until(self.at_ns(options.duration_s))
+            publications = events.publications
+        finally:
+            await self._shut_down(timelapse)
+        return self._result(time.monotonic() - real0, publications)
+
+    async def _warm_up(self) -> None:
+        names = [d.name for d in self.devices]
+        playing = self.watch.playing(names, after_t=0.0)
+        limit = self.at_ns(min(self.options.duration_s, WARMUP_LIMIT_S))
+        speed: Speed = 1.0 if self.driver.virtual else self.options.speed
+        if not await self.driver.run_while(playing, limit, speed=speed):
+            waiting = [d.name for d in self.devices if d.name not in self.watch.started]
+            self.options.progress(f"still not playing after warm-up: {', '.join(waiting)}")
+        else:
+            self.options.progress(f"all {len(names)} device(s) playing at t={self.media_s():.1f} s")
+
+    async def _shut_down(self, timelapse: asyncio.Task[None] | None) -> None:
+        if timelapse is not None:
+            timelapse.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timelapse
+        for task in list(self._claims):
+            task.cancel()
+        for device in self.devices:
+            try:
+                await device.stop()
+            except Exception:
+                log.exception("stopping %s failed", device.name)
+        await self.frame_writer.drain()
+        self.frame_writer.close()
+        self.timeline.close()
+        if self.admin is not None:
+            self.admin.close()
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop)
+
+    def _result(self, real_s: float, publications: list[Any]) -> SimResult:
+        import json
+
+        records = read_timeline(self.out / "timeline.jsonl")
+        names = [d.name for d in self.devices]
+        summary = summarize(
+            records,
+            duration_s=self.options.duration_s,
+            real_s=real_s,
+            speed="max" if self.options.speed is None else f"{self.options.speed:g}",
+            devices=names,
+            black_frames={d.name: d.black_frames for d in self.devices},
+            publications=publications,
+            repairs=self.repairs,
+        )
+        for device in self.devices:
+            summary["per_device"][device.name].update(device.totals())
+        summary["frames_saved"] = self.frame_writer.written
+        summary["frames_policy"] = str(self.options.frames)
+        failures: list[str] = []
+        if self.options.scenario is not None:
+            failures = check_expectations(self.options.scenario.expect, summary, records)
+            summary["scenario"] = {
+                "description": self.options.scenario.description,
+                "failures": failures,
+                "passed": not failures,
+            }
+        text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+        (self.out / "summary.json").write_text(text, encoding="utf-8")
+        return SimResult(summary, failures, self.out)
+
+
+async def run_simulation(options: SimOptions) -> SimResult:
+    prepare_out(options.out)
+    return await Simulation(options).run()
