@@ -230,6 +230,10 @@ def test_watchdog_stops_being_fed_when_the_frame_loop_stalls(
             pings_while_stalled = notifier.watchdog.pings
             resume.set()
             assert sock.recv(4096) == b"WATCHDOG=1"  # advancing again: pinged again
+            # The loop thread counts a ping just after sending it: give it a moment.
+            deadline = time.monotonic() + 10
+            while notifier.watchdog.pings <= pings_while_stalled and time.monotonic() < deadline:
+                time.sleep(0.001)
             assert notifier.watchdog.pings > pings_while_stalled
         finally:
             resume.set()
