@@ -9,10 +9,8 @@ and into the hash in a worker thread, one block in flight while the next is rece
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import hashlib
-import os
 import re
 import time
 from datetime import UTC, datetime
@@ -34,7 +32,6 @@ if getattr(AsyncHTTP11Connection, "READ_NUM_BYTES", HTTP_READ_BYTES) < HTTP_READ
 
 ASSET_PATH = "/api/v1/assets/{sha}"
 WRITE_BLOCK = 1024 * 1024
-WRITEBACK_STEP = 8 * 1024 * 1024
 MAX_RETRY_AFTER_S = 3600.0
 _CONTENT_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
 
@@ -109,7 +106,6 @@ class _PartWriter:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._in_flight: asyncio.Future[None] | None = None
-        self._written_back = handle.tell()
 
     def _flush_batch(self, chunks: list[bytes]) -> None:
         for data in chunks:
@@ -120,25 +116,6 @@ class _PartWriter:
                     raise DiskFull(str(self._part)) from exc
                 raise
             self._hasher.update(data)
-        self._start_writeback()
-
-    def _start_writeback(self) -> None:
-        """Start writing back what is behind us, so the final fsync waits only for the tail.
-
-        On Linux, FADV_DONTNEED on dirty pages starts their writeback without waiting for
-        it, and once written they leave the page cache: a large video does not push the
-        playing content out of a Pi's small memory.
-        """
-        end = self._handle.tell()
-        if end - self._written_back < WRITEBACK_STEP:
-            return
-        with contextlib.suppress(OSError, AttributeError):
-            self._handle.flush()
-            os.posix_fadvise(
-                self._handle.fileno(), self._written_back, end - self._written_back,
-                os.POSIX_FADV_DONTNEED,
-            )  # fmt: skip
-        self._written_back = end
 
     async def _drain(self) -> None:
         if self._in_flight is not None:

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import secrets
 import shutil
 import socket
@@ -123,7 +124,15 @@ def _publish(url: str, admin_token: str, path: Path) -> tuple[str, dict[str, obj
     return device_token, asset
 
 
-async def _fetch_once(url: str, token: str, asset: dict[str, object], root: Path) -> float:
+def _cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _fetch_once(
+    url: str, token: str, asset: dict[str, object], root: Path
+) -> tuple[float, float]:
+    """Wall and CPU seconds (all threads) of one fetch into an empty cache."""
     import httpx
 
     from cache import AssetCache, Limits
@@ -135,15 +144,18 @@ async def _fetch_once(url: str, token: str, asset: dict[str, object], root: Path
         httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client,
         await AssetCache.open(root, client=client, limits=Limits(verify_after_start=False)) as c,
     ):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_s(resource.RUSAGE_SELF)
         readiness = await c.ensure([wanted])
         if not await readiness.wait(timeout=600):
             raise SystemExit(f"the cache did not fetch the asset: {c.stats()}")
-        return time.perf_counter() - started
+        return time.perf_counter() - started, _cpu_s(resource.RUSAGE_SELF) - cpu
 
 
 def _download_bench(workdir: Path, path: Path, rounds: int) -> tuple[list[float], list[float]]:
-    """Best times of curl and of the cache, rounds interleaved so both see the same load."""
+    """Times of curl and of the cache, rounds interleaved so both see the same load.
+
+    Also prints CPU seconds per GiB of each, which the machine's load does not skew.
+    """
     curl = shutil.which("curl")
     if curl is None:
         raise SystemExit("curl not found (apt install curl)")
@@ -152,13 +164,21 @@ def _download_bench(workdir: Path, path: Path, rounds: int) -> tuple[list[float]
         target = f"{url}/api/v1/assets/{asset['sha256']}"
         out = workdir / "curl.out"
         command = [curl, "-sSf", "-H", f"Authorization: Bearer {token}", "-o", str(out), target]
-        reference, ours = [], []
+        reference, ours, curl_cpu, our_cpu = [], [], [], []
         for n in range(rounds):
+            cpu = _cpu_s(resource.RUSAGE_CHILDREN)  # the server child is still running
             reference.append(_best(1, lambda: subprocess.run(command, check=True)))
+            curl_cpu.append(_cpu_s(resource.RUSAGE_CHILDREN) - cpu)
             out.unlink()
-            root = workdir / f"cache{n}"
-            ours.append(asyncio.run(_fetch_once(url, token, asset, root)))
-            shutil.rmtree(root)
+            wall, used = asyncio.run(_fetch_once(url, token, asset, workdir / f"cache{n}"))
+            ours.append(wall)
+            our_cpu.append(used)
+            shutil.rmtree(workdir / f"cache{n}")
+    gib = path.stat().st_size / 1024**3
+    print(
+        f"download CPU per GiB: cache {min(our_cpu) / gib:.2f} s (receive, hash, write, fsync), "
+        f"curl {min(curl_cpu) / gib:.2f} s (receive, write)"
+    )
     return reference, ours
 
 
