@@ -99,9 +99,13 @@ class Player:
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._t0 = clock.now_ns()
         self._unreported: list[Switch] = []  # reported with the next presented frame
+        # A layout switch at a schedule boundary is prepared preload_ms ahead ("armed") and
+        # swapped in on the first frame at the boundary.
+        self._start_at: int | None = None
+        self._armed: tuple[Presentation, int] | None = None
         self.dropped_frames = 0
         self.frames = 0
-        self.wall.add_listener(lambda _jump: self._schedule_wake.set())
+        self.wall.add_listener(lambda _jump: self._reconsider())
         assets.add_listener(lambda _sha: self._schedule_wake.set())
 
     # -- public API -------------------------------------------------------------------------
@@ -149,6 +153,7 @@ class Player:
         self._manifest = manifest
         self._pairing = False
         self._idle_screen = None
+        self._reconsider()
         await self._reschedule()
         self._schedule_wake.set()
 
@@ -218,6 +223,7 @@ class Player:
 
     async def on_enter_STOPPING(self, *_: object) -> None:
         self._cancel_load()
+        self._disarm()
         if self._current is not None:
             self._current.end()
             self._emit_switches(self._current.take_switches(), self.clock.now_ns())
@@ -235,6 +241,9 @@ class Player:
     async def on_enter_LOADING(self, *_: object) -> None:
         self._load_pending = False
         self._cancel_load()
+        if self._armed is not None:  # content changed again before the armed boundary
+            self._armed[0].release()
+            self._armed = None
         if self._target is not None:
             manifest, layout = self._target
             self._load_task = asyncio.create_task(self._load(manifest, layout))
@@ -243,13 +252,23 @@ class Player:
         incoming, self._incoming = self._incoming, None
         if incoming is None or self.compositor is None:
             return
+        start_at, self._start_at = self._start_at, None
+        now = self.clock.now_ns()
+        incoming.start(now if start_at is None else max(now, start_at))
+        if start_at is not None and start_at > now:
+            self._armed = (incoming, start_at)  # pre-rolled: swapped in by the frame loop
+            self._frame_wake.set()
+            return
+        self._swap_in(incoming)
+
+    def _swap_in(self, incoming: Presentation) -> None:
+        assert self.compositor is not None
         previous, self._current = self._current, incoming
         if previous is not None:
             previous.end()
             self._unreported += previous.take_switches()
             # The compositor releases the old scene once the new one's first frame is up.
             previous.release_upcoming()
-        incoming.start(self.clock.now_ns())
         self.compositor.present(incoming.scene)
         self._frame_wake.set()
 
@@ -267,6 +286,20 @@ class Player:
         task = asyncio.create_task(coroutine)
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
+
+    def _reconsider(self) -> None:
+        """Content or wall time changed: an armed boundary switch may no longer be right."""
+        if self._armed is not None or self._start_at is not None:
+            self._disarm()
+            current = self._current
+            self._target_key = content_key(current.manifest, current.layout) if current else None
+        self._schedule_wake.set()
+
+    def _disarm(self) -> None:
+        self._start_at = None
+        if self._armed is not None:
+            self._armed[0].release()
+            self._armed = None
 
     def _cancel_load(self) -> None:
         if self._load_task is not None and not self._load_task.done():
@@ -374,11 +407,15 @@ class Player:
         return resolve(self._manifest, self.wall.now())[0]
 
     async def _reschedule(self) -> dt.datetime | None:
-        """Decide what should play now; returns when to decide again."""
+        """Decide what should play now (or at a boundary within preload); when to look again."""
         manifest = self._manifest
         if manifest is None:
             return None
-        layout, next_change = resolve(manifest, self.wall.now(), playable=self._playable)
+        now = self.wall.now()
+        layout, next_change = resolve(manifest, now, playable=self._playable)
+        pending = self._armed[1] if self._armed else self._start_at
+        if pending is not None and self.clock.now_ns() < pending:
+            return next_change  # a switch is armed for a boundary: let it happen
         if layout is None:
             if self._scheduled_layout() is None and self.state in (
                 PlayerState.PLAYING,
@@ -388,9 +425,18 @@ class Player:
             elif self.state is PlayerState.IDLE and not self._load_pending:
                 self._show_idle()  # waiting for assets; whatever plays keeps playing
             return next_change
+        start_at = None
+        if (
+            next_change is not None
+            and self._current is not None
+            and self.wall.media_ns_of(next_change) - self.clock.now_ns() <= self._preload_ns
+        ):
+            upcoming = resolve(manifest, next_change, playable=self._playable)[0]
+            if upcoming is not None:
+                layout, start_at = upcoming, self.wall.media_ns_of(next_change)
         key = content_key(manifest, layout)
         if key != self._target_key:
-            self._target, self._target_key = (manifest, layout), key
+            self._target, self._target_key, self._start_at = (manifest, layout), key, start_at
             await self._fire("load")
         return next_change
 
@@ -398,7 +444,12 @@ class Player:
         check_ns = 5 * NS_PER_S  # how often a silent wall-clock jump is looked for
         while True:
             next_change = await self._reschedule()
-            wake = None if next_change is None else self.wall.media_ns_of(next_change)
+            wake = None
+            if next_change is not None:
+                wake = self.wall.media_ns_of(next_change)
+                if wake - self._preload_ns > self.clock.now_ns():
+                    wake -= self._preload_ns  # pre-roll the next layout
+
             if self._tick_listeners or not hasattr(self.clock, "advance_to"):
                 poll = self.clock.now_ns() + check_ns
                 wake = poll if wake is None else min(wake, poll)
@@ -415,6 +466,9 @@ class Player:
         last_present: int | None = None
         while True:
             now = self.clock.now_ns()
+            if self._armed is not None and now >= self._armed[1]:
+                armed, self._armed = self._armed[0], None
+                self._swap_in(armed)
             current = self._current
             if current is not None:
                 current.tick(now)
@@ -445,6 +499,8 @@ class Player:
             times.append(t if last_present is None else max(t, last_present + self._frame_ns))
         if self._current is not None and (t := self._current.next_wake_ns(now)) is not None:
             times.append(t)  # ...but a deadline is presented on the first frame after it.
+        if self._armed is not None:
+            times.append(self._armed[1])
         if self._tick_listeners:
             times.append(now + NS_PER_S)
         return min(times) if times else None

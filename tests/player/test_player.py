@@ -286,3 +286,40 @@ async def test_real_clock_and_real_display_play_a_playlist() -> None:
         assert colour in (RED_RGB, BLUE_RGB)
     finally:
         await player.stop()
+
+
+async def test_layout_switch_at_a_boundary_is_prepared_ahead(harness: Harness) -> None:
+    m = manifest(
+        ("p1", [image("a", RED, 3_600_000)]),
+        ("p2", [image("b", BLUE, 3_600_000)]),
+        layouts=[layout("l1", "p1"), layout("l2", "p2")],
+        schedule=[{"id": "s", "layout": "l2", "from": "09:10", "to": "10:00"}],
+    )
+    await harness.player.set_manifest(m)
+    await harness.run(599)
+    loading = [e.t for e in harness.of("state") if e.state == "loading"]
+    assert loading[-1] == pytest.approx(598.0), "prepared preload_ms (2 s) ahead"
+    assert harness.pixel() == RED_RGB, "but not shown before the boundary"
+    assert harness.player.snapshot()[0] == "l1"
+    await harness.run(1)
+    assert harness.pixel() == BLUE_RGB
+    start = harness.of("start")[-1]
+    assert (start.layout, start.due, start.t, start.late_ms) == ("l2", 600.0, 600.0, 0.0)
+    end = harness.of("end")[-1]
+    assert (end.layout, end.item, end.t) == ("l1", "a", 600.0)
+
+
+async def test_new_content_while_a_boundary_switch_is_armed(harness: Harness) -> None:
+    m = manifest(
+        ("p1", [image("a", RED, 3_600_000)]),
+        ("p2", [image("b", BLUE, 3_600_000)]),
+        layouts=[layout("l1", "p1"), layout("l2", "p2")],
+        schedule=[{"id": "s", "layout": "l2", "from": "09:10", "to": "10:00"}],
+    )
+    await harness.player.set_manifest(m)
+    await harness.run(599)
+    only_l1 = manifest(("p1", [image("a", RED, 3_600_000)]), version=2)
+    await harness.player.set_manifest(only_l1)  # the 09:10 entry was deleted meanwhile
+    await harness.run(5)
+    assert harness.pixel() == RED_RGB
+    assert [e.layout for e in harness.of("start")] == ["l1"], "no restart, no stale switch"
