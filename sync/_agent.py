@@ -230,6 +230,11 @@ class SyncAgent:
         log.error("the server revoked this device; back to pairing (the cache is kept)")
         await asyncio.to_thread(self.credentials.wipe)
         await asyncio.to_thread(self.manifests.wipe)
+        # Proof of play of the revoked identity cannot be delivered, nor credited to the next.
+        await self.recorder.drain()
+        dropped = await asyncio.to_thread(self.recorder.queue.clear)
+        if dropped:
+            log.warning("dropped undeliverable impressions", extra={"fields": {"count": dropped}})
         self.client.token = None
         self.device_id = None
         self.report.manifest_etag = None

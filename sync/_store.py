@@ -122,6 +122,11 @@ class ImpressionQueue(_Locked):
                 marks = ",".join("?" * len(part))
                 self.db.execute(f"DELETE FROM impressions WHERE id IN ({marks})", part)  # noqa: S608
 
+    def clear(self) -> int:
+        """Drop every queued impression (they belong to an identity the server revoked)."""
+        with self._use(), self.db.atomic():
+            return self.db.execute("DELETE FROM impressions").rowcount
+
     def __len__(self) -> int:
         with self._use():
             count: int = self.db.execute("SELECT count(*) FROM impressions").fetchone()[0]

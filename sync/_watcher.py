@@ -47,8 +47,10 @@ class StreamLost(RequestFailed):
     """The event stream ended or broke soon after it opened."""
 
 
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, RequestFailed) and exc.transient
+def _retryable(exc: BaseException) -> bool:
+    # Even a 4xx: a proxy that refuses event streams must not stop the device polling and
+    # retrying. DeviceRevoked (401) is not a RequestFailed and ends the session.
+    return isinstance(exc, RequestFailed)
 
 
 class ManifestWatcher:
@@ -220,7 +222,7 @@ class ManifestWatcher:
         while True:
             async for attempt in AsyncRetrying(
                 wait=self._wait,
-                retry=retry_if_exception(_transient),
+                retry=retry_if_exception(_retryable),
                 before_sleep=self._after_failure,
                 reraise=True,
             ):

@@ -174,12 +174,19 @@ async def test_a_stream_that_stalls_without_closing_is_replaced(
 async def test_401_goes_back_to_pairing_and_keeps_the_cache(
     device: Device, live: LiveServer
 ) -> None:
+    live.faults.status["/device/impressions"] = (503, None)  # undelivered when revoked
+    at = dt.datetime.now(dt.UTC)
+    device.agent.recorder.record(layout="l1", zone="main", item="t1", event="start", at=at)
+    await device.agent.recorder.drain()
+    assert len(device.agent.recorder.queue) == 1
     with live.admin() as admin:
         await asyncio.to_thread(admin.revoke, device.device_id)
     await wait_for(lambda: len(device.host.pairing_codes) >= 2, what="the pairing screen again")
     assert not (device.state_dir / "credentials.json").exists()
     assert not (device.state_dir / "manifest.json").exists()
     assert device.host.cache_clears == 0
+    assert len(device.agent.recorder.queue) == 0, "the revoked identity's queue is dropped"
+    live.faults.status.clear()
     # A new claim makes it a device again.
     await device.pair()
     await device.publish("re-paired")

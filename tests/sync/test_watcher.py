@@ -190,3 +190,18 @@ async def test_malformed_manifest_is_rejected_reported_and_last_good_kept() -> N
     server.manifest, server.etag = manifest_dict(3), '"v3"'
     assert await watcher.refresh()
     assert watcher.report.manifest_error is None
+
+
+async def test_a_proxy_that_refuses_event_streams_leaves_the_device_polling() -> None:
+    server = Server()
+    watcher, applied = watcher_for(server)
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/device/events"):
+            server.event_gets.append(request)
+            return httpx.Response(404, text="no such route")
+        return server(request)
+
+    watcher.client.http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
+    await run_until(watcher, lambda: watcher.polls >= 2 and len(server.event_gets) >= 5)
+    assert watcher.polling and applied
