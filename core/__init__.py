@@ -9,6 +9,7 @@ from core._config import (
     ServerConfig,
     Settings,
     SyncConfig,
+    VideoConfig,
     load_settings,
     settings_to_toml,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "SignageError",
     "SyncConfig",
     "SyncError",
+    "VideoConfig",
     "ZoneError",
     "atomic_write",
     "atomic_write_text",

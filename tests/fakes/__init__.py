@@ -1,0 +1,1 @@
+"""Stand-ins for the outside world (libmpv...) that tests drive directly."""

@@ -1,0 +1,142 @@
+"""FakeMpv: a VideoOutput that decodes nothing and fails on request.
+
+Events reach the listener on a thread of their own, as mpv's do, so the renderer's hand-over to
+the event loop is exercised. ``trigger_eof()``, ``trigger_crash()``, ``hang`` (``open`` blocks
+until ``unhang()``) and ``stalled`` (no new frames while playing) inject the faults.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygame
+
+from zones._mpv import Fit, Listener, VideoEvent, VideoEventKind, VideoOutputLost
+
+
+class FakeMpv:
+    def __init__(self, *, hang: bool = False, answer_before_return: bool = False) -> None:
+        self.listener: Listener | None = None
+        self.hang = hang
+        self.answer_before_return = answer_before_return
+        self.stalled = False
+        self.fail_next_load: str | None = None
+        self.opened: list[dict[str, Any]] = []
+        self.playing = False
+        self.crashed = False
+        self.closed = False
+        self.unloads = 0
+        self.frame_index = 0
+        self._unhung = threading.Event()
+        self._load = 0
+        self._eof = False
+        self._size: tuple[int, int] | None = None
+        self._frame: pygame.Surface | None = None
+        self._has_frame = False
+
+    # fault injection ------------------------------------------------------------------------
+    def _emit(self, kind: VideoEventKind, load: int, detail: str = "") -> threading.Thread:
+        def deliver() -> None:
+            listener = self.listener
+            if listener is not None:
+                listener(VideoEvent(kind, load, detail))
+
+        thread = threading.Thread(target=deliver, name="fake-mpv-event")
+        thread.start()
+        return thread
+
+    def trigger_eof(self) -> None:
+        self._eof = True
+        self._emit(VideoEventKind.ENDED, self._load).join()
+
+    def trigger_crash(self) -> None:
+        self.crashed = True
+        self._emit(VideoEventKind.LOST, 0, "fake core crashed").join()
+
+    def unhang(self) -> None:
+        self._unhung.set()
+
+    def _check_alive(self) -> None:
+        if self.crashed:
+            raise VideoOutputLost("fake mpv core has shut down")
+
+    # the VideoOutput interface ----------------------------------------------------------------
+    def set_size(self, size: tuple[int, int]) -> None:
+        if size != self._size:
+            self._size = size
+            self._frame = pygame.Surface(size)
+
+    def open(self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int) -> int:
+        self.opened.append(
+            {"path": path, "fit": fit, "loop": loop, "audio": audio, "volume": volume}
+        )
+        if self.hang:
+            self._unhung.wait()
+        self._check_alive()
+        self._load += 1
+        self._eof = False
+        self._has_frame = False
+        self.frame_index = 0
+        if self.fail_next_load is not None or not Path(path).is_file():
+            detail, self.fail_next_load = self.fail_next_load or f"{path}: no such file", None
+            answer = self._emit(VideoEventKind.ERROR, self._load, detail)
+        else:
+            answer = self._emit(VideoEventKind.READY, self._load)
+        if self.answer_before_return:
+            answer.join()
+        return self._load
+
+    def play(self) -> None:
+        self._check_alive()
+        self.playing = True
+
+    def pause(self) -> None:
+        self._check_alive()
+        self.playing = False
+
+    def unload(self) -> None:
+        self._check_alive()
+        self.playing = False
+        self._has_frame = False
+        self.unloads += 1
+
+    def update(self, *, force: bool = False) -> bool:
+        self._check_alive()
+        if self._frame is None:
+            return False
+        if not force and (not self.playing or self.stalled or self._eof):
+            return False
+        self.frame_index += 1
+        # A colour per (load, frame): tests can tell frames and files apart by one pixel.
+        self._frame.fill(((self._load * 40) % 256, self.frame_index % 256, 200))
+        self._has_frame = True
+        return True
+
+    @property
+    def frame(self) -> pygame.Surface | None:
+        return self._frame if self._has_frame else None
+
+    def close(self) -> None:
+        self.closed = True
+        self._frame = None
+
+
+@dataclass
+class FakeMpvFactory:
+    """Builds FakeMpv outputs for a VideoOutputPool and keeps them for inspection."""
+
+    hang: bool = False
+    answer_before_return: bool = False
+    outputs: list[FakeMpv] = field(default_factory=list)
+
+    def __call__(self) -> FakeMpv:
+        output = FakeMpv(hang=self.hang, answer_before_return=self.answer_before_return)
+        self.outputs.append(output)
+        return output
+
+    def unhang_all(self) -> None:
+        for output in self.outputs:
+            output.unhang()

@@ -1,0 +1,333 @@
+"""libmpv behind the ``VideoOutput`` interface: one handle, one software render context.
+
+``VideoOutput`` is what the video renderer (``zones._video``) talks to; ``MpvOutput`` implements it
+with python-mpv and mpv's software render API, which paints straight into a pygame Surface (no GPU,
+works headless and on x86). Tests substitute ``tests.fakes.FakeMpv``. An OpenGL render path with
+hardware decoding (Pi-class boards at 1080p) would be another ``VideoOutput``.
+
+Threading: ``open`` and ``close`` may block (they are run off the event loop by the caller);
+``play``, ``pause`` and ``update`` never wait for mpv's core. mpv reports on its own thread through
+``listener``; the listener must only hand the event over (``loop.call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import enum
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import mpv
+
+from core import ZoneError
+
+if TYPE_CHECKING:
+    import pygame
+
+log = logging.getLogger(__name__)
+
+Fit = Literal["contain", "cover", "stretch"]
+
+# mpv/render.h parameter ids for the software renderer; python-mpv 1.0.8 does not know them.
+SW_SIZE, SW_FORMAT, SW_STRIDE, SW_POINTER = 17, 18, 19, 20
+BLOCK_FOR_TARGET_TIME = 12
+# Memory order B, G, R, X: the layout of pygame's default 32-bit surface on little-endian hosts.
+SW_PIXEL_FORMAT = b"bgr0"
+_ROW_ALIGN_PX = 16  # 16 px * 4 bytes: rows on 64-byte boundaries, mpv's fast SIMD path
+
+
+class VideoEventKind(enum.Enum):
+    READY = "ready"  # the file is loaded and its first frame can be rendered
+    FRAME = "frame"  # a new frame is waiting: call update() soon
+    ENDED = "ended"  # end of file reached (the last frame stays up)
+    ERROR = "error"  # the file cannot be played (corrupt, unsupported, missing)
+    LOST = "lost"  # the handle died (core shut down): discard it
+
+
+@dataclass(frozen=True)
+class VideoEvent:
+    kind: VideoEventKind
+    load: int  # the load number ``open`` returned for the file; 0: about the handle itself
+    detail: str = ""
+
+
+Listener = Callable[[VideoEvent], None]
+
+
+class VideoOutput(Protocol):
+    """One decoder and renderer that plays one file at a time into its ``frame`` surface."""
+
+    listener: Listener | None
+
+    def set_size(self, size: tuple[int, int]) -> None:
+        """Render at this size from now on (the zone's size)."""
+
+    def open(self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int) -> int:
+        """Load ``path`` paused (replacing any current file); return its load number. Blocks.
+
+        Events carry the load number, so late events of an earlier file are told apart.
+        """
+
+    def play(self) -> None:
+        """Unpause without waiting for mpv."""
+
+    def pause(self) -> None:
+        """Pause without waiting for mpv."""
+
+    def unload(self) -> None:
+        """Stop playing and drop the file, without waiting for mpv (the handle stays usable)."""
+
+    def update(self, *, force: bool = False) -> bool:
+        """Render the newest frame into ``frame`` if there is one (or ``force``); True if so."""
+
+    @property
+    def frame(self) -> pygame.Surface | None:
+        """The last rendered frame of the current file; None before its first one."""
+
+    def close(self) -> None:
+        """Free the render context, then terminate the handle. Blocks; idempotent."""
+
+
+# Exceptions python-mpv raises for libmpv error codes (see mpv.ErrorCode.EXCEPTION_DICT).
+_MPV_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    MemoryError,
+    ValueError,
+    AttributeError,
+    TypeError,
+    RuntimeError,
+    SystemError,
+    NotImplementedError,
+    OSError,
+)
+
+
+class VideoOutputLost(ZoneError):
+    """The mpv handle is dead or hung; it must be discarded and replaced."""
+
+
+@contextlib.contextmanager
+def map_mpv_errors(
+    what: str, *, zone: str | None = None, item: str | None = None
+) -> Iterator[None]:
+    """Translate python-mpv's exceptions into ZoneError (VideoOutputLost for a dead core)."""
+    try:
+        yield
+    except ZoneError:
+        raise
+    except _MPV_EXCEPTIONS as exc:
+        if isinstance(exc, mpv.ShutdownError):
+            raise VideoOutputLost(f"{what}: mpv core has shut down", zone=zone, item=item) from exc
+        reason = exc.args[0] if exc.args else type(exc).__name__
+        raise ZoneError(f"{what}: {reason}", zone=zone, item=item) from exc
+
+
+def _aligned_surface(size: tuple[int, int]) -> tuple[pygame.Surface, pygame.Surface]:
+    """A frame surface whose rows start on 64-byte boundaries, and its visible part."""
+    import pygame
+
+    width, height = size
+    padded = -(-width // _ROW_ALIGN_PX) * _ROW_ALIGN_PX
+    backing = pygame.Surface((padded, height), 0, 32)
+    if backing.get_masks()[:3] != (0xFF0000, 0x00FF00, 0x0000FF):
+        raise ZoneError(f"unexpected 32-bit surface layout {backing.get_masks()}")
+    backing.fill((0, 0, 0))
+    return backing, backing.subsurface((0, 0, width, height))
+
+
+class _SwTarget:
+    """The render parameter array for one target surface (kept alive with its buffers)."""
+
+    def __init__(self, backing: pygame.Surface, size: tuple[int, int]) -> None:
+        self._size = (ctypes.c_int * 2)(*size)
+        self._format = ctypes.c_char_p(SW_PIXEL_FORMAT)
+        self._stride = ctypes.c_size_t(backing.get_pitch())
+        self._block = ctypes.c_int(0)  # the compositor paces frames, mpv must not wait
+        self.backing = backing
+        entries = [
+            (SW_SIZE, ctypes.cast(self._size, ctypes.c_void_p)),
+            (SW_FORMAT, ctypes.cast(self._format, ctypes.c_void_p)),
+            (SW_STRIDE, ctypes.cast(ctypes.pointer(self._stride), ctypes.c_void_p)),
+            (SW_POINTER, ctypes.c_void_p(backing._pixels_address)),
+            (BLOCK_FOR_TARGET_TIME, ctypes.cast(ctypes.pointer(self._block), ctypes.c_void_p)),
+        ]
+        self.params = (mpv.MpvRenderParam * (len(entries) + 1))()
+        for slot, (type_id, data) in zip(self.params, entries, strict=False):
+            slot.type_id = type_id
+            slot.data = data
+
+
+# Options for every handle: no terminal, input, scripts or config files of the host, no
+# subtitles, software decoding into the render API, the last frame kept at end of file.
+_BASE_OPTIONS: dict[str, str] = {
+    "vo": "libmpv",
+    "hwdec": "no",
+    "sws-fast": "yes",
+    "keep-open": "yes",
+    "idle": "yes",
+    "pause": "yes",
+    "config": "no",
+    "terminal": "no",
+    "input-default-bindings": "no",
+    "input-vo-keyboard": "no",
+    "osc": "no",
+    "ytdl": "no",
+    "load-scripts": "no",
+    "sid": "no",
+    "sub-auto": "no",
+    "audio-file-auto": "no",
+    "osd-level": "0",
+    "background": "#000000",
+}
+_FIT_OPTIONS: dict[str, dict[str, str]] = {
+    "contain": {"keepaspect": "yes", "panscan": "0.0"},
+    "cover": {"keepaspect": "yes", "panscan": "1.0"},
+    "stretch": {"keepaspect": "no", "panscan": "0.0"},
+}
+
+
+class MpvOutput:
+    """A VideoOutput on libmpv's software render API. Create it off the event loop (blocks)."""
+
+    def __init__(self, *, audio_output: str = "null", audio_device: str | None = None) -> None:
+        self.listener: Listener | None = None
+        self._entry = 0  # mpv's playlist entry id of the file playing (set on mpv's thread)
+        self._frames_since_open = 0
+        self._target: _SwTarget | None = None
+        self._visible: pygame.Surface | None = None
+        self._last_error = ""
+        self._closed = False
+        self._lock = threading.Lock()
+        options = dict(_BASE_OPTIONS, ao=audio_output)
+        if audio_device:
+            options["audio-device"] = audio_device
+        with map_mpv_errors("creating an mpv handle"):
+            self._player = mpv.MPV(log_handler=self._on_log, loglevel="warn", **options)
+            try:
+                self._context: Any = mpv.MpvRenderContext(self._player, "sw")
+            except BaseException:
+                self._player.terminate()
+                raise
+        self._context.update_cb = self._on_frame
+        self._player.register_event_callback(self._on_event)
+        self._player.observe_property("eof-reached", self._on_eof)
+
+    # mpv's thread -------------------------------------------------------------------------
+    def _emit(self, kind: VideoEventKind, load: int, detail: str = "") -> None:
+        listener = self.listener
+        if listener is not None:
+            listener(VideoEvent(kind, load, detail))
+
+    def _on_frame(self) -> None:
+        self._emit(VideoEventKind.FRAME, self._entry)
+
+    def _on_log(self, level: str, prefix: str, text: str) -> None:
+        message = f"{prefix}: {text.strip()}"
+        if level in {"fatal", "error"}:
+            self._last_error = message
+        log.debug("mpv %s %s", level, message)
+
+    def _on_event(self, event: Any) -> None:
+        eid = event.event_id.value
+        if eid == mpv.MpvEventID.START_FILE:
+            self._entry = event.data.playlist_entry_id
+            self._last_error = ""
+        elif eid == mpv.MpvEventID.PLAYBACK_RESTART:
+            if self._has_video_stream():
+                self._emit(VideoEventKind.READY, self._entry)
+            else:  # an audio-only file, or a video stream no decoder accepted
+                self._emit(VideoEventKind.ERROR, self._entry, "no playable video stream")
+        elif eid == mpv.MpvEventID.END_FILE and event.data.reason == mpv.MpvEventEndFile.ERROR:
+            code = event.data.error
+            reason = mpv.ErrorCode.human_readable(code) if code else "error"
+            detail = f"{reason} ({self._last_error})" if self._last_error else reason
+            self._emit(VideoEventKind.ERROR, event.data.playlist_entry_id, detail)
+        elif eid == mpv.MpvEventID.SHUTDOWN and not self._closed:
+            self._emit(VideoEventKind.LOST, 0, "mpv core shut down")
+
+    def _has_video_stream(self) -> bool:
+        # Reading a property from mpv's event thread is allowed (the core does not wait on it).
+        try:
+            return self._player.video_params is not None
+        except _MPV_EXCEPTIONS:
+            return False
+
+    def _on_eof(self, _name: str, value: Any) -> None:
+        if value is True:
+            self._emit(VideoEventKind.ENDED, self._entry)
+
+    # caller's threads ---------------------------------------------------------------------
+    def set_size(self, size: tuple[int, int]) -> None:
+        if self._visible is not None and self._visible.get_size() == size:
+            return
+        backing, self._visible = _aligned_surface(size)
+        self._target = _SwTarget(backing, size)
+        self._frames_since_open = 0
+
+    def open(self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int) -> int:
+        if self._target is None:
+            raise ZoneError("set_size() must come before open()")
+        per_file = dict(
+            _FIT_OPTIONS[fit],
+            aid="auto" if audio else "no",
+            volume=str(volume),
+            mute="no" if audio else "yes",
+        )
+        per_file["loop-file"] = "inf" if loop else "no"
+        encoded = ",".join(f"{key}={value}" for key, value in per_file.items())
+        with self._lock, map_mpv_errors(f"loading {path}"):
+            self._frames_since_open = 0
+            reply = self._player.command("loadfile", path, "replace", encoded)
+        # mpv (>= 0.33) answers with the playlist entry id its events will name.
+        entry = reply.get("playlist_entry_id") if isinstance(reply, dict) else None
+        if not isinstance(entry, int):
+            raise ZoneError(f"loading {path}: mpv did not return a playlist entry id")
+        return entry
+
+    def _set_async(self, name: str, value: str) -> None:
+        with map_mpv_errors(f"setting {name}"):
+            self._player.check_core_alive()
+            self._player.command_async("set", name, value)
+
+    def play(self) -> None:
+        self._set_async("pause", "no")
+
+    def pause(self) -> None:
+        self._set_async("pause", "yes")
+
+    def unload(self) -> None:
+        with map_mpv_errors("unloading"):
+            self._player.check_core_alive()
+            self._player.command_async("stop")
+        self._frames_since_open = 0
+
+    def update(self, *, force: bool = False) -> bool:
+        target = self._target
+        if target is None or self._closed:
+            return False
+        with map_mpv_errors("rendering"):
+            if not (self._context.update() or force):
+                return False
+            mpv._mpv_render_context_render(self._context._handle, target.params)
+        self._frames_since_open += 1
+        return True
+
+    @property
+    def frame(self) -> pygame.Surface | None:
+        return self._visible if self._frames_since_open else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.listener = None
+        # The render context goes first: freeing it after the core is gone is undefined.
+        with contextlib.suppress(*_MPV_EXCEPTIONS):
+            self._context.free()
+        self._player.terminate()
+        self._target = None
+        self._visible = None

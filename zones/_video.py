@@ -1,0 +1,304 @@
+"""The ``video`` zone renderer: one playlist occurrence of a video, played through a VideoOutput.
+
+``prepare`` loads the file paused on a handle of its own and renders its first frame, so when
+the item becomes visible that frame is on screen at once: consecutive videos, and images and
+videos in either order, switch without a black or a frozen frame (the outgoing item keeps its
+last frame until the compositor stops drawing it). mpv's events (ready, end of file, errors, a
+new frame) arrive on mpv's thread and are handed to the event loop with
+``call_soon_threadsafe``; everything else runs on the loop thread, and the calls that can block
+inside libmpv (create, load, close) run on daemon threads with a timeout.
+
+Faults become ``ZoneError`` (the zone reports an error event and moves on): a file that does not
+load or has no video stream, a handle that dies or does not answer (it is discarded and a new one
+takes the next item), and a decoder that yields no frame for ``stall_s`` while playing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from core import VideoConfig, ZoneError
+from sync import VideoItem
+from zones._api import RenderContext, Size, register_renderer
+from zones._mpv import MpvOutput, VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
+from zones._video_pool import AudioOwner, OutputFactory, VideoOutputPool, run_blocking
+
+if TYPE_CHECKING:
+    import pygame
+
+    from sync import Item
+
+log = logging.getLogger(__name__)
+
+
+class VideoRenderer:
+    """Renderer of one video item occurrence; see the module docstring."""
+
+    def __init__(
+        self,
+        context: RenderContext,
+        *,
+        pool: VideoOutputPool,
+        config: VideoConfig,
+        audio: AudioOwner,
+    ) -> None:
+        self._context = context
+        self._pool = pool
+        self._config = config
+        self._audio = audio
+        self._item: VideoItem | None = None
+        self._output: VideoOutput | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._load = -1  # -1 while the file is being loaded: events wait in _early
+        self._early: list[VideoEvent] = []
+        self._ready: asyncio.Future[None] | None = None
+        self._owns_audio = False
+        self._broken = False  # the output must not be reused
+        self._failure: ZoneError | None = None
+        self._eof = False
+        self._playing = False
+        self._painted = False
+        self._fresh = False  # a frame was rendered that draw() has not painted yet
+        self._last_frame_ns = 0
+        self.frames_painted = 0
+
+    # events from mpv's thread ------------------------------------------------------------
+    def _on_output_event(self, event: VideoEvent) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is watching
+                loop.call_soon_threadsafe(self._handle_event, event)
+
+    def _handle_event(self, event: VideoEvent) -> None:
+        if event.kind is VideoEventKind.LOST:
+            self._fail(VideoOutputLost(f"video output lost: {event.detail}"), broken=True)
+            return
+        if self._load < 0:
+            self._early.append(event)  # mpv may answer before open() has returned
+            return
+        if event.load != self._load:
+            return  # a late event about an earlier file on this handle
+        if event.kind is VideoEventKind.READY:
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+        elif event.kind is VideoEventKind.ERROR:
+            self._fail(ZoneError(f"cannot play video: {event.detail}"), broken=False)
+        elif event.kind is VideoEventKind.ENDED:
+            self._eof = True
+            self._context.wake()
+        elif event.kind is VideoEventKind.FRAME:
+            # Render now, playing or not: libmpv stalls up to 200 ms for a client that does not.
+            self._pull()
+
+    def _pull(self) -> None:
+        """Render mpv's newest frame, if any, into the output's frame surface."""
+        output = self._output
+        if output is None or self._failure is not None:
+            return
+        try:
+            fresh = output.update()
+        except ZoneError as exc:
+            self._fail(exc, broken=True)
+            return
+        if fresh:
+            self._fresh = True
+            self._last_frame_ns = time.monotonic_ns()
+            if self._playing:
+                self._context.wake()
+
+    def _fail(self, error: ZoneError, *, broken: bool) -> None:
+        self._broken = self._broken or broken
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error)
+        if self._failure is None:
+            self._failure = error
+        self._context.wake()
+
+    def _error(self, message: str) -> ZoneError:
+        item = self._item.id if self._item else None
+        return ZoneError(message, zone=self._context.zone_id, item=item)
+
+    # the Renderer interface --------------------------------------------------------------
+    async def prepare(self, item: Item, size: Size) -> None:
+        if not isinstance(item, VideoItem):
+            raise ZoneError(f"the video renderer cannot play a {item.type} item")
+        self._item = item
+        self._loop = asyncio.get_running_loop()
+        self._ready = self._loop.create_future()
+        try:
+            path = self._context.asset_path(item.asset)
+            self._output = output = await self._pool.acquire()
+            output.listener = self._on_output_event
+            output.set_size(size)
+            self._owns_audio = (
+                item.audio and self._config.audio and self._audio.claim(self._context.zone_id)
+            )
+            self._load = await run_blocking(
+                lambda: output.open(
+                    str(path),
+                    fit=item.fit,
+                    loop=item.loop,
+                    audio=self._owns_audio,
+                    volume=self._config.volume,
+                ),
+                timeout_s=self._pool.timeout_s,
+                what="load",
+            )
+            early, self._early = self._early, []
+            for event in early:
+                self._handle_event(event)
+            await self._wait_first_frame(output)
+        except ZoneError as exc:
+            self._broken = self._broken or isinstance(exc, VideoOutputLost)
+            self.release()
+            raise self._error(str(exc)) from exc
+
+    async def _wait_first_frame(self, output: VideoOutput) -> None:
+        assert self._ready is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), self._pool.timeout_s)
+        except TimeoutError:
+            self._broken = True
+            raise VideoOutputLost(
+                f"no first frame within {self._pool.timeout_s:g} s (decoder or handle hung)"
+            ) from None
+        if self._failure is not None:
+            raise self._failure
+        output.update(force=True)
+        if output.frame is None:
+            raise ZoneError("the video has no frame to show")
+
+    def start(self, at_ns: int) -> None:
+        if self._output is None or self._failure is not None:
+            return
+        try:
+            self._output.play()
+        except ZoneError as exc:
+            self._fail(exc, broken=True)
+            return
+        self._playing = True
+        self._painted = False
+        self._last_frame_ns = time.monotonic_ns()
+
+    def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
+        if self._failure is not None:
+            raise self._error(str(self._failure))
+        output = self._output
+        if output is None:
+            return False
+        if self._playing:
+            self._pull()  # in case a frame event is still on its way
+            self._check_stall()
+            if self._failure is not None:
+                raise self._error(str(self._failure))
+        frame = output.frame
+        if frame is None or (self._painted and not self._fresh):
+            return False
+        surface.blit(frame, (0, 0))
+        self.frames_painted += 1
+        self._painted = True
+        self._fresh = False
+        return True
+
+    def _check_stall(self) -> None:
+        now = time.monotonic_ns()
+        if self._eof:
+            self._last_frame_ns = now
+            return
+        silent_s = (now - self._last_frame_ns) / 1e9
+        if silent_s > self._config.stall_s:
+            self._fail(ZoneError(f"decoder stalled: no frame for {silent_s:.1f} s"), broken=True)
+
+    def next_change_ns(self, now_ns: int) -> int | None:
+        if not self._playing or self._eof or self._failure is not None:
+            return None
+        # New frames wake the loop; this deadline only makes sure a stall gets noticed.
+        remaining = self._last_frame_ns + int(self._config.stall_s * 1e9) - time.monotonic_ns()
+        return now_ns + max(remaining, 0) + 1
+
+    @property
+    def ended(self) -> bool:
+        return self._eof and self._item is not None and self._item.duration_ms is None
+
+    @property
+    def owns_audio(self) -> bool:
+        return self._owns_audio
+
+    def stop(self) -> None:
+        if not self._playing:
+            return
+        self._playing = False
+        if self._output is not None and not self._broken:
+            try:
+                self._output.pause()
+            except ZoneError:
+                self._broken = True
+
+    def release(self) -> None:
+        self.stop()
+        output, self._output = self._output, None
+        if output is not None:
+            output.listener = None
+            if self._broken:
+                self._pool.discard(output)
+            else:
+                self._pool.give_back(output)
+        if self._owns_audio:
+            self._audio.release(self._context.zone_id)
+            self._owns_audio = False
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+        self._loop = None
+
+
+class VideoRenderers:
+    """The ``video`` renderer factory: one handle pool and audio owner for all video zones."""
+
+    def __init__(
+        self, config: VideoConfig | None = None, *, output_factory: OutputFactory | None = None
+    ) -> None:
+        self.config = config or VideoConfig()
+        if output_factory is None:
+            output_factory = self._mpv_factory
+        self.pool = VideoOutputPool(
+            output_factory, spare=self.config.spare_handles, timeout_s=self.config.command_timeout_s
+        )
+        self.audio = AudioOwner()
+
+    def _mpv_factory(self) -> VideoOutput:
+        return MpvOutput(
+            audio_output="auto" if self.config.audio else "null",
+            audio_device=self.config.audio_device,
+        )
+
+    def __call__(self, context: RenderContext) -> VideoRenderer:
+        return VideoRenderer(context, pool=self.pool, config=self.config, audio=self.audio)
+
+    def close(self) -> bool:
+        """Close the idle handles (at shutdown); False if some did not finish in time."""
+        return self.pool.close()
+
+
+_registered: list[VideoRenderers] = []
+
+
+def configure_video(
+    config: VideoConfig, *, output_factory: OutputFactory | None = None
+) -> VideoRenderers:
+    """Register a ``video`` factory built from ``config`` (the player calls this at start-up).
+
+    The previously registered factory's idle handles are closed.
+    """
+    renderers = VideoRenderers(config, output_factory=output_factory)
+    register_renderer("video", renderers)
+    while _registered:
+        _registered.pop().close()
+    _registered.append(renderers)
+    return renderers
+
+
+configure_video(VideoConfig())

@@ -1,0 +1,179 @@
+"""Shared resources of the video zones: reusable mpv handles and the one audio owner.
+
+Handles cost ~20 ms and a thread to create, so released ones are unloaded and kept (up to
+``spare``) for the next item; two alive per zone is what gapless playback needs (one playing,
+one prepared). A handle that died, hung or stalled is never reused: it is closed on a thread of
+its own, so a hung libmpv call can neither block the event loop nor the interpreter's exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from zones._mpv import VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+OutputFactory = Callable[[], VideoOutput]
+
+
+def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
+    if future.done():  # the caller gave up waiting (timeout or cancellation)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
+
+
+async def run_blocking(call: Callable[[], T], *, timeout_s: float, what: str) -> T:
+    """Run a call that may block inside libmpv on a daemon thread, waiting at most ``timeout_s``.
+
+    ``asyncio.to_thread`` is not used on purpose: a call that never returns would keep one of
+    the default executor's threads forever and make the interpreter wait for it at exit.
+    Raises VideoOutputLost when the call does not return in time.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def work() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = call()
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    threading.Thread(target=work, name=f"mpv-{what}", daemon=True).start()
+    try:
+        return await asyncio.wait_for(future, timeout_s)
+    except TimeoutError:
+        raise VideoOutputLost(f"{what}: mpv did not answer within {timeout_s:g} s") from None
+
+
+class VideoOutputPool:
+    """Hands out VideoOutputs, takes healthy ones back for reuse, disposes of broken ones."""
+
+    def __init__(self, factory: OutputFactory, *, spare: int = 2, timeout_s: float = 5.0) -> None:
+        self._factory = factory
+        self._spare = spare
+        self.timeout_s = timeout_s
+        self._idle: list[VideoOutput] = []
+        self._closing: set[threading.Thread] = set()
+        self.created = 0
+        self.discarded = 0
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    async def acquire(self) -> VideoOutput:
+        """An idle output, or a new one (VideoOutputLost when creating it hangs)."""
+        if self._idle:
+            output = self._idle.pop()
+            output.listener = None
+            return output
+        output = await run_blocking(self._factory, timeout_s=self.timeout_s, what="create")
+        self.created += 1
+        return output
+
+    def give_back(self, output: VideoOutput) -> None:
+        """Take a healthy output back: unload its file and keep it, or close it if enough are."""
+        if len(self._idle) >= self._spare or output in self._idle:
+            output.listener = None
+            self._close_in_background(output)
+            return
+        output.listener = self._idle_listener(output)
+        try:
+            output.unload()
+        except VideoOutputLost:
+            self.discard(output)
+            return
+        self._idle.append(output)
+
+    def _idle_listener(self, output: VideoOutput) -> Callable[[VideoEvent], None] | None:
+        """Keep rendering what an idle handle announces while it unloads (libmpv waits for it)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+        def pump() -> None:
+            if output.listener is listener:
+                try:
+                    output.update()
+                except VideoOutputLost:
+                    if output in self._idle:
+                        self._idle.remove(output)
+                    self.discard(output)
+
+        def listener(event: VideoEvent) -> None:
+            if event.kind is VideoEventKind.FRAME:
+                with contextlib.suppress(RuntimeError):  # loop closed
+                    loop.call_soon_threadsafe(pump)
+
+        return listener
+
+    def discard(self, output: VideoOutput) -> None:
+        """Never reuse this output; close it on its own thread (it may hang there)."""
+        output.listener = None
+        self.discarded += 1
+        log.warning("discarding a video output; a new mpv handle will replace it")
+        self._close_in_background(output)
+
+    def _close_in_background(self, output: VideoOutput) -> None:
+        def close() -> None:
+            try:
+                output.close()
+            except Exception:
+                log.exception("closing a video output failed")
+            finally:
+                self._closing.discard(thread)
+
+        thread = threading.Thread(target=close, name="mpv-close", daemon=True)
+        self._closing.add(thread)
+        thread.start()
+
+    def close(self, *, timeout_s: float | None = None) -> bool:
+        """Close every idle output and wait for pending closes; False if some did not finish."""
+        idle, self._idle = self._idle, []
+        for output in idle:
+            self._close_in_background(output)
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        for thread in list(self._closing):
+            thread.join(timeout)
+        return not any(t.is_alive() for t in self._closing)
+
+
+class AudioOwner:
+    """At most one zone plays sound; it keeps the claim while any of its items holds it."""
+
+    def __init__(self) -> None:
+        self._zone: str | None = None
+        self._holds = 0
+
+    @property
+    def zone(self) -> str | None:
+        return self._zone
+
+    def claim(self, zone: str) -> bool:
+        if self._zone not in (None, zone):
+            return False
+        self._zone = zone
+        self._holds += 1
+        return True
+
+    def release(self, zone: str) -> None:
+        if self._zone != zone or self._holds == 0:
+            return
+        self._holds -= 1
+        if self._holds == 0:
+            self._zone = None
