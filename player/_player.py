@@ -24,28 +24,22 @@ from core import SignageError, ZoneError
 from core._config import Settings
 from player._assets import AssetSource
 from player._clock import NS_PER_MS, NS_PER_S, Clock
+from player._events import EventSink, Listener
+from player._idle import IdleScreens, Pairing
 from player._machine import PlayerState, build_machine
 from player._presentation import Presentation, Switch
 from player._schedule import resolve
-from player._timeline import TimelineEvent, TimelineWriter
+from player._timeline import TimelineWriter
 from player._wall import WallClock
 from sync import Layout, Manifest
 from zones import (
     Compositor,
     Display,
-    NoContentScreen,
-    PairingScreen,
     RenderContext,
-    Renderer,
-    Scene,
     ScreenDisplay,
-    ZoneView,
 )
 
 log = logging.getLogger(__name__)
-
-Listener = Callable[[TimelineEvent], None]
-_IDLE_ZONE = "screen"
 
 
 def content_key(manifest: Manifest, layout: Layout) -> str:
@@ -77,9 +71,9 @@ class Player:
         self._display = display
         self._frame_ns = NS_PER_S // settings.player.frame_rate_hz
         self._preload_ns = settings.player.preload_ms * NS_PER_MS
-        self._listeners: list[Listener] = []
+        self.events = EventSink(self.device, clock, self.wall)
         if timeline is not None:
-            self._listeners.append(timeline.write)
+            self.events.add(timeline.write)
         self._tick_listeners: list[Callable[[], None]] = []
         self.compositor: Compositor | None = None
         self.state = PlayerState.IDLE
@@ -91,13 +85,22 @@ class Player:
         self._incoming: Presentation | None = None
         self._load_task: asyncio.Task[None] | None = None
         self._load_pending = False
-        self._idle_screen: Callable[[RenderContext], Renderer] | None = None
-        self._pairing = False
         self._frame_wake = asyncio.Event()
         self._schedule_wake = asyncio.Event()
+        self._idle = IdleScreens(
+            device=self.device,
+            server_url=settings.sync.server_url,
+            context=RenderContext(
+                zone_id="screen",
+                asset_path=self._asset_path,
+                wall_time=self.wall.at,
+                wake=self._frame_wake.set,
+                frame_ns=self._frame_ns,
+            ),
+            clock=clock,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
-        self._t0 = clock.now_ns()
         self._unreported: list[Switch] = []  # reported with the next presented frame
         # A layout switch at a schedule boundary is prepared preload_ms ahead ("armed") and
         # swapped in on the first frame at the boundary.
@@ -112,7 +115,7 @@ class Player:
 
     def add_listener(self, callback: Listener) -> None:
         """``callback(event)`` for every timeline event (start, end, error, state)."""
-        self._listeners.append(callback)
+        self.events.add(callback)
 
     def add_tick_listener(self, callback: Callable[[], None]) -> None:
         """``callback()`` at least once a second from the frame loop (a watchdog ping)."""
@@ -125,8 +128,8 @@ class Player:
         display = self._display or ScreenDisplay(self.settings.display)
         self._display = display
         self.compositor = Compositor(display, frame_ns=self._frame_ns)
-        self._t0 = self.clock.now_ns()
-        await self._emit_state()
+        self.events.restart()
+        await self.state_changed()
         self._show_idle()
         self._tasks = [
             asyncio.create_task(self._frame_loop(), name="player-frames"),
@@ -151,8 +154,7 @@ class Player:
     async def set_manifest(self, manifest: Manifest) -> None:
         """New content: switches once the resolved layout is playable, without a black frame."""
         self._manifest = manifest
-        self._pairing = False
-        self._idle_screen = None
+        self._idle.pairing = None
         self._reconsider()
         await self._reschedule()
         self._schedule_wake.set()
@@ -169,18 +171,7 @@ class Player:
     ) -> None:
         """The IDLE pairing screen; the content (if any) is dropped: the device is not paired."""
         self._manifest = None
-        self._pairing = True
-
-        def screen(context: RenderContext) -> Renderer:
-            return PairingScreen(
-                context,
-                code=code,
-                server_url=server_url,
-                device_name=device_name,
-                expires_at=expires_at,
-            )
-
-        self._idle_screen = screen
+        self._idle.pairing = Pairing(code, server_url, device_name, expires_at)
         if self.state is PlayerState.IDLE:
             self._show_idle()
         else:
@@ -211,7 +202,7 @@ class Player:
         self.wall.feed_server_time(server_time)
 
     def media_seconds(self, now_ns: int | None = None) -> float:
-        return ((self.clock.now_ns() if now_ns is None else now_ns) - self._t0) / NS_PER_S
+        return self.events.seconds(self.clock.now_ns() if now_ns is None else now_ns)
 
     # -- state machine callbacks --------------------------------------------------------------
 
@@ -219,14 +210,16 @@ class Player:
         return self._current is not None
 
     async def state_changed(self, *_: object) -> None:
-        await self._emit_state()
+        layout = self._current.layout.id if self._current is not None else None
+        log.info("player state", extra={"fields": {"state": self.state.value, "layout": layout}})
+        self.events.state(self.state.value, layout, self.clock.now_ns())
 
     async def on_enter_STOPPING(self, *_: object) -> None:
         self._cancel_load()
         self._disarm()
         if self._current is not None:
             self._current.end()
-            self._emit_switches(self._current.take_switches(), self.clock.now_ns())
+            self._report(self._current.take_switches(), self.clock.now_ns())
             self._current.release()
             self._current = None
         if self.compositor is not None:
@@ -346,7 +339,7 @@ class Player:
             presentation.release()
             await self._fire("load_failed")
             return
-        self._emit_switches(presentation.take_switches(), self.clock.now_ns())
+        self._report(presentation.take_switches(), self.clock.now_ns())
         self._incoming = presentation
         self._load_task = None
         await self._fire("loaded")
@@ -354,44 +347,13 @@ class Player:
     # -- idle screens --------------------------------------------------------------------------
 
     def _show_idle(self) -> None:
-        compositor = self.compositor
-        if compositor is None or self.state is not PlayerState.IDLE:
+        if self.compositor is None or self.state is not PlayerState.IDLE:
             return
-        factory = self._idle_screen or self._no_content_screen
-        context = RenderContext(
-            zone_id=_IDLE_ZONE,
-            asset_path=self._asset_path,
-            wall_time=self.wall.at,
-            wake=self._frame_wake.set,
-            frame_ns=self._frame_ns,
+        preparing = self._manifest is not None and self._scheduled_layout() is not None
+        renderer = self._idle.screen(preparing=preparing)
+        self._spawn(
+            self._idle.present(self.compositor, renderer, lambda: self.state is PlayerState.IDLE)
         )
-        renderer = factory(context)
-        size = compositor.display.size
-        scene = Scene("idle", size, "#0b1324")
-        view = scene.add_zone(ZoneView(_IDLE_ZONE, pygame.Rect((0, 0), size)))
-
-        async def prepare() -> None:
-            await renderer.prepare(None, size)  # type: ignore[arg-type]
-            if compositor.pending is not None or self.state is not PlayerState.IDLE:
-                renderer.release()
-                return
-            view.show(renderer, self.clock.now_ns())
-            compositor.present(scene)
-            self._frame_wake.set()
-
-        self._spawn(prepare())
-
-    def _no_content_screen(self, context: RenderContext) -> Renderer:
-        server = self.settings.sync.server_url
-        footer = "  ·  ".join(p for p in (self.device, server) if p)
-        if self._manifest is not None and self._scheduled_layout() is not None:
-            return NoContentScreen(
-                context,
-                title="Preparing content",
-                message="Downloading what is scheduled; it will start on its own.",
-                footer=footer,
-            )
-        return NoContentScreen(context, footer=footer)
 
     # -- schedule ------------------------------------------------------------------------------
 
@@ -481,9 +443,9 @@ class Player:
                 switches, self._unreported = self._unreported, []
                 if current is not None:
                     switches += current.take_switches()
-                self._emit_switches(switches, presented)
+                self._report(switches, presented)
             elif current is not None:
-                self._emit_switches([s for s in current.take_switches() if s.kind == "error"], now)
+                self._report([s for s in current.take_switches() if s.kind == "error"], now)
             for callback in self._tick_listeners:
                 callback()
             wanted = self._next_frame(now, last_present)
@@ -505,50 +467,6 @@ class Player:
             times.append(now + NS_PER_S)
         return min(times) if times else None
 
-    # -- events --------------------------------------------------------------------------------
-
-    def _emit_switches(self, switches: list[Switch], presented_ns: int) -> None:
+    def _report(self, switches: list[Switch], presented_ns: int) -> None:
         layout = self._current.layout.id if self._current is not None else None
-        for switch in switches:
-            late = None
-            if switch.due_ns is not None and switch.kind != "error":
-                late = (presented_ns - switch.due_ns) / NS_PER_MS
-            self._emit(
-                TimelineEvent(
-                    t=self.media_seconds(presented_ns),
-                    wall=self.wall.at(presented_ns),
-                    device=self.device,
-                    layout=switch.layout or layout,
-                    zone=switch.zone,
-                    item=switch.item,
-                    event=switch.kind,  # type: ignore[arg-type]
-                    due=None if switch.due_ns is None else self.media_seconds(switch.due_ns),
-                    late_ms=late,
-                    error=switch.error,
-                )
-            )
-
-    async def _emit_state(self) -> None:
-        now = self.clock.now_ns()
-        layout = self._current.layout.id if self._current is not None else None
-        log.info("player state", extra={"fields": {"state": self.state.value, "layout": layout}})
-        self._emit(
-            TimelineEvent(
-                t=self.media_seconds(now),
-                wall=self.wall.at(now),
-                device=self.device,
-                layout=layout,
-                zone=None,
-                item=None,
-                event="state",
-                state=self.state.value,
-            )
-        )
-
-    def _emit(self, event: TimelineEvent) -> None:
-        for callback in list(self._listeners):
-            try:
-                callback(event)
-            except Exception:
-                # Events flow upward fire-and-forget: a listener's bug must not stop playback.
-                log.exception("timeline listener failed")
+        self.events.switches(switches, presented_ns, layout)
