@@ -17,32 +17,20 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
-from cache._fetch import RateLimiter, RetryAfter, ServerFailed, download
+from cache._downloads import Downloads
+from cache._fetch import RateLimiter, download
 from cache._index import Index
-from cache._lifecycle import free_bytes, lower_thread_priority, release_lock, take_lock
+from cache._lifecycle import lower_thread_priority, release_lock, take_lock
 from cache._readiness import Readiness
 from cache._reconcile import UNKNOWN_MIME, Known, Reconciled, reconcile
 from cache._store import IMPORT_PREFIX, HashCancelled, Store, sha256_file
 from cache._types import CacheStats, Limits, ObjectState, check_sha256
-from core import CacheError, DiskFull, HashMismatch
+from core import CacheError, HashMismatch
 from sync import Asset
 
 log = logging.getLogger(__name__)
 Listener = Callable[[str], None]
-
-
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, DiskFull):
-        return False
-    return isinstance(exc, httpx.RequestError | RetryAfter | ServerFailed | HashMismatch)
 
 
 class AssetCache:
@@ -61,22 +49,16 @@ class AssetCache:
         self._wanted: set[str] = set()
         self._errors: dict[str, str] = {}
         self._touched: dict[str, float] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._listeners: list[Listener] = []
         self._views: weakref.WeakSet[Readiness] = weakref.WeakSet()
-        self._slots = asyncio.Semaphore(limits.parallel)
-        self._space = asyncio.Event()
-        self._space.set()
+        self._downloads = Downloads(store.root, limits, self._attempt, self._failed)
         self._refs_lock = asyncio.Lock()
         self._stop_hashing = threading.Event()
         self._verifier = ThreadPoolExecutor(
             1, thread_name_prefix="cache-verify", initializer=lower_thread_priority
         )
         self._limiter = RateLimiter(limits.bandwidth_bps) if limits.bandwidth_bps else None
-        self._jitter = wait_random_exponential(
-            multiplier=limits.retry_base_s, max=limits.retry_max_s
-        )
         self._imports = 0
         self._closed = False
 
@@ -177,7 +159,7 @@ class AssetCache:
         """Assets of the current and next manifest: never evicted, kept by ``clear``."""
         protected = frozenset(check_sha256(s) for s in shas)
         self._protected = protected
-        self._wanted = set(protected) | self._tasks.keys()
+        self._wanted = set(protected) | self._downloads.active()
         self._spawn(self._persist_references())
         for sha in protected:
             self._start(sha)
@@ -203,8 +185,7 @@ class AssetCache:
 
     async def wait_idle(self) -> None:
         """Return once no fetch is in flight: each one made its asset ready or gave up."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks.values()))
+        await self._downloads.wait_idle()
 
     def stats(self) -> CacheStats:
         pending = self._wanted - self._ready.keys()
@@ -213,7 +194,7 @@ class AssetCache:
             total=len(self._ready) + len(pending),
             bytes_used=sum(self._ready.values()),
             errors=sum(1 for sha in self._errors if sha in pending),
-            disk_full=not self._space.is_set(),
+            disk_full=self._downloads.paused_for_space,
         )
 
     # -- verification --------------------------------------------------------------------
@@ -260,7 +241,7 @@ class AssetCache:
             if name.startswith(IMPORT_PREFIX):
                 return self._imports > 0
             sha = name.partition(".")[0]
-            return sha in self._wanted or sha in self._tasks
+            return sha in self._wanted or sha in self._downloads
 
         freed += await asyncio.to_thread(self._store.remove_partials, keep)
         freed += await asyncio.to_thread(self._store.clear_quarantine)
@@ -274,10 +255,7 @@ class AssetCache:
     async def clear(self, keep_protected: bool = True) -> None:
         """Remove every object (but the protected ones unless told); refetch protected ones."""
         keep = self._protected if keep_protected else frozenset()
-        doomed = [task for sha, task in self._tasks.items() if sha not in keep]
-        for task in doomed:
-            task.cancel()
-        await asyncio.gather(*doomed, return_exceptions=True)
+        await self._downloads.cancel(self._downloads.active() - keep)
         victims = [sha for sha in self._ready if sha not in keep]
         await self._remove_objects(victims)
         await asyncio.to_thread(
@@ -294,7 +272,8 @@ class AssetCache:
             return
         self._closed = True
         self._stop_hashing.set()
-        tasks = [*self._tasks.values(), *self._background]
+        await self._downloads.close()
+        tasks = list(self._background)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -322,48 +301,16 @@ class AssetCache:
                 log.exception("cache listener failed for %s", sha)
 
     def _start(self, sha: str) -> None:
-        if self._closed or self._client is None or sha in self._tasks or sha in self._ready:
+        if self._closed or self._client is None or sha in self._ready or sha not in self._known:
             return
-        if sha not in self._known:
-            return
-        self._tasks[sha] = asyncio.create_task(self._fetch(sha), name=f"cache-fetch-{sha[:12]}")
+        self._downloads.start(sha)
 
-    async def _fetch(self, sha: str) -> None:
-        try:
-            while True:
-                await self._space.wait()
-                async with self._slots:
-                    try:
-                        await self._fetch_with_retries(sha)
-                        return
-                    except DiskFull as exc:
-                        self._on_disk_full(exc)
-        except Exception as exc:
-            log.warning("cache could not fetch %s: %s", sha, exc)
-            self._errors[sha] = str(exc)
-            state = ObjectState.CORRUPT if isinstance(exc, HashMismatch) else ObjectState.MISSING
-            with contextlib.suppress(CacheError):
-                await asyncio.to_thread(self._index.update, sha, state=state, error=str(exc))
-        finally:
-            if self._tasks.get(sha) is asyncio.current_task():
-                del self._tasks[sha]
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetryAfter):
-            return exc.delay_s
-        return float(self._jitter(state))
-
-    async def _fetch_with_retries(self, sha: str) -> None:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._limits.attempts),
-            wait=self._wait,
-            retry=retry_if_exception(_retryable),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                await self._attempt(sha)
+    async def _failed(self, sha: str, exc: Exception) -> None:
+        """Every attempt failed: keep the reason for operators and the heartbeat."""
+        self._errors[sha] = str(exc)
+        state = ObjectState.CORRUPT if isinstance(exc, HashMismatch) else ObjectState.MISSING
+        with contextlib.suppress(CacheError):
+            await asyncio.to_thread(self._index.update, sha, state=state.value, error=str(exc))
 
     async def _attempt(self, sha: str) -> None:
         client = self._client
@@ -448,18 +395,3 @@ class AssetCache:
     async def _persist_references(self) -> None:
         async with self._refs_lock:
             await asyncio.to_thread(self._index.set_references, self._protected)
-
-    def _on_disk_full(self, exc: DiskFull) -> None:
-        if self._space.is_set():
-            log.error("cache paused: %s; ready assets stay playable", exc)
-            self._space.clear()
-            self._spawn(self._wait_for_space())
-
-    async def _wait_for_space(self) -> None:
-        while True:
-            await asyncio.sleep(self._limits.disk_poll_s)
-            free = await asyncio.to_thread(free_bytes, self._store.root)
-            if free > self._limits.min_free_bytes:
-                break
-        log.info("cache resumed: %d bytes free", free)
-        self._space.set()

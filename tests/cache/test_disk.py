@@ -13,7 +13,7 @@ from typing import BinaryIO
 import httpx
 import pytest
 
-import cache._cache as cache_module
+import cache._downloads as downloads_module
 import cache._fetch as fetch_module
 from cache import AssetCache
 from tests.cache.assetserver import AssetServer
@@ -38,7 +38,9 @@ async def test_disk_full_pauses_fetching_keeps_ready_assets_and_resumes(
         real_write(handle, data)
 
     monkeypatch.setattr(fetch_module, "_write_block", write_block)
-    monkeypatch.setattr(cache_module, "free_bytes", lambda path: 0 if full.is_set() else 1 << 40)
+    monkeypatch.setattr(
+        downloads_module, "free_bytes", lambda path: 0 if full.is_set() else 1 << 40
+    )
     body = os.urandom(2 * KB * KB)
     big = asset_of(server, body, mime="video/mp4")
     readiness = await cache.ensure([big])
