@@ -37,6 +37,17 @@ class IdleScreens:
         self.pairing: Pairing | None = None
         self._context = context
         self._clock = clock
+        self._shown: tuple[object, Scene] | None = None  # what is on screen, to skip repaints
+
+    def showing(self, compositor: Compositor, *, preparing: bool) -> bool:
+        """True when exactly this idle screen is already the compositor's scene."""
+        shown = self._shown
+        return (
+            shown is not None
+            and shown[0] == (self.pairing, preparing)
+            and compositor.active is shown[1]
+            and compositor.pending is None
+        )
 
     def screen(self, *, preparing: bool) -> Renderer:
         """The pairing screen while unpaired; else "preparing" or "no content yet"."""
@@ -60,7 +71,12 @@ class IdleScreens:
         return NoContentScreen(self._context, footer=footer)
 
     async def present(
-        self, compositor: Compositor, renderer: Renderer, still_idle: Callable[[], bool]
+        self,
+        compositor: Compositor,
+        renderer: Renderer,
+        still_idle: Callable[[], bool],
+        *,
+        preparing: bool,
     ) -> None:
         """Prepare ``renderer`` full-screen and show it, unless the player left IDLE meanwhile."""
         size = compositor.display.size
@@ -72,4 +88,5 @@ class IdleScreens:
         view = scene.add_zone(ZoneView(self._context.zone_id, pygame.Rect((0, 0), size)))
         view.show(renderer, self._clock.now_ns())
         compositor.present(scene)
+        self._shown = ((self.pairing, preparing), scene)
         self._context.wake()

@@ -350,9 +350,16 @@ class Player:
         if self.compositor is None or self.state is not PlayerState.IDLE:
             return
         preparing = self._manifest is not None and self._scheduled_layout() is not None
+        if self._idle.showing(self.compositor, preparing=preparing):
+            return
         renderer = self._idle.screen(preparing=preparing)
         self._spawn(
-            self._idle.present(self.compositor, renderer, lambda: self.state is PlayerState.IDLE)
+            self._idle.present(
+                self.compositor,
+                renderer,
+                lambda: self.state is PlayerState.IDLE,
+                preparing=preparing,
+            )
         )
 
     # -- schedule ------------------------------------------------------------------------------

@@ -323,3 +323,14 @@ async def test_new_content_while_a_boundary_switch_is_armed(harness: Harness) ->
     await harness.run(5)
     assert harness.pixel() == RED_RGB
     assert [e.layout for e in harness.of("start")] == ["l1"], "no restart, no stale switch"
+
+
+async def test_waiting_for_assets_shows_preparing_once(harness: Harness) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("x", "e" * 64)])))
+    await harness.run(1)
+    assert harness.state() is PlayerState.IDLE
+    frames = harness.display.frames
+    for _ in range(3):
+        await harness.player.set_manifest(manifest(("p1", [image("x", "e" * 64)])))
+        await harness.run(1)
+    assert harness.display.frames == frames, "the same screen is not presented again"
