@@ -105,7 +105,7 @@ class Downloads:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetryAfter):
+        if isinstance(exc, RetryAfter) and exc.delay_s is not None:
             return exc.delay_s
         return float(self._jitter(state))
 

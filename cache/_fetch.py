@@ -31,6 +31,9 @@ if getattr(AsyncHTTP11Connection, "READ_NUM_BYTES", HTTP_READ_BYTES) < HTTP_READ
     AsyncHTTP11Connection.READ_NUM_BYTES = HTTP_READ_BYTES
 
 ASSET_PATH = "/api/v1/assets/{sha}"
+# A download that receives nothing for a minute is cut and resumed: a half-open connection
+# must not hold a download slot forever, whatever the client's own defaults are.
+TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 WRITE_BLOCK = 1024 * 1024
 MAX_RETRY_AFTER_S = 3600.0
 _CONTENT_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
@@ -39,10 +42,11 @@ _CONTENT_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
 class RetryAfter(CacheError):
     """The server asked us to come back later (429/503)."""
 
-    def __init__(self, status: int, delay_s: float) -> None:
+    def __init__(self, status: int, delay_s: float | None) -> None:
         self.status = status
-        self.delay_s = delay_s
-        super().__init__(f"server answered {status}; retry after {delay_s:.1f} s")
+        self.delay_s = delay_s  # None: the server did not say; back off as for any failure
+        after = f"retry after {delay_s:.1f} s" if delay_s is not None else "no Retry-After"
+        super().__init__(f"server answered {status}; {after}")
 
 
 class ServerFailed(CacheError):
@@ -57,17 +61,17 @@ class FetchRefused(CacheError):
         super().__init__(f"server refused asset {sha}: HTTP {status}")
 
 
-def parse_retry_after(value: str | None, *, default: float) -> float:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), if any."""
     if not value:
-        return default
+        return None
     value = value.strip()
     if value.isdigit():
         return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
-        return default
+        return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), MAX_RETRY_AFTER_S)
@@ -201,7 +205,7 @@ async def download(
         return
     headers = {"Range": f"bytes={have}-", "If-Range": f'"{sha}"'} if have else {}
     url = ASSET_PATH.format(sha=sha)
-    async with client.stream("GET", url, headers=headers) as response:
+    async with client.stream("GET", url, headers=headers, timeout=TIMEOUT) as response:
         status = response.status_code
         if status == 416 and have:
             total = response.headers.get("content-range", "").rpartition("/")[2]
@@ -223,7 +227,7 @@ async def download(
 def _raise_for_status(response: httpx.Response, sha: str) -> None:
     status = response.status_code
     if status in (429, 503):
-        raise RetryAfter(status, parse_retry_after(response.headers.get("retry-after"), default=0))
+        raise RetryAfter(status, parse_retry_after(response.headers.get("retry-after")))
     if status >= 500:
         raise ServerFailed(f"server answered {status} for asset {sha}")
     if status >= 400:

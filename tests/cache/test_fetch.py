@@ -140,3 +140,12 @@ async def test_media_replaced_under_the_same_name_is_fetched_by_its_new_hash(
     assert await (await cache.ensure([new])).wait(timeout=20)
     assert cache.path_of(new.sha256).read_bytes() == b"poster, version 2"
     assert cache.path_of(old.sha256).read_bytes() == b"poster, version 1"
+
+
+async def test_503_without_retry_after_backs_off_and_retries(
+    cache: AssetCache, server: AssetServer
+) -> None:
+    asset = asset_of(server, b"y" * 1000)
+    server.faults.statuses = [(503, None), (503, None)]
+    assert await (await cache.ensure([asset])).wait(timeout=20)
+    assert len(server.requests_for(asset.sha256)) == 3
