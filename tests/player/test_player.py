@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import itertools
+import logging
 
 import pygame
 import pytest
@@ -334,3 +336,23 @@ async def test_waiting_for_assets_shows_preparing_once(harness: Harness) -> None
         await harness.player.set_manifest(manifest(("p1", [image("x", "e" * 64)])))
         await harness.run(1)
     assert harness.display.frames == frames, "the same screen is not presented again"
+
+
+async def test_invalid_trigger_is_ignored_and_logged(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="player")
+    await harness.player._fire("loaded")  # IDLE has no 'loaded' transition
+    assert harness.state() is PlayerState.IDLE
+    assert any("trigger ignored" in r.getMessage() for r in caplog.records)
+
+
+async def test_tick_listeners_hear_from_the_frame_loop_every_second(harness: Harness) -> None:
+    await harness.player.set_manifest(manifest(("p1", [image("a", RED, 600_000)])))
+    await harness.run(1)
+    ticks: list[int] = []
+    harness.player.add_tick_listener(lambda: ticks.append(harness.clock.now_ns()))
+    await harness.run(10)
+    assert len(ticks) >= 10
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert max(gaps) <= S
