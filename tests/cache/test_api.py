@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cache import AssetCache, CacheStats, Limits
+from cache import AssetCache, CacheStats, Limits, cache_root
 from cache._index import Index
-from core import CacheError, DiskFull, HashMismatch
+from core import CacheError, DiskFull, HashMismatch, load_settings
 from sync import Asset, CacheMetrics
 from tests.cache.assetserver import AssetServer
 from tests.cache.conftest import FAST, asset_of
@@ -107,3 +107,17 @@ def test_an_index_write_on_a_full_disk_raises_disk_full(tmp_path: Path) -> None:
         index.upsert_many(rows)
     assert len(index.rows()) == 1  # the transaction rolled back whole
     index.close()
+
+
+def test_limits_follow_the_cache_section_of_the_configuration() -> None:
+    settings = load_settings(
+        None,
+        env={},
+        overrides={
+            "cache": {"max_bytes": 2**30, "parallel_downloads": 3, "bandwidth_limit_bps": 4096}
+        },
+    )
+    limits = Limits.from_config(settings.cache)
+    assert (limits.max_bytes, limits.parallel, limits.bandwidth_bps) == (2**30, 3, 4096)
+    assert limits.verify_after_start is True
+    assert cache_root(Path("/var/lib/signage")) == Path("/var/lib/signage/cache")
