@@ -146,6 +146,7 @@ class VideoOutputPool:
         """Close every idle output and wait for pending closes; False if some did not finish."""
         idle, self._idle = self._idle, []
         for output in idle:
+            output.listener = None
             self._close_in_background(output)
         timeout = self.timeout_s if timeout_s is None else timeout_s
         for thread in list(self._closing):
