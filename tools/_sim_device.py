@@ -24,7 +24,7 @@ from cache import AssetCache, Limits, cache_root
 from core import Settings
 from player import NS_PER_S, Player, TimelineEvent, TimelineWriter, WallClock
 from player._daemon import DeviceAdapter, ImpressionFeed, TokenAuth
-from sync import Manifest, SyncAgent
+from sync import Manifest, SyncAgent, Transition
 from tools._sim_clock import RealDeviceClock
 from tools._sim_frames import WatchedDisplay, blank_regions
 from zones import Display
@@ -32,6 +32,8 @@ from zones import Display
 log = logging.getLogger(__name__)
 
 CodeHandler = Callable[["SimDevice", str], None]
+BlackHandler = Callable[["SimDevice", float, Any], None]
+MAX_BLACK_SAVED = 10  # black frames kept as PNG per device, for diagnosis
 Listener = Callable[[TimelineEvent], None]
 
 
@@ -49,7 +51,7 @@ class _SimAdapter(DeviceAdapter):
         self._device.pairing_code(code)
 
     async def apply_manifest(self, manifest: Manifest) -> None:
-        self._device.manifest = manifest
+        self._device._learn(manifest)
         await super().apply_manifest(manifest)
 
 
@@ -89,6 +91,11 @@ class SimDevice:
         self._run_t0_ns = run_t0_ns
         self._on_code = on_code
         self.listeners: list[Listener] = []
+        self.on_black: BlackHandler | None = None
+        self.black_times: list[float] = []
+        self._items: dict[str, Transition | None] = {}
+        self._media: set[str] = set()
+        self._dipping: dict[str, int] = {}
         self.manifest: Manifest | None = None
         self.player: Player | None = None
         self.agent: SyncAgent | None = None
@@ -116,6 +123,15 @@ class SimDevice:
         for listener in list(self.listeners):
             listener(shifted)
 
+    def _note_dips(self, event: TimelineEvent) -> None:
+        """A "fade" dips to the background on purpose: that zone is not checked meanwhile."""
+        if event.event != "start" or self.manifest is None or event.zone is None:
+            return
+        transition = self._items.get(event.item or "")
+        if transition is not None and transition.type == "fade":
+            now = self.clock.now_ns()
+            self._dipping[event.zone] = now + transition.duration_ms * 1_000_000
+
     def _watch(self, canvas: Any) -> None:
         player = self.player
         manifest = self.manifest
@@ -125,19 +141,26 @@ class SimDevice:
         if layout_id is None or layout_id not in {x.id for x in manifest.layouts}:
             return
         layout = manifest.layout(layout_id)
+        now = self.clock.now_ns()
         media = {
-            item.id
-            for p in manifest.playlists
-            for item in p.items
-            if item.type in ("image", "video")
+            zone.id
+            for zone in layout.zones
+            if items.get(zone.id) in self._media and self._dipping.get(zone.id, 0) < now
         }
         import pygame
 
-        regions = [
-            pygame.Rect(z.x, z.y, z.w, z.h) for z in layout.zones if items.get(z.id) in media
-        ]
+        regions = [pygame.Rect(z.x, z.y, z.w, z.h) for z in layout.zones if z.id in media]
         if canvas.get_size() == (layout.width, layout.height) and blank_regions(canvas, regions):
             self.black_frames += 1
+            if self.on_black is not None and self.black_frames <= MAX_BLACK_SAVED:
+                t = (now - self._run_t0_ns) / NS_PER_S
+                self.on_black(self, t, canvas.copy())
+
+    def _learn(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        every = [item for p in manifest.playlists for item in p.items]
+        self._items = {item.id: item.transition for item in every}
+        self._media = {item.id for item in every if item.type in ("image", "video")}
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -165,6 +188,7 @@ class SimDevice:
             self.settings, clock=self.clock, assets=self.cache, display=display, wall=wall,
             device=self.name,
         )  # fmt: skip
+        player.add_listener(self._note_dips)
         player.add_listener(self._emit)
         self.agent = agent = SyncAgent(
             self.settings,

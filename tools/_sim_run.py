@@ -208,6 +208,7 @@ class Simulation:
                 on_code=self._on_code,
             )
             device.listeners.append(self.watch)
+            device.on_black = self._black_frame
             if self.options.frames.kind in ("switch", "first"):
                 device.listeners.append(
                     SwitchFrames(
@@ -218,6 +219,10 @@ class Simulation:
                     )
                 )
             self.devices.append(device)
+
+    def _black_frame(self, device: SimDevice, t: float, frame: pygame.Surface) -> None:
+        device.black_times.append(round(t, 3))
+        self.frame_writer.save(frame, self.out / "frames" / device.name / f"black-{t:012.3f}.png")
 
     async def _timelapse(self) -> None:
         every = self.options.frames.every_s
@@ -307,6 +312,7 @@ class Simulation:
         )
         for device in self.devices:
             summary["per_device"][device.name].update(device.totals())
+            summary["per_device"][device.name]["black_frame_times"] = device.black_times
         summary["frames_saved"] = self.frame_writer.written
         summary["frames_policy"] = str(self.options.frames)
         failures: list[str] = []
