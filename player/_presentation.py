@@ -150,8 +150,8 @@ class ZoneSequencer:
     def tick(self, now_ns: int) -> None:
         """Start preloads, switch items whose deadline has come, skip broken ones."""
         renderer = self.view.renderer
-        if self._current_end is None and renderer is not None and renderer.ended:
-            self._current_end = now_ns
+        if self._current_end is None and renderer is not None:
+            self._follow_open_end(renderer, now_ns)
         end = self._current_end
         if self._next is None and end is not None and now_ns >= end - self._preload_ns:
             if self._continues(end, now_ns):
@@ -167,6 +167,17 @@ class ZoneSequencer:
         if upcoming.due_ns is None or upcoming.due_ns > now_ns:
             return
         self._switch(upcoming)
+
+    def _follow_open_end(self, renderer: Renderer, now_ns: int) -> None:
+        """An item without a duration (a video to its end): switch when it has ended."""
+        if renderer.ended:
+            self._current_end = now_ns
+            if self._next is not None and self._next.due_ns is None:
+                self._next.due_ns = now_ns  # preloaded for an open end: due now
+            return
+        hint = _expected_end(renderer)
+        if self._next is None and hint is not None and now_ns >= hint - self._preload_ns:
+            self._next = self._prepare(self._current_index + 1, None)  # gapless: load ahead
 
     def _continues(self, end_ns: int, now_ns: int) -> bool:
         """A playlist of one item that is still running plays on (a ticker keeps scrolling).
@@ -209,7 +220,9 @@ class ZoneSequencer:
         if upcoming is not None:
             return upcoming.due_ns if upcoming.task.done() else None
         if self._current_end is None:
-            return None
+            renderer = self.view.renderer
+            hint = None if renderer is None else _expected_end(renderer)
+            return None if hint is None else max(now_ns, hint - self._preload_ns)
         if len(self.playlist.items) == 1 and now_ns >= self._current_end - self._preload_ns:
             return max(now_ns, self._current_end)  # a lone item continues at its deadline
         return max(now_ns, self._current_end - self._preload_ns)
@@ -230,6 +243,12 @@ class ZoneSequencer:
     def release(self) -> None:
         self.release_upcoming()
         self.view.clear()
+
+
+def _expected_end(renderer: Renderer) -> int | None:
+    """The optional ``expected_end_ns`` of an item without a duration (a video's length)."""
+    hint = getattr(renderer, "expected_end_ns", None)
+    return hint if isinstance(hint, int) else None
 
 
 class _Broken:

@@ -23,6 +23,10 @@ event-loop thread:
    ``release()`` once it will never be drawn again: free decoders, handles, surfaces. Both are
    idempotent; ``release`` may come without ``stop`` (e.g. a prepared item that never played).
 
+An item without a fixed duration may expose ``expected_end_ns`` (media time, or None while
+unknown), e.g. a video once its length is known: the next item is then prepared ``preload_ms``
+before it and switched in on the first frame after ``ended`` turns True (gapless playback).
+
 A renderer may have an ``opaque`` attribute, True when ``draw`` always covers every pixel of
 the zone with opaque colour (a photo with ``fit: cover``, a video): its surface then has no
 per-pixel alpha and composing it is a plain copy. Without it the surface is RGBA and

@@ -18,7 +18,7 @@ from sync import ImageItem, Item
 from zones._api import RenderContext, Size, register_renderer
 from zones._geometry import Fit, fit_box
 
-_DECODED_CACHE = 16  # zone-sized surfaces; a playlist cycling a few images decodes each once
+_DECODED_CACHE = 8  # fitted pictures (<= 8 MB each); a short playlist decodes each image once
 _decode_lock = threading.Lock()
 
 

@@ -7,13 +7,17 @@ import datetime as dt
 import io
 import itertools
 import logging
+from typing import Any, ClassVar
 
 import pygame
 import pytest
 
+import zones._api
 from core import Settings
 from player import DirectoryAssets, MediaClock, Player, PlayerState, TimelineEvent
+from sync import Item, Manifest
 from tests.player.conftest import BLUE, BROKEN, DATA, RED, Harness, S, image, layout, manifest
+from zones import RenderContext
 
 RED_RGB = (220, 30, 30)
 BLUE_RGB = (30, 60, 220)
@@ -356,3 +360,81 @@ async def test_tick_listeners_hear_from_the_frame_loop_every_second(harness: Har
     assert len(ticks) >= 10
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert max(gaps) <= S
+
+
+class FakeVideo:
+    """Plays for 5 s of media time; its length is known once prepared (like mpv's duration)."""
+
+    prepared_at: ClassVar[list[tuple[str, int]]] = []
+
+    def __init__(self, context: RenderContext) -> None:
+        self._context = context
+        self._start: int | None = None
+        self._ended = False
+        self._item = ""
+
+    async def prepare(self, item: Item, size: tuple[int, int]) -> None:
+        self._item = item.id
+        FakeVideo.prepared_at.append((item.id, VIDEO_CLOCK[0].now_ns()))
+
+    def start(self, at_ns: int) -> None:
+        self._start = at_ns
+
+    def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
+        assert self._start is not None
+        if now_ns >= self._start + 5 * S and not self._ended:
+            self._ended = True
+            self._context.wake()
+        surface.fill((0, 200, 0))
+        return True
+
+    def next_change_ns(self, now_ns: int) -> int | None:
+        return None if self._start is None or self._ended else self._start + 5 * S
+
+    @property
+    def expected_end_ns(self) -> int | None:
+        return None if self._start is None else self._start + 5 * S
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def stop(self) -> None:
+        self._start = None
+
+    def release(self) -> None:
+        self._ended = True
+
+
+VIDEO_CLOCK: list[Any] = []
+
+
+async def test_item_without_duration_is_followed_gaplessly(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(zones._api._factories, "video", FakeVideo)
+    VIDEO_CLOCK[:] = [harness.clock]
+    FakeVideo.prepared_at.clear()
+    video = {"sha256": BROKEN, "size": 1, "mime": "video/mp4"}
+    m = Manifest.model_validate(
+        {
+            "version": 1,
+            "assets": [video],
+            "playlists": [
+                {
+                    "id": "p1",
+                    "items": [
+                        {"id": "v1", "type": "video", "asset": BROKEN},
+                        {"id": "v2", "type": "video", "asset": BROKEN},
+                    ],
+                }
+            ],
+            "layouts": [layout("l1", "p1")],
+            "default_layout": "l1",
+        }
+    )
+    await harness.player.set_manifest(m)
+    await harness.run(12)
+    assert FakeVideo.prepared_at[:2] == [("v1", 0), ("v2", 3 * S)], "loaded 2 s before the end"
+    starts = [(e.item, e.due, e.late_ms) for e in harness.of("start")]
+    assert starts[:3] == [("v1", 0.0, 0.0), ("v2", 5.0, 0.0), ("v1", 10.0, 0.0)]
