@@ -26,7 +26,7 @@ from cache._readiness import Readiness
 from cache._reconcile import UNKNOWN_MIME, Known, Reconciled, reconcile
 from cache._store import IMPORT_PREFIX, HashCancelled, Store, sha256_file
 from cache._types import CacheStats, Limits, ObjectState, check_sha256
-from core import CacheError, HashMismatch
+from core import CacheError, DiskFull, HashMismatch
 from sync import Asset
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,12 @@ class AssetCache:
                 state = ObjectState.MISSING.value
                 rows.append({"sha256": sha, "size": asset.size, "mime": asset.mime, "state": state})
             self._wanted.add(sha)
-        await asyncio.to_thread(self._index.upsert_many, rows)
+        try:
+            await asyncio.to_thread(self._index.upsert_many, rows)
+        except DiskFull as exc:
+            # The rows are remembered in memory; the fetches pause on their own until the
+            # disk has room. A manifest must never fail to apply because the disk is full.
+            log.warning("cache index not updated: %s", exc)
         for asset in wanted:
             self._start(asset.sha256)
         view = Readiness(frozenset(a.sha256 for a in wanted), self.is_ready)
@@ -289,7 +294,12 @@ class AssetCache:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cache background task failed", exc_info=task.exception())
 
     def _changed(self, sha: str) -> None:
         for view in list(self._views):
@@ -313,6 +323,8 @@ class AssetCache:
             await asyncio.to_thread(self._index.update, sha, state=state.value, error=str(exc))
 
     async def _attempt(self, sha: str) -> None:
+        if sha in self._ready:  # e.g. imported, or promoted just before a disk-full pause
+            return
         client = self._client
         if client is None:
             raise CacheError("no HTTP client yet: the device is not paired")
@@ -340,7 +352,8 @@ class AssetCache:
         self._ready[sha] = size
         self._errors.pop(sha, None)
         self._changed(sha)
-        await self._flush_touched()
+        with contextlib.suppress(CacheError):  # use marks are a hint; the object is what counts
+            await self._flush_touched()
         await self._evict(self._limits.max_bytes, spare=sha)
 
     async def _quarantine_object(self, sha: str, reason: str) -> None:

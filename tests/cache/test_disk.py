@@ -7,8 +7,9 @@ import dataclasses
 import errno
 import os
 import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import httpx
 import pytest
@@ -16,6 +17,8 @@ import pytest
 import cache._downloads as downloads_module
 import cache._fetch as fetch_module
 from cache import AssetCache
+from cache._index import Index
+from core import DiskFull
 from tests.cache.assetserver import AssetServer
 from tests.cache.conftest import FAST, asset_of
 
@@ -152,3 +155,24 @@ async def test_bandwidth_cap_paces_downloads(
         started = loop.time()
         assert await (await store.ensure([asset])).wait(timeout=20)
         assert loop.time() - started >= 0.45  # 200 KiB at 400 KiB/s, less one chunk of burst
+
+
+async def test_a_full_disk_under_the_index_never_fails_a_manifest(
+    cache: AssetCache, server: AssetServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asset = asset_of(server, os.urandom(10 * KB))
+    real_upsert = Index.upsert_many
+    refusals: list[int] = []
+
+    def upsert_many(self: Index, rows: Iterable[Mapping[str, Any]]) -> None:
+        if not refusals:
+            refusals.append(1)
+            raise DiskFull(str(self.path))
+        real_upsert(self, rows)
+
+    monkeypatch.setattr(Index, "upsert_many", upsert_many)
+    readiness = await cache.ensure([asset])  # does not raise
+    assert refusals
+    assert await readiness.wait(timeout=20)
+    rows = Index(cache.root / "index.db", read_only=True).rows()
+    assert [(r["sha256"], r["state"]) for r in rows] == [(asset.sha256, "ready")]
