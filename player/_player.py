@@ -69,6 +69,7 @@ class Player:
         self.wall = wall or WallClock(clock)
         self.device = device or settings.sync.device_name or "player"
         self._display = display
+        self._opened: Display | None = None
         self._frame_ns = NS_PER_S // settings.player.frame_rate_hz
         self._preload_ns = settings.player.preload_ms * NS_PER_MS
         self.events = EventSink(self.device, clock, self.wall)
@@ -126,7 +127,7 @@ class Player:
         if self._tasks:
             return
         display = self._display or ScreenDisplay(self.settings.display)
-        self._display = display
+        self._opened = display if self._display is None else None  # ours to close
         self.compositor = Compositor(display, frame_ns=self._frame_ns)
         self.events.restart()
         await self.state_changed()
@@ -148,8 +149,9 @@ class Player:
         self._tasks = []
         if self.compositor is not None:
             self.compositor.release_active()
-        if self._display is not None:
-            self._display.close()
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
 
     async def set_manifest(self, manifest: Manifest) -> None:
         """New content: switches once the resolved layout is playable, without a black frame."""
