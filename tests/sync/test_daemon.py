@@ -222,3 +222,29 @@ async def test_image_assets_come_through_the_cache_with_the_device_token(
     await wait_for(lambda: "img" in daemon.started_items(), what="the image on screen")
     cached = daemon.settings.data_dir / "cache" if daemon.settings.data_dir else Path()
     assert any(path.name == sha for path in cached.rglob(sha)), "verified into the cache"
+
+
+async def test_server_killed_mid_play_changes_nothing_on_screen(
+    daemon: Daemon, live: LiveServer
+) -> None:
+    assert daemon.agent is not None
+    before = len(daemon.events)
+    live.stop()
+    await wait_for(
+        lambda: (
+            daemon.agent is not None
+            and daemon.agent.watcher is not None
+            and daemon.agent.watcher.polling
+        ),
+        what="polling while the server is away",
+    )
+    await asyncio.sleep(1.0)
+    during = daemon.events[before:]
+    assert not [e for e in during if e.event == "state"], "no state change: the screen holds"
+    assert daemon.agent.host.status().items == {"main": "t1"}
+    live.start()
+    await daemon.publish("back", layout="l9")
+    await wait_for(
+        lambda: any(e.layout == "l9" and e.event == "start" for e in daemon.events),
+        what="new content once the server is back",
+    )
