@@ -39,6 +39,9 @@ class Faults:
     gate: threading.Event | None = None  # responses wait for it
     chunk: int = 64 * 1024
     chunk_delay_s: float = 0.0
+    hold_after: int | None = None  # bytes of body sent before the response stalls...
+    holds: int = 0  # ...on this many responses, until ``release`` is set
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 class AssetServer:
@@ -78,6 +81,7 @@ class AssetServer:
         finally:
             if self.faults.gate is not None:
                 self.faults.gate.set()
+            self.faults.release.set()
             self._httpd.shutdown()
             self._httpd.server_close()
             thread.join(timeout=10)
@@ -146,8 +150,15 @@ def _make_handler(server: AssetServer) -> type[BaseHTTPRequestHandler]:
             if faults.cuts > 0 and faults.cut_after is not None:
                 faults.cuts -= 1
                 limit = min(limit, faults.cut_after)
+            hold_at = None
+            if faults.holds > 0 and faults.hold_after is not None:
+                faults.holds -= 1
+                hold_at = faults.hold_after
             sent = 0
             while sent < limit:
+                if hold_at is not None and sent >= hold_at:
+                    faults.release.wait(timeout=30)
+                    hold_at = None
                 piece = body[sent : min(limit, sent + faults.chunk)]
                 self.wfile.write(piece)
                 self.wfile.flush()

@@ -147,23 +147,24 @@ async def test_a_process_killed_during_a_write_leaves_no_partial_object(
 ) -> None:
     body = os.urandom(3 * 1024 * 1024)
     asset = asset_of(server, body, mime="video/mp4")
-    server.faults.chunk_delay_s = 0.01
+    server.faults.hold_after = 2 * 1024 * 1024  # the response stalls here until released
+    server.faults.holds = 1
     part = Store(root).part_path(asset.sha256)
     args = [str(root), server.base_url, asset.sha256, str(len(body))]
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", DOWNLOADER, *args, cwd=Path(__file__).parents[2]
     )
     try:
-        for _ in range(2000):
+        for _ in range(3000):
             if part.exists() and part.stat().st_size >= 1024 * 1024:
                 break
             await asyncio.sleep(0.01)
-        child.send_signal(signal.SIGKILL)
+        child.send_signal(signal.SIGKILL)  # mid-download: the server is still sending
     finally:
         await asyncio.wait_for(child.wait(), timeout=30)
+        server.faults.release.set()
     assert part.stat().st_size >= 1024 * 1024
     assert not any(p.is_file() for p in (root / "objects").rglob("*"))
-    server.faults.chunk_delay_s = 0.0
     async with await AssetCache.open(root, client=client, limits=FAST) as reopened:
         assert await (await reopened.ensure([asset])).wait(timeout=30)
         assert reopened.path_of(asset.sha256).read_bytes() == body
