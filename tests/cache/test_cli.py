@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,9 @@ async def test_gc_trims_to_the_configured_budget_sparing_referenced_assets(
         assert [s for s in shas if store.is_ready(s)] == shas[:1]
     assert await cli("cache", "gc", "--data-dir", str(tmp_path / "elsewhere")) == 1
     assert "no cache at" in capsys.readouterr().err
+    async with await AssetCache.open(cache_root(state), client=None, limits=FAST):
+        assert await cli("cache", "gc", "--data-dir", str(state)) == 1
+    assert f"in use by another process (pid {os.getpid()})" in capsys.readouterr().err
 
 
 async def test_ls_of_a_directory_without_a_cache_is_a_clear_error(
