@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import TextIO
 
 import httpx
+from pydantic import ValidationError
 
 from cache import AssetCache, Limits
-from core import Settings, state_dir
+from core import ConfigError, Settings, SyncConfig, state_dir
 from player._clock import Clock, MediaClock
 from player._player import Player
 from player._sdnotify import SdNotifier
@@ -252,6 +253,10 @@ def play_from_server(
     duration_s: float | None = None,
 ) -> int:
     """``signage play --server URL``: run the daemon; the process exit code."""
+    try:
+        SyncConfig(server_url=server_url)
+    except ValidationError as exc:
+        raise ConfigError([f"not an http(s) URL: {server_url!r}"], source="--server") from exc
     writer = TimelineWriter(timeline) if timeline is not None else None
 
     async def main() -> int:

@@ -248,3 +248,16 @@ async def test_server_killed_mid_play_changes_nothing_on_screen(
         lambda: any(e.layout == "l9" and e.event == "start" for e in daemon.events),
         what="new content once the server is back",
     )
+
+
+def test_signage_play_rejects_a_server_that_is_not_a_url(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "tools", "play", "--server", "signage.local", "--headless"]
+    done = subprocess.run(
+        [*command, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "not an http(s) URL" in done.stderr
