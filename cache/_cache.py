@@ -205,10 +205,21 @@ class AssetCache:
     # -- verification --------------------------------------------------------------------
 
     async def verify(self, sha: str) -> bool:
-        """Rehash a ready object; on a mismatch quarantine it (and fetch it again if wanted)."""
-        check_sha256(sha)
+        """Rehash a ready object; on a mismatch quarantine it (and fetch it again if wanted).
+
+        False when the object is corrupt or not ready.
+        """
+        return await self._verify(check_sha256(sha)) is True
+
+    async def verify_all(self) -> list[str]:
+        """Rehash every ready object, least recently verified first; the corrupt ones' shas."""
+        order = sorted(self._ready, key=lambda s: self._known[s].verified_at or 0.0)
+        return [sha for sha in order if await self._verify(sha) is False]
+
+    async def _verify(self, sha: str) -> bool | None:
+        """True: intact. False: corrupt, now quarantined. None: not ready (or evicted meanwhile)."""
         if sha not in self._ready:
-            return False
+            return None
         hashing = functools.partial(
             sha256_file, self._store.object_path(sha), stop=self._stop_hashing
         )
@@ -217,18 +228,15 @@ class AssetCache:
         except FileNotFoundError:
             actual = "(file missing)"
         if sha not in self._ready:
-            return False
+            return None
         if actual == sha:
-            await asyncio.to_thread(self._index.update, sha, verified_at=time.time())
+            now = time.time()
+            self._known[sha].verified_at = now
+            await asyncio.to_thread(self._index.update, sha, verified_at=now)
             return True
         log.error("cache object %s is corrupt on disk (hashes to %s): quarantined", sha, actual)
         await self._quarantine_object(sha, f"corrupt on disk: hashes to {actual}")
         return False
-
-    async def verify_all(self) -> list[str]:
-        """Rehash every ready object, least recently verified first; the corrupt ones' shas."""
-        order = sorted(self._ready, key=lambda s: self._known[s].verified_at or 0.0)
-        return [sha for sha in order if not await self.verify(sha)]
 
     async def _verify_pass(self) -> None:
         with contextlib.suppress(HashCancelled):
