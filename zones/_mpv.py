@@ -301,7 +301,7 @@ class MpvOutput:
     def unload(self) -> None:
         with map_mpv_errors("unloading"):
             self._player.check_core_alive()
-            self._player.command_async("stop")
+            self._player.command("stop")
         self._frames_since_open = 0
 
     def update(self, *, force: bool = False) -> bool:

@@ -67,16 +67,26 @@ class VideoOutputPool:
         self._spare = spare
         self.timeout_s = timeout_s
         self._idle: list[VideoOutput] = []
+        self._unloading: dict[VideoOutput, asyncio.Future[None]] = {}
+        self._unload_threads: dict[VideoOutput, threading.Thread] = {}
         self._closing: set[threading.Thread] = set()
         self.created = 0
         self.discarded = 0
 
     @property
-    def idle(self) -> int:
-        return len(self._idle)
+    def kept(self) -> int:
+        """Handles kept for reuse (idle, or still unloading their last file)."""
+        return len(self._idle) + len(self._unloading)
 
     async def acquire(self) -> VideoOutput:
         """An idle output, or a new one (VideoOutputLost when creating it hangs)."""
+        if not self._idle and self._unloading:
+            output, unloaded = next(iter(self._unloading.items()))
+            try:
+                await asyncio.wait_for(asyncio.shield(unloaded), self.timeout_s)
+            except (TimeoutError, VideoOutputLost):
+                self._unloading.pop(output, None)
+                self.discard(output)
         if self._idle:
             output = self._idle.pop()
             output.listener = None
@@ -86,25 +96,60 @@ class VideoOutputPool:
         return output
 
     def give_back(self, output: VideoOutput) -> None:
-        """Take a healthy output back: unload its file and keep it, or close it if enough are."""
-        if len(self._idle) >= self._spare or output in self._idle:
+        """Take a healthy output back: unload its file and keep it, or close it if enough are.
+
+        Unloading waits for mpv, so it runs on a thread; ``acquire`` waits for it if it must.
+        """
+        kept = len(self._idle) + len(self._unloading)
+        if kept >= self._spare or output in self._idle or output in self._unloading:
             output.listener = None
             self._close_in_background(output)
             return
-        output.listener = self._idle_listener(output)
-        try:
-            output.unload()
-        except VideoOutputLost:
-            self.discard(output)
-            return
-        self._idle.append(output)
-
-    def _idle_listener(self, output: VideoOutput) -> Callable[[VideoEvent], None] | None:
-        """Keep rendering what an idle handle announces while it unloads (libmpv waits for it)."""
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
+        except RuntimeError:  # no loop (shutdown path): unload right here
+            output.listener = None
+            if self._unload(output) is None:
+                self._idle.append(output)
+            else:
+                self.discard(output)
+            return
+        output.listener = self._idle_listener(output, loop)
+        self._unloading[output] = loop.create_future()
+
+        def work() -> None:
+            error = self._unload(output)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._unloaded, output, error)
+
+        thread = threading.Thread(target=work, name="mpv-unload", daemon=True)
+        self._unload_threads[output] = thread
+        thread.start()
+
+    @staticmethod
+    def _unload(output: VideoOutput) -> VideoOutputLost | None:
+        try:
+            output.unload()
+        except VideoOutputLost as exc:
+            return exc
+        return None
+
+    def _unloaded(self, output: VideoOutput, error: VideoOutputLost | None) -> None:
+        self._unload_threads.pop(output, None)
+        unloaded = self._unloading.pop(output, None)
+        if unloaded is None:
+            return  # given up on (discarded) or closed meanwhile
+        if not unloaded.done():
+            unloaded.set_result(None)
+        if error is not None:
+            self.discard(output)
+        else:
+            self._idle.append(output)
+
+    def _idle_listener(
+        self, output: VideoOutput, loop: asyncio.AbstractEventLoop
+    ) -> Callable[[VideoEvent], None]:
+        """Keep rendering what an idle handle announces while it unloads (libmpv waits for it)."""
 
         def pump() -> None:
             if output.listener is listener:
@@ -144,11 +189,16 @@ class VideoOutputPool:
 
     def close(self, *, timeout_s: float | None = None) -> bool:
         """Close every idle output and wait for pending closes; False if some did not finish."""
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        for thread in list(self._unload_threads.values()):
+            thread.join(timeout)  # never terminate a handle in the middle of a command
         idle, self._idle = self._idle, []
+        idle.extend(self._unloading)
+        self._unloading.clear()
+        self._unload_threads.clear()
         for output in idle:
             output.listener = None
             self._close_in_background(output)
-        timeout = self.timeout_s if timeout_s is None else timeout_s
         for thread in list(self._closing):
             thread.join(timeout)
         return not any(t.is_alive() for t in self._closing)

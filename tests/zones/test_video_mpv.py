@@ -239,3 +239,13 @@ def test_switching_many_files_and_handles_does_not_leak_descriptors() -> None:
         extra.set_size(ZONE)
         extra.close()
     assert _open_fds() <= baseline
+
+
+def test_a_file_loads_right_after_unloading_a_failed_one(output: MpvOutput) -> None:
+    # unload() and open() must reach mpv in order: a "stop" overtaking the next "loadfile"
+    # would silently drop the new file (it happened when unload went through another client).
+    events = Recorder(output)
+    for _ in range(5):
+        events.wait(_open(output, CORRUPT), VideoEventKind.ERROR)
+        output.unload()
+        events.wait(_open(output, SHORT), VideoEventKind.READY)

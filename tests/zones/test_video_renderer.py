@@ -127,7 +127,7 @@ async def test_a_file_that_fails_to_load_is_a_zone_error_and_the_handle_is_kept(
     with pytest.raises(ZoneError, match="moov atom not found") as caught:
         await renderer.prepare(video_item(CORRUPT, item_id="bad"), ZONE)
     assert (caught.value.zone, caught.value.item) == ("side", "bad")
-    assert renderers.pool.idle == 1 and renderers.pool.discarded == 0  # the handle is fine
+    assert renderers.pool.kept == 1 and renderers.pool.discarded == 0  # the handle is fine
     assert factory.outputs == [fake]
 
 
@@ -160,7 +160,7 @@ async def test_a_crashed_handle_is_discarded_and_replaced_without_a_restart(
         renderer.draw(surface, 1)
     assert caught.value.item == "v1"
     renderer.release()
-    assert renderers.pool.discarded == 1 and renderers.pool.idle == 0
+    assert renderers.pool.discarded == 1 and renderers.pool.kept == 0
     assert renderers.close() and crashed.closed
     following = renderers(context())
     await following.prepare(video_item(H264, item_id="v2"), ZONE)
@@ -267,7 +267,7 @@ async def test_mid_section_interruption_cleans_up_a_prepared_video(
     for renderer in (playing, prepared):
         renderer.stop()
         renderer.release()
-    assert renderers.pool.idle == 1  # one kept warm (spare_handles=1) ...
+    assert renderers.pool.kept == 1  # one kept warm (spare_handles=1) ...
     assert renderers.close()
     assert all(fake.closed for fake in factory.outputs)  # ... and every handle closed at the end
     assert all(fake.listener is None for fake in factory.outputs)
@@ -280,6 +280,7 @@ async def test_a_released_handle_is_reused_for_the_next_item(factory: FakeMpvFac
         await renderer.prepare(video_item(H264, item_id=f"v{index}"), ZONE)
         renderer.start(0)
         renderer.release()
+    assert renderers.close()  # waits for the last unload
     assert len(factory.outputs) == 1 and factory.outputs[0].unloads == 5
 
 
