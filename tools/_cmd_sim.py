@@ -62,7 +62,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--content", metavar="demo|DIR", help="content folder with content.toml (demo)"
     )
-    parser.add_argument("--scenario", type=Path, metavar="FILE", help="events and expectations")
+    parser.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE|NAME",
+        help="events and expectations: a TOML file, or a bundled scenario's name",
+    )
     parser.add_argument(
         "--start", type=_start, metavar="ISO", help="wall time at the start (default: now)"
     )
@@ -76,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="show the first device in a window (needs a display)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="error",
+        help="the devices' and server's log (stderr; default: error)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -91,7 +102,7 @@ def build_options(args: argparse.Namespace) -> Any:
     from tools._sim_run import SimOptions
     from tools._sim_scenario import check_events_fit, load_scenario
 
-    scenario = load_scenario(args.scenario) if args.scenario is not None else None
+    scenario = load_scenario(scenario_path(args.scenario)) if args.scenario is not None else None
     run = scenario.run if scenario is not None else None
     speed = _pick(args.speed, run.speed if run else None, 1.0)
     if isinstance(speed, str):
@@ -126,6 +137,16 @@ def build_options(args: argparse.Namespace) -> Any:
     )
 
 
+def scenario_path(given: Path) -> Path:
+    """A file, or the name of a scenario bundled in tools/demo/scenarios/."""
+    from tools._sim_content import DEMO_DIR
+
+    bundled = DEMO_DIR / "scenarios" / f"{given.name.removesuffix('.toml')}.toml"
+    if not given.exists() and given.parent == Path() and bundled.exists():
+        return bundled
+    return given
+
+
 def _progress(message: str) -> None:
     print(f"sim: {message}", file=sys.stderr, flush=True)
 
@@ -148,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from tools._sim_run import run_simulation
     from tools._sim_summary import format_table
 
-    configure_logging("warning", "logfmt")
+    configure_logging(args.log_level, "logfmt")
     options = build_options(args)
     if not args.window:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

@@ -224,7 +224,7 @@ class SimDevice:
             self.dropped_frames += self.player.dropped_frames
             await self.player.stop()
         if self.agent is not None:
-            await self.agent.recorder.flush()
+            await self.agent.recorder.drain()
             self.agent.close()
         if self.cache is not None:
             await self.cache.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core import ConfigError
@@ -24,7 +26,23 @@ if TYPE_CHECKING:
     from tools._sim_run import Simulation
 
 EFFECT_WAIT_S = 120.0  # media seconds a network-bound event may take to show on every device
-REAL_TIME = 1.0
+
+
+@dataclass
+class ServerBack:
+    """Internal event: the end of a ``stop_server`` outage."""
+
+    at: float
+    action: str = "server_back"
+
+
+@dataclass
+class Window:
+    """Real-speed time until ``condition`` holds on every device (or ``limit_ns`` passes)."""
+
+    what: str
+    condition: asyncio.Event
+    limit_ns: int
 
 
 def corrupt_file(path: str | object) -> int:
@@ -44,9 +62,26 @@ def corrupt_file(path: str | object) -> int:
 
 
 class EventRunner:
+    """Applies events; network-bound ones open real-speed windows instead of blocking."""
+
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
         self.publications: list[Publication] = []
+        self.windows: list[Window] = []
+        self.latencies: list[tuple[float, dict[str, float]]] = []
+        self.outage = False
+        self._port = 0
+
+    def needs_real_time(self) -> bool:
+        """True while the server is down or an effect is still awaited on some device."""
+        now = self.sim.clock.now_ns()
+        for window in list(self.windows):
+            if window.condition.is_set():
+                self.windows.remove(window)
+            elif now >= window.limit_ns:
+                self.windows.remove(window)
+                self.note(f"{window.what}: not seen on every device in time")
+        return self.outage or bool(self.windows)
 
     def selected(self, selector: str) -> list[SimDevice]:
         if selector == "*":
@@ -60,24 +95,29 @@ class EventRunner:
     def note(self, message: str) -> None:
         self.sim.options.progress(f"t={self.sim.media_s():.1f} s: {message}")
 
-    async def apply(self, event: Event) -> None:
+    async def apply(self, event: Event | ServerBack) -> list[ServerBack]:
+        """Apply ``event``; returns internal events to schedule later (the end of an outage)."""
+        if isinstance(event, ServerBack):
+            await asyncio.to_thread(self.sim.start_server, self._port)
+            self.outage = False
+            self.note("server back")
+            return []
+        if isinstance(event, StopServer):
+            return await self.stop_server(event)
         handlers = {
             Publish: self.publish,
-            StopServer: self.stop_server,
             CorruptAsset: self.corrupt_asset,
             Revoke: self.revoke,
             StepClock: self.step_clock,
             RestartDevice: self.restart_device,
         }
         await handlers[type(event)](event)  # type: ignore[operator]
+        return []
 
-    async def _until(self, condition: asyncio.Event, what: str) -> None:
-        """Run at real speed until ``condition`` (or the wait runs out or the run ends)."""
-        sim = self.sim
-        limit = sim.at_ns(min(sim.options.duration_s, sim.media_s() + EFFECT_WAIT_S))
-        speed = REAL_TIME if sim.driver.virtual else "default"
-        if not await sim.driver.run_while(condition, limit, speed=speed):
-            self.note(f"{what}: not seen on every device in time")
+    def _until(self, condition: asyncio.Event, what: str) -> None:
+        """Keep real speed until ``condition`` holds (or the wait runs out)."""
+        limit = self.sim.clock.now_ns() + int(EFFECT_WAIT_S * NS_PER_S)
+        self.windows.append(Window(what, condition, limit))
 
     async def publish(self, event: Publish) -> None:
         sim = self.sim
@@ -87,26 +127,32 @@ class EventRunner:
         before = sim.seeded.manifest
         manifest, media = await asyncio.to_thread(prepare_publication, sim.seeded, event, base)
         items = frozenset(event.expect_items or changed_items(before, manifest))
-        t = sim.media_s()
+        names = [d.name for d in sim.devices]
+        t, matched = sim.media_s(), dict[str, float]()
+        condition = sim.watch.updated(names, after_t=t, items=items, matched_at=matched)
+        began = time.monotonic()
         await asyncio.to_thread(apply_publication, sim.admin_client(), sim.seeded, manifest, media)
         self.publications.append(Publication(t, items))
+        self.latencies.append((began, matched))
         self.note(f"published (new items: {', '.join(sorted(items)) or 'none named'})")
-        names = [d.name for d in sim.devices]
-        await self._until(sim.watch.updated(names, after_t=t, items=items), "the update")
+        self._until(condition, "the update")
 
-    async def stop_server(self, event: StopServer) -> None:
+    def measured_latencies(self) -> list[float]:
+        """Real seconds from each publication to each device's first frame of it."""
+        return [at - began for began, matched in self.latencies for at in matched.values()]
+
+    async def stop_server(self, event: StopServer) -> list[ServerBack]:
         sim = self.sim
         server = sim.server
         if server is None:
             raise ConfigError(["stop_server needs the in-process server (no --server)"])
-        port = int(server.url.rsplit(":", 1)[1])
+        self._port = int(server.url.rsplit(":", 1)[1])
         await asyncio.to_thread(server.stop)
-        self.note(f"server stopped for {event.seconds:g} s")
+        sim.server = None
         # Network time is real time: timeouts and backoff would not notice a compressed outage.
-        speed = REAL_TIME if sim.driver.virtual else "default"
-        await sim.driver.run_until(sim.clock.now_ns() + int(event.seconds * NS_PER_S), speed=speed)
-        await asyncio.to_thread(sim.start_server, port)
-        self.note("server back")
+        self.outage = True
+        self.note(f"server stopped for {event.seconds:g} s")
+        return [ServerBack(event.at + event.seconds)]
 
     async def corrupt_asset(self, event: CorruptAsset) -> None:
         sim = self.sim
@@ -136,7 +182,7 @@ class EventRunner:
             )
         if event.repair:
             names = [d.name for d in devices]
-            await self._until(sim.watch.playing(names, after_t=t), "re-pairing")
+            self._until(sim.watch.playing(names, after_t=t), "re-pairing")
 
     async def step_clock(self, event: StepClock) -> None:
         for device in self.selected(event.device):
@@ -157,4 +203,4 @@ class EventRunner:
         for device in devices:
             await device.start()
             self.note(f"{device.name} powered on")
-        await self._until(sim.watch.playing([d.name for d in devices], after_t=t), "restart")
+        self._until(sim.watch.playing([d.name for d in devices], after_t=t), "restart")

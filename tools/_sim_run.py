@@ -18,13 +18,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import heapq
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pygame
 
@@ -34,9 +35,9 @@ from server import AdminClient, RunningServer, run_in_thread
 from tools._sim_clock import RealDeviceClock, Speed, TimeDriver, device_clock, make_clock
 from tools._sim_content import load_content
 from tools._sim_device import SimDevice
-from tools._sim_events import EventRunner
+from tools._sim_events import EventRunner, ServerBack
 from tools._sim_frames import FramePolicy, FrameWriter, SwitchFrames
-from tools._sim_scenario import Scenario
+from tools._sim_scenario import Event, Scenario
 from tools._sim_seed import GROUP, SeededContent, seed
 from tools._sim_summary import check_expectations, summarize
 from tools._sim_watch import Watch
@@ -44,6 +45,7 @@ from zones import Display, OffscreenDisplay
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 WARMUP_LIMIT_S = 120.0  # pairing and first downloads must fit in this much media time
 OUTPUTS = ("timeline.jsonl", "summary.json", "frames", "devices", "server")
 
@@ -133,6 +135,7 @@ class Simulation:
         self.frame_writer = FrameWriter()
         self.timeline = TimelineWriter(self.out / "timeline.jsonl")
         self._claims: set[asyncio.Task[None]] = set()
+        self.events: EventRunner | None = None
 
     # -- media time ------------------------------------------------------------------------
 
@@ -254,15 +257,50 @@ class Simulation:
             if options.frames.kind == "every":
                 timelapse = asyncio.create_task(self._timelapse())
             await self._warm_up()
-            events = EventRunner(self)
-            for event in options.scenario.sorted_events() if options.scenario else []:
-                await self.driver.run_until(self.at_ns(event.at))
-                await events.apply(event)
-            await self.driver.run_until(self.at_ns(options.duration_s))
-            publications = events.publications
+            self.events = events = EventRunner(self)
+            # (time, rank, order): the end of an outage comes before events at the same time.
+            queue: list[tuple[float, int, int, Event | ServerBack]] = []
+            for order, event in enumerate(
+                options.scenario.sorted_events() if options.scenario else []
+            ):
+                heapq.heappush(queue, (event.at, 1, order, event))
+            while queue:
+                at, _, order, due = heapq.heappop(queue)
+                await self._run_to(self.at_ns(at))
+                for later in await events.apply(due):
+                    heapq.heappush(queue, (later.at, 0, order, later))
+            await self._run_to(self.at_ns(options.duration_s))
         finally:
             await self._shut_down(timelapse)
-        return self._result(time.monotonic() - real0, publications)
+        return self._result(time.monotonic() - real0)
+
+    async def _run_to(self, target_ns: int) -> None:
+        """Move media time to ``target_ns``: real speed while the network matters, else ours."""
+        real = 1.0 if self.driver.virtual else "default"
+        step = NS_PER_S // 20
+        while self.clock.now_ns() < target_ns:
+            if self.events is not None and self.events.needs_real_time():
+                await self.driver.run_until(min(target_ns, self.clock.now_ns() + step), speed=real)
+            else:
+                await self.driver.run_until(target_ns)
+
+    async def _in_real_time(self, work: Awaitable[_T]) -> _T:
+        """Await ``work`` (admin calls: network time) while media time follows real time."""
+        if not self.driver.virtual:
+            return await work
+        step = NS_PER_S // 50
+
+        async def pace() -> None:
+            while True:
+                await self.driver.run_until(self.clock.now_ns() + step, speed=1.0)
+
+        pacer = asyncio.create_task(pace())
+        try:
+            return await work
+        finally:
+            pacer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pacer
 
     async def _warm_up(self) -> None:
         names = [d.name for d in self.devices]
@@ -295,7 +333,7 @@ class Simulation:
         if self.server is not None:
             await asyncio.to_thread(self.server.stop)
 
-    def _result(self, real_s: float, publications: list[Any]) -> SimResult:
+    def _result(self, real_s: float) -> SimResult:
         import json
 
         records = read_timeline(self.out / "timeline.jsonl")
@@ -307,7 +345,8 @@ class Simulation:
             speed="max" if self.options.speed is None else f"{self.options.speed:g}",
             devices=names,
             black_frames={d.name: d.black_frames for d in self.devices},
-            publications=publications,
+            publications=self.events.publications if self.events else [],
+            measured_latencies=self.events.measured_latencies() if self.events else None,
             repairs=self.repairs,
         )
         for device in self.devices:

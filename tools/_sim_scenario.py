@@ -143,6 +143,13 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
 ACTIONS = tuple(EVENT_MODELS)
 
 
+class PlayedAfter(_Strict):
+    """Each of ``items`` started (on every device) at or after ``at`` seconds."""
+
+    at: Seconds
+    items: list[str] = Field(min_length=1)
+
+
 class Expect(_Strict):
     """Checks made on the finished run; each one that fails is reported by name."""
 
@@ -156,6 +163,7 @@ class Expect(_Strict):
     layouts_played: list[str] = Field(default_factory=list)
     states_seen: list[str] = Field(default_factory=list)
     min_repairs: Annotated[int, Field(ge=0)] | None = None
+    played_after: list[PlayedAfter] = Field(default_factory=list)
 
 
 class Scenario(_Strict):

@@ -92,16 +92,25 @@ def summarize(
     devices: Sequence[str],
     black_frames: Mapping[str, int] | None = None,
     publications: Sequence[Publication] = (),
+    measured_latencies: Sequence[float] | None = None,
     repairs: int = 0,
 ) -> dict[str, Any]:
-    """The ``summary.json`` body."""
+    """The ``summary.json`` body.
+
+    Update latency is ``measured_latencies`` (real seconds, from the simulator) when given,
+    else derived from the timeline's media times.
+    """
     black = dict(black_frames or {})
     per_device = {}
     for device in devices:
         mine = [r for r in records if r["device"] == device]
         per_device[device] = _device_stats(mine) | {"black_frames": black.get(device, 0)}
     starts = [r for r in records if r["event"] == "start"]
-    latencies = update_latencies(records, publications)
+    latencies = (
+        list(measured_latencies)
+        if measured_latencies is not None
+        else update_latencies(records, publications)
+    )
     errors = [r for r in records if r["event"] == "error"]
     return _device_stats(records) | {
         "duration_s": duration_s,
@@ -232,4 +241,18 @@ def check_expectations(
         _require(failures, layout in layouts, f"layout {layout!r} never played")
     for state in expect.states_seen:
         _require(failures, state in summary["states"], f"state {state!r} never entered")
+    devices = list(summary["per_device"])
+    for rule in expect.played_after:
+        for device in devices:
+            late = {
+                r["item"]
+                for r in records
+                if r["event"] == "start" and r["device"] == device and r["t"] >= rule.at
+            }
+            for item in rule.items:
+                _require(
+                    failures,
+                    item in late,
+                    f"item {item!r} did not start after {rule.at:g} s on {device}",
+                )
     return failures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
@@ -16,6 +17,8 @@ class _Pending:
     devices: set[str]
     predicate: Predicate
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Host monotonic time at which each device matched (update latency is real time).
+    matched_at: dict[str, float] | None = None
 
 
 class Watch:
@@ -34,12 +37,20 @@ class Watch:
         for pending in list(self._pending):
             if event.device in pending.devices and pending.predicate(event):
                 pending.devices.discard(event.device)
+                if pending.matched_at is not None:
+                    pending.matched_at[event.device] = time.monotonic()
                 if not pending.devices:
                     pending.done.set()
                     self._pending.remove(pending)
 
-    def each_device(self, devices: Collection[str], predicate: Predicate) -> asyncio.Event:
-        pending = _Pending(set(devices), predicate)
+    def each_device(
+        self,
+        devices: Collection[str],
+        predicate: Predicate,
+        matched_at: dict[str, float] | None = None,
+    ) -> asyncio.Event:
+        """Set once every device produced an event matching ``predicate``."""
+        pending = _Pending(set(devices), predicate, matched_at=matched_at)
         if not pending.devices:
             pending.done.set()
         else:
@@ -51,13 +62,20 @@ class Watch:
         return self.each_device(devices, lambda e: e.event == "start" and e.t >= after_t)
 
     def updated(
-        self, devices: Collection[str], *, after_t: float, items: Collection[str]
+        self,
+        devices: Collection[str],
+        *,
+        after_t: float,
+        items: Collection[str],
+        matched_at: dict[str, float] | None = None,
     ) -> asyncio.Event:
         """Each device started one of ``items`` (or, with none named, reloaded and started)."""
         if items:
             wanted = frozenset(items)
             return self.each_device(
-                devices, lambda e: e.event == "start" and e.t >= after_t and e.item in wanted
+                devices,
+                lambda e: e.event == "start" and e.t >= after_t and e.item in wanted,
+                matched_at,
             )
         reloaded: set[str] = set()
 
@@ -68,4 +86,4 @@ class Watch:
                 reloaded.add(event.device)
             return event.event == "start" and event.device in reloaded
 
-        return self.each_device(devices, predicate)
+        return self.each_device(devices, predicate, matched_at)
