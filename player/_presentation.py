@@ -45,6 +45,7 @@ class _Upcoming:
     renderer: Renderer
     task: asyncio.Task[None]
     due_ns: int | None = None  # None: as soon as the current item ends
+    staged: bool = False
 
 
 class ZoneSequencer:
@@ -164,7 +165,12 @@ class ZoneSequencer:
         if error is not None:
             self._report_failure(upcoming, error, now_ns)
             return
-        if upcoming.due_ns is None or upcoming.due_ns > now_ns:
+        if upcoming.due_ns is None:
+            return
+        if upcoming.due_ns > now_ns:
+            if not upcoming.staged:
+                upcoming.staged = True
+                self.view.stage(upcoming.renderer, upcoming.due_ns)
             return
         self._switch(upcoming)
 
@@ -237,6 +243,7 @@ class ZoneSequencer:
         """Drop the item being prepared (the zone's on-screen content stays)."""
         if self._next is not None:
             self._next.task.cancel()
+            self.view.unstage(self._next.renderer)
             self._next.renderer.release()
             self._next = None
 

@@ -17,6 +17,8 @@ _NS_PER_US = 1_000
 
 
 class ClockRenderer:
+    prerender = True  # start/draw before the deadline are invisible: the switch is a blit
+
     def __init__(self, context: RenderContext) -> None:
         self._context = context
         self._item: ClockItem | None = None

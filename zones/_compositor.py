@@ -32,6 +32,7 @@ ErrorHandler = Callable[["ZoneView", Renderer, ZoneError], None]
 class _Layer:
     renderer: Renderer
     surface: pygame.Surface
+    flat: pygame.Surface | None = None  # surface over the backdrop, when nothing is beneath
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class ZoneView:
         self._fade: _Fade | None = None
         self._dirty = False
         self._spares: list[pygame.Surface] = []
+        self._staged: _Layer | None = None
+        # The layout background when no zone lies beneath this one (set by the scene).
+        self.backdrop: pygame.Color | None = None
         self.on_error: ErrorHandler | None = None
 
     @property
@@ -81,9 +85,39 @@ class ZoneView:
             self._fade = _Fade(transition.type, at_ns, transition.duration_ms * 1_000_000)
         else:
             _release(self.current, self._spares)
-        self.current = _Layer(renderer, self._surface_for(renderer))
-        renderer.start(at_ns)
+        staged, self._staged = self._staged, None
+        if staged is not None and staged.renderer is renderer:
+            self.current = staged  # started and painted ahead of the deadline
+        else:
+            if staged is not None:
+                self._spares.append(staged.surface)
+            self.current = _Layer(renderer, self._surface_for(renderer))
+            renderer.start(at_ns)
         self._dirty = True
+
+    def stage(self, renderer: Renderer, at_ns: int) -> None:
+        """Start and paint ``renderer`` before its deadline, so the switch itself is a blit.
+
+        Only for renderers whose ``prerender`` attribute is True: starting them early has no
+        visible effect (a still picture, text, a clock), unlike a video, which would play.
+        """
+        if not getattr(renderer, "prerender", False) or self._staged is not None:
+            return
+        layer = _Layer(renderer, self._surface_for(renderer))
+        renderer.start(at_ns)
+        try:
+            if renderer.draw(layer.surface, at_ns):
+                self._flatten(layer)
+        except ZoneError:
+            self._spares.append(layer.surface)  # show() starts it again and reports the error
+            return
+        self._staged = layer
+
+    def unstage(self, renderer: Renderer) -> None:
+        """Forget a staged renderer that will not be shown (its owner releases it)."""
+        if self._staged is not None and self._staged.renderer is renderer:
+            self._spares.append(self._staged.surface)
+            self._staged = None
 
     def _surface_for(self, renderer: Renderer) -> pygame.Surface:
         # A renderer that promises to cover every pixel (``opaque``) gets a surface without
@@ -103,16 +137,31 @@ class ZoneView:
         _release(self._outgoing)
         _release(self.current)
         self._outgoing, self.current, self._fade = None, None, None
+        self._staged = None  # a staged renderer belongs to the sequencer, which releases it
         self._spares.clear()
 
     def _draw_layer(self, layer: _Layer, now_ns: int) -> bool:
         try:
-            return layer.renderer.draw(layer.surface, now_ns)
+            changed = layer.renderer.draw(layer.surface, now_ns)
         except ZoneError as exc:
             if self.on_error is None:
                 raise
             self.on_error(self, layer.renderer, exc)
             return False
+        if changed:
+            self._flatten(layer)
+        return changed
+
+    def _flatten(self, layer: _Layer) -> None:
+        """Blend a transparent layer over the layout background once, when it changes, so
+        composing it is a copy (and, staged, the blend happens before the deadline)."""
+        if self.backdrop is None or not layer.surface.get_flags() & pygame.SRCALPHA:
+            layer.flat = None
+            return
+        if layer.flat is None:
+            layer.flat = pygame.Surface(self.rect.size)
+        layer.flat.fill(self.backdrop)
+        layer.flat.blit(layer.surface, (0, 0))
 
     def update(self, now_ns: int) -> bool:
         """Let the renderers paint; True when this zone's pixels changed."""
@@ -134,7 +183,8 @@ class ZoneView:
             return
         source = area.move(-self.rect.x, -self.rect.y)
         if self._outgoing is None or self._fade is None:
-            canvas.blit(self.current.surface, area.topleft, source)
+            layer = self.current
+            canvas.blit(layer.flat or layer.surface, area.topleft, source)
             return
         progress = self._fade.progress(now_ns)
         if self._fade.kind == "fade":
@@ -181,6 +231,9 @@ class Scene:
     def add_zone(self, view: ZoneView) -> ZoneView:
         self.zones.append(view)
         self.zones.sort(key=lambda v: v.z)  # stable: equal z keeps manifest order
+        for index, zone in enumerate(self.zones):
+            beneath = any(zone.rect.colliderect(other.rect) for other in self.zones[:index])
+            zone.backdrop = None if beneath else self.background
         return view
 
     def zone(self, zone_id: str) -> ZoneView:

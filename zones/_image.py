@@ -58,6 +58,8 @@ def _decode_cached(path: Path, mtime_ns: int, size: Size, fit: Fit) -> Picture:
 
 
 class ImageRenderer:
+    prerender = True  # start/draw before the deadline are invisible: the switch is a blit
+
     def __init__(self, context: RenderContext) -> None:
         self._context = context
         self._picture: Picture | None = None

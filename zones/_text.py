@@ -100,6 +100,8 @@ def render_block(
 
 
 class TextRenderer:
+    prerender = True  # start/draw before the deadline are invisible: the switch is a blit
+
     def __init__(self, context: RenderContext) -> None:
         self._context = context
         self._item: TextItem | None = None

@@ -284,3 +284,57 @@ def test_opaque_renderer_gets_a_surface_without_alpha() -> None:
     assert not view.current.surface.get_flags() & pygame.SRCALPHA
     view.show(Solid(BLUE), 1)
     assert view.current.surface.get_flags() & pygame.SRCALPHA
+
+
+class Prerendered(Solid):
+    prerender = True
+
+
+def test_staged_renderer_is_painted_before_its_deadline(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+    scene.zone("a").show(Solid(RED), 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    staged = Prerendered(BLUE)
+    scene.zone("a").stage(staged, 5 * S)
+    assert staged.draws == 1 and pixel(80, 45) == RED, "painted off screen only"
+    scene.zone("a").show(staged, 5 * S)
+    assert compositor.compose(5 * S) is True
+    assert pixel(80, 45) == BLUE
+    assert staged.draws == 2, "the switch itself only blits (draw reports no change)"
+
+
+def test_renderer_without_prerender_is_not_started_early() -> None:
+    view = ZoneView("a", pygame.Rect(0, 0, 16, 9))
+    video_like = Solid(RED)
+    view.stage(video_like, 5 * S)
+    assert video_like.draws == 0
+
+
+def test_transparent_pixels_show_the_background_or_the_zone_beneath(
+    screen: ScreenDisplay,
+) -> None:
+    class HalfTransparent(Solid):
+        def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
+            if self.painted:
+                return False
+            surface.fill((0, 0, 0, 0))
+            surface.fill((*GREEN, 255), pygame.Rect(0, 0, surface.get_width() // 2, 90))
+            self.painted = True
+            return True
+
+    compositor = Compositor(screen)
+    scene = scene_with(
+        ("low", pygame.Rect(80, 0, 80, 90), 0),
+        ("alone", pygame.Rect(0, 0, 80, 90), 1),
+        ("over", pygame.Rect(80, 0, 80, 90), 2),
+    )
+    scene.zone("low").show(Solid(RED), 0)
+    scene.zone("alone").show(HalfTransparent(GREEN), 0)
+    scene.zone("over").show(HalfTransparent(GREEN), 0)
+    assert scene.zone("alone").backdrop is not None and scene.zone("over").backdrop is None
+    compositor.present(scene)
+    compositor.compose(0)
+    assert pixel(10, 45) == GREEN and pixel(70, 45) == (16, 16, 16)
+    assert pixel(90, 45) == GREEN and pixel(150, 45) == RED
