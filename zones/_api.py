@@ -27,6 +27,11 @@ An item without a fixed duration may expose ``expected_end_ns`` (media time, or 
 unknown), e.g. a video once its length is known: the next item is then prepared ``preload_ms``
 before it and switched in on the first frame after ``ended`` turns True (gapless playback).
 
+A renderer whose ``prerender`` attribute is True may be started and drawn before it becomes
+visible (``start(due)`` then ``draw(surface, due)`` up to ``preload_ms`` ahead): the switch is
+then a copy. Only for renderers where starting early has no visible or audible effect
+(pictures, text, clocks), never for a video.
+
 A renderer may have an ``opaque`` attribute, True when ``draw`` always covers every pixel of
 the zone with opaque colour (a photo with ``fit: cover``, a video): its surface then has no
 per-pixel alpha and composing it is a plain copy. Without it the surface is RGBA and
