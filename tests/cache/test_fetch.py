@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import threading
 
 import pytest
@@ -149,3 +150,30 @@ async def test_503_without_retry_after_backs_off_and_retries(
     server.faults.statuses = [(503, None), (503, None)]
     assert await (await cache.ensure([asset])).wait(timeout=20)
     assert len(server.requests_for(asset.sha256)) == 3
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_whatever_the_faults_a_ready_object_holds_exactly_its_bytes(
+    cache: AssetCache, server: AssetServer, seed: int
+) -> None:
+    chance = random.Random(seed)
+    body = chance.randbytes(chance.randrange(1, 400_000))
+    asset = asset_of(server, body)
+    server.faults.cut_after = chance.randrange(0, len(body))
+    server.faults.cuts = chance.randrange(0, 3)
+    server.faults.corrupt = chance.random() < 0.3
+    server.faults.ignore_range = chance.random() < 0.3
+    server.faults.statuses = [(503, "0")] * chance.randrange(0, 2)
+    readiness = await cache.ensure([asset])
+    await cache.wait_idle()
+    # At most three failed attempts of FAST's four come from cuts and statuses: intact bytes
+    # always end ready, corrupt ones never do.
+    assert cache.is_ready(asset.sha256) is not server.faults.corrupt
+    if server.faults.corrupt:
+        with pytest.raises(CacheError):
+            cache.path_of(asset.sha256)
+        assert readiness.missing == {asset.sha256}
+        assert not [p for p in (cache.root / "objects").rglob("*") if p.is_file()]
+    else:
+        assert cache.path_of(asset.sha256).read_bytes() == body
+        assert readiness.missing == frozenset()
