@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 
@@ -24,13 +25,24 @@ log = logging.getLogger(__name__)
 _TIME_ERROR = 5  # adjtimex(2): the clock is not synchronised
 
 
-def system_clock_synchronised() -> bool:
-    """True when the kernel says an NTP client has disciplined the clock (adjtimex)."""
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # find_library runs ldconfig: once per process, not at every clock check.
     name = ctypes.util.find_library("c")
     if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+
+
+def system_clock_synchronised() -> bool:
+    """True when the kernel says an NTP client has disciplined the clock (adjtimex)."""
+    libc = _libc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
         # struct timex is < 256 bytes everywhere; modes=0 only reads the state.
         buffer = ctypes.create_string_buffer(512)
         state = int(libc.adjtimex(buffer))

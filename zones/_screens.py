@@ -65,6 +65,8 @@ def _text(
 class _Screen:
     """Shared renderer plumbing: a full-canvas picture, painted when its text changes."""
 
+    opaque = True  # the gradient covers every pixel
+
     def __init__(self, context: RenderContext) -> None:
         self._context = context
         self._size: Size = (1, 1)
