@@ -21,7 +21,6 @@ from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
 
-
 # transitions logs every callback at INFO; the player logs each state change itself.
 logging.getLogger("transitions").setLevel(logging.WARNING)
 
