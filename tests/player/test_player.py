@@ -438,3 +438,31 @@ async def test_item_without_duration_is_followed_gaplessly(
     assert FakeVideo.prepared_at[:2] == [("v1", 0), ("v2", 3 * S)], "loaded 2 s before the end"
     starts = [(e.item, e.due, e.late_ms) for e in harness.of("start")]
     assert starts[:3] == [("v1", 0.0, 0.0), ("v2", 5.0, 0.0), ("v1", 10.0, 0.0)]
+
+
+async def test_ticker_and_clock_zones_animate_on_the_virtual_clock(harness: Harness) -> None:
+    zones_ = [
+        {"id": "ticker", "x": 0, "y": 0, "w": 64, "h": 18, "playlist": "t"},
+        {"id": "clock", "x": 0, "y": 18, "w": 64, "h": 18, "playlist": "c"},
+    ]
+    m = Manifest.model_validate(
+        {
+            "version": 1,
+            "playlists": [
+                {
+                    "id": "t",
+                    "items": [{"id": "n", "type": "text", "text": "NEWS", "scroll": "left"}],
+                },
+                {"id": "c", "items": [{"id": "k", "type": "clock", "format": "%S"}]},
+            ],
+            "layouts": [{"id": "l1", "width": 64, "height": 36, "zones": zones_}],
+            "default_layout": "l1",
+        }
+    )
+    await harness.player.set_manifest(m)
+    await harness.run(0)
+    frames = harness.display.frames
+    await harness.run(1)
+    presented = harness.display.frames - frames
+    assert 55 <= presented <= 61, "the ticker moves every frame, capped at 60 Hz"
+    assert {e.item for e in harness.of("start")} == {"n", "k"}

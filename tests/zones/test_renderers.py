@@ -247,3 +247,17 @@ async def test_image_filling_the_zone_is_opaque_and_letterboxed_one_is_not() -> 
     await contain.prepare(ImageItem(id="i", type="image", asset="a" * 64), (40, 40))
     assert cover.opaque is True
     assert contain.opaque is False
+
+
+async def test_text_scrolls_up_at_its_speed() -> None:
+    renderer = TextRenderer(context())
+    item = TextItem(id="t", type="text", text="line\n" * 6, scroll="up", speed_px_s=50)
+    await renderer.prepare(item, (100, 60))
+    renderer.start(0)
+    surface = pygame.Surface((100, 60), pygame.SRCALPHA)
+    renderer.draw(surface, 0)
+    assert surface.get_bounding_rect().h == 0, "enters from the bottom edge"
+    renderer.draw(surface, S)
+    bounds = surface.get_bounding_rect()
+    assert 9 <= bounds.top <= 13, "50 px up after one second"
+    assert bounds.bottom > 50
