@@ -248,6 +248,7 @@ async def revoke_device(device_id: str, state: State, admin: Admin) -> Response:
         )
         if gone.rowcount == 0:
             raise ApiError(404, "device_not_found", f"no device {device_id!r}")
+    state.forget_device_auth(device_id)
     state.hub.close_device(device_id)
     state.presence.forget(device_id)
     state.manifests.pop(device_id, None)
@@ -278,6 +279,7 @@ async def send_command(device_id: str, body: CommandRequest, state: State, admin
         )
         row = (await conn.execute(select(commands).where(commands.c.id == command_id))).one()
     command = command_model(row)
+    state.devices_with_commands.add(device_id)
     state.hub.publish(device_id, "command", command.model_dump(mode="json"))
     return command
 

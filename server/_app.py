@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, select, text, update
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import Settings
@@ -27,7 +27,7 @@ from server import (
     _pairing,
     _uploads,
 )
-from server._db import database_url, devices, open_database, pairings
+from server._db import commands, database_url, devices, open_database, pairings
 from server._device_api import publish_presence
 from server._hub import EventHub
 from server._limits import SlidingWindow
@@ -200,6 +200,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = await open_database(url)
         state = _build_state(settings, data_dir, engine, now)
+        async with engine.connect() as conn:
+            pending = await conn.execute(
+                select(commands.c.device_id)
+                .where(commands.c.completed_at.is_(None), commands.c.expires_at > now())
+                .distinct()
+            )
+            state.devices_with_commands.update(r.device_id for r in pending)
         app.state.signage = state
         sweeper = asyncio.create_task(_sweeper(state))
         try:

@@ -6,7 +6,7 @@ the app's middleware so it covers every route, including unknown ones.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, update
 from server._db import devices
 from server._problems import ApiError
 from server._security import hash_token, same_hash
-from server._state import ServerState, get_state
+from server._state import AuthedDevice, ServerState, get_state
 
 _device_bearer = HTTPBearer(
     auto_error=False, scheme_name="DeviceToken", description="device_token from pairing"
@@ -33,12 +33,19 @@ def _require(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
+AUTH_CACHE_MAX = 100_000
+
+
 async def current_device(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_device_bearer)],
-) -> Any:
+) -> AuthedDevice:
     state = get_state(request)
     token_hash = hash_token(_require(credentials))
+    cached = state.auth_cache.get(token_hash)
+    # The dict lookup is by hash of the secret; the compare below is still constant-time.
+    if cached is not None and same_hash(cached.token_hash, token_hash):
+        return cached
     async with state.engine.begin() as conn:
         row = (
             await conn.execute(
@@ -60,7 +67,11 @@ async def current_device(
             await conn.execute(
                 update(devices).where(devices.c.id == row.id).values(previous_token_hash=None)
             )
-    return row
+            state.forget_device_auth(row.id)
+    device = AuthedDevice(id=row.id, token_hash=row.token_hash)
+    if current and len(state.auth_cache) < AUTH_CACHE_MAX:
+        state.auth_cache[token_hash] = device
+    return device
 
 
 def check_admin(state: ServerState, credentials: HTTPAuthorizationCredentials | None) -> str:
@@ -78,6 +89,13 @@ async def require_admin(
     return check_admin(get_state(request), credentials)
 
 
-Device = Annotated[Any, Depends(current_device)]
+Device = Annotated[AuthedDevice, Depends(current_device)]
 Admin = Annotated[str, Depends(require_admin)]
-State = Annotated[ServerState, Depends(get_state)]
+
+
+async def state_dependency(request: Request) -> ServerState:
+    # async: FastAPI would run a plain function in its thread pool on every request.
+    return get_state(request)
+
+
+State = Annotated[ServerState, Depends(state_dependency)]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert, select, update
 
 from core import atomic_write
@@ -35,6 +36,11 @@ AUTH = (401, 400)
 HEARTBEAT_MAX_BYTES = 64 * 1024
 IMPRESSIONS_MAX_BYTES = 1024 * 1024
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class ScreenshotStored(BaseModel):
+    size: int
+    sha256: str
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -110,6 +116,8 @@ async def get_manifest(request: Request, device: Device, state: State) -> Respon
 
 
 async def pending_commands(state: ServerState, device_id: str) -> list[Command]:
+    if device_id not in state.devices_with_commands:
+        return []
     now = state.clock()
     async with state.engine.connect() as conn:
         rows = await conn.execute(
@@ -122,7 +130,10 @@ async def pending_commands(state: ServerState, device_id: str) -> list[Command]:
             .order_by(commands.c.created_at)
             .limit(100)
         )
-        return [command_model(row) for row in rows]
+        pending = [command_model(row) for row in rows]
+    if not pending:
+        state.devices_with_commands.discard(device_id)
+    return pending
 
 
 def command_model(row: Any) -> Command:
@@ -244,7 +255,8 @@ async def post_impressions(body: ImpressionBatch, device: Device, state: State) 
 
 @router.post(
     "/api/v1/device/screenshots",
-    status_code=204,
+    status_code=201,
+    response_model=ScreenshotStored,
     responses=problem_doc(*AUTH, 413, 415),
     openapi_extra={
         "requestBody": {
@@ -253,7 +265,7 @@ async def post_impressions(body: ImpressionBatch, device: Device, state: State) 
         }
     },
 )
-async def post_screenshot(request: Request, device: Device, state: State) -> Response:
+async def post_screenshot(request: Request, device: Device, state: State) -> ScreenshotStored:
     data = await read_limited(request, state.config.screenshot_max_bytes)
     if not data.startswith(PNG_MAGIC) or len(data) < 33:
         raise ApiError(415, "not_png", "a screenshot must be a PNG image")
@@ -264,7 +276,7 @@ async def post_screenshot(request: Request, device: Device, state: State) -> Res
         await conn.execute(
             update(devices).where(devices.c.id == device.id).values(screenshot_at=state.clock())
         )
-    return Response(status_code=204)
+    return ScreenshotStored(size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
 @router.post(
@@ -278,4 +290,5 @@ async def rotate_token(device: Device, state: State) -> TokenRotated:
             .where(devices.c.id == device.id)
             .values(token_hash=hash_token(token), previous_token_hash=device.token_hash)
         )
+    state.forget_device_auth(device.id)
     return TokenRotated(device_token=token)

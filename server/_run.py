@@ -64,6 +64,9 @@ def run_in_thread(settings: Settings, data_dir: Path, *, port: int = 0) -> Runni
         access_log=False,  # access lines would carry pairing ids and paths; we log our own
         lifespan="on",
         timeout_graceful_shutdown=2,
+        # Longer than clients' idle pools keep connections, so a reused one is not closed
+        # under a request in flight.
+        timeout_keep_alive=75,
         ws="none",
     )
     server = uvicorn.Server(config)

@@ -25,6 +25,14 @@ class CachedManifest:
     assets: frozenset[str]
 
 
+@dataclass(frozen=True)
+class AuthedDevice:
+    """The caller of a device route, as the token lookup found it."""
+
+    id: str
+    token_hash: str | None
+
+
 @dataclass
 class Counters:
     """Process-wide counters for /metrics; labels are aggregates, never device ids."""
@@ -55,6 +63,14 @@ class ServerState:
     upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     manifests: dict[str, CachedManifest] = field(default_factory=dict)
     pairing_events: dict[str, asyncio.Event] = field(default_factory=dict)
+    # Hot-path caches, so a heartbeat normally touches no database at all: token hash →
+    # device (dropped on rotation and revocation), and devices with undelivered commands.
+    auth_cache: dict[str, AuthedDevice] = field(default_factory=dict)
+    devices_with_commands: set[str] = field(default_factory=set)
+
+    def forget_device_auth(self, device_id: str) -> None:
+        for token_hash in [h for h, d in self.auth_cache.items() if d.id == device_id]:
+            del self.auth_cache[token_hash]
 
     @property
     def objects_dir(self) -> Path:

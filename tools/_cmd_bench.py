@@ -14,6 +14,7 @@ import importlib
 # Modules that add ``signage bench`` sub-benchmarks, in the order --help lists them.
 BENCHMARKS: list[str] = [
     "tools._bench_cache",
+    "tools._bench_server",
     "tools._bench_update",
     "tools._bench_timing",
 ]

@@ -38,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=75,
         ws="none",
     )
     return 0

@@ -290,7 +290,7 @@ async def test_screenshot_without_png_magic_is_rejected(ctx: Ctx) -> None:
     ok = await ctx.client.post(
         "/api/v1/device/screenshots", content=PNG, headers=device_headers(token)
     )
-    assert ok.status_code == 204
+    assert ok.status_code == 201 and ok.json()["size"] == len(PNG)
     newer = PNG + b"trailing"
     await ctx.client.post(
         "/api/v1/device/screenshots", content=newer, headers=device_headers(token)
