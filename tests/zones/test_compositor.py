@@ -338,3 +338,12 @@ def test_transparent_pixels_show_the_background_or_the_zone_beneath(
     compositor.compose(0)
     assert pixel(10, 45) == GREEN and pixel(70, 45) == (16, 16, 16)
     assert pixel(90, 45) == GREEN and pixel(150, 45) == RED
+
+
+def test_window_close_or_escape_is_a_quit_request(screen: ScreenDisplay) -> None:
+    assert screen.quit_requested() is False
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE))
+    assert screen.quit_requested() is True
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    assert screen.quit_requested() is True
+    assert screen.quit_requested() is False, "the queue was drained"
