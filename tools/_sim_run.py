@@ -302,16 +302,30 @@ class Simulation:
             with contextlib.suppress(asyncio.CancelledError):
                 await pacer
 
+    def _settled(self) -> bool:
+        """Every device plays, and holds every asset of its manifest (no layout waits)."""
+        for device in self.devices:
+            if device.name not in self.watch.started or device.manifest is None:
+                return False
+            cache = device.cache
+            if cache is None or not all(cache.is_ready(a.sha256) for a in device.manifest.assets):
+                return False
+        return True
+
     async def _warm_up(self) -> None:
-        names = [d.name for d in self.devices]
-        playing = self.watch.playing(names, after_t=0.0)
+        """Pairing and first downloads are network time: run at real speed until settled."""
         limit = self.at_ns(min(self.options.duration_s, WARMUP_LIMIT_S))
-        speed: Speed = 1.0 if self.driver.virtual else self.options.speed
-        if not await self.driver.run_while(playing, limit, speed=speed):
-            waiting = [d.name for d in self.devices if d.name not in self.watch.started]
-            self.options.progress(f"still not playing after warm-up: {', '.join(waiting)}")
+        speed: Speed | str = 1.0 if self.driver.virtual else "default"
+        step = NS_PER_S // 20
+        while not self._settled() and self.clock.now_ns() < limit:
+            await self.driver.run_until(min(limit, self.clock.now_ns() + step), speed=speed)
+        if self._settled():
+            self.options.progress(
+                f"all {len(self.devices)} device(s) playing at t={self.media_s():.1f} s"
+            )
         else:
-            self.options.progress(f"all {len(names)} device(s) playing at t={self.media_s():.1f} s")
+            waiting = [d.name for d in self.devices if d.name not in self.watch.started]
+            self.options.progress(f"not settled after warm-up; not playing: {waiting}")
 
     async def _shut_down(self, timelapse: asyncio.Task[None] | None) -> None:
         if timelapse is not None:

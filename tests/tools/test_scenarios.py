@@ -1,0 +1,152 @@
+"""The bundled scenarios, one per seed failure that touches the player, run as tests.
+
+Each runs the real server, a real player, cache and sync agent on the simulator's virtual
+clock (real speed only where the network is involved), and must meet its own ``[expect]``;
+the tests then check what the expectations cannot say in TOML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pygame
+import pytest
+
+from player import read_timeline
+from tools._sim_content import DEMO_DIR, load_content
+from tools._sim_frames import FramePolicy
+from tools._sim_run import SimOptions, SimResult, run_simulation
+from tools._sim_scenario import load_scenario
+
+pytestmark = pytest.mark.slow
+
+SCENARIOS = DEMO_DIR / "scenarios"
+Record = dict[str, Any]
+
+
+async def run_scenario(name: str, out: Path) -> tuple[SimResult, list[Record]]:
+    scenario = load_scenario(SCENARIOS / f"{name}.toml")
+    run = scenario.run
+    assert run.duration is not None and run.start is not None
+    options = SimOptions(
+        duration_s=run.duration,
+        out=out,
+        speed=None if run.speed == "max" else float(run.speed or 1),
+        devices=run.devices or 1,
+        content=run.content or "demo",
+        content_base=scenario.base,
+        scenario=scenario,
+        start=run.start,
+        frames=FramePolicy.parse("switch"),
+        device_overrides=dict(scenario.settings),
+    )
+    result = await run_simulation(options)
+    assert result.failures == [], result.failures
+    assert json.loads((out / "summary.json").read_text())["scenario"]["passed"] is True
+    return result, read_timeline(out / "timeline.jsonl")
+
+
+def starts(records: list[Record], **match: Any) -> list[Record]:
+    return [
+        r
+        for r in records
+        if r["event"] == "start" and all(r.get(k) == v for k, v in match.items())
+    ]
+
+
+def test_every_bundled_scenario_is_tested() -> None:
+    bundled = {p.stem for p in SCENARIOS.glob("*.toml")}
+    tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
+    assert bundled <= tested, sorted(bundled - tested)
+
+
+async def test_mid_playlist_update(tmp_path: Path) -> None:
+    result, records = await run_scenario("mid_playlist_update", tmp_path)
+    breaking = starts(records, item="breaking")[0]
+    # Switched mid-item: the slide that was half-way through did not run to its deadline.
+    assert 12 <= breaking["t"] < 16
+    assert result.summary["update_latency_s"]["count"] == 1
+
+
+async def test_missed_event_while_offline(tmp_path: Path) -> None:
+    result, records = await run_scenario("missed_event_while_offline", tmp_path)
+    assert starts(records, item="ticker-v2")[0]["t"] >= 16
+    assert result.summary["update_latency_s"]["max"] < 10
+
+
+async def test_server_down_keeps_playing(tmp_path: Path) -> None:
+    _, records = await run_scenario("server_down_keeps_playing", tmp_path)
+    during = [r for r in starts(records, zone="slides") if 8 <= r["t"] <= 20]
+    assert during, "nothing started while the server was down"
+    playing_since = next(r["t"] for r in records if r.get("state") == "playing")
+    later_states = [r["state"] for r in records if r["event"] == "state" and r["t"] > playing_since]
+    assert "idle" not in later_states[:-2]  # only the final stop goes back to idle
+
+
+async def test_revoked_device_pairs_again(tmp_path: Path) -> None:
+    result, records = await run_scenario("revoked_device_pairs_again", tmp_path)
+    assert result.summary["repairs"] == 1
+    root = tmp_path / "devices" / "sim-1"
+    credentials = json.loads((root / "credentials.json").read_text())
+    assert credentials["device_id"]
+    # the cache survived the revocation: the objects are still on disk
+    assert any((root / "cache" / "objects").rglob("*"))
+    idle_after = [r for r in records if r.get("state") == "idle" and 10 <= r["t"]]
+    assert idle_after, "the pairing screen (idle) never came back"
+
+
+async def test_clock_step_reschedules(tmp_path: Path) -> None:
+    _, records = await run_scenario("clock_step_reschedules", tmp_path)
+    # (during the first second, while the day's assets download, the default may show)
+    evening = [r for r in starts(records, layout="evening") if r["t"] >= 1][0]
+    assert 20 <= evening["t"] < 21, "the layout did not follow the wall clock at once"
+    day_again = [r for r in starts(records, layout="day") if r["t"] >= 40][0]
+    assert day_again["t"] < 41
+    # never double-play: one start per zone and deadline
+    keys = [(r["zone"], r["due"]) for r in starts(records)]
+    assert len(keys) == len(set(keys))
+
+
+def _zone_colour(frame: Path) -> tuple[int, ...]:
+    surface = pygame.image.load(str(frame))
+    return tuple(pygame.transform.average_color(surface, pygame.Rect(0, 0, 1920, 960)))[:3]
+
+
+async def test_same_name_new_bytes(tmp_path: Path) -> None:
+    _, records = await run_scenario("same_name_new_bytes", tmp_path)
+    frames = sorted((tmp_path / "frames" / "sim-1").glob("*_main_welcome.png"))
+    before = [f for f in frames if float(f.name.split("_")[0]) < 10]
+    after = [f for f in frames if float(f.name.split("_")[0]) >= 10]
+    assert before and after
+    old, new = _zone_colour(before[0]), _zone_colour(after[0])
+    # the replacement is red, the original blue-green
+    assert new[0] > new[2] and old[2] > old[0], (old, new)
+    assert starts(records, item="welcome")[-1]["t"] >= 10
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_corrupt_asset_after_power_cut(tmp_path: Path) -> None:
+    _, records = await run_scenario("corrupt_asset_after_power_cut", tmp_path)
+    content = load_content("demo")
+    sha = next(
+        i.asset  # type: ignore[union-attr]
+        for p in content.manifest.playlists
+        for i in p.items
+        if i.id == "tonight"
+    )
+    stored = tmp_path / "devices" / "sim-1" / "cache" / "objects" / sha[:2] / sha
+    assert _sha(stored) == sha, "the corrupt copy was not replaced by a verified one"
+    assert starts(records, item="tonight")[-1]["t"] >= 20
+
+
+async def test_power_cut_while_offline(tmp_path: Path) -> None:
+    _, records = await run_scenario("power_cut_while_offline", tmp_path)
+    offline_boot = [r for r in starts(records) if 10 <= r["t"] < 20]
+    assert offline_boot, "the device did not play from its cache while the server was down"
+
