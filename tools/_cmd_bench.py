@@ -17,6 +17,7 @@ BENCHMARKS: list[str] = [
     "tools._bench_server",
     "tools._bench_update",
     "tools._bench_timing",
+    "tools._bench_video",
 ]
 
 

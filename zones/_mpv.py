@@ -272,6 +272,7 @@ class MpvOutput:
             raise ZoneError("set_size() must come before open()")
         per_file = dict(
             _FIT_OPTIONS[fit],
+            pause="yes",  # whatever a late pause/play of the previous file did
             aid="auto" if audio else "no",
             volume=str(volume),
             mute="no" if audio else "yes",

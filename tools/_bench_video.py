@@ -1,0 +1,408 @@
+"""``signage bench video``: switch timing, black/frozen frames, software-path fps, leaks.
+
+Runs the real video renderer (libmpv, software render API) on the committed test clips in a
+60 Hz frame loop standing in for the compositor. Reports: switch lateness (first frame of the
+new item presented, minus its deadline) and black/frozen frame counts for video→video,
+video→image and image→video; frames per second the software path sustains at 720p and 1080p;
+which decoders and sizes play; RSS and open descriptors over many switches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import hashlib
+import itertools
+import json
+import os
+import re
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pygame
+
+    from zones._video import VideoRenderers
+
+FRAME_NS = 16_666_667  # one 60 Hz display frame
+VIDEO_FRAME_NS = 40_000_000  # the 25 fps switch clips
+PRELOAD_NS = 500_000_000
+WINDOW_TICKS = 9  # how far around a switch (in display frames) gaps are looked at
+DEFAULT_CLIPS = Path(__file__).resolve().parents[1] / "tests" / "data" / "video"
+_ASSETS: dict[str, Path] = {}
+
+
+def _item(clip: Path, index: int, *, duration_ms: int | None, loop: bool = False) -> Any:
+    from sync import VideoItem
+
+    sha = hashlib.sha256(str(clip).encode()).hexdigest()
+    _ASSETS[sha] = clip
+    return VideoItem(id=f"v{index}", type="video", asset=sha, duration_ms=duration_ms, loop=loop)
+
+
+def _context() -> Any:
+    from zones import RenderContext
+
+    return RenderContext(zone_id="bench", asset_path=_ASSETS.__getitem__)
+
+
+class _Still:
+    """A still picture behind the renderer interface (the image zone, minus decoding)."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        import pygame
+
+        self._picture = pygame.Surface(size)
+        self._picture.fill((200, 120, 40))
+        self._painted = False
+
+    def start(self, at_ns: int) -> None:
+        self._painted = False
+
+    def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
+        if self._painted:
+            return False
+        surface.blit(self._picture, (0, 0))
+        self._painted = True
+        return True
+
+    def stop(self) -> None:
+        self._painted = True
+
+    def release(self) -> None:
+        self._painted = True
+
+
+@dataclass
+class SwitchRun:
+    kind: str
+    lateness_ms: list[float] = field(default_factory=list)
+    black_frames: int = 0
+    frozen_switches: int = 0
+    late_prepares: int = 0  # the next item was not ready at its deadline
+    max_gap_frames: int = 0
+    steady_max_gap_frames: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        late = sorted(self.lateness_ms) or [0.0]
+        p99 = late[round(0.99 * (len(late) - 1))]
+        return {
+            "kind": self.kind,
+            "switches": len(self.lateness_ms),
+            "lateness_p50_ms": round(statistics.median(late), 2),
+            "lateness_p99_ms": round(p99, 2),
+            "lateness_max_ms": round(late[-1], 2),
+            "black_frames": self.black_frames,
+            "frozen_switches": self.frozen_switches,
+            "late_prepares": self.late_prepares,
+            "max_gap_at_switch_frames": self.max_gap_frames,
+            "steady_max_gap_frames": self.steady_max_gap_frames,
+        }
+
+
+Kind = str  # "video" or "image"
+
+
+def _analyse(run: SwitchRun, changes: list[tuple[int, Kind]], switches: list[int]) -> None:
+    """Gaps, in display frames, between picture changes around each switch.
+
+    25 fps content on a 60 Hz display changes every 2 or 3 display frames; a gap of more than
+    3 where video plays on either side is a frozen frame (a still image is meant to stay still).
+    """
+    limit = -(-VIDEO_FRAME_NS // FRAME_NS)
+    for at in switches:
+        before = [c for c in changes if c[0] < at]
+        after = [c for c in changes if at <= c[0] <= at + WINDOW_TICKS]
+        points = [before[-1][0]] if before and before[-1][1] == "video" else []
+        if after and after[0][1] == "video":
+            points += [t for t, _ in after]
+        elif after:
+            points.append(after[0][0])
+        worst = max((b - a for a, b in itertools.pairwise(points)), default=0)
+        run.max_gap_frames = max(run.max_gap_frames, worst)
+        run.frozen_switches += worst > limit
+    near = [(at - WINDOW_TICKS, at + WINDOW_TICKS) for at in switches]
+
+    def steady(tick: int) -> bool:
+        return not any(lo <= tick <= hi for lo, hi in near)
+
+    run.steady_max_gap_frames = max(
+        (
+            b[0] - a[0]
+            for a, b in itertools.pairwise(changes)
+            if a[1] == b[1] == "video" and steady(a[0]) and steady(b[0])
+        ),
+        default=0,
+    )
+
+
+async def _switch_run(
+    video: VideoRenderers,
+    kind: str,
+    plan: Callable[[int], Path | None],  # index -> clip, or None for a still image
+    size: tuple[int, int],
+    switches: int,
+) -> SwitchRun:
+    import pygame
+
+    run = SwitchRun(kind)
+    surface, screen = pygame.Surface(size), pygame.Surface(size)
+    item_ns = 45 * FRAME_NS  # deadlines on the 60 Hz grid
+
+    async def make(index: int) -> Any:
+        clip = plan(index)
+        if clip is None:
+            return _Still(size)
+        renderer = video(_context())
+        await renderer.prepare(_item(clip, index, duration_ms=item_ns // 1_000_000), size)
+        return renderer
+
+    current = await make(0)
+    t0 = (time.monotonic_ns() // FRAME_NS + 6) * FRAME_NS
+    current.start(t0)
+    changes: list[tuple[int, Kind]] = []
+    switched_at: list[int] = []
+    pending: int | None = None
+    upcoming: asyncio.Task[Any] | None = None
+    index, tick = 0, t0
+    while index < switches or tick < t0 + (switches + 1) * item_ns:
+        delay = tick - time.monotonic_ns()
+        if delay > 0:
+            await asyncio.sleep(delay / 1e9)
+        deadline = t0 + (index + 1) * item_ns
+        if upcoming is None and index < switches and tick >= deadline - PRELOAD_NS:
+            upcoming = asyncio.create_task(make(index + 1))
+        if upcoming is not None and tick >= deadline:
+            run.late_prepares += not upcoming.done()
+            following = await upcoming
+            upcoming = None
+            following.start(deadline)
+            current.stop()
+            current.release()
+            current, index, pending = following, index + 1, deadline
+        if current.draw(surface, tick):
+            screen.blit(surface, (0, 0))
+            presented = time.monotonic_ns()
+            tick_index = (tick - t0) // FRAME_NS
+            changes.append((tick_index, "image" if isinstance(current, _Still) else "video"))
+            if pending is not None:
+                run.lateness_ms.append((presented - pending) / 1e6)
+                switched_at.append((pending - t0) // FRAME_NS)
+                pending = None
+        run.black_frames += pygame.transform.average_color(screen)[:3] == (0, 0, 0)
+        tick += FRAME_NS
+        behind = time.monotonic_ns() - tick
+        if behind > FRAME_NS:  # a frame took too long: skip the ticks already missed
+            tick += behind // FRAME_NS * FRAME_NS
+    current.stop()
+    current.release()
+    _analyse(run, changes, switched_at)
+    return run
+
+
+async def _fps(video: VideoRenderers, clip: Path, passes: int) -> dict[str, Any]:
+    """Cost of one frame (render into the Surface + blit), and frames presented while playing
+    the 30-frame clip from start to end ``passes`` times in a 60 Hz loop."""
+    import pygame
+
+    size = _size_of(clip) or (1280, 720)
+    screen, surface = pygame.Surface(size), pygame.Surface(size)
+    renderer = video(_context())
+    await renderer.prepare(_item(clip, 0, duration_ms=None), size)
+    output = renderer._output
+    assert output is not None
+    costs = []
+    for _ in range(40):
+        started = time.perf_counter()
+        output.update(force=True)
+        frame = output.frame
+        assert frame is not None
+        screen.blit(frame, (0, 0))
+        costs.append(time.perf_counter() - started)
+    renderer.release()
+    per_frame_ms = statistics.median(costs) * 1000
+    presented, expected = 0, 0
+    for index in range(passes):
+        renderer = video(_context())
+        await renderer.prepare(_item(clip, index, duration_ms=None), size)
+        tick = time.monotonic_ns()
+        renderer.start(tick)
+        while not renderer.ended:
+            if renderer.draw(surface, tick):
+                screen.blit(surface, (0, 0))
+            tick += FRAME_NS
+            await asyncio.sleep(max(tick - time.monotonic_ns(), 0) / 1e9)
+        presented += renderer.frames_painted
+        expected += 30
+        renderer.release()
+    return {
+        "clip": clip.name,
+        "size": f"{size[0]}x{size[1]}",
+        "frame_cost_ms": round(per_frame_ms, 2),
+        "capacity_fps": round(1000 / per_frame_ms, 1),
+        "presented_frames": f"{presented}/{expected}",
+        "presented_ratio": round(presented / expected, 3),
+    }
+
+
+def _size_of(clip: Path) -> tuple[int, int] | None:
+    match = re.search(r"(\d+)x(\d+)", clip.name)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+async def _decoders(video: VideoRenderers, clips: Path) -> list[dict[str, Any]]:
+    from core import ZoneError
+
+    rows = []
+    for clip in sorted(await asyncio.to_thread(lambda: list(clips.iterdir()))):
+        if clip.suffix not in {".mp4", ".webm", ".mkv", ".m4a"}:
+            continue
+        size = _size_of(clip) or (320, 180)
+        renderer = video(_context())
+        started = time.perf_counter()
+        try:
+            await renderer.prepare(_item(clip, 0, duration_ms=None), size)
+        except ZoneError as exc:
+            result = f"error: {exc}"
+        else:
+            result = "plays"
+        rows.append(
+            {
+                "clip": clip.name,
+                "result": result,
+                "prepare_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        )
+        renderer.release()
+    return rows
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _fds() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+async def _leaks(video: VideoRenderers, clip: Path, switches: int) -> dict[str, Any]:
+    import pygame
+
+    size = (320, 180)
+    surface = pygame.Surface(size)
+    warmup = min(100, switches // 2)
+    samples: list[tuple[int, float, int]] = []
+    previous: Any = None
+    for index in range(switches):
+        renderer = video(_context())
+        await renderer.prepare(_item(clip, index, duration_ms=1000), size)
+        renderer.start(time.monotonic_ns())
+        renderer.draw(surface, time.monotonic_ns())
+        if previous is not None:
+            previous.stop()
+            previous.release()
+        previous = renderer
+        await asyncio.sleep(0)
+        if index + 1 == warmup or (index + 1) % 100 == 0 or index + 1 == switches:
+            gc.collect()
+            samples.append((index + 1, round(_rss_mb(), 1), _fds()))
+    previous.release()
+    base = next(s for s in samples if s[0] == warmup)
+    return {
+        "switches": switches,
+        "warmup": warmup,
+        "rss_growth_mb": round(samples[-1][1] - base[1], 1),
+        "fd_growth": samples[-1][2] - base[2],
+        "handles_created": video.pool.created,
+        "samples": samples,
+    }
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    from core import VideoConfig
+    from zones._video import VideoRenderers
+
+    clips: Path = args.clips
+    if not (clips / "h264_320x180_2s.mp4").is_file():
+        raise SystemExit(f"test clips not found in {clips}: pass --clips DIR (tests/data/video)")
+    video = VideoRenderers(VideoConfig())
+    h264, vp9, short = (
+        clips / "h264_320x180_2s.mp4",
+        clips / "vp9_320x180_2s.webm",
+        clips / "h264_160x90_0.4s.mp4",
+    )
+    size, n = (640, 360), args.switches
+    try:
+        runs = [
+            await _switch_run(video, "video→video", lambda i: (h264, vp9)[i % 2], size, n),
+            await _switch_run(video, "video→image", lambda i: None if i % 2 else h264, size, n),
+            await _switch_run(video, "image→video", lambda i: h264 if i % 2 else None, size, n),
+        ]
+        fps = [
+            await _fps(video, clips / name, args.passes)
+            for name in ("h264_1280x720_1s.mp4", "h264_1920x1080_1s.mp4")
+        ]
+        decoders = await _decoders(video, clips)
+        leaks = await _leaks(video, short, args.leak_switches)
+    finally:
+        video.close()
+    return {
+        "switching": [r.summary() for r in runs],
+        "fps": fps,
+        "decoders": decoders,
+        "leaks": leaks,
+    }
+
+
+def _print(report: dict[str, Any]) -> None:
+    for row in report["switching"]:
+        print(
+            f"{row['kind']:<12} {row['switches']:>3} switches  lateness p50 "
+            f"{row['lateness_p50_ms']} ms  p99 {row['lateness_p99_ms']} ms  max "
+            f"{row['lateness_max_ms']} ms  black frames {row['black_frames']}  frozen "
+            f"{row['frozen_switches']} (longest unchanged picture at a switch: "
+            f"{row['max_gap_at_switch_frames']} frames, elsewhere "
+            f"{row['steady_max_gap_frames']}; late prepares {row['late_prepares']})"
+        )
+    for row in report["fps"]:
+        print(
+            f"sw path {row['size']:>9}: {row['frame_cost_ms']} ms/frame (render + blit) = "
+            f"{row['capacity_fps']} fps capacity; frames presented at 30 fps: "
+            f"{row['presented_frames']}"
+        )
+    for row in report["decoders"]:
+        print(f"  {row['clip']:<26} {row['result']}  (prepare {row['prepare_ms']} ms)")
+    leaks = report["leaks"]
+    print(
+        f"{leaks['switches']} switches: RSS {leaks['rss_growth_mb']:+} MB and "
+        f"{leaks['fd_growth']:+} fds after {leaks['warmup']} warm-up switches; "
+        f"{leaks['handles_created']} mpv handles created in all"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    report = asyncio.run(_main(args))
+    _print(report)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "video",
+        help="video zone: switch lateness, black/frozen frames, fps, leaks",
+        description=(__doc__ or "").split("\n\n")[1].replace("\n", " "),
+    )
+    parser.add_argument("--clips", type=Path, default=DEFAULT_CLIPS, metavar="DIR")
+    parser.add_argument("--switches", type=int, default=40, metavar="N", help="per kind")
+    parser.add_argument("--leak-switches", type=int, default=1000, metavar="N")
+    parser.add_argument("--passes", type=int, default=5, metavar="N", help="fps: plays per clip")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures")
+    parser.set_defaults(handler=_run)
