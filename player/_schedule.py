@@ -75,24 +75,44 @@ def window(entry: ScheduleEntry, date: dt.date, tz: ZoneInfo) -> tuple[dt.dateti
 
 
 def is_active(entry: ScheduleEntry, when: dt.datetime, tz: ZoneInfo) -> bool:
-    today = when.astimezone(tz).date()
-    for offset in (-1, 0):
-        date = today + dt.timedelta(days=offset)
-        if _runs_on(entry, date):
-            start, end = window(entry, date, tz)
-            if start <= when < end:
+    """Whether one of ``entry``'s windows contains ``when``."""
+    return _Windows(tz).active(entry, when, when.astimezone(tz).date())
+
+
+class _Windows:
+    """Windows by (entry, local date), computed once per ``resolve`` call.
+
+    ``resolve`` evaluates the schedule at every candidate boundary; without the cache that is
+    a time-zone conversion per entry per candidate, quadratic in the schedule's length.
+    """
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self._cache: dict[tuple[int, dt.date], tuple[dt.datetime, dt.datetime] | None] = {}
+
+    def get(self, entry: ScheduleEntry, date: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
+        key = (id(entry), date)
+        if key not in self._cache:
+            self._cache[key] = window(entry, date, self.tz) if _runs_on(entry, date) else None
+        return self._cache[key]
+
+    def active(self, entry: ScheduleEntry, when: dt.datetime, today: dt.date) -> bool:
+        for date in (today - dt.timedelta(days=1), today):
+            span = self.get(entry, date)
+            if span is not None and span[0] <= when < span[1]:
                 return True
-    return False
+        return False
 
 
 def _choose(
     manifest: Manifest,
     when: dt.datetime,
-    tz: ZoneInfo,
+    windows: _Windows,
     playable: Callable[[Layout], bool] | None,
 ) -> Layout | None:
+    today = when.astimezone(windows.tz).date()
     ranked = sorted(
-        (e for e in manifest.schedule if is_active(e, when, tz)),
+        (e for e in manifest.schedule if windows.active(e, when, today)),
         key=lambda e: -e.priority,  # sorted() is stable: list order breaks ties
     )
     candidates = [e.layout for e in ranked]
@@ -114,13 +134,14 @@ def _boundary_dates(manifest: Manifest, today: dt.date) -> Iterator[dt.date]:
     yield from sorted(around)
 
 
-def _boundaries(manifest: Manifest, when: dt.datetime, tz: ZoneInfo) -> list[dt.datetime]:
-    today = when.astimezone(tz).date()
+def _boundaries(manifest: Manifest, when: dt.datetime, windows: _Windows) -> list[dt.datetime]:
+    today = when.astimezone(windows.tz).date()
     instants: set[dt.datetime] = set()
     for date in _boundary_dates(manifest, today):
         for entry in manifest.schedule:
-            if _runs_on(entry, date):
-                instants.update(i for i in window(entry, date, tz) if i > when)
+            span = windows.get(entry, date)
+            if span is not None:
+                instants.update(i for i in span if i > when)
     return sorted(instants)
 
 
@@ -137,12 +158,12 @@ def resolve(
     """
     if wall_time.tzinfo is None:
         raise ValueError(f"wall_time must be timezone-aware, got {wall_time!r}")
-    tz = ZoneInfo(manifest.timezone)
+    windows = _Windows(ZoneInfo(manifest.timezone))
     when = wall_time.astimezone(UTC)
-    current = _choose(manifest, when, tz, playable)
+    current = _choose(manifest, when, windows, playable)
     current_id = current.id if current else None
-    for instant in _boundaries(manifest, when, tz):
-        chosen = _choose(manifest, instant, tz, playable)
+    for instant in _boundaries(manifest, when, windows):
+        chosen = _choose(manifest, instant, windows, playable)
         if (chosen.id if chosen else None) != current_id:
             return current, instant
     return current, None
