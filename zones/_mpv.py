@@ -53,6 +53,7 @@ class VideoEvent:
     kind: VideoEventKind
     load: int  # the load number ``open`` returned for the file; 0: about the handle itself
     detail: str = ""
+    duration_s: float | None = None  # READY: the file's length, when the container tells it
 
 
 Listener = Callable[[VideoEvent], None]
@@ -216,10 +217,12 @@ class MpvOutput:
         self._player.observe_property("eof-reached", self._on_eof)
 
     # mpv's thread -------------------------------------------------------------------------
-    def _emit(self, kind: VideoEventKind, load: int, detail: str = "") -> None:
+    def _emit(
+        self, kind: VideoEventKind, load: int, detail: str = "", duration_s: float | None = None
+    ) -> None:
         listener = self.listener
         if listener is not None:
-            listener(VideoEvent(kind, load, detail))
+            listener(VideoEvent(kind, load, detail, duration_s))
 
     def _on_frame(self) -> None:
         self._emit(VideoEventKind.FRAME, self._entry)
@@ -237,7 +240,7 @@ class MpvOutput:
             self._last_error = ""
         elif eid == mpv.MpvEventID.PLAYBACK_RESTART:
             if self._has_video_stream():
-                self._emit(VideoEventKind.READY, self._entry)
+                self._emit(VideoEventKind.READY, self._entry, duration_s=self._duration())
             else:  # an audio-only file, or a video stream no decoder accepted
                 self._emit(VideoEventKind.ERROR, self._entry, "no playable video stream")
         elif eid == mpv.MpvEventID.END_FILE and event.data.reason == mpv.MpvEventEndFile.ERROR:
@@ -254,6 +257,13 @@ class MpvOutput:
             return self._player.video_params is not None
         except _MPV_EXCEPTIONS:
             return False
+
+    def _duration(self) -> float | None:
+        try:
+            value = self._player.duration
+        except _MPV_EXCEPTIONS:
+            return None
+        return float(value) if isinstance(value, int | float) and value > 0 else None
 
     def _on_eof(self, _name: str, value: Any) -> None:
         if value is True:

@@ -16,6 +16,7 @@ takes the next item), and a decoder that yields no frame for ``stall_s`` while p
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import time
@@ -64,6 +65,8 @@ class VideoRenderer:
         self._painted = False
         self._fresh = False  # a frame was rendered that draw() has not painted yet
         self._last_frame_ns = 0
+        self._duration_ns: int | None = None
+        self._started_at: int | None = None
         self.frames_painted = 0
 
     # events from mpv's thread ------------------------------------------------------------
@@ -83,6 +86,8 @@ class VideoRenderer:
         if event.load != self._load:
             return  # a late event about an earlier file on this handle
         if event.kind is VideoEventKind.READY:
+            if event.duration_s is not None:
+                self._duration_ns = int(event.duration_s * 1e9)
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
         elif event.kind is VideoEventKind.ERROR:
@@ -155,6 +160,8 @@ class VideoRenderer:
         except ZoneError as exc:
             self._broken = self._broken or isinstance(exc, VideoOutputLost)
             self.release()
+            if exc.zone is not None:  # already says where (e.g. from asset_path)
+                raise
             raise self._error(str(exc)) from exc
 
     async def _wait_first_frame(self, output: VideoOutput) -> None:
@@ -182,6 +189,7 @@ class VideoRenderer:
             return
         self._playing = True
         self._painted = False
+        self._started_at = at_ns
         self._last_frame_ns = time.monotonic_ns()
 
     def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
@@ -219,6 +227,21 @@ class VideoRenderer:
         # New frames wake the loop; this deadline only makes sure a stall gets noticed.
         remaining = self._last_frame_ns + int(self._config.stall_s * 1e9) - time.monotonic_ns()
         return now_ns + max(remaining, 0) + 1
+
+    # A video covers its whole zone (letterbox bars are black): composing it is a plain copy.
+    opaque = True
+    # Starting a video early would play its first seconds off screen (and audibly).
+    prerender = False
+
+    @property
+    def expected_end_ns(self) -> int | None:
+        """When a video without a duration will end, so the next item is ready by then."""
+        item = self._item
+        if item is None or item.duration_ms is not None or self._started_at is None:
+            return None
+        if self._duration_ns is None:
+            return None
+        return self._started_at + self._duration_ns
 
     @property
     def ended(self) -> bool:
@@ -284,6 +307,13 @@ class VideoRenderers:
 
 
 _registered: list[VideoRenderers] = []
+
+
+@atexit.register
+def _close_registered() -> None:
+    """Terminate idle mpv handles before the interpreter tears down what they call back into."""
+    while _registered:
+        _registered.pop().close()
 
 
 def configure_video(

@@ -20,6 +20,7 @@ from zones._mpv import Fit, Listener, VideoEvent, VideoEventKind, VideoOutputLos
 class FakeMpv:
     def __init__(self, *, hang: bool = False, answer_before_return: bool = False) -> None:
         self.listener: Listener | None = None
+        self.duration_s: float | None = 2.0  # what READY reports
         self.hang = hang
         self.answer_before_return = answer_before_return
         self.stalled = False
@@ -39,10 +40,12 @@ class FakeMpv:
 
     # fault injection ------------------------------------------------------------------------
     def _emit(self, kind: VideoEventKind, load: int, detail: str = "") -> threading.Thread:
+        duration = self.duration_s if kind is VideoEventKind.READY else None
+
         def deliver() -> None:
             listener = self.listener
             if listener is not None:
-                listener(VideoEvent(kind, load, detail))
+                listener(VideoEvent(kind, load, detail, duration))
 
         thread = threading.Thread(target=deliver, name="fake-mpv-event")
         thread.start()

@@ -289,3 +289,21 @@ def test_video_items_get_this_renderer_from_the_registry(factory: FakeMpvFactory
     renderer = create_renderer("video", context())
     assert isinstance(renderer, VideoRenderer) and renderer._pool is renderers.pool
     configure_video(VideoConfig())  # leave the default (libmpv) registration behind
+
+
+async def test_a_video_without_duration_announces_when_it_will_end(
+    factory: FakeMpvFactory,
+) -> None:
+    renderers = make(factory)
+    endless, timed = renderers(context()), renderers(context())
+    await endless.prepare(video_item(H264), ZONE)
+    await timed.prepare(video_item(H264, item_id="v2", duration_ms=900), ZONE)
+    before_start = endless.expected_end_ns
+    endless.start(1_000)
+    timed.start(1_000)
+    assert before_start is None  # not started: unknown
+    assert endless.expected_end_ns == 1_000 + 2_000_000_000  # the fake's 2 s length
+    assert timed.expected_end_ns is None  # its deadline ends it
+    assert endless.opaque is True and endless.prerender is False
+    endless.release()
+    timed.release()
