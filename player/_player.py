@@ -413,20 +413,24 @@ class Player:
 
     async def _schedule_loop(self) -> None:
         check_ns = 5 * NS_PER_S  # how often a silent wall-clock jump is looked for
+        # A virtual clock (anything with advance_to) only jumps when told: no polling there.
+        polls = bool(self._tick_listeners) or not hasattr(self.clock, "advance_to")
+        next_change = await self._reschedule()
         while True:
-            next_change = await self._reschedule()
-            wake = None
+            due = None
             if next_change is not None:
-                wake = self.wall.media_ns_of(next_change)
-                if wake - self._preload_ns > self.clock.now_ns():
-                    wake -= self._preload_ns  # pre-roll the next layout
-
-            if self._tick_listeners or not hasattr(self.clock, "advance_to"):
+                due = self.wall.media_ns_of(next_change)
+                if due - self._preload_ns > self.clock.now_ns():
+                    due -= self._preload_ns  # pre-roll the next layout
+            wake = due
+            if polls:
                 poll = self.clock.now_ns() + check_ns
                 wake = poll if wake is None else min(wake, poll)
-            await self.clock.sleep_until(wake, self._schedule_wake)
+            woken = await self.clock.sleep_until(wake, self._schedule_wake)
             self._schedule_wake.clear()
-            self.wall.check()
+            jumped = self.wall.check() != 0
+            if woken or jumped or (due is not None and self.clock.now_ns() >= due):
+                next_change = await self._reschedule()
 
     # -- frames ----------------------------------------------------------------------------
 
