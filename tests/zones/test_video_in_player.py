@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pygame
 
@@ -18,7 +19,7 @@ RED = DATA / "red.png"
 
 
 async def test_videos_and_an_image_follow_each_other_without_errors_or_black() -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"id": "v1", "type": "video", "asset": sha256_of(SHORT)},  # to its end (0.4 s)
         {"id": "bad", "type": "video", "asset": sha256_of(CORRUPT)},  # skipped
         {"id": "v2", "type": "video", "asset": sha256_of(VP9), "duration_ms": 600},  # cut
