@@ -51,9 +51,7 @@ async def run_scenario(name: str, out: Path) -> tuple[SimResult, list[Record]]:
 
 def starts(records: list[Record], **match: Any) -> list[Record]:
     return [
-        r
-        for r in records
-        if r["event"] == "start" and all(r.get(k) == v for k, v in match.items())
+        r for r in records if r["event"] == "start" and all(r.get(k) == v for k, v in match.items())
     ]
 
 
@@ -94,16 +92,16 @@ async def test_revoked_device_pairs_again(tmp_path: Path) -> None:
     assert credentials["device_id"]
     # the cache survived the revocation: the objects are still on disk
     assert any((root / "cache" / "objects").rglob("*"))
-    idle_after = [r for r in records if r.get("state") == "idle" and 10 <= r["t"]]
+    idle_after = [r for r in records if r.get("state") == "idle" and r["t"] >= 10]
     assert idle_after, "the pairing screen (idle) never came back"
 
 
 async def test_clock_step_reschedules(tmp_path: Path) -> None:
     _, records = await run_scenario("clock_step_reschedules", tmp_path)
     # (during the first second, while the day's assets download, the default may show)
-    evening = [r for r in starts(records, layout="evening") if r["t"] >= 1][0]
+    evening = next(r for r in starts(records, layout="evening") if r["t"] >= 1)
     assert 20 <= evening["t"] < 21, "the layout did not follow the wall clock at once"
-    day_again = [r for r in starts(records, layout="day") if r["t"] >= 40][0]
+    day_again = next(r for r in starts(records, layout="day") if r["t"] >= 40)
     assert day_again["t"] < 41
     # never double-play: one start per zone and deadline
     keys = [(r["zone"], r["due"]) for r in starts(records)]
@@ -149,4 +147,3 @@ async def test_power_cut_while_offline(tmp_path: Path) -> None:
     _, records = await run_scenario("power_cut_while_offline", tmp_path)
     offline_boot = [r for r in starts(records) if 10 <= r["t"] < 20]
     assert offline_boot, "the device did not play from its cache while the server was down"
-

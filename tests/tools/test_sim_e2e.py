@@ -1,0 +1,119 @@
+"""End to end: ``signage sim`` on the virtual clock with the demo content, asserted on outputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import ConfigError
+from player import read_timeline
+from tools import main
+from tools._sim_frames import FramePolicy
+from tools._sim_run import SimOptions, run_simulation
+
+pytestmark = pytest.mark.slow
+
+PARIS = dt.timezone(dt.timedelta(hours=1))  # Europe/Paris in November
+TIMELINE_KEYS = {"t", "wall", "device", "layout", "zone", "item", "event", "due", "late_ms"}
+DAY_ITEMS = {"welcome", "on-time", "clip", "ticker", "clock"}
+EVENING_ITEMS = {"evening", "tonight", "evening-note", "evening-clock"}
+
+
+@pytest.fixture(scope="module")
+def day_to_evening(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Two devices from 18:59:00 to 19:00:25 Paris time, as fast as the clock allows."""
+    import asyncio
+
+    out = tmp_path_factory.mktemp("sim")
+    options = SimOptions(
+        duration_s=85,
+        out=out,
+        speed=None,
+        devices=2,
+        start=dt.datetime(2026, 11, 23, 18, 59, tzinfo=PARIS),
+        frames=FramePolicy.parse("first"),
+    )
+    result = asyncio.run(run_simulation(options))
+    return out, result.summary
+
+
+def test_dayparts_switch_at_the_scheduled_wall_time(
+    day_to_evening: tuple[Path, dict[str, Any]],
+) -> None:
+    out, _ = day_to_evening
+    records = read_timeline(out / "timeline.jsonl")
+    for device in ("sim-1", "sim-2"):
+        starts = [r for r in records if r["device"] == device and r["event"] == "start"]
+        first_evening = next(r for r in starts if r["layout"] == "evening" and r["t"] > 1)
+        assert dt.datetime.fromisoformat(first_evening["wall"]) == dt.datetime(
+            2026, 11, 23, 19, 0, tzinfo=PARIS
+        )
+        assert first_evening["late_ms"] == 0.0
+        before = {r["item"] for r in starts if r["t"] < first_evening["t"]}
+        after = {r["item"] for r in starts if r["t"] >= first_evening["t"]}
+        assert before >= DAY_ITEMS, DAY_ITEMS - before
+        assert after >= EVENING_ITEMS, EVENING_ITEMS - after
+        assert not after & DAY_ITEMS
+
+
+def test_timeline_has_the_documented_shape(day_to_evening: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = day_to_evening
+    records = read_timeline(out / "timeline.jsonl")
+    assert records
+    for record in records:
+        extra = {"state"} if record["event"] == "state" else set()
+        extra |= {"error"} if record["event"] == "error" else set()
+        assert set(record) == TIMELINE_KEYS | extra
+        assert record["event"] in ("start", "end", "error", "state")
+        dt.datetime.fromisoformat(record["wall"])
+        if record["event"] == "start":
+            assert record["due"] is not None and record["late_ms"] is not None
+    times = [r["t"] for r in records if r["device"] == "sim-1"]
+    assert times == sorted(times)
+
+
+def test_summary_and_outputs(day_to_evening: tuple[Path, dict[str, Any]]) -> None:
+    out, summary = day_to_evening
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["errors"] == 0
+    assert summary["black_frames"] == 0
+    assert summary["late_ms"]["max"] == 0.0  # a virtual clock presents exactly on deadlines
+    assert summary["devices"] == 2
+    assert set(summary["layouts"]) == {"day", "evening"}
+    for device in ("sim-1", "sim-2"):
+        root = out / "devices" / device
+        assert (root / "credentials.json").is_file()
+        assert (root / "manifest.json").is_file()
+        assert any((root / "cache" / "objects").rglob("*"))
+        frames = sorted(p.name for p in (out / "frames" / device).glob("*.png"))
+        assert any("_evening_" in name for name in frames)
+        assert any("_day_" in name for name in frames)
+
+
+def test_command_line_run_prints_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "sim", "--duration", "12", "--speed", "max", "--frames", "none", "-q",
+            "--start", "2026-11-23T12:00:00+01:00", "--out", str(tmp_path),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "switches" in out and "late_ms" in out and "black frames" in out
+    assert not (tmp_path / "frames").exists()
+    assert json.loads((tmp_path / "summary.json").read_text())["speed"] == "max"
+
+
+def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--frames", "sometimes", "--duration", "1"]) == 1
+    assert "--frames" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sim", "--speed", "fast"])
+    with pytest.raises(ConfigError):
+        FramePolicy.parse("every:0")
