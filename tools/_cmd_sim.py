@@ -80,6 +80,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="show the first device in a window (needs a display)",
     )
+    parser.add_argument(
+        "--port", type=int, default=0, help="port of the in-process server (default: any free)"
+    )
+    parser.add_argument(
+        "--adopt",
+        action="store_true",
+        help="screens paired by hand to the in-process server get the same content (the demo)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     parser.add_argument(
         "--log-level",
@@ -133,6 +141,8 @@ def build_options(args: argparse.Namespace) -> Any:
         frames=FramePolicy.parse(frames),
         device_overrides=dict(scenario.settings) if scenario is not None else {},
         make_display=_window_display if args.window else None,
+        port=args.port,
+        adopt=args.adopt,
         progress=(lambda _m: None) if args.quiet else _progress,
     )
 
@@ -161,12 +171,30 @@ def _window_display(index: int) -> Any:
     return ScreenDisplay(DisplayConfig(width=1280, height=720, fullscreen=False, hide_cursor=False))
 
 
+async def _simulate(options: Any) -> Any:
+    """The run, with Ctrl-C and SIGTERM ending it early (the summary covers what ran)."""
+    import asyncio
+    import signal
+
+    from tools._sim_run import Simulation, prepare_out
+
+    prepare_out(options.out)
+    simulation = Simulation(options)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, simulation.request_stop)
+    try:
+        return await simulation.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     from core import configure_logging
-    from tools._sim_run import run_simulation
     from tools._sim_summary import format_table
 
     configure_logging(args.log_level, "logfmt")
@@ -174,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.window:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    result = asyncio.run(run_simulation(options))
+    result = asyncio.run(_simulate(options))
     print(format_table(result.summary))
     print(f"\n  outputs in {result.out}/ (timeline.jsonl, summary.json, frames/, devices/)")
     if options.scenario is not None:

@@ -107,6 +107,7 @@ class SimDevice:
         self.codes: list[str] = []
         self._offset_s = 0.0
         self._task: asyncio.Task[None] | None = None
+        self.display: WatchedDisplay | None = None
         self._clients: list[httpx.AsyncClient] = []
 
     # -- events ------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ class SimDevice:
             cache_root(self.root), client=cache_http, limits=cache_limits(self.settings)
         )
         wall = WallClock(self.clock, synchronised=lambda: True)
-        display = WatchedDisplay(self._make_display(), self._watch)
+        self.display = display = WatchedDisplay(self._make_display(), self._watch)
         self.player = player = Player(
             self.settings, clock=self.clock, assets=self.cache, display=display, wall=wall,
             device=self.name,
@@ -232,6 +233,12 @@ class SimDevice:
             await client.aclose()
         self._clients = []
         self.player = self.agent = self.cache = None
+
+    def quit_requested(self) -> bool:
+        """A window's close button or Escape (also keeps the window's event queue drained)."""
+        inner = self.display.inner if self.display is not None else None
+        check = getattr(inner, "quit_requested", None)
+        return bool(check()) if callable(check) else False
 
     def object_path(self, sha256: str) -> Path:
         """Where the cache keeps an asset's verified bytes (DESIGN section 7's layout)."""

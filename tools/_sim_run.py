@@ -65,6 +65,8 @@ class SimOptions:
     frames: FramePolicy = field(default_factory=lambda: FramePolicy("switch"))
     device_overrides: dict[str, Any] = field(default_factory=dict)
     make_display: Callable[[int], Display] | None = None
+    port: int = 0  # of the in-process server; 0: any free port
+    adopt: bool = False  # devices paired by hand join the simulated group (the demo)
     progress: Callable[[str], None] = lambda _message: None
 
 
@@ -136,6 +138,8 @@ class Simulation:
         self.timeline = TimelineWriter(self.out / "timeline.jsonl")
         self._claims: set[asyncio.Task[None]] = set()
         self.events: EventRunner | None = None
+        self.stopping = asyncio.Event()
+        self.ran_s = 0.0
 
     # -- media time ------------------------------------------------------------------------
 
@@ -149,7 +153,7 @@ class Simulation:
 
     def start_server(self, port: int = 0) -> None:
         settings = server_settings(self.out, self.options.devices)
-        self.server = run_in_thread(settings, self.out / "server", port=port)
+        self.server = run_in_thread(settings, self.out / "server", port=port or self.options.port)
         self.server_url = self.server.url
 
     def admin_client(self) -> AdminClient:
@@ -249,13 +253,20 @@ class Simulation:
             await asyncio.to_thread(self.start_server)
         self.seeded = await asyncio.to_thread(seed, self.admin_client(), content)
         options.progress(f"server {self.server_url}: content seeded ({content.source})")
+        if self.server is not None:
+            # A throwaway local server: its token lets the operator pair a real screen to it.
+            options.progress(f"admin token of this server: {self.server.admin_token}")
         self.make_devices()
-        timelapse = None
+        helpers: list[asyncio.Task[None]] = []
         try:
             for device in self.devices:
                 await device.start()
             if options.frames.kind == "every":
-                timelapse = asyncio.create_task(self._timelapse())
+                helpers.append(asyncio.create_task(self._timelapse()))
+            if options.make_display is not None:
+                helpers.append(asyncio.create_task(self._watch_windows()))
+            if options.adopt:
+                helpers.append(asyncio.create_task(self._adopt()))
             await self._warm_up()
             self.events = events = EventRunner(self)
             # (time, rank, order): the end of an outage comes before events at the same time.
@@ -264,25 +275,59 @@ class Simulation:
                 options.scenario.sorted_events() if options.scenario else []
             ):
                 heapq.heappush(queue, (event.at, 1, order, event))
-            while queue:
+            while queue and not self.stopping.is_set():
                 at, _, order, due = heapq.heappop(queue)
                 await self._run_to(self.at_ns(at))
                 for later in await events.apply(due):
                     heapq.heappush(queue, (later.at, 0, order, later))
             await self._run_to(self.at_ns(options.duration_s))
+            self.ran_s = self.media_s()
         finally:
-            await self._shut_down(timelapse)
+            await self._shut_down(helpers)
         return self._result(time.monotonic() - real0)
 
+    def request_stop(self) -> None:
+        """End the run early (Ctrl-C, the window closed); the summary covers what ran."""
+        self.stopping.set()
+
     async def _run_to(self, target_ns: int) -> None:
-        """Move media time to ``target_ns``: real speed while the network matters, else ours."""
+        """Move media time to ``target_ns``: real speed while the network matters, else ours.
+
+        Time moves in chunks (a second of real time at most) so a stop request is heard.
+        """
         real = 1.0 if self.driver.virtual else "default"
         step = NS_PER_S // 20
-        while self.clock.now_ns() < target_ns:
+        chunk = NS_PER_S * (60 if self.options.speed is None else max(1, int(self.options.speed)))
+        while self.clock.now_ns() < target_ns and not self.stopping.is_set():
+            now = self.clock.now_ns()
             if self.events is not None and self.events.needs_real_time():
-                await self.driver.run_until(min(target_ns, self.clock.now_ns() + step), speed=real)
+                await self.driver.run_until(min(target_ns, now + step), speed=real)
             else:
-                await self.driver.run_until(target_ns)
+                await self.driver.run_until(min(target_ns, now + chunk))
+
+    async def _adopt(self) -> None:
+        """Screens paired by hand to the demo server get the demo content too."""
+        admin = self.admin_client()
+        while not self.stopping.is_set():
+            await asyncio.sleep(2.0)
+            if self.server is None:
+                continue  # an outage
+            try:
+                listed = await asyncio.to_thread(admin.devices)
+                for device in listed:
+                    if device.get("group") is None and device["id"] not in self.device_ids.values():
+                        await asyncio.to_thread(admin.set_group, device["id"], GROUP)
+                        self.options.progress(f"{device['name']} joined the demo content")
+            except SignageError as exc:
+                self.options.progress(f"could not list devices: {exc}")
+
+    async def _watch_windows(self) -> None:
+        """Drain window events (a desktop flags silent windows as hung); stop when closed."""
+        while not self.stopping.is_set():
+            if any(device.quit_requested() for device in self.devices):
+                self.options.progress("window closed: stopping")
+                self.request_stop()
+            await asyncio.sleep(0.1)
 
     async def _in_real_time(self, work: Awaitable[_T]) -> _T:
         """Await ``work`` (admin calls: network time) while media time follows real time."""
@@ -327,11 +372,11 @@ class Simulation:
             waiting = [d.name for d in self.devices if d.name not in self.watch.started]
             self.options.progress(f"not settled after warm-up; not playing: {waiting}")
 
-    async def _shut_down(self, timelapse: asyncio.Task[None] | None) -> None:
-        if timelapse is not None:
-            timelapse.cancel()
+    async def _shut_down(self, helpers: list[asyncio.Task[None]]) -> None:
+        for helper in helpers:
+            helper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await timelapse
+                await helper
         for task in list(self._claims):
             task.cancel()
         for device in self.devices:
@@ -354,7 +399,7 @@ class Simulation:
         names = [d.name for d in self.devices]
         summary = summarize(
             records,
-            duration_s=self.options.duration_s,
+            duration_s=round(min(self.options.duration_s, self.ran_s), 3),
             real_s=real_s,
             speed="max" if self.options.speed is None else f"{self.options.speed:g}",
             devices=names,
