@@ -157,6 +157,8 @@ class Player:
         """New content: switches once the resolved layout is playable, without a black frame."""
         self._manifest = manifest
         self._idle.pairing = None
+        if self.compositor is None:
+            return  # not started yet: start() resolves it
         self._reconsider()
         await self._reschedule()
         self._schedule_wake.set()

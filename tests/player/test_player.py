@@ -14,10 +14,17 @@ import pytest
 
 import zones._api
 from core import Settings
-from player import DirectoryAssets, MediaClock, Player, PlayerState, TimelineEvent
+from player import (
+    DirectoryAssets,
+    MediaClock,
+    Player,
+    PlayerState,
+    TimelineEvent,
+    VirtualClock,
+)
 from sync import Item, Manifest
 from tests.player.conftest import BLUE, BROKEN, DATA, RED, Harness, S, image, layout, manifest
-from zones import RenderContext
+from zones import OffscreenDisplay, RenderContext
 
 RED_RGB = (220, 30, 30)
 BLUE_RGB = (30, 60, 220)
@@ -466,3 +473,21 @@ async def test_ticker_and_clock_zones_animate_on_the_virtual_clock(harness: Harn
     presented = harness.display.frames - frames
     assert 55 <= presented <= 61, "the ticker moves every frame, capped at 60 Hz"
     assert {e.item for e in harness.of("start")} == {"n", "k"}
+
+
+async def test_content_given_before_start_plays_once_started() -> None:
+    clock = VirtualClock()
+    assets = DirectoryAssets(DATA)
+    assets.scan()
+    player = Player(
+        Settings(), clock=clock, assets=assets, display=OffscreenDisplay((64, 36)), device="early"
+    )
+    await player.set_manifest(manifest(("p1", [image("a", RED)])))
+    await clock.settle()  # anything set_manifest started has run before the display exists
+    await player.start()
+    try:
+        await clock.advance(S)
+        assert player.state is PlayerState.PLAYING
+        assert player.snapshot()[:2] == ("l1", {"main": "a"})
+    finally:
+        await player.stop()
