@@ -161,6 +161,33 @@ class _SwTarget:
             slot.data = data
 
 
+_M_ARENA_MAX = -8  # mallopt() parameter, glibc's malloc.h
+_glibc: Any = None
+
+
+def _glibc_malloc() -> Any:
+    """glibc's allocator controls, set up once: None on other C libraries."""
+    global _glibc
+    if _glibc is None:
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(_M_ARENA_MAX, 2)
+        except (OSError, AttributeError):
+            _glibc = False
+        else:
+            # mpv runs every file's demuxer and decoders on new threads; glibc gives threads
+            # arenas of their own and seldom returns what they freed, so RSS crept up ~35 MB
+            # per 1,000 files. Two arenas plus a trim after each unload keep it flat.
+            _glibc = libc
+    return _glibc or None
+
+
+def _return_free_memory() -> None:
+    libc = _glibc_malloc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 # Options for every handle: no terminal, input, scripts or config files of the host, no
 # subtitles, software decoding into the render API, the last frame kept at end of file.
 _BASE_OPTIONS: dict[str, str] = {
@@ -194,6 +221,7 @@ class MpvOutput:
     """A VideoOutput on libmpv's software render API. Create it off the event loop (blocks)."""
 
     def __init__(self, *, audio_output: str = "null", audio_device: str | None = None) -> None:
+        _glibc_malloc()
         self.listener: Listener | None = None
         self._entry = 0  # mpv's playlist entry id of the file playing (set on mpv's thread)
         self._frames_since_open = 0
@@ -314,6 +342,7 @@ class MpvOutput:
             self._player.check_core_alive()
             self._player.command("stop")
         self._frames_since_open = 0
+        _return_free_memory()
 
     def update(self, *, force: bool = False) -> bool:
         target = self._target

@@ -249,3 +249,13 @@ def test_a_file_loads_right_after_unloading_a_failed_one(output: MpvOutput) -> N
         events.wait(_open(output, CORRUPT), VideoEventKind.ERROR)
         output.unload()
         events.wait(_open(output, SHORT), VideoEventKind.READY)
+
+
+def test_glibc_is_told_to_keep_few_arenas_once() -> None:
+    # mpv's per-file threads would otherwise each leave an arena behind (RSS creep over
+    # thousands of switches; `signage bench video` measures it).
+    from zones import _mpv
+
+    first = _mpv._glibc_malloc()
+    assert first is not None  # the development and kiosk systems use glibc
+    assert _mpv._glibc_malloc() is first
