@@ -251,6 +251,7 @@ async def revoke_device(device_id: str, state: State, admin: Admin) -> Response:
     state.forget_device_auth(device_id)
     state.hub.close_device(device_id)
     state.presence.forget(device_id)
+    state.presence_writes.pop(device_id, None)
     state.manifests.pop(device_id, None)
     state.hub.broadcast("device", {"device_id": device_id, "status": "revoked"})
     return Response(status_code=204)

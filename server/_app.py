@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import Settings
@@ -27,8 +27,8 @@ from server import (
     _pairing,
     _uploads,
 )
-from server._db import commands, database_url, devices, open_database, pairings
-from server._device_api import publish_presence
+from server._db import commands, database_url, open_database, pairings
+from server._device_api import flush_presence, publish_presence, queue_presence_write
 from server._hub import EventHub
 from server._limits import SlidingWindow
 from server._presence import Presence
@@ -41,6 +41,7 @@ from sync import Heartbeat, Problem
 log = logging.getLogger("signage.server")
 FORBIDDEN_QUERY_KEYS = {"token", "access_token"}
 PAIRING_KEEP_S = 3600.0
+PRESENCE_FLUSH_S = 1.0
 
 
 class GuardMiddleware:
@@ -79,17 +80,10 @@ class GuardMiddleware:
 async def sweep_once(state: ServerState) -> None:
     """Mark silent devices offline, drop abandoned uploads and stale pairings."""
     now = state.clock()
-    gone = state.presence.expired(now)
-    if gone:
-        async with state.engine.begin() as conn:
-            for device_id, last_seen in gone:
-                await conn.execute(
-                    update(devices)
-                    .where(devices.c.id == device_id)
-                    .values(status="offline", last_seen=last_seen)
-                )
-        for device_id, _ in gone:
-            publish_presence(state, device_id, "offline", now)
+    for device_id, last_seen in state.presence.expired(now):
+        queue_presence_write(state, device_id, "offline", last_seen)
+        publish_presence(state, device_id, "offline", now)
+    await flush_presence(state)
     await remove_expired_uploads(state)
     async with state.engine.begin() as conn:
         await conn.execute(delete(pairings).where(pairings.c.expires_at < now - PAIRING_KEEP_S))
@@ -97,10 +91,16 @@ async def sweep_once(state: ServerState) -> None:
 
 async def _sweeper(state: ServerState) -> None:
     period = min(5.0, state.heartbeat_interval() / 2)
+    passes = 0
     while True:
-        await asyncio.sleep(period)
+        await asyncio.sleep(PRESENCE_FLUSH_S)
+        passes += 1
         try:
-            await sweep_once(state)
+            if passes * PRESENCE_FLUSH_S >= period:
+                passes = 0
+                await sweep_once(state)
+            else:
+                await flush_presence(state)
         except Exception:
             log.exception("sweeper pass failed")
 
@@ -215,6 +215,7 @@ def create_app(
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await flush_presence(state)
             for device_id in list(state.manifests):
                 state.hub.close_device(device_id)
             await engine.dispose()

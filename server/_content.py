@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server._db import devices, groups, layouts, media, playlists, schedules
@@ -45,112 +46,138 @@ def manifest_config(state: ServerState) -> ManifestConfig:
     )
 
 
-def assignment_of(device: Any, group: Any | None) -> tuple[list[str], str | None, str]:
+def assignment_of(device: Any, group: Any | None) -> tuple[tuple[str, ...], str | None, str]:
     """(schedule ids, default layout, timezone): the device's own set wins over its group's."""
     if device.schedule is not None or device.default_layout is not None:
         source = device
     elif group is not None:
         source = group
     else:
-        return [], None, device.timezone or "UTC"
+        return (), None, device.timezone or "UTC"
     timezone = device.timezone or source.timezone or "UTC"
-    return list(source.schedule or []), source.default_layout, timezone
+    return tuple(source.schedule or []), source.default_layout, timezone
 
 
-async def _bodies(conn: AsyncConnection, table: Any, ids: Iterable[str]) -> dict[str, Any]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = await conn.execute(select(table.c.id, table.c.body).where(table.c.id.in_(wanted)))
-    return {row.id: row.body for row in rows}
+Assignment = tuple[tuple[str, ...], str | None, str]
 
 
-async def assemble(
-    conn: AsyncConnection, state: ServerState, device: Any, group: Any | None
-) -> Manifest:
-    """The manifest content for ``device`` at version 0 (the caller sets the version)."""
-    schedule_ids, default_layout, timezone = assignment_of(device, group)
-    entries = [
-        ScheduleEntry.model_validate(body)
-        for _, body in sorted((await _bodies(conn, schedules, schedule_ids)).items())
-    ]
-    layout_ids = {e.layout for e in entries} | ({default_layout} if default_layout else set())
-    layout_models = [
-        Layout.model_validate(body)
-        for _, body in sorted((await _bodies(conn, layouts, layout_ids)).items())
-    ]
-    playlist_ids = {zone.playlist for layout in layout_models for zone in layout.zones}
-    playlist_models = [
-        Playlist.model_validate(body)
-        for _, body in sorted((await _bodies(conn, playlists, playlist_ids)).items())
-    ]
-    shas = {
-        item.asset
-        for p in playlist_models
-        for item in p.items
-        if isinstance(item, ImageItem | VideoItem)
-    }
-    assets: list[Asset] = []
-    if shas:
-        rows = await conn.execute(select(media).where(media.c.sha256.in_(sorted(shas))))
-        assets = [Asset(sha256=r.sha256, size=r.size, mime=r.mime) for r in rows]
-    return Manifest(
-        version=0,
-        timezone=timezone,
-        config=manifest_config(state),
-        assets=sorted(assets, key=lambda a: a.sha256),
-        playlists=playlist_models,
-        layouts=layout_models,
-        schedule=entries,
-        default_layout=default_layout if default_layout in {x.id for x in layout_models} else None,
-    )
+@dataclass
+class _Content:
+    """Validated manifest content (version 0) and its digest, shared by same-set devices."""
+
+    body: dict[str, Any]
+    digest: str
+    assets: frozenset[str]
 
 
-def _dump(manifest: Manifest) -> dict[str, Any]:
-    return manifest.model_dump(mode="json", by_alias=True)
+class ContentSnapshot:
+    """All content tables read once, so rebuilding many manifests costs a handful of queries;
+    devices with the same content set share one assembly."""
 
+    def __init__(
+        self,
+        state: ServerState,
+        tables: dict[str, dict[str, Any]],
+        media_rows: dict[str, Asset],
+        group_rows: dict[str, Any],
+    ) -> None:
+        self._state = state
+        self._tables = tables
+        self._media = media_rows
+        self.groups = group_rows
+        self._memo: dict[Assignment, _Content] = {}
 
-async def refresh_device(conn: AsyncConnection, state: ServerState, device: Any) -> bool:
-    """Rebuild one device's manifest; bump its version when the content changed.
+    @classmethod
+    async def load(cls, conn: AsyncConnection, state: ServerState) -> ContentSnapshot:
+        tables = {}
+        for name, table in (
+            ("schedules", schedules),
+            ("layouts", layouts),
+            ("playlists", playlists),
+        ):
+            tables[name] = {
+                r.id: r.body for r in await conn.execute(select(table.c.id, table.c.body))
+            }
+        media_rows = {
+            r.sha256: Asset(sha256=r.sha256, size=r.size, mime=r.mime)
+            for r in await conn.execute(select(media))
+        }
+        group_rows = {r.id: r for r in await conn.execute(select(groups))}
+        return cls(state, tables, media_rows, group_rows)
 
-    Returns whether it changed (the caller publishes after committing).
-    """
-    group = None
-    if device.group_id is not None:
-        group = (await conn.execute(select(groups).where(groups.c.id == device.group_id))).first()
-    content = await assemble(conn, state, device, group)
-    digest = hashlib.sha256(canonical_json(_dump(content))).hexdigest()
-    version = device.manifest_version
-    changed = digest != device.manifest_digest
-    if changed:
-        version += 1
-        await conn.execute(
-            update(devices)
-            .where(devices.c.id == device.id)
-            .values(manifest_version=version, manifest_digest=digest)
+    def _models(self, name: str, model: Any, ids: Iterable[str]) -> list[Any]:
+        table = self._tables[name]
+        return [model.model_validate(table[i]) for i in sorted(set(ids)) if i in table]
+
+    def content(self, assignment: Assignment) -> _Content:
+        cached = self._memo.get(assignment)
+        if cached is None:
+            cached = self._memo[assignment] = self._assemble(*assignment)
+        return cached
+
+    def _assemble(
+        self, schedule_ids: tuple[str, ...], default_layout: str | None, timezone: str
+    ) -> _Content:
+        entries = self._models("schedules", ScheduleEntry, schedule_ids)
+        layout_ids = {e.layout for e in entries} | ({default_layout} if default_layout else set())
+        layout_models = self._models("layouts", Layout, layout_ids)
+        playlist_ids = {zone.playlist for layout in layout_models for zone in layout.zones}
+        playlist_models = self._models("playlists", Playlist, playlist_ids)
+        shas = {
+            i.asset
+            for p in playlist_models
+            for i in p.items
+            if isinstance(i, ImageItem | VideoItem)
+        }
+        manifest = Manifest(
+            version=0,
+            timezone=timezone,
+            config=manifest_config(self._state),
+            assets=[self._media[sha] for sha in sorted(shas) if sha in self._media],
+            playlists=playlist_models,
+            layouts=layout_models,
+            schedule=entries,
+            default_layout=default_layout
+            if default_layout in {x.id for x in layout_models}
+            else None,
         )
-    # Validated again with its final version before anything serves it.
-    manifest = Manifest.model_validate(_dump(content) | {"version": version})
-    body = canonical_json(_dump(manifest))
-    etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
-    state.manifests[device.id] = CachedManifest(
-        etag=etag, body=body, version=version, assets=frozenset(a.sha256 for a in manifest.assets)
-    )
-    return bool(changed)
+        body = manifest.model_dump(mode="json", by_alias=True)
+        digest = hashlib.sha256(canonical_json(body)).hexdigest()
+        return _Content(body, digest, frozenset(a.sha256 for a in manifest.assets))
 
 
 async def refresh_devices(
     conn: AsyncConnection, state: ServerState, device_ids: Sequence[str] | None = None
 ) -> list[str]:
-    """Rebuild the manifests of the given (default: all live) devices; return the changed ids."""
+    """Rebuild the manifests of the given (default: all live) devices; bump the version of
+    each whose content changed and return those ids (the caller announces after commit)."""
     query = select(devices).where(devices.c.revoked_at.is_(None))
     if device_ids is not None:
         query = query.where(devices.c.id.in_(list(device_ids)))
-    changed = []
-    for device in (await conn.execute(query)).all():
-        if await refresh_device(conn, state, device):
-            changed.append(device.id)
-    return changed
+    rows = (await conn.execute(query)).all()
+    if not rows:
+        return []
+    snapshot = await ContentSnapshot.load(conn, state)
+    changed: list[dict[str, Any]] = []
+    for device in rows:
+        group = snapshot.groups.get(device.group_id) if device.group_id else None
+        content = snapshot.content(assignment_of(device, group))
+        version = device.manifest_version
+        if content.digest != device.manifest_digest:
+            version += 1
+            changed.append({"b_id": device.id, "b_version": version, "b_digest": content.digest})
+        # The content was validated as a Manifest; only the version differs per device.
+        body = canonical_json(content.body | {"version": version})
+        etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+        state.manifests[device.id] = CachedManifest(etag, body, version, content.assets)
+    if changed:
+        await conn.execute(
+            update(devices)
+            .where(devices.c.id == bindparam("b_id"))
+            .values(manifest_version=bindparam("b_version"), manifest_digest=bindparam("b_digest")),
+            changed,
+        )
+    return [c["b_id"] for c in changed]
 
 
 def announce(state: ServerState, device_ids: Iterable[str]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from core import atomic_write
 from server._auth import Device, State
@@ -79,14 +79,56 @@ async def mark_seen(state: ServerState, device_id: str) -> None:
     transition, write_last_seen = state.presence.seen(device_id, now)
     if transition is None and not write_last_seen:
         return
-    values: dict[str, Any] = {"last_seen": now}
-    if transition is not None:
-        values["status"] = transition
-    async with state.engine.begin() as conn:
-        await conn.execute(update(devices).where(devices.c.id == device_id).values(**values))
-    state.counters.inc("presence_writes")
+    queue_presence_write(state, device_id, transition, now)
     if transition is not None:
         publish_presence(state, device_id, transition, now)
+
+
+def queue_presence_write(
+    state: ServerState, device_id: str, status: Transition | None, last_seen: float
+) -> None:
+    """Queued, and written in bulk by ``flush_presence``: a reconnect wave of a thousand
+    devices costs one transaction, not a thousand."""
+    row = state.presence_writes.setdefault(device_id, {})
+    row["last_seen"] = last_seen
+    if status is not None:
+        row["status"] = status
+
+
+async def flush_presence(state: ServerState) -> int:
+    """Write the queued presence changes in one transaction; return the rows written."""
+    if not state.presence_writes:
+        return 0
+    pending, state.presence_writes = state.presence_writes, {}
+    with_status = [
+        {"b_id": k, "b_seen": v["last_seen"], "b_status": v["status"]}
+        for k, v in pending.items()
+        if "status" in v
+    ]
+    seen_only = [
+        {"b_id": k, "b_seen": v["last_seen"]} for k, v in pending.items() if "status" not in v
+    ]
+    by_id = devices.c.id == bindparam("b_id")
+    try:
+        async with state.engine.begin() as conn:
+            if with_status:
+                await conn.execute(
+                    update(devices)
+                    .where(by_id)
+                    .values(status=bindparam("b_status"), last_seen=bindparam("b_seen")),
+                    with_status,
+                )
+            if seen_only:
+                await conn.execute(
+                    update(devices).where(by_id).values(last_seen=bindparam("b_seen")), seen_only
+                )
+    except BaseException:
+        # Not lost: merged back (newer values win) for the next flush.
+        for device_id, values in pending.items():
+            state.presence_writes[device_id] = values | state.presence_writes.get(device_id, {})
+        raise
+    state.counters.inc("presence_writes", len(pending))
+    return len(pending)
 
 
 def publish_presence(state: ServerState, device_id: str, status: Transition, at: float) -> None:

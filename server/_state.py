@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -67,6 +68,7 @@ class ServerState:
     # device (dropped on rotation and revocation), and devices with undelivered commands.
     auth_cache: dict[str, AuthedDevice] = field(default_factory=dict)
     devices_with_commands: set[str] = field(default_factory=set)
+    presence_writes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def forget_device_auth(self, device_id: str) -> None:
         for token_hash in [h for h, d in self.auth_cache.items() if d.id == device_id]:

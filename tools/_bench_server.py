@@ -33,8 +33,9 @@ def _print_report(result: dict[str, Any]) -> None:
         )
     f = result["fan_out"]
     print(
-        f"SSE: {f['connected']}/{f['streams']} streams held; manifest change delivered to "
-        f"{f['delivered']} in {f['fan_out_s']:.2f} s (publish + rebuild + fan-out)"
+        f"SSE: {f['connected']}/{f['streams']} streams held; a change to all devices reached "
+        f"{f['delivered']} streams {f['fan_out_s']:.2f} s after the admin's request "
+        f"(of which {f['publish_s']:.2f} s publishing: rebuild, commit, answer)"
     )
 
 
