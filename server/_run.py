@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from pathlib import Path
@@ -47,8 +46,8 @@ class RunningServer:
 
 
 def _serve(server: uvicorn.Server) -> None:
-    # A private loop: the caller's thread may run its own.
-    asyncio.run(server.serve())
+    # A private loop (uvloop when installed): the caller's thread may run its own.
+    server.run()
 
 
 def run_in_thread(settings: Settings, data_dir: Path, *, port: int = 0) -> RunningServer:
