@@ -16,102 +16,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import heapq
 import logging
-import shutil
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import pygame
 
-from core import ConfigError, Settings, SignageError, load_settings
+from core import ConfigError, SignageError
 from player import NS_PER_S, TimelineWriter, read_timeline
 from server import AdminClient, RunningServer, run_in_thread
 from tools._sim_clock import RealDeviceClock, Speed, TimeDriver, device_clock, make_clock
 from tools._sim_content import load_content
 from tools._sim_device import SimDevice
 from tools._sim_events import EventRunner, ServerBack
-from tools._sim_frames import FramePolicy, FrameWriter, SwitchFrames
-from tools._sim_scenario import Event, Scenario
+from tools._sim_frames import FrameWriter, SwitchFrames
+from tools._sim_options import (
+    SimOptions,
+    SimResult,
+    device_settings,
+    prepare_out,
+    server_settings,
+)
+from tools._sim_scenario import Event
 from tools._sim_seed import GROUP, SeededContent, seed
 from tools._sim_summary import check_expectations, summarize
 from tools._sim_watch import Watch
 from zones import Display, OffscreenDisplay
 
+__all__ = ["SimOptions", "SimResult", "Simulation", "prepare_out", "run_simulation"]
+
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 WARMUP_LIMIT_S = 120.0  # pairing and first downloads must fit in this much media time
-OUTPUTS = ("timeline.jsonl", "summary.json", "frames", "devices", "server")
-
-
-@dataclass(frozen=True)
-class SimOptions:
-    duration_s: float
-    out: Path
-    speed: Speed = 1.0
-    devices: int = 1
-    content: str | Path = "demo"
-    content_base: Path | None = None
-    server_url: str | None = None
-    admin_token: str | None = None
-    scenario: Scenario | None = None
-    start: dt.datetime | None = None
-    frames: FramePolicy = field(default_factory=lambda: FramePolicy("switch"))
-    device_overrides: dict[str, Any] = field(default_factory=dict)
-    make_display: Callable[[int], Display] | None = None
-    port: int = 0  # of the in-process server; 0: any free port
-    adopt: bool = False  # devices paired by hand join the simulated group (the demo)
-    progress: Callable[[str], None] = lambda _message: None
-
-
-@dataclass
-class SimResult:
-    summary: dict[str, Any]
-    failures: list[str]
-    out: Path
-
-
-def prepare_out(out: Path) -> None:
-    """Clear what a previous run left (only the simulator's own outputs)."""
-    out.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
-def server_settings(out: Path, devices: int) -> Settings:
-    return load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(out / "server"),
-            # The whole simulated fleet pairs from one address.
-            "server": {"pairing_requests_per_ip": max(10, devices * 4)},
-        },
-    )
-
-
-def device_settings(options: SimOptions, name: str, root: Path, server_url: str) -> Settings:
-    overrides: dict[str, Any] = {
-        "data_dir": str(root),
-        "sync": {"server_url": server_url, "device_name": name, "hardware_id": f"signage-{name}"},
-        "display": {"driver": "dummy", "fullscreen": False},
-    }
-    for section, values in options.device_overrides.items():
-        if isinstance(values, dict) and isinstance(overrides.get(section), dict):
-            overrides[section] = overrides[section] | values
-        else:
-            overrides[section] = values
-    return load_settings(None, env={}, overrides=overrides)
 
 
 def _grab(device: SimDevice) -> pygame.Surface | None:
