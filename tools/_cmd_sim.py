@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_OUT = Path("sim-out")
+MAX_SPEED_FPS = 1
 
 
 def _speed(text: str) -> float | str:
@@ -81,6 +82,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="show the first device in a window (needs a display)",
     )
     parser.add_argument(
+        "--fps",
+        type=int,
+        choices=range(1, 241),
+        metavar="N",
+        help="the players' frame-rate cap (default: 60, or 1 with --speed max)",
+    )
+    parser.add_argument(
         "--port", type=int, default=0, help="port of the in-process server (default: any free)"
     )
     parser.add_argument(
@@ -139,7 +147,7 @@ def build_options(args: argparse.Namespace) -> Any:
         scenario=scenario,
         start=_pick(args.start, run.start if run else None, None),
         frames=FramePolicy.parse(frames),
-        device_overrides=dict(scenario.settings) if scenario is not None else {},
+        device_overrides=_device_overrides(scenario, speed, args.fps),
         make_display=_window_display if args.window else None,
         port=args.port,
         adopt=args.adopt,
@@ -155,6 +163,25 @@ def scenario_path(given: Path) -> Path:
     if not given.exists() and given.parent == Path() and bundled.exists():
         return bundled
     return given
+
+
+def _device_overrides(scenario: Any, speed: float | None, fps: int | None) -> dict[str, Any]:
+    """The scenario's device settings; at ``--speed max`` animation is sampled at 1 Hz.
+
+    A virtual day has tens of thousands of animation frames (a ticker, fades) that take real
+    time to compose but say nothing about timing: switches are still presented exactly at
+    their deadlines.
+    """
+    overrides: dict[str, Any] = {
+        k: dict(v) if isinstance(v, dict) else v
+        for k, v in (scenario.settings if scenario is not None else {}).items()
+    }
+    player = overrides.setdefault("player", {})
+    if fps is not None:
+        player["frame_rate_hz"] = fps
+    elif speed is None:
+        player.setdefault("frame_rate_hz", MAX_SPEED_FPS)  # a scenario's own value wins
+    return overrides
 
 
 def _progress(message: str) -> None:
