@@ -198,6 +198,13 @@ class ZoneView:
         canvas.blit(self._outgoing.surface, area.topleft, source)
         self._blend(canvas, self.current.surface, area, source, progress)
 
+    def covers(self, rect: pygame.Rect) -> bool:
+        """True when this zone paints every pixel of ``rect`` opaquely (nothing beneath shows)."""
+        layer = self.current
+        if layer is None or self._fade is not None or not self.rect.contains(rect):
+            return False
+        return layer.flat is not None or not layer.surface.get_flags() & pygame.SRCALPHA
+
     @staticmethod
     def _blend(
         canvas: pygame.Surface,
@@ -251,8 +258,14 @@ class Scene:
             dirty, self._full = [self.canvas.get_rect()], False
         dirty = _merge(dirty)
         for rect in dirty:
-            self.canvas.fill(self.background, rect)
-            for view in self.zones:
+            # Start at the highest zone that hides everything beneath it in this rectangle.
+            first = next(
+                (i for i in range(len(self.zones) - 1, -1, -1) if self.zones[i].covers(rect)),
+                None,
+            )
+            if first is None:
+                self.canvas.fill(self.background, rect)
+            for view in self.zones[first or 0 :]:
                 view.paint(self.canvas, rect, now_ns)
             if overlay is not None and overlay.visible:
                 overlay.paint(self.canvas, rect)
