@@ -147,6 +147,8 @@ async def _switch_run(
     plan: Callable[[int], Path | None],  # index -> clip, or None for a still image
     size: tuple[int, int],
     switches: int,
+    *,
+    at_end: bool = False,  # videos without a duration, switched when they end
 ) -> SwitchRun:
     import pygame
 
@@ -159,7 +161,8 @@ async def _switch_run(
         if clip is None:
             return _Still(size)
         renderer = video(_context())
-        await renderer.prepare(_item(clip, index, duration_ms=item_ns // 1_000_000), size)
+        duration = None if at_end else item_ns // 1_000_000
+        await renderer.prepare(_item(clip, index, duration_ms=duration), size)
         return renderer
 
     current = await make(0)
@@ -170,26 +173,39 @@ async def _switch_run(
     pending: int | None = None
     upcoming: asyncio.Task[Any] | None = None
     index, tick = 0, t0
-    while index < switches or tick < t0 + (switches + 1) * item_ns:
+    give_up = t0 + (switches + 2) * 10**10
+
+    def running() -> bool:
+        if index < switches:
+            return True
+        return not current.ended if at_end else tick < t0 + (switches + 1) * item_ns
+
+    while tick < give_up and running():
         delay = tick - time.monotonic_ns()
         if delay > 0:
             await asyncio.sleep(delay / 1e9)
-        deadline = t0 + (index + 1) * item_ns
-        if upcoming is None and index < switches and tick >= deadline - PRELOAD_NS:
+        # Items with a duration end on the grid; the others when the file ends (announced).
+        if at_end:
+            deadline: int | None = getattr(current, "expected_end_ns", None)
+        else:
+            deadline = t0 + (index + 1) * item_ns
+        if upcoming is None and index < switches and deadline and tick >= deadline - PRELOAD_NS:
             upcoming = asyncio.create_task(make(index + 1))
-        if upcoming is not None and tick >= deadline:
+        due = current.ended if at_end else deadline is not None and tick >= deadline
+        if upcoming is not None and due:
             run.late_prepares += not upcoming.done()
             following = await upcoming
             upcoming = None
-            following.start(deadline)
+            following.start(tick if at_end else deadline or tick)
             current.stop()
             current.release()
-            current, index, pending = following, index + 1, deadline
+            current, index, pending = following, index + 1, deadline or tick
         if current.draw(surface, tick):
             screen.blit(surface, (0, 0))
             presented = time.monotonic_ns()
-            tick_index = (tick - t0) // FRAME_NS
-            changes.append((tick_index, "image" if isinstance(current, _Still) else "video"))
+            changes.append(
+                ((tick - t0) // FRAME_NS, "image" if isinstance(current, _Still) else "video")
+            )
             if pending is not None:
                 run.lateness_ms.append((presented - pending) / 1e6)
                 switched_at.append((pending - t0) // FRAME_NS)
@@ -345,6 +361,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             await _switch_run(video, "video→video", lambda i: (h264, vp9)[i % 2], size, n),
             await _switch_run(video, "video→image", lambda i: None if i % 2 else h264, size, n),
             await _switch_run(video, "image→video", lambda i: h264 if i % 2 else None, size, n),
+            await _switch_run(video, "video→video at end", lambda i: short, size, n, at_end=True),
         ]
         fps = [
             await _fps(video, clips / name, args.passes)

@@ -17,6 +17,7 @@ import ctypes
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -59,6 +60,13 @@ class VideoEvent:
 Listener = Callable[[VideoEvent], None]
 
 
+@dataclass(frozen=True)
+class Position:
+    load: int  # the file it is about
+    seconds: float  # playback position (the frame on display)
+    seen_ns: int  # time.monotonic_ns() when mpv reported it
+
+
 class VideoOutput(Protocol):
     """One decoder and renderer that plays one file at a time into its ``frame`` surface."""
 
@@ -88,6 +96,10 @@ class VideoOutput(Protocol):
     @property
     def frame(self) -> pygame.Surface | None:
         """The last rendered frame of the current file; None before its first one."""
+
+    @property
+    def position(self) -> Position | None:
+        """Where playback was last seen: None before the first report."""
 
     def close(self) -> None:
         """Free the render context, then terminate the handle. Blocks; idempotent."""
@@ -224,6 +236,7 @@ class MpvOutput:
         _glibc_malloc()
         self.listener: Listener | None = None
         self._entry = 0  # mpv's playlist entry id of the file playing (set on mpv's thread)
+        self._position: Position | None = None
         self._frames_since_open = 0
         self._target: _SwTarget | None = None
         self._visible: pygame.Surface | None = None
@@ -243,6 +256,7 @@ class MpvOutput:
         self._context.update_cb = self._on_frame
         self._player.register_event_callback(self._on_event)
         self._player.observe_property("eof-reached", self._on_eof)
+        self._player.observe_property("time-pos", self._on_position)
 
     # mpv's thread -------------------------------------------------------------------------
     def _emit(
@@ -292,6 +306,11 @@ class MpvOutput:
         except _MPV_EXCEPTIONS:
             return None
         return float(value) if isinstance(value, int | float) and value > 0 else None
+
+    def _on_position(self, _name: str, value: Any) -> None:
+        if isinstance(value, int | float):
+            # One immutable object replaced at once: readers on the loop see old or new.
+            self._position = Position(self._entry, float(value), time.monotonic_ns())
 
     def _on_eof(self, _name: str, value: Any) -> None:
         if value is True:
@@ -358,6 +377,10 @@ class MpvOutput:
     @property
     def frame(self) -> pygame.Surface | None:
         return self._visible if self._frames_since_open else None
+
+    @property
+    def position(self) -> Position | None:
+        return self._position
 
     def close(self) -> None:
         with self._lock:

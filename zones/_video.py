@@ -67,6 +67,7 @@ class VideoRenderer:
         self._last_frame_ns = 0
         self._duration_ns: int | None = None
         self._started_at: int | None = None
+        self._started_mono: int | None = None
         self.frames_painted = 0
 
     # events from mpv's thread ------------------------------------------------------------
@@ -190,6 +191,7 @@ class VideoRenderer:
         self._playing = True
         self._painted = False
         self._started_at = at_ns
+        self._started_mono = time.monotonic_ns()
         self._last_frame_ns = time.monotonic_ns()
 
     def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
@@ -224,8 +226,13 @@ class VideoRenderer:
     def next_change_ns(self, now_ns: int) -> int | None:
         if not self._playing or self._eof or self._failure is not None:
             return None
-        # New frames wake the loop; this deadline only makes sure a stall gets noticed.
-        remaining = self._last_frame_ns + int(self._config.stall_s * 1e9) - time.monotonic_ns()
+        # New frames wake the loop; these deadlines make sure a stall, and the end of a file
+        # after its last frame, get noticed.
+        now = time.monotonic_ns()
+        remaining = self._last_frame_ns + int(self._config.stall_s * 1e9) - now
+        end = self._end_monotonic_ns()
+        if end is not None:
+            remaining = min(remaining, end - now)
         return now_ns + max(remaining, 0) + 1
 
     # A video covers its whole zone (letterbox bars are black): composing it is a plain copy.
@@ -233,19 +240,54 @@ class VideoRenderer:
     # Starting a video early would play its first seconds off screen (and audibly).
     prerender = False
 
-    @property
-    def expected_end_ns(self) -> int | None:
-        """When a video without a duration will end, so the next item is ready by then."""
+    def _lag_ns(self) -> int:
+        """How far playback runs behind its start (a slow start, a stutter) per mpv's last
+        position report; negative when ahead (mpv shows frame 1 at once after the paused
+        frame 0, so playback runs about one frame ahead of ``start``)."""
+        output = self._output
+        position = None if output is None else output.position
+        if position is None or position.load != self._load or self._started_mono is None:
+            return 0
+        return position.seen_ns - self._started_mono - int(position.seconds * 1e9)
+
+    def _end_monotonic_ns(self) -> int | None:
+        """When the last frame of a video without a duration will have had its time."""
         item = self._item
-        if item is None or item.duration_ms is not None or self._started_at is None:
+        if item is None or item.duration_ms is not None or self._started_mono is None:
             return None
         if self._duration_ns is None:
             return None
-        return self._started_at + self._duration_ns
+        return self._started_mono + self._lag_ns() + self._duration_ns
+
+    @property
+    def expected_end_ns(self) -> int | None:
+        """When a video without a duration will end, so the next item is ready by then."""
+        end = self._end_monotonic_ns()
+        if end is None or self._started_at is None or self._started_mono is None:
+            return None
+        return self._started_at + end - self._started_mono
 
     @property
     def ended(self) -> bool:
-        return self._eof and self._item is not None and self._item.duration_ms is None
+        """End of file, or the last frame has been on screen for its duration.
+
+        mpv reports the end of file a frame or two after the last frame's time is up; switching
+        on time instead keeps the last frame from lingering (a frozen frame). The estimate is
+        only trusted once playback has reached the last 100 ms of the file.
+        """
+        item = self._item
+        if item is None or item.duration_ms is not None:
+            return False
+        if self._eof:
+            return True
+        end = self._end_monotonic_ns()
+        output = self._output
+        position = None if output is None else output.position
+        if end is None or position is None or position.load != self._load:
+            return False
+        assert self._duration_ns is not None
+        near_end = position.seconds * 1e9 >= self._duration_ns - 100_000_000
+        return near_end and time.monotonic_ns() >= end
 
     @property
     def owns_audio(self) -> bool:

@@ -14,13 +14,14 @@ from typing import Any
 
 import pygame
 
-from zones._mpv import Fit, Listener, VideoEvent, VideoEventKind, VideoOutputLost
+from zones._mpv import Fit, Listener, Position, VideoEvent, VideoEventKind, VideoOutputLost
 
 
 class FakeMpv:
     def __init__(self, *, hang: bool = False, answer_before_return: bool = False) -> None:
         self.listener: Listener | None = None
         self.duration_s: float | None = 2.0  # what READY reports
+        self.reported_position: Position | None = None
         self.hang = hang
         self.answer_before_return = answer_before_return
         self.stalled = False
@@ -121,6 +122,14 @@ class FakeMpv:
     @property
     def frame(self) -> pygame.Surface | None:
         return self._frame if self._has_frame else None
+
+    @property
+    def position(self) -> Position | None:
+        return self.reported_position
+
+    def report_position(self, seconds: float, seen_ns: int) -> None:
+        """What mpv's time-pos observer would record for the current file."""
+        self.reported_position = Position(self._load, seconds, seen_ns)
 
     def close(self) -> None:
         self.closed = True

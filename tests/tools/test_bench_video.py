@@ -13,7 +13,7 @@ async def test_bench_video_reports_every_figure_on_a_short_run() -> None:
     )
     report = await _bench_video._main(args)
     kinds = [row["kind"] for row in report["switching"]]
-    assert kinds == ["video→video", "video→image", "image→video"]
+    assert kinds == ["video→video", "video→image", "image→video", "video→video at end"]
     for row in report["switching"]:
         assert row["switches"] == 2
         assert row["black_frames"] == 0  # the next item's first frame is ready before its turn

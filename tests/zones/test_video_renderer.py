@@ -36,6 +36,10 @@ def fake_of(renderer: VideoRenderer) -> FakeMpv:
     return output
 
 
+def has_ended(renderer: VideoRenderer) -> bool:
+    return renderer.ended  # a call, so that mypy does not narrow the property between reads
+
+
 async def settle() -> None:
     """Let events posted from the fake's threads run on the loop."""
     for _ in range(3):
@@ -307,3 +311,24 @@ async def test_a_video_without_duration_announces_when_it_will_end(
     assert endless.opaque is True and endless.prerender is False
     endless.release()
     timed.release()
+
+
+async def test_a_video_ends_once_its_last_frame_had_its_time(factory: FakeMpvFactory) -> None:
+    # mpv says "end of file" a frame or two late; the position reports predict it exactly.
+    renderer = make(factory)(context())
+    await renderer.prepare(video_item(H264), ZONE)
+    fake = fake_of(renderer)
+    assert fake.listener is not None
+    fake.listener(VideoEvent(VideoEventKind.READY, 1, duration_s=0.2))  # a 0.2 s file
+    await settle()
+    renderer.start(0)
+    started = time.monotonic_ns()
+    fake.report_position(0.04, started)  # early on: not trusted to end anything
+    await asyncio.sleep(0.25)
+    assert not has_ended(renderer)
+    next_change = renderer.next_change_ns(0)
+    assert next_change is not None and next_change <= 1  # the predicted end is already due
+    fake.report_position(0.16, started + 100_000_000)  # last frame, shown 60 ms late
+    assert renderer.expected_end_ns == pytest.approx(140_000_000, abs=2_000_000)
+    assert has_ended(renderer)  # 0.2 s of video, started 60 ms late, ended by now
+    renderer.release()
