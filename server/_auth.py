@@ -46,7 +46,7 @@ async def current_device(
     # The dict lookup is by hash of the secret; the compare below is still constant-time.
     if cached is not None and same_hash(cached.token_hash, token_hash):
         return cached
-    async with state.engine.begin() as conn:
+    async with state.engine.connect() as conn:
         row = (
             await conn.execute(
                 select(devices).where(
@@ -57,17 +57,18 @@ async def current_device(
                 )
             )
         ).first()
-        current = row is not None and same_hash(row.token_hash, token_hash)
-        if row is None or not (current or same_hash(row.previous_token_hash, token_hash)):
-            raise ApiError(401, "invalid_token", "unknown or revoked token", headers=_UNAUTHORIZED)
-        if row.revoked_at is not None:
-            raise ApiError(401, "device_revoked", "this device was revoked", headers=_UNAUTHORIZED)
-        if current and row.previous_token_hash is not None:
-            # The rotated token is in use, so the device has it: retire the old one.
+    current = row is not None and same_hash(row.token_hash, token_hash)
+    if row is None or not (current or same_hash(row.previous_token_hash, token_hash)):
+        raise ApiError(401, "invalid_token", "unknown or revoked token", headers=_UNAUTHORIZED)
+    if row.revoked_at is not None:
+        raise ApiError(401, "device_revoked", "this device was revoked", headers=_UNAUTHORIZED)
+    if current and row.previous_token_hash is not None:
+        # The rotated token is in use, so the device has it: retire the old one.
+        async with state.engine.begin() as conn:
             await conn.execute(
                 update(devices).where(devices.c.id == row.id).values(previous_token_hash=None)
             )
-            state.forget_device_auth(row.id)
+        state.forget_device_auth(row.id)
     device = AuthedDevice(id=row.id, token_hash=row.token_hash)
     if current and len(state.auth_cache) < AUTH_CACHE_MAX:
         state.auth_cache[token_hash] = device

@@ -198,6 +198,11 @@ async def _run(url: str, admin_token: str, options: dict[str, Any]) -> dict[str,
         pool = RawPool(url, size=256)
         body = json.dumps({"metrics": METRICS}).encode()
         requests = [pool.post_json("/api/v1/device/heartbeat", body, t) for t in tokens]
+        # Bring every device online first: the steps measure steady heartbeats, not the
+        # offline→online transitions of a fleet's first minute.
+        for start in range(0, len(requests), 100):
+            await asyncio.gather(*(pool.send(r) for r in requests[start : start + 100]))
+        await asyncio.sleep(3.0)
         steps = []
         rate = 100
         while rate <= options["max_rate"]:
