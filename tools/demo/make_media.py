@@ -96,6 +96,18 @@ SLIDES = [
 ]
 
 
+# The scenario "same_name_new_bytes" replaces welcome.jpg by this file of the same name.
+REPLACEMENT = Slide(
+    "scenarios/media/welcome.jpg",
+    (90, 10, 20),
+    (200, 40, 60),
+    (255, 230, 120),
+    "SAME NAME, NEW BYTES",
+    "Welcome (version 2)",
+    "Replaced under the same file name: the player\nmust show these bytes, not the cached ones.",
+)
+
+
 def font(size: int, *, bold: bool = False) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(
         str(FONTS / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")), size
@@ -128,10 +140,10 @@ def draw_slide(slide: Slide) -> Image.Image:
 
 
 def make_slides() -> None:
-    for slide in SLIDES:
+    for slide in [*SLIDES, REPLACEMENT]:
         target = HERE / slide.name
         draw_slide(slide).save(target, "JPEG", quality=72, optimize=True, progressive=True)
-        print(f"{target.name}: {target.stat().st_size // 1024} KiB")
+        print(f"{slide.name}: {target.stat().st_size // 1024} KiB")
 
 
 def make_clip() -> None:
