@@ -117,3 +117,52 @@ def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
         main(["sim", "--speed", "fast"])
     with pytest.raises(ConfigError):
         FramePolicy.parse("every:0")
+
+
+def test_timelapse_frames(tmp_path: Path) -> None:
+    code = main(
+        [
+            "sim", "--duration", "12", "--speed", "max", "--frames", "every:5", "-q",
+            "--start", "2026-11-23T20:00:00+01:00", "--out", str(tmp_path),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    names = sorted(p.name for p in (tmp_path / "frames" / "sim-1").glob("*.png"))
+    assert names == ["00000005.000.png", "00000010.000.png"]
+
+
+async def test_an_existing_server_is_seeded_and_used(tmp_path: Path) -> None:
+    from core import load_settings
+    from server import run_in_thread
+    from tools._sim_scenario import parse_scenario
+
+    settings = load_settings(None, env={}, overrides={"data_dir": str(tmp_path / "srv")})
+    running = run_in_thread(settings, tmp_path / "srv")
+    try:
+        options = SimOptions(
+            duration_s=10,
+            out=tmp_path / "out",
+            speed=None,
+            server_url=running.url,
+            admin_token=running.admin_token,
+            start=dt.datetime(2026, 11, 23, 10, tzinfo=PARIS),
+            frames=FramePolicy.parse("none"),
+        )
+        result = await run_simulation(options)
+        assert result.summary["switches"] >= 1
+        assert not (tmp_path / "out" / "server").exists()  # nothing started in-process
+        outage = parse_scenario("[[events]]\nat = 5\naction = 'stop_server'\nseconds = 1")
+        with pytest.raises(ConfigError, match="in-process server"):
+            await run_simulation(
+                SimOptions(
+                    duration_s=10,
+                    out=tmp_path / "out2",
+                    speed=None,
+                    server_url=running.url,
+                    admin_token=running.admin_token,
+                    scenario=outage,
+                    frames=FramePolicy.parse("none"),
+                )
+            )
+    finally:
+        running.stop()
