@@ -16,9 +16,9 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
+import pygame
 
 from cache import AssetCache, Limits, cache_root
 from core import Settings
@@ -32,7 +32,7 @@ from zones import Display
 log = logging.getLogger(__name__)
 
 CodeHandler = Callable[["SimDevice", str], None]
-BlackHandler = Callable[["SimDevice", float, Any], None]
+BlackHandler = Callable[["SimDevice", float, pygame.Surface], None]
 MAX_BLACK_SAVED = 10  # black frames kept as PNG per device, for diagnosis
 Listener = Callable[[TimelineEvent], None]
 
@@ -133,7 +133,7 @@ class SimDevice:
             now = self.clock.now_ns()
             self._dipping[event.zone] = now + transition.duration_ms * 1_000_000
 
-    def _watch(self, canvas: Any) -> None:
+    def _watch(self, canvas: pygame.Surface) -> None:
         player = self.player
         manifest = self.manifest
         if player is None or manifest is None or player.state.value != "playing":
@@ -148,8 +148,6 @@ class SimDevice:
             for zone in layout.zones
             if items.get(zone.id) in self._media and self._dipping.get(zone.id, 0) < now
         }
-        import pygame
-
         regions = [pygame.Rect(z.x, z.y, z.w, z.h) for z in layout.zones if z.id in media]
         if canvas.get_size() == (layout.width, layout.height) and blank_regions(canvas, regions):
             self.black_frames += 1
