@@ -8,6 +8,7 @@ first measures itself. This one writes a prepared request and parses only the st
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 
@@ -74,6 +75,20 @@ class RawPool:
             return 0
         self._idle.put_nowait(connection)
         return status
+
+    async def stream_lines(self, path: str, token: str) -> AsyncIterator[bytes]:
+        """GET ``path`` on a connection of its own and yield the body's lines (raw, chunked
+        framing included: callers look for whole ``event:`` lines, which it never splits)."""
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+            )
+            while line := await reader.readline():
+                yield line.rstrip(b"\r\n")
+        finally:
+            writer.close()
 
     def close(self) -> None:
         while not self._idle.empty():

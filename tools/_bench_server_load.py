@@ -132,22 +132,20 @@ async def _step(pool: RawPool, requests: list[bytes], rate: int, step_s: float) 
 
 
 async def _stream(
-    client: httpx.AsyncClient, token: str, ready: asyncio.Event, got: list[float], count: list[int]
+    pool: RawPool, token: str, ready: asyncio.Event, got: list[float], count: list[int]
 ) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with client.stream("GET", "/api/v1/device/events", headers=headers) as response:
-        events = 0
-        async for line in response.aiter_lines():
-            if not line.startswith("event:"):
-                continue
-            events += 1
-            if events == 2:  # the manifest hint and the config: connected
-                count[0] += 1
-                if count[0] == count[1]:
-                    ready.set()
-            elif events > 2 and line.endswith("manifest"):
-                got.append(time.perf_counter())
-                return
+    """One device's event stream over a raw socket (httpx would cost more than the server)."""
+    connected = False
+    async for line in pool.stream_lines("/api/v1/device/events", token):
+        name = line.removeprefix(b"event:").strip() if line.startswith(b"event:") else None
+        if name == b"config" and not connected:  # the manifest hint, then the config
+            connected = True
+            count[0] += 1
+            if count[0] == count[1]:
+                ready.set()
+        elif name == b"manifest" and connected:
+            got.append(time.perf_counter())
+            return
 
 
 async def _fan_out(
@@ -168,7 +166,8 @@ async def _fan_out(
     ready = asyncio.Event()
     got: list[float] = []
     count = [0, streams]
-    tasks = [asyncio.create_task(_stream(client, t, ready, got, count)) for t in tokens[:streams]]
+    pool = RawPool(str(client.base_url), size=streams)
+    tasks = [asyncio.create_task(_stream(pool, t, ready, got, count)) for t in tokens[:streams]]
     with contextlib.suppress(TimeoutError):
         # Streams that never connect are reported as such (connected < streams).
         await asyncio.wait_for(ready.wait(), timeout=120)
