@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 DEFAULT_DEVICES = 100
 DEFAULT_DURATION_S = 60.0
+START_TIMEOUT_S = 30.0
 
 
 def _positive_float(text: str) -> float:
@@ -36,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "heartbeats (with jitter) and SSE streams for S seconds, change their content "
             "halfway through, and report heartbeats/s, heartbeat latency, errors and the time "
             "the change took to reach every device. Without --server a reference server runs "
-            "in-process. Only loopback servers are accepted unless --allow-remote is given."
+            "locally, in its own process. Only loopback servers are accepted unless "
+            "--allow-remote is given."
         ),
     )
     parser.add_argument("--devices", type=_device_count, default=DEFAULT_DEVICES, metavar="N")
@@ -56,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_positive_float,
         default=None,
         metavar="S",
-        help="in-process server only: the interval it asks devices for (min 5, default 30)",
+        help="local server only: the interval it asks devices for (min 5, default 30)",
     )
     parser.add_argument(
         "--concurrency", type=_device_count, default=50, help="pairings in flight at once"
@@ -66,16 +70,61 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def _in_process_settings(args: argparse.Namespace, data_dir: Path) -> Any:
-    from core import load_settings
+def _free_port() -> int:
+    import socket
 
-    server: dict[str, Any] = {
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def local_server(args: argparse.Namespace, data_dir: Path) -> Iterator[tuple[str, str]]:
+    """A reference server in its own process (a thread would share the fleet's GIL)."""
+    import secrets
+    import subprocess
+    import time
+
+    import httpx
+
+    from core import ServerError
+
+    token = secrets.token_urlsafe(32)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAGE_")}
+    env |= {
+        "SIGNAGE_ADMIN_TOKEN": token,
+        "SIGNAGE_LOG_LEVEL": "warning",
         # One address pairs the whole fleet: the per-IP limit would otherwise pace it.
-        "pairing_requests_per_ip": max(10, args.devices * 2),
+        "SIGNAGE_SERVER__PAIRING_REQUESTS_PER_IP": str(max(10, args.devices * 2)),
     }
     if args.heartbeat_interval is not None:
-        server["heartbeat_interval_s"] = max(5.0, args.heartbeat_interval)
-    return load_settings(None, env={}, overrides={"data_dir": str(data_dir), "server": server})
+        env["SIGNAGE_SERVER__HEARTBEAT_INTERVAL_S"] = str(max(5.0, args.heartbeat_interval))
+    command = [sys.executable, "-m", "tools", "server", "--port", str(port)]
+    process = subprocess.Popen([*command, "--data-dir", str(data_dir)], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise ServerError(f"the local server exited with status {process.returncode}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServerError(f"the local server did not answer on {url}")
+            time.sleep(0.1)
+        yield url, token
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,17 +133,13 @@ def run(args: argparse.Namespace) -> int:
     from core import ConfigError
     from tools._fleet import FleetOptions, format_fleet_report, require_loopback, run_fleet
 
-    with tempfile.TemporaryDirectory(prefix="signage-fleet-") as scratch:
-        running = None
+    with contextlib.ExitStack() as stack:
         if args.server is None:
-            from server import run_in_thread
-
-            data_dir = Path(scratch)
-            running = run_in_thread(_in_process_settings(args, data_dir), data_dir)
-            url, token = running.url, running.admin_token
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="signage-fleet-"))
+            url, token = stack.enter_context(local_server(args, Path(scratch)))
         else:
             if args.heartbeat_interval is not None:
-                raise ConfigError(["--heartbeat-interval only applies to the in-process server"])
+                raise ConfigError(["--heartbeat-interval only applies to the local server"])
             url, token = args.server, os.environ.get("SIGNAGE_ADMIN_TOKEN", "")
             require_loopback(url, allow_remote=args.allow_remote)
             if not token:
@@ -107,11 +152,7 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             seed=args.seed,
         )
-        try:
-            report = asyncio.run(run_fleet(options))
-        finally:
-            if running is not None:
-                running.stop()
+        report = asyncio.run(run_fleet(options))
     print(format_fleet_report(report))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

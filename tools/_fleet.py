@@ -167,6 +167,9 @@ class FleetDevice:
     async def fetch_manifest(self) -> None:
         fetched = await self.client.manifest(self.etag)
         self.etag = fetched.etag
+        if fetched.manifest is not None:
+            # The interval the server wants, before the first heartbeat answer says it again.
+            self.interval_s = float(fetched.manifest.config.heartbeat_interval_s)
 
     async def heartbeats(self, rng: random.Random) -> None:
         metrics = fleet_metrics("fleet-sim")

@@ -87,7 +87,7 @@ def test_command_refuses_a_remote_server(
     assert "--allow-remote" in capsys.readouterr().err
 
 
-def test_command_runs_an_in_process_fleet(
+def test_command_runs_a_fleet_against_a_local_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "fleet.json"
