@@ -234,3 +234,36 @@ async def test_manifest_change_is_announced(live: RunningServer) -> None:
             )
         assert event["event"] == "manifest"
         assert json.loads(event["data"])["etag"] == manifest.headers["etag"]
+
+
+async def test_revocation_closes_the_open_stream(live: RunningServer) -> None:
+    async with session(live) as (client, admin):
+        device_id, token = await pair(client, admin)
+        async with open_stream(client, token) as stream:
+            await stream.next()
+            await stream.next()
+            revoked = await client.delete(f"/api/v1/admin/devices/{device_id}", headers=admin)
+            assert revoked.status_code == 204
+            with pytest.raises(EOFError):
+                await asyncio.wait_for(stream.next(), timeout=5)
+
+
+async def test_dashboard_hears_command_results(live: RunningServer) -> None:
+    async with session(live) as (client, admin):
+        device_id, token = await pair(client, admin)
+        command_id = await command(client, admin, device_id, "screenshot")
+        async with client.stream("GET", "/api/v1/admin/events", headers=admin) as dashboard:
+            stream = Stream(dashboard.aiter_lines())
+            hello = await stream.next(comments=True)
+            assert hello["comment"] == "connected" and hello["retry"] == "3000"
+            result = await client.post(
+                f"/api/v1/device/commands/{command_id}/result",
+                json={"ok": False, "message": "no display"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert result.status_code == 204
+            event = await asyncio.wait_for(stream.next(), timeout=5)
+        assert event["event"] == "command_result"
+        data = json.loads(event["data"])
+        assert data["command_id"] == command_id and data["ok"] is False
+        assert data["message"] == "no display" and data["device_id"] == device_id
