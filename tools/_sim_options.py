@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import Settings, load_settings
+from core import ConfigError, Settings, load_settings
 from tools._sim_clock import Speed
 from tools._sim_frames import FramePolicy
 from tools._sim_scenario import Scenario
 from zones import Display
 
 OUTPUTS = ("timeline.jsonl", "summary.json", "frames", "devices", "server")
+MARKER = ".signage-sim"
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,19 @@ class SimResult:
 
 
 def prepare_out(out: Path) -> None:
-    """Clear what a previous run left (only the simulator's own outputs)."""
+    """Clear what a previous run left (only the simulator's own outputs).
+
+    A folder that is not empty and was not written by the simulator is refused: ``--out ~``
+    must not delete someone's ``~/frames``.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError([f"--out: {out} is a file, not a folder"])
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise ConfigError(
+            [f"--out: {out} is not empty and holds no earlier simulation: choose another folder"]
+        )
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by signage sim; its outputs are replaced on each run\n")
     for name in OUTPUTS:
         path = out / name
         if path.is_dir():

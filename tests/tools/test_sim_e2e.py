@@ -166,3 +166,22 @@ async def test_an_existing_server_is_seeded_and_used(tmp_path: Path) -> None:
             )
     finally:
         running.stop()
+
+
+def test_out_folder_is_only_cleared_when_it_is_a_simulation(tmp_path: Path) -> None:
+    from tools._sim_options import prepare_out
+
+    foreign = tmp_path / "home"
+    (foreign / "frames").mkdir(parents=True)
+    (foreign / "frames" / "holiday.png").write_bytes(b"precious")
+    with pytest.raises(ConfigError, match="holds no earlier simulation"):
+        prepare_out(foreign)
+    assert (foreign / "frames" / "holiday.png").exists()
+    ours = tmp_path / "sim"
+    prepare_out(ours)
+    (ours / "frames" / "sim-1").mkdir(parents=True)
+    (ours / "timeline.jsonl").write_text("{}\n")
+    prepare_out(ours)  # a rerun replaces the previous outputs
+    assert not (ours / "frames").exists() and not (ours / "timeline.jsonl").exists()
+    with pytest.raises(ConfigError, match="is a file"):
+        prepare_out(ours / ".signage-sim")
