@@ -1,4 +1,4 @@
-"""Admin API for devices and groups: presence, rename, content assignment, commands, revoke."""
+"""Admin API for devices: presence, rename, content assignment, commands, revoke."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 
 from server._admin_content import check_schedule_sets
 from server._auth import Admin, State
@@ -27,11 +27,11 @@ ADMIN = (400, 401)
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class _Body(BaseModel):
+class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ContentSet(_Body):
+class ContentSet(StrictBody):
     """What a device or group plays: schedule entries over a default layout."""
 
     schedule: list[Id] = Field(default_factory=list, max_length=1000)
@@ -39,21 +39,12 @@ class ContentSet(_Body):
     timezone: TimeZoneName | None = None
 
 
-class DevicePatch(_Body):
+class DevicePatch(StrictBody):
     name: Name | None = None
     group: Id | None = Field(None, description="group id; null removes the device from its group")
 
 
-class GroupBody(_Body):
-    name: Name
-
-
-class GroupInfo(ContentSet):
-    id: str
-    name: str
-
-
-class CommandRequest(_Body):
+class CommandRequest(StrictBody):
     name: CommandName
     args: dict[Annotated[str, Field(max_length=64)], Scalar] = Field(
         default_factory=dict, max_length=32
@@ -174,7 +165,7 @@ async def patch_device(device_id: str, body: DevicePatch, state: State, admin: A
     return device_info(state, await _device(state, device_id))
 
 
-async def _check_content(conn: Any, body: ContentSet) -> None:
+async def check_content(conn: Any, body: ContentSet) -> None:
     known_schedules = {r.id for r in await conn.execute(select(schedules.c.id))}
     if missing := sorted(set(body.schedule) - known_schedules):
         raise ApiError(409, "unknown_schedule", f"unknown schedule ids {missing}")
@@ -196,7 +187,7 @@ async def assign_device(device_id: str, body: ContentSet, state: State, admin: A
     await _device(state, device_id)
     async with state.content_lock:
         async with state.engine.begin() as conn:
-            await _check_content(conn, body)
+            await check_content(conn, body)
             await conn.execute(
                 update(devices)
                 .where(devices.c.id == device_id)
@@ -324,92 +315,3 @@ async def get_screenshot(device_id: str, state: State, admin: Admin) -> FileResp
     if not path.exists():
         raise ApiError(404, "screenshot_not_found", "this device has not sent a screenshot")
     return FileResponse(path, media_type="image/png")
-
-
-# --- groups ----------------------------------------------------------------------------------
-
-
-def group_info(row: Any) -> GroupInfo:
-    return GroupInfo(
-        id=row.id,
-        name=row.name,
-        schedule=row.schedule or [],
-        default_layout=row.default_layout,
-        timezone=row.timezone,
-    )
-
-
-@router.get("/api/v1/admin/groups", response_model=list[GroupInfo], responses=problem_doc(*ADMIN))
-async def list_groups(state: State, admin: Admin) -> list[GroupInfo]:
-    async with state.engine.connect() as conn:
-        return [group_info(r) for r in await conn.execute(select(groups).order_by(groups.c.id))]
-
-
-@router.put(
-    "/api/v1/admin/groups/{group_id}", response_model=GroupInfo, responses=problem_doc(*ADMIN, 422)
-)
-async def put_group(group_id: Id, body: GroupBody, state: State, admin: Admin) -> GroupInfo:
-    async with state.content_lock, state.engine.begin() as conn:
-        row = (await conn.execute(select(groups).where(groups.c.id == group_id))).first()
-        if row is None:
-            await conn.execute(insert(groups).values(id=group_id, name=body.name))
-        else:
-            await conn.execute(update(groups).where(groups.c.id == group_id).values(name=body.name))
-        return group_info((await conn.execute(select(groups).where(groups.c.id == group_id))).one())
-
-
-@router.put(
-    "/api/v1/admin/groups/{group_id}/content",
-    response_model=GroupInfo,
-    responses=problem_doc(*ADMIN, 404, 409, 422),
-)
-async def assign_group(group_id: str, body: ContentSet, state: State, admin: Admin) -> GroupInfo:
-    async with state.content_lock:
-        async with state.engine.begin() as conn:
-            if (
-                await conn.execute(select(groups.c.id).where(groups.c.id == group_id))
-            ).first() is None:
-                raise ApiError(404, "group_not_found", f"no group {group_id!r}")
-            await _check_content(conn, body)
-            await conn.execute(
-                update(groups)
-                .where(groups.c.id == group_id)
-                .values(
-                    schedule=body.schedule,
-                    default_layout=body.default_layout,
-                    timezone=body.timezone,
-                )
-            )
-            members = [
-                r.id
-                for r in await conn.execute(
-                    select(devices.c.id).where(devices.c.group_id == group_id)
-                )
-            ]
-            changed = await refresh_devices(conn, state, members)
-            row = (await conn.execute(select(groups).where(groups.c.id == group_id))).one()
-        announce(state, changed)
-    return group_info(row)
-
-
-@router.delete(
-    "/api/v1/admin/groups/{group_id}", status_code=204, responses=problem_doc(*ADMIN, 404)
-)
-async def delete_group(group_id: str, state: State, admin: Admin) -> Response:
-    async with state.content_lock:
-        async with state.engine.begin() as conn:
-            members = [
-                r.id
-                for r in await conn.execute(
-                    select(devices.c.id).where(devices.c.group_id == group_id)
-                )
-            ]
-            await conn.execute(
-                update(devices).where(devices.c.group_id == group_id).values(group_id=None)
-            )
-            gone = await conn.execute(delete(groups).where(groups.c.id == group_id))
-            if gone.rowcount == 0:
-                raise ApiError(404, "group_not_found", f"no group {group_id!r}")
-            changed = await refresh_devices(conn, state, members)
-        announce(state, changed)
-    return Response(status_code=204)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import delete, select, text
@@ -21,6 +21,7 @@ from core import Settings
 from server import (
     _admin_content,
     _admin_devices,
+    _admin_groups,
     _assets,
     _device_api,
     _events_api,
@@ -186,16 +187,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def create_app(
-    settings: Settings, data_dir: Path, *, clock: Callable[[], float] | None = None
-) -> FastAPI:
-    """The reference server as an ASGI app; state lives in ``data_dir``."""
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    now = clock or time.time
-    configured = settings.server.database_url
-    url = database_url(data_dir, configured.get_secret_value() if configured else None)
-
+def _lifespan(
+    settings: Settings, data_dir: Path, url: str, now: Callable[[], float]
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = await open_database(url)
@@ -216,14 +210,45 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await flush_presence(state)
-            for device_id in list(state.manifests):
-                state.hub.close_device(device_id)
+            state.hub.close_all()
             await engine.dispose()
 
+    return lifespan
+
+
+operations = APIRouter(tags=["operations"])
+
+
+@operations.get("/healthz", responses=problem_doc(503))
+async def healthz(request: Request) -> dict[str, str]:
+    state: ServerState = request.app.state.signage
+    async with state.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return {"status": "ok"}
+
+
+@operations.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+)
+async def metrics(request: Request) -> PlainTextResponse:
+    text_format = "text/plain; version=0.0.4"
+    return PlainTextResponse(_metrics_text(request.app.state.signage), media_type=text_format)
+
+
+def create_app(
+    settings: Settings, data_dir: Path, *, clock: Callable[[], float] | None = None
+) -> FastAPI:
+    """The reference server as an ASGI app; state lives in ``data_dir``."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    configured = settings.server.database_url
+    url = database_url(data_dir, configured.get_secret_value() if configured else None)
     app = FastAPI(
         title="signage reference server",
         version="1",
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, data_dir, url, clock or time.time),
         docs_url=None,
         redoc_url=None,
     )
@@ -235,28 +260,12 @@ def create_app(
         _assets,
         _events_api,
         _admin_devices,
+        _admin_groups,
         _admin_content,
         _uploads,
     ):
         app.include_router(module.router)
-
-    @app.get("/healthz", tags=["operations"], responses=problem_doc(503))
-    async def healthz() -> dict[str, str]:
-        state: ServerState = app.state.signage
-        async with state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return {"status": "ok"}
-
-    @app.get(
-        "/metrics",
-        tags=["operations"],
-        response_class=PlainTextResponse,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
-    )
-    async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(
-            _metrics_text(app.state.signage), media_type="text/plain; version=0.0.4"
-        )
+    app.include_router(operations)
 
     def count(name: str) -> None:
         state = getattr(app.state, "signage", None)

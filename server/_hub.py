@@ -114,6 +114,13 @@ class EventHub:
         if channel is not None and channel.subscriber is not None:
             channel.subscriber.closed.set()
 
+    def close_all(self) -> None:
+        """End every stream (shutdown): clients reconnect to the next server."""
+        for device_id in list(self._channels):
+            self.close_device(device_id)
+        for subscriber in list(self._dashboards):
+            subscriber.closed.set()
+
     def stream_count(self) -> int:
         return sum(1 for c in self._channels.values() if c.subscriber is not None)
 
