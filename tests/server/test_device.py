@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
+import pytest
 from sqlalchemy import select
 
 from server import sweep_once
@@ -303,3 +305,20 @@ async def test_screenshot_without_png_magic_is_rejected(ctx: Ctx) -> None:
     assert list((ctx.data_dir / "screenshots").iterdir()) == [
         ctx.data_dir / "screenshots" / f"{device_id}.png"
     ]
+
+
+async def test_tokens_never_reach_the_logs(ctx: Ctx, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    _, token = await ctx.pair()
+    headers = device_headers(token)
+    await ctx.client.post("/api/v1/device/heartbeat", json={"metrics": METRICS}, headers=headers)
+    await ctx.client.get("/api/v1/device/manifest", params={"access_token": token})
+    rotated = await ctx.client.post("/api/v1/device/token/rotate", headers=headers)
+    new = rotated.json()["device_token"]
+    await ctx.client.get("/api/v1/device/manifest", headers=device_headers(new))
+    await ctx.client.get("/api/v1/admin/devices", headers={"Authorization": "Bearer wrong-admin"})
+    # httpx's own request lines belong to the test's client, not to the server.
+    server_side = [r.getMessage() for r in caplog.records if not r.name.startswith("httpx")]
+    assert server_side, "the flow logs something, so the check below means something"
+    for secret in (token, new, ctx.admin["Authorization"].split()[1]):
+        assert not any(secret in line for line in server_side)
