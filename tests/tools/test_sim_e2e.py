@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from core import ConfigError
 from player import read_timeline
 from tools import main
+from tools._sim_content import DEMO_DIR
 from tools._sim_frames import FramePolicy
 from tools._sim_run import SimOptions, run_simulation
 
@@ -19,23 +21,43 @@ pytestmark = pytest.mark.slow
 
 PARIS = dt.timezone(dt.timedelta(hours=1))  # Europe/Paris in November
 TIMELINE_KEYS = {"t", "wall", "device", "layout", "zone", "item", "event", "due", "late_ms"}
-DAY_ITEMS = {"welcome", "on-time", "clip", "ticker", "clock"}
+DAY_ITEMS = {"welcome", "on-time", "offline", "pair", "ticker", "clock"}
 EVENING_ITEMS = {"evening", "tonight", "evening-note", "evening-clock"}
+
+
+def demo_without_video(folder: Path) -> Path:
+    """The demo content minus its clip: under a virtual clock the video zone ends a clip on
+    real time, so how long it lasts in media time varies; every other item is deterministic.
+    """
+    folder.mkdir()
+    lines = (DEMO_DIR / "content.toml").read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if 'type = "video"' not in line]
+    assert len(kept) == len(lines) - 1
+    (folder / "content.toml").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    for image in DEMO_DIR.glob("*.jpg"):
+        shutil.copy(image, folder / image.name)
+    return folder
 
 
 @pytest.fixture(scope="module")
 def day_to_evening(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """Two devices from 18:59:00 to 19:00:25 Paris time, as fast as the clock allows."""
+    """Two devices from 18:58:00 to 19:00:25 Paris time, as fast as the clock allows.
+
+    Animation is sampled at 1 Hz, as ``signage sim --speed max`` does by default.
+    """
     import asyncio
 
     out = tmp_path_factory.mktemp("sim")
+    content = demo_without_video(tmp_path_factory.mktemp("content") / "demo")
     options = SimOptions(
-        duration_s=85,
+        content=content,
+        duration_s=145,
         out=out,
         speed=None,
         devices=2,
-        start=dt.datetime(2026, 11, 23, 18, 59, tzinfo=PARIS),
+        start=dt.datetime(2026, 11, 23, 18, 58, tzinfo=PARIS),
         frames=FramePolicy.parse("first"),
+        device_overrides={"player": {"frame_rate_hz": 1}},
     )
     result = asyncio.run(run_simulation(options))
     return out, result.summary
