@@ -74,7 +74,7 @@ async def put_playlist(
     _check_path(playlist_id, body.id)
     shas = {i.asset: i.type for i in body.items if isinstance(i, ImageItem | VideoItem)}
     async with state.content_lock:
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             known = {
                 r.sha256: r.mime
                 for r in await conn.execute(select(media).where(media.c.sha256.in_(list(shas))))
@@ -102,7 +102,7 @@ async def put_layout(
 ) -> Layout:
     _check_path(layout_id, body.id)
     async with state.content_lock:
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             known = await _ids(conn, playlists)
             for zone in body.zones:
                 if zone.playlist not in known:
@@ -160,7 +160,7 @@ async def put_schedule(
 ) -> ScheduleEntry:
     _check_path(schedule_id, body.id)
     async with state.content_lock:
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             if body.layout not in await _ids(conn, layouts):
                 raise ApiError(409, "unknown_layout", f"layout {body.layout!r} does not exist")
             sets = [s for s in await _assigned_sets(conn) if schedule_id in s]
@@ -229,7 +229,7 @@ def _register_read_delete(collection: str) -> None:
         return body
 
     async def delete_item(item_id: str, state: State, admin: Admin) -> Response:
-        async with state.content_lock, state.engine.begin() as conn:
+        async with state.content_lock, state.writer.begin() as conn:
             user = await _referenced(conn, kind, item_id)
             if user is not None:
                 raise ApiError(409, f"{kind}_in_use", f"{kind} {item_id!r} is used by {user}")

@@ -147,7 +147,7 @@ async def patch_device(device_id: str, body: DevicePatch, state: State, admin: A
     if "group" in body.model_fields_set:
         values["group_id"] = body.group
     async with state.content_lock:
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             if body.group is not None:
                 group = (
                     await conn.execute(select(groups).where(groups.c.id == body.group))
@@ -186,7 +186,7 @@ async def check_content(conn: Any, body: ContentSet) -> None:
 async def assign_device(device_id: str, body: ContentSet, state: State, admin: Admin) -> DeviceInfo:
     await _device(state, device_id)
     async with state.content_lock:
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             await check_content(conn, body)
             await conn.execute(
                 update(devices)
@@ -211,7 +211,7 @@ async def unassign_device(device_id: str, state: State, admin: Admin) -> DeviceI
     """Drop the device's own set: it follows its group again (or plays nothing)."""
     await _device(state, device_id)
     async with state.content_lock:
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             await conn.execute(
                 update(devices)
                 .where(devices.c.id == device_id)
@@ -226,7 +226,7 @@ async def unassign_device(device_id: str, state: State, admin: Admin) -> DeviceI
     "/api/v1/admin/devices/{device_id}", status_code=204, responses=problem_doc(*ADMIN, 404)
 )
 async def revoke_device(device_id: str, state: State, admin: Admin) -> Response:
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         gone = await conn.execute(
             update(devices)
             .where(devices.c.id == device_id, devices.c.revoked_at.is_(None))
@@ -258,7 +258,7 @@ async def send_command(device_id: str, body: CommandRequest, state: State, admin
     await _device(state, device_id)
     now = state.clock()
     command_id = new_id("cmd")
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         await conn.execute(
             insert(commands).values(
                 id=command_id,

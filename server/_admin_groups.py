@@ -46,7 +46,7 @@ async def list_groups(state: State, admin: Admin) -> list[GroupInfo]:
     "/api/v1/admin/groups/{group_id}", response_model=GroupInfo, responses=problem_doc(*ADMIN, 422)
 )
 async def put_group(group_id: Id, body: GroupBody, state: State, admin: Admin) -> GroupInfo:
-    async with state.content_lock, state.engine.begin() as conn:
+    async with state.content_lock, state.writer.begin() as conn:
         row = (await conn.execute(select(groups).where(groups.c.id == group_id))).first()
         if row is None:
             await conn.execute(insert(groups).values(id=group_id, name=body.name))
@@ -62,7 +62,7 @@ async def put_group(group_id: Id, body: GroupBody, state: State, admin: Admin) -
 )
 async def assign_group(group_id: str, body: ContentSet, state: State, admin: Admin) -> GroupInfo:
     async with state.content_lock:
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             if (
                 await conn.execute(select(groups.c.id).where(groups.c.id == group_id))
             ).first() is None:
@@ -94,7 +94,7 @@ async def assign_group(group_id: str, body: ContentSet, state: State, admin: Adm
 )
 async def delete_group(group_id: str, state: State, admin: Admin) -> Response:
     async with state.content_lock:
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             members = [
                 r.id
                 for r in await conn.execute(

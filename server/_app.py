@@ -28,7 +28,7 @@ from server import (
     _pairing,
     _uploads,
 )
-from server._db import commands, database_url, open_database, pairings
+from server._db import commands, database_url, open_database, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
 from server._hub import EventHub
 from server._limits import SlidingWindow
@@ -86,7 +86,7 @@ async def sweep_once(state: ServerState) -> None:
         publish_presence(state, device_id, "offline", now)
     await flush_presence(state)
     await remove_expired_uploads(state)
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         await conn.execute(delete(pairings).where(pairings.c.expires_at < now - PAIRING_KEEP_S))
 
 
@@ -117,6 +117,7 @@ def _build_state(
         config=config,
         data_dir=data_dir,
         engine=engine,
+        writer=writer_of(engine),
         clock=clock,
         admin_token_hash=hash_token(token),
         hub=EventHub(config.event_replay_size),

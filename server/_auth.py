@@ -64,7 +64,7 @@ async def current_device(
         raise ApiError(401, "device_revoked", "this device was revoked", headers=_UNAUTHORIZED)
     if current and row.previous_token_hash is not None:
         # The rotated token is in use, so the device has it: retire the old one.
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             await conn.execute(
                 update(devices).where(devices.c.id == row.id).values(previous_token_hash=None)
             )

@@ -21,9 +21,11 @@ from sqlalchemy import (
     Table,
     event,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 metadata = MetaData()
+WRITE_OPTION = "signage_write"
 
 devices = Table(
     "devices",
@@ -159,12 +161,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # SQLAlchemy issues BEGIN itself (see _sqlite_begin), so the driver must not.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A write transaction takes the write lock up front. In WAL mode a deferred transaction
+    # that reads and then writes fails at once (SQLITE_BUSY, no waiting) if another writer
+    # committed in between; BEGIN IMMEDIATE queues behind it instead.
+    immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def writer_of(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine, for transactions that write (``BEGIN IMMEDIATE`` on SQLite)."""
+    return engine.execution_options(**{WRITE_OPTION: True})
 
 
 async def open_database(url: str) -> AsyncEngine:
     engine = create_async_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     return engine

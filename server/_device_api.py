@@ -67,7 +67,7 @@ def parse_json(raw: bytes) -> Any:
 async def manifest_of(state: ServerState, device_id: str) -> CachedManifest:
     cached = state.manifests.get(device_id)
     if cached is None:
-        async with state.content_lock, state.engine.begin() as conn:
+        async with state.content_lock, state.writer.begin() as conn:
             await refresh_devices(conn, state, [device_id])
         cached = state.manifests[device_id]
     return cached
@@ -110,7 +110,7 @@ async def flush_presence(state: ServerState) -> int:
     ]
     by_id = devices.c.id == bindparam("b_id")
     try:
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             if with_status:
                 await conn.execute(
                     update(devices)
@@ -235,7 +235,7 @@ async def command_result(
     command_id: str, body: CommandResult, device: Device, state: State
 ) -> Response:
     now = state.clock()
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         row = (
             await conn.execute(
                 select(commands).where(
@@ -268,7 +268,7 @@ async def post_impressions(body: ImpressionBatch, device: Device, state: State) 
     now = state.clock()
     ids = [i.id for i in body.impressions]
     accepted = 0
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         known = {
             r.id
             for r in await conn.execute(select(impressions.c.id).where(impressions.c.id.in_(ids)))
@@ -314,7 +314,7 @@ async def post_screenshot(request: Request, device: Device, state: State) -> Scr
     path = state.screenshots_dir / f"{device.id}.png"
     # Only the latest is kept: each upload replaces the previous one atomically.
     await asyncio.to_thread(atomic_write, path, data, mode=0o600)
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         await conn.execute(
             update(devices).where(devices.c.id == device.id).values(screenshot_at=state.clock())
         )
@@ -326,7 +326,7 @@ async def post_screenshot(request: Request, device: Device, state: State) -> Scr
 )
 async def rotate_token(device: Device, state: State) -> TokenRotated:
     token = new_token()
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         await conn.execute(
             update(devices)
             .where(devices.c.id == device.id)

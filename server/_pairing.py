@@ -68,7 +68,7 @@ async def request_pairing(body: PairingRequest, request: Request, state: State) 
     now = state.clock()
     poll_token = new_token()
     pairing_id = new_id("pr")
-    async with state.content_lock, state.engine.begin() as conn:
+    async with state.content_lock, state.writer.begin() as conn:
         # A new request from the same hardware replaces its pending code.
         await conn.execute(
             delete(pairings).where(
@@ -109,7 +109,7 @@ async def _pairing_row(state: ServerState, pairing_id: str, token_hash: str) -> 
 async def _hand_over(state: ServerState, row: Any) -> PairingPaired:
     """Give the device its token, exactly once: the status flip decides who gets it."""
     token = new_token()
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         flipped = await conn.execute(
             update(pairings)
             .where(pairings.c.id == row.id, pairings.c.status == "claimed")
@@ -174,7 +174,7 @@ async def claim(body: ClaimRequest, request: Request, state: State, admin: Admin
         )
     now = state.clock()
     device_id = new_id("dev")
-    async with state.content_lock, state.engine.begin() as conn:
+    async with state.content_lock, state.writer.begin() as conn:
         row = (
             await conn.execute(
                 select(pairings).where(

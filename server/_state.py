@@ -49,6 +49,7 @@ class ServerState:
     config: ServerConfig
     data_dir: Path
     engine: AsyncEngine
+    writer: AsyncEngine  # the same pool; its transactions take the write lock first
     clock: Callable[[], float]
     admin_token_hash: str
     hub: EventHub

@@ -144,7 +144,7 @@ async def create_upload(body: UploadCreate, state: State, admin: Admin) -> Uploa
     upload_id = new_id("up")
     state.uploads_dir.mkdir(parents=True, exist_ok=True)
     _partial(state, upload_id).touch(mode=0o600)
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         await conn.execute(
             insert(uploads).values(
                 id=upload_id,
@@ -215,7 +215,7 @@ async def put_chunk(
         start, end = _parse_content_range(content_range, row.size)
         await _write_at(_partial(state, upload_id), request, start, end)
         ranges = merge_ranges(row.ranges, start, end)
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             await conn.execute(
                 update(uploads)
                 .where(uploads.c.id == upload_id)
@@ -235,7 +235,7 @@ async def register_media(state: ServerState, path: Path, name: str | None, sha: 
             415, "unsupported_media_type", "not PNG, JPEG, WebP, GIF, MP4/MOV or MKV/WebM"
         )
     await asyncio.to_thread(adopt, state.objects_dir, path, digest)
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
         if row is None:
             await conn.execute(
@@ -269,7 +269,7 @@ async def complete_upload(upload_id: str, state: State, admin: Admin) -> MediaIn
             missing = row.size - sum(hi - lo for lo, hi in row.ranges)
             raise ApiError(409, "upload_incomplete", f"{missing} bytes not received yet")
         stored = await register_media(state, _partial(state, upload_id), row.name, row.sha256)
-        async with state.engine.begin() as conn:
+        async with state.writer.begin() as conn:
             await conn.execute(
                 update(uploads)
                 .where(uploads.c.id == upload_id)
@@ -282,7 +282,7 @@ async def complete_upload(upload_id: str, state: State, admin: Admin) -> MediaIn
     "/api/v1/admin/uploads/{upload_id}", status_code=204, responses=problem_doc(*ADMIN, 404)
 )
 async def abort_upload(upload_id: str, state: State, admin: Admin) -> Response:
-    async with _lock(state, upload_id), state.engine.begin() as conn:
+    async with _lock(state, upload_id), state.writer.begin() as conn:
         gone = await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
         if gone.rowcount == 0:
             raise ApiError(404, "upload_not_found", "no such upload session")
@@ -331,7 +331,7 @@ async def upload_small(
 async def remove_expired_uploads(state: ServerState) -> int:
     """Delete abandoned sessions and their chunks, and partial files nobody owns."""
     now = state.clock()
-    async with state.engine.begin() as conn:
+    async with state.writer.begin() as conn:
         rows = (
             await conn.execute(
                 select(uploads.c.id, uploads.c.status).where(uploads.c.expires_at <= now)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
@@ -322,3 +323,30 @@ async def test_tokens_never_reach_the_logs(ctx: Ctx, caplog: pytest.LogCaptureFi
     assert server_side, "the flow logs something, so the check below means something"
     for secret in (token, new, ctx.admin["Authorization"].split()[1]):
         assert not any(secret in line for line in server_side)
+
+
+async def test_concurrent_retried_impression_batches_count_each_once(ctx: Ctx) -> None:
+    _, token = await ctx.pair()
+    ids = ["0f8fad5b-d9cb-469f-a165-70867728950e", "7c9e6679-7425-40de-944b-e07fc1f90ae7"]
+    batch = {
+        "impressions": [
+            {
+                "id": i,
+                "layout": "l",
+                "zone": "z",
+                "item": "i",
+                "event": "start",
+                "at": "2026-11-21T10:00:00Z",
+            }
+            for i in ids
+        ]
+    }
+    responses = await asyncio.gather(
+        *(
+            ctx.client.post("/api/v1/device/impressions", json=batch, headers=device_headers(token))
+            for _ in range(5)
+        )
+    )
+    assert {r.status_code for r in responses} == {200}
+    assert sum(r.json()["accepted"] for r in responses) == 2
+    assert sum(r.json()["duplicates"] for r in responses) == 8
