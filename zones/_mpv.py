@@ -55,6 +55,7 @@ class VideoEvent:
     load: int  # the load number ``open`` returned for the file; 0: about the handle itself
     detail: str = ""
     duration_s: float | None = None  # READY: the file's length, when the container tells it
+    frame_s: float | None = None  # READY: one frame's duration (1 / the container's frame rate)
 
 
 Listener = Callable[[VideoEvent], None]
@@ -261,12 +262,10 @@ class MpvOutput:
         self._player.observe_property("time-pos", self._on_position)
 
     # mpv's thread -------------------------------------------------------------------------
-    def _emit(
-        self, kind: VideoEventKind, load: int, detail: str = "", duration_s: float | None = None
-    ) -> None:
+    def _emit(self, kind: VideoEventKind, load: int, detail: str = "", **extra: Any) -> None:
         listener = self.listener
         if listener is not None:
-            listener(VideoEvent(kind, load, detail, duration_s))
+            listener(VideoEvent(kind, load, detail, **extra))
 
     def _on_frame(self) -> None:
         self._emit(VideoEventKind.FRAME, self._entry)
@@ -284,7 +283,13 @@ class MpvOutput:
             self._last_error = ""
         elif eid == mpv.MpvEventID.PLAYBACK_RESTART:
             if self._has_video_stream():
-                self._emit(VideoEventKind.READY, self._entry, duration_s=self._duration())
+                fps = self._positive("container-fps")
+                self._emit(
+                    VideoEventKind.READY,
+                    self._entry,
+                    duration_s=self._positive("duration"),
+                    frame_s=1 / fps if fps else None,
+                )
             else:  # an audio-only file, or a video stream no decoder accepted
                 self._emit(VideoEventKind.ERROR, self._entry, "no playable video stream")
         elif eid == mpv.MpvEventID.END_FILE and event.data.reason == mpv.MpvEventEndFile.ERROR:
@@ -302,9 +307,9 @@ class MpvOutput:
         except _MPV_EXCEPTIONS:
             return False
 
-    def _duration(self) -> float | None:
+    def _positive(self, name: str) -> float | None:
         try:
-            value = self._player.duration
+            value = self._player._get_property(name)
         except _MPV_EXCEPTIONS:
             return None
         return float(value) if isinstance(value, int | float) and value > 0 else None

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_FIRST_FRAME_HOLD_S = 0.1  # a container claiming under 10 fps is not trusted for it
+
 
 class VideoRenderer:
     """Renderer of one video item occurrence; see the module docstring."""
@@ -68,6 +70,8 @@ class VideoRenderer:
         self._duration_ns: int | None = None
         self._started_at: int | None = None
         self._started_mono: int | None = None
+        self._frame_ns = 0
+        self._unpause_later: asyncio.TimerHandle | None = None
         self.frames_painted = 0
 
     # events from mpv's thread ------------------------------------------------------------
@@ -89,6 +93,8 @@ class VideoRenderer:
         if event.kind is VideoEventKind.READY:
             if event.duration_s is not None:
                 self._duration_ns = int(event.duration_s * 1e9)
+            if event.frame_s is not None and event.frame_s <= MAX_FIRST_FRAME_HOLD_S:
+                self._frame_ns = int(event.frame_s * 1e9)
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
         elif event.kind is VideoEventKind.ERROR:
@@ -181,18 +187,27 @@ class VideoRenderer:
             raise ZoneError("the video has no frame to show")
 
     def start(self, at_ns: int) -> None:
-        if self._output is None or self._failure is not None:
+        if self._output is None or self._failure is not None or self._loop is None:
+            return
+        self._playing = True
+        self._painted = False
+        self._started_at = at_ns
+        self._started_mono = self._last_frame_ns = time.monotonic_ns()
+        # Frame 0 had its time while paused, so mpv shows frame 1 at once on unpause: wait a
+        # frame first, or frame 0 would flash for a single display frame.
+        if self._frame_ns:
+            self._unpause_later = self._loop.call_later(self._frame_ns / 1e9, self._unpause)
+        else:
+            self._unpause()
+
+    def _unpause(self) -> None:
+        self._unpause_later = None
+        if not self._playing or self._output is None:
             return
         try:
             self._output.play()
         except ZoneError as exc:
             self._fail(exc, broken=True)
-            return
-        self._playing = True
-        self._painted = False
-        self._started_at = at_ns
-        self._started_mono = time.monotonic_ns()
-        self._last_frame_ns = time.monotonic_ns()
 
     def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
         if self._failure is not None:
@@ -297,6 +312,9 @@ class VideoRenderer:
         if not self._playing:
             return
         self._playing = False
+        if self._unpause_later is not None:
+            self._unpause_later.cancel()
+            self._unpause_later = None
         if self._output is not None and not self._broken:
             try:
                 self._output.pause()

@@ -332,3 +332,25 @@ async def test_a_video_ends_once_its_last_frame_had_its_time(factory: FakeMpvFac
     assert renderer.expected_end_ns == pytest.approx(140_000_000, abs=2_000_000)
     assert has_ended(renderer)  # 0.2 s of video, started 60 ms late, ended by now
     renderer.release()
+
+
+async def test_the_first_frame_keeps_its_full_frame_time_before_playback_goes_on(
+    factory: FakeMpvFactory,
+) -> None:
+    renderers = make(factory)
+    first, second = renderers(context()), renderers(context())
+    for renderer in (first, second):
+        await renderer.prepare(video_item(H264), ZONE)
+        listener = fake_of(renderer).listener
+        assert listener is not None
+        listener(VideoEvent(VideoEventKind.READY, 1, duration_s=2.0, frame_s=0.04))
+    await settle()
+    first.start(0)
+    second.start(0)
+    assert first.draw(pygame.Surface(ZONE), 0)  # frame 0 is up at once ...
+    assert not fake_of(first).playing  # ... and mpv is let go only a frame later
+    second.stop()  # left the screen within that frame: never unpaused
+    await asyncio.sleep(0.1)
+    assert fake_of(first).playing and not fake_of(second).playing
+    first.release()
+    second.release()
