@@ -37,6 +37,7 @@ from zones import (
     Display,
     RenderContext,
     ScreenDisplay,
+    configure_renderer,
 )
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class Player:
     async def start(self) -> None:
         if self._tasks:
             return
+        configure_renderer("video", self.settings.video)
         display = self._display or ScreenDisplay(self.settings.display)
         self._opened = display if self._display is None else None  # ours to close
         self.compositor = Compositor(display, frame_ns=self._frame_ns)

@@ -12,9 +12,11 @@ from zones._api import (
     Renderer,
     RendererFactory,
     Size,
+    configure_renderer,
     create_renderer,
     register_renderer,
     registered_types,
+    renderer_config,
 )
 from zones._clock import ClockRenderer
 from zones._compositor import Compositor, Overlay, Scene, ZoneView
@@ -45,6 +47,7 @@ __all__ = [
     "Size",
     "TextRenderer",
     "ZoneView",
+    "configure_renderer",
     "create_renderer",
     "decode_image",
     "fit_box",
@@ -52,6 +55,7 @@ __all__ = [
     "font",
     "register_renderer",
     "registered_types",
+    "renderer_config",
     "rotate_box",
     "rotated_size",
     "wrap",

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,26 @@ RendererFactory = Callable[[RenderContext], Renderer]
 _factories: dict[str, RendererFactory] = {}
 # Item type -> module that registers it when imported (on first use: keeps mpv out of start-up).
 LAZY_RENDERERS: dict[str, str] = {"video": "zones._video"}
+
+
+_lazy_configs: dict[str, object] = {}
+
+
+def configure_renderer(item_type: str, config: object) -> None:
+    """Settings for a lazily loaded renderer type (``[video]`` for ``video``).
+
+    Applied at once when the type's module is already loaded (through its ``configure``), else
+    when it loads: the module reads ``renderer_config`` on import. Nothing is imported here.
+    """
+    _lazy_configs[item_type] = config
+    module = sys.modules.get(LAZY_RENDERERS.get(item_type, ""))
+    if module is not None:
+        module.configure(config)
+
+
+def renderer_config(item_type: str) -> object | None:
+    """The settings last given to ``configure_renderer`` for ``item_type``, if any."""
+    return _lazy_configs.get(item_type)
 
 
 def register_renderer(item_type: str, factory: RendererFactory) -> None:

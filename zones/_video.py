@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from core import VideoConfig, ZoneError
 from sync import VideoItem
-from zones._api import RenderContext, Size, register_renderer
+from zones._api import RenderContext, Size, register_renderer, renderer_config
 from zones._mpv import MpvOutput, VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
 from zones._video_pool import AudioOwner, OutputFactory, VideoOutputPool, run_blocking
 
@@ -391,4 +391,11 @@ def configure_video(
     return renderers
 
 
-configure_video(VideoConfig())
+def configure(config: object) -> None:
+    """``zones.configure_renderer("video", config)`` lands here once this module is loaded."""
+    if not isinstance(config, VideoConfig):
+        raise TypeError(f"video settings must be a VideoConfig, got {type(config).__name__}")
+    configure_video(config)
+
+
+configure(renderer_config("video") or VideoConfig())
