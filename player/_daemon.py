@@ -183,6 +183,12 @@ async def _supervise(agent: SyncAgent, stop: asyncio.Event) -> int:
         await asyncio.gather(sync_task, stop_task, return_exceptions=True)
 
 
+def _status_text(player: Player) -> str:
+    """What ``systemctl status`` shows: the state and, when playing, the layout."""
+    layout = player.snapshot()[0]
+    return f"{player.state.value} {layout}" if layout else player.state.value
+
+
 async def run_daemon(
     settings: Settings,
     *,
@@ -203,10 +209,19 @@ async def run_daemon(
     def token() -> str | None:
         return agents[0].client.token if agents else None
 
-    def feed_watchdog() -> None:
-        notifier.watchdog.feed(time.monotonic())
+    players: list[Player] = []
 
-    with _signals(stop):
+    def on_tick() -> None:
+        notifier.watchdog.feed(time.monotonic())
+        # READY once the screen shows something: systemd's "started" means a frame is up.
+        if players and players[0].frames > 0:
+            notifier.ready(_status_text(players[0]))
+
+    def on_event(event: TimelineEvent) -> None:
+        if event.event == "state" and players and players[0].frames > 0:
+            notifier.status(_status_text(players[0]))
+
+    with notifier, _signals(stop):
         async with (
             httpx.AsyncClient(timeout=timeout) as http,
             httpx.AsyncClient(
@@ -226,11 +241,12 @@ async def run_daemon(
                 agents.append(agent)
                 try:
                     player.add_listener(ImpressionFeed(agent.recorder))
-                    player.add_tick_listener(feed_watchdog)
+                    player.add_listener(on_event)
+                    player.add_tick_listener(on_tick)
+                    players.append(player)
                     await player.start()
                     try:
                         await agent.restore()
-                        notifier.ready("playing" if player.snapshot()[0] else "waiting for content")
                         if on_started is not None:
                             on_started(agent, player)
                         return await _supervise(agent, stop)

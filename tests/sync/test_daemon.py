@@ -261,3 +261,37 @@ def test_signage_play_rejects_a_server_that_is_not_a_url(tmp_path: Path) -> None
     )
     assert done.returncode == 1
     assert "not an http(s) URL" in done.stderr
+
+
+async def test_systemd_hears_ready_after_the_first_frame_then_status_and_stopping(
+    live: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    path = str(tmp_path / "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(path)
+    listener.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    messages: list[str] = []
+
+    def heard(text: str) -> bool:
+        while True:
+            try:
+                messages.append(listener.recv(4096).decode())
+            except BlockingIOError:
+                return any(text in m for m in messages)
+
+    try:
+        running = Daemon(live, tmp_path / "device").start()
+        await wait_for(lambda: heard("READY=1"), what="READY from the pairing screen")
+        ready = next(m for m in messages if "READY=1" in m)
+        assert "STATUS=idle" in ready  # an idle screen is up: a frame was presented
+        await running.pair()
+        await running.publish("hello")
+        await wait_for(lambda: heard("STATUS=playing l1"), what="the playing status")
+        assert await running.finish() == 0
+        assert heard("STOPPING=1")
+        assert sum("READY=1" in m for m in messages) == 1
+    finally:
+        listener.close()
