@@ -153,16 +153,6 @@ def _signals(stop: asyncio.Event) -> Generator[None, None, None]:
             loop.remove_signal_handler(sig)
 
 
-def _limits(settings: Settings) -> Limits:
-    config = settings.cache
-    return Limits(
-        max_bytes=config.max_bytes,
-        parallel=config.parallel_downloads,
-        bandwidth_bps=config.bandwidth_limit_bps,
-        verify_after_start=config.verify_after_start,
-    )
-
-
 async def _supervise(agent: SyncAgent, stop: asyncio.Event) -> int:
     """Run sync until ``stop``; the exit code (0, or the restart code a command asked for)."""
     sync_task = asyncio.create_task(agent.run(), name="sync")
@@ -229,7 +219,7 @@ async def run_daemon(
             ) as cache_http,
         ):
             cache = await AssetCache.open(
-                root / CACHE_DIR, client=cache_http, limits=_limits(settings)
+                root / CACHE_DIR, client=cache_http, limits=Limits.from_config(settings.cache)
             )
             try:
                 player = Player(
