@@ -63,7 +63,13 @@ class Player:
         display: Display | None = None,
         wall: WallClock | None = None,
         device: str = "",
+        frame_ns: int | None = None,
     ) -> None:
+        """``frame_ns``: the shortest interval between frames that only animate (default
+        ``1 / frame_rate_hz``); the simulator samples animation below 1 Hz at ``--speed max``.
+        Deadlines are presented on the first frame at or after them, whatever this is."""
+        if frame_ns is not None and frame_ns <= 0:
+            raise ValueError(f"frame_ns must be positive, got {frame_ns}")
         self.settings = settings
         self.clock = clock
         self.assets = assets
@@ -71,7 +77,7 @@ class Player:
         self.device = device or settings.sync.device_name or "player"
         self._display = display
         self._opened: Display | None = None
-        self._frame_ns = NS_PER_S // settings.player.frame_rate_hz
+        self._frame_ns = frame_ns or NS_PER_S // settings.player.frame_rate_hz
         self._preload_ns = settings.player.preload_ms * NS_PER_MS
         self.events = EventSink(self.device, clock, self.wall)
         if timeline is not None:
@@ -287,7 +293,12 @@ class Player:
         task.add_done_callback(self._side_tasks.discard)
 
     def _reconsider(self) -> None:
-        """Content or wall time changed: an armed boundary switch may no longer be right."""
+        """Content or wall time changed: an armed boundary switch may no longer be right.
+
+        The frame loop looks again too: a clock zone's next redraw was planned on the old
+        wall time (a ``%H:%M`` clock would otherwise show the old time for up to a minute).
+        """
+        self._frame_wake.set()
         if self._armed is not None or self._start_at is not None:
             self._disarm()
             current = self._current
@@ -317,6 +328,8 @@ class Player:
                 wall_time=self.wall.at,
                 wake=self._frame_wake.set,
                 frame_ns=self._frame_ns,
+                # A virtual clock (it has advance_to) only moves when told: video follows it.
+                virtual_now=self.clock.now_ns if hasattr(self.clock, "advance_to") else None,
             )
 
         return context

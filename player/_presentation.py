@@ -223,6 +223,12 @@ class ZoneSequencer:
     def next_wake_ns(self, now_ns: int) -> int | None:
         """The next instant ``tick`` has something to do (None: only when woken)."""
         upcoming = self._next
+        if upcoming is not None and upcoming.due_ns is None and self._current_end is None:
+            # Loaded ahead for an item that ends on its own (a video): look again when it
+            # expects to end, a deadline not subject to the animation frame-rate cap.
+            renderer = self.view.renderer
+            hint = None if renderer is None else _expected_end(renderer)
+            return None if hint is None else max(now_ns, hint)
         if upcoming is not None:
             return upcoming.due_ns if upcoming.task.done() else None
         if self._current_end is None:

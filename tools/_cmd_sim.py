@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_OUT = Path("sim-out")
-MAX_SPEED_FPS = 1
+# At --speed max, animation (tickers, fades, a seconds clock) is sampled every 10 s of media
+# time; switches are presented at their deadlines whatever this is (docs/simulator.md).
+MAX_SPEED_FPS = 0.1
 
 
 def _speed(text: str) -> float | str:
@@ -22,6 +24,16 @@ def _speed(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"a positive number or 'max', got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"a positive number or 'max', got {text!r}")
+    return value
+
+
+def _fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frames per second, got {text!r}") from None
+    if not 0.001 <= value <= 240:
+        raise argparse.ArgumentTypeError(f"between 0.001 and 240 frames per second, got {text}")
     return value
 
 
@@ -83,10 +95,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--fps",
-        type=int,
-        choices=range(1, 241),
+        type=_fps,
         metavar="N",
-        help="the players' frame-rate cap (default: 60, or 1 with --speed max)",
+        help=f"the players' frame-rate cap for animation, may be below 1 "
+        f"(default: 60, or {MAX_SPEED_FPS:g} with --speed max)",
     )
     parser.add_argument(
         "--port", type=int, default=0, help="port of the in-process server (default: any free)"
@@ -147,7 +159,8 @@ def build_options(args: argparse.Namespace) -> Any:
         scenario=scenario,
         start=_pick(args.start, run.start if run else None, None),
         frames=FramePolicy.parse(frames),
-        device_overrides=_device_overrides(scenario, speed, args.fps),
+        device_overrides=_device_overrides(scenario),
+        fps=_frame_rate(scenario, speed, args.fps),
         make_display=_window_display if args.window else None,
         port=args.port,
         adopt=args.adopt,
@@ -165,23 +178,28 @@ def scenario_path(given: Path) -> Path:
     return given
 
 
-def _device_overrides(scenario: Any, speed: float | None, fps: int | None) -> dict[str, Any]:
-    """The scenario's device settings; at ``--speed max`` animation is sampled at 1 Hz.
-
-    A virtual day has tens of thousands of animation frames (a ticker, fades) that take real
-    time to compose but say nothing about timing: switches are still presented exactly at
-    their deadlines.
-    """
-    overrides: dict[str, Any] = {
+def _device_overrides(scenario: Any) -> dict[str, Any]:
+    """The scenario's device settings (copied: the devices may add to them)."""
+    return {
         k: dict(v) if isinstance(v, dict) else v
         for k, v in (scenario.settings if scenario is not None else {}).items()
     }
-    player = overrides.setdefault("player", {})
+
+
+def _frame_rate(scenario: Any, speed: float | None, fps: float | None) -> float | None:
+    """The players' animation frame rate; None: their settings' ``player.frame_rate_hz``.
+
+    At ``--speed max`` animation is sampled at ``MAX_SPEED_FPS`` unless ``--fps`` or the
+    scenario's ``player.frame_rate_hz`` says otherwise: a virtual day has tens of thousands of
+    animation frames (a ticker, fades) that take real time to compose but say nothing about
+    timing; switches are still presented exactly at their deadlines.
+    """
     if fps is not None:
-        player["frame_rate_hz"] = fps
-    elif speed is None:
-        player.setdefault("frame_rate_hz", MAX_SPEED_FPS)  # a scenario's own value wins
-    return overrides
+        return fps
+    player = scenario.settings.get("player", {}) if scenario is not None else {}
+    if speed is None and not (isinstance(player, dict) and "frame_rate_hz" in player):
+        return MAX_SPEED_FPS
+    return None
 
 
 def _progress(message: str) -> None:

@@ -80,8 +80,10 @@ class SimDevice:
         timeline: TimelineWriter,
         run_t0_ns: int,
         on_code: CodeHandler,
+        frame_ns: int | None = None,
     ) -> None:
         self.name = name
+        self.frame_ns = frame_ns  # the player's animation frame period (None: its settings')
         self.root = root
         self.settings = settings
         self.clock = clock
@@ -185,7 +187,7 @@ class SimDevice:
         self.display = display = WatchedDisplay(self._make_display(), self._watch)
         self.player = player = Player(
             self.settings, clock=self.clock, assets=self.cache, display=display, wall=wall,
-            device=self.name,
+            device=self.name, frame_ns=self.frame_ns,
         )  # fmt: skip
         player.add_listener(self._note_dips)
         player.add_listener(self._emit)

@@ -33,6 +33,7 @@ class SimOptions:
     start: dt.datetime | None = None
     frames: FramePolicy = field(default_factory=lambda: FramePolicy("switch"))
     device_overrides: dict[str, Any] = field(default_factory=dict)
+    fps: float | None = None  # the players' animation frame rate; None: player.frame_rate_hz
     make_display: Callable[[int], Display] | None = None
     port: int = 0  # of the in-process server; 0: any free port
     adopt: bool = False  # devices paired by hand join the simulated group (the demo)

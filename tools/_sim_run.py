@@ -153,6 +153,7 @@ class Simulation:
                 timeline=self.timeline,
                 run_t0_ns=self.run_t0_ns,
                 on_code=self._on_code,
+                frame_ns=None if self.options.fps is None else round(NS_PER_S / self.options.fps),
             )
             device.listeners.append(self.watch)
             device.on_black = self._black_frame

@@ -85,7 +85,9 @@ class RenderContext:
     not available). ``wall_time(now_ns)`` maps a media-clock instant to an aware wall-clock time
     (the clock zone). ``timezone`` is the manifest's IANA zone. ``wake()`` asks the frame loop to
     compose a frame soon; it must be called on the event-loop thread (from another thread use
-    ``loop.call_soon_threadsafe(context.wake)``).
+    ``loop.call_soon_threadsafe(context.wake)``). ``virtual_now()`` is given only when media
+    time is virtual (the simulator): the media clock's now. A renderer that otherwise times itself
+    on real time (video) then times itself on it, so a clip lasts its length in media time.
     """
 
     zone_id: str
@@ -94,6 +96,7 @@ class RenderContext:
     wall_time: Callable[[int], dt.datetime] = _utc_now
     wake: Callable[[], None] = field(default=_no_wake)
     frame_ns: int = 16_666_667
+    virtual_now: Callable[[], int] | None = None
 
 
 @runtime_checkable

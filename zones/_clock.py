@@ -1,8 +1,16 @@
-"""Clock zones: the wall time in a strftime format and a time zone, redrawn on the second."""
+"""Clock zones: the wall time in a strftime format and a time zone.
+
+A clock is redrawn when its text can change: every second when the format shows seconds, on the
+minute for ``%H:%M``, and every quarter of an hour for coarser formats (hours, dates). Quarter
+hours, not hours, because UTC offsets (+05:45) and daylight-saving transitions fall on quarter
+hours of UTC, not always on whole local hours; 96 wake-ups a day cost nothing. A kiosk showing
+``%H:%M`` thus wakes 60 times less often, and a simulated day composes 60 times fewer frames.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import pygame
@@ -14,6 +22,29 @@ from zones._fonts import font, parse_colour
 from zones._text import fit_line_size
 
 _NS_PER_US = 1_000
+SECOND, MINUTE, QUARTER_HOUR = 1, 60, 900  # how often a format's text can change, in seconds
+
+# Directives (after optional glibc flags and E/O modifiers) by the finest unit they show.
+# Anything not listed (%c, %X, %T, %r, %s, %f, unknown ones) counts as seconds: redrawing too
+# often is only a cost, too rarely a wrong clock.
+_MINUTE_DIRECTIVES = frozenset("MR")
+_COARSE_DIRECTIVES = frozenset("HIklpPaAbBhdejmyYCgGuwUWVDFxzZn%t")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_DIRECTIVE = re.compile(r"%[-_0^#]*[EO]?(.|$)", re.DOTALL)
+
+
+def change_period_s(format_: str) -> int:
+    """How often (seconds) a strftime ``format_``'s text can change: 1, 60 or 900."""
+    period = QUARTER_HOUR
+    for match in _DIRECTIVE.finditer(format_):
+        directive = match.group(1)
+        if directive in _COARSE_DIRECTIVES:
+            continue
+        if directive in _MINUTE_DIRECTIVES:
+            period = min(period, MINUTE)
+        else:
+            return SECOND
+    return period
 
 
 class ClockRenderer:
@@ -26,12 +57,14 @@ class ClockRenderer:
         self._tz = ZoneInfo("UTC")
         self._font_size = 12
         self._shown: str | None = None
+        self._period_s = SECOND
 
     async def prepare(self, item: Item, size: Size) -> None:
         if not isinstance(item, ClockItem):
             raise ZoneError(f"not a clock item: {item.type}", zone=self._context.zone_id)
         self._item, self._size = item, size
         self._tz = ZoneInfo(item.timezone or self._context.timezone)
+        self._period_s = change_period_s(item.format)
         # Sized for the widest rendering (all digits 8) so the text does not breathe.
         sample = dt.datetime(2026, 12, 28, 18, 58, 58, tzinfo=self._tz).strftime(item.format)
         self._font_size = fit_line_size(
@@ -69,8 +102,11 @@ class ClockRenderer:
         return True
 
     def next_change_ns(self, now_ns: int) -> int | None:
-        micros = self._context.wall_time(now_ns).microsecond
-        return now_ns + (1_000_000 - micros) * _NS_PER_US
+        """The next boundary of the format's finest unit, in UTC (see the module docstring)."""
+        wall = self._context.wall_time(now_ns)
+        seconds = (wall - _EPOCH) // dt.timedelta(seconds=1)  # exact, unlike timestamp()
+        into_period_us = (seconds % self._period_s) * 1_000_000 + wall.microsecond
+        return now_ns + (self._period_s * 1_000_000 - into_period_us) * _NS_PER_US
 
     @property
     def ended(self) -> bool:

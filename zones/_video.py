@@ -239,7 +239,14 @@ class VideoRenderer:
             self._fail(ZoneError(f"decoder stalled: no frame for {silent_s:.1f} s"), broken=True)
 
     def next_change_ns(self, now_ns: int) -> int | None:
-        if not self._playing or self._eof or self._failure is not None:
+        if not self._playing or self._failure is not None:
+            return None
+        virtual_end = self._virtual_end_ns()
+        if virtual_end is not None:
+            # Media time is virtual: the end of the clip is a deadline like any other (mpv's
+            # frames still wake the loop on their own).
+            return max(now_ns, virtual_end)
+        if self._eof:
             return None
         # New frames wake the loop; these deadlines make sure a stall, and the end of a file
         # after its last frame, get noticed.
@@ -274,9 +281,30 @@ class VideoRenderer:
             return None
         return self._started_mono + self._lag_ns() + self._duration_ns
 
+    def _virtual_end_ns(self) -> int | None:
+        """On a virtual media clock: the clip's end in media time (start + its length).
+
+        mpv plays at its own real pace, which has nothing to do with a virtual clock's (a 4 s
+        clip would last anything from a blink to minutes of media time), so the clip ends when
+        media time says it has played its length. Unknown length: None (mpv's end of file).
+        """
+        item = self._item
+        if (
+            self._context.virtual_now is None
+            or item is None
+            or item.duration_ms is not None
+            or self._started_at is None
+            or self._duration_ns is None
+        ):
+            return None
+        return self._started_at + self._duration_ns
+
     @property
     def expected_end_ns(self) -> int | None:
         """When a video without a duration will end, so the next item is ready by then."""
+        virtual_end = self._virtual_end_ns()
+        if virtual_end is not None:
+            return virtual_end
         end = self._end_monotonic_ns()
         if end is None or self._started_at is None or self._started_mono is None:
             return None
@@ -293,6 +321,9 @@ class VideoRenderer:
         item = self._item
         if item is None or item.duration_ms is not None:
             return False
+        virtual_end = self._virtual_end_ns()
+        if virtual_end is not None and self._context.virtual_now is not None:
+            return self._context.virtual_now() >= virtual_end  # not mpv's (real-time) end
         if self._eof:
             return True
         end = self._end_monotonic_ns()

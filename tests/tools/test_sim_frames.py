@@ -43,6 +43,11 @@ def test_flat_surfaces_and_detail() -> None:
     small.fill((0, 0, 0))
     pygame.draw.line(small, (255, 255, 255), (10, 50), (250, 50), 6)
     assert not is_flat(small)
+    picture = pygame.Surface((640, 360))
+    for x in range(640):  # a gradient: the sparse grid of probes tells it at once
+        pygame.draw.line(picture, (x * 255 // 639, 40, 90), (x, 0), (x, 359))
+    assert not is_flat(picture)
+    assert is_flat(picture.subsurface(pygame.Rect(0, 0, 2, 360)))  # within noise: flat
 
 
 def test_blank_regions_look_at_the_canvas_and_each_media_zone() -> None:

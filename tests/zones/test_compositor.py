@@ -141,6 +141,33 @@ def test_crossfade_blends_then_releases_the_outgoing(screen: ScreenDisplay) -> N
     assert old.released
 
 
+@pytest.mark.parametrize("opaque", [False, True])
+def test_blending_leaves_the_layers_as_they_were(screen: ScreenDisplay, opaque: bool) -> None:
+    class Layer(Solid):
+        pass
+
+    Layer.opaque = opaque  # type: ignore[attr-defined]
+    compositor = Compositor(screen)
+    scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+    view = scene.zone("a")
+    view.show(Layer(RED), 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    view.show(Layer(BLUE), S, Transition(type="crossfade", duration_ms=1000))
+    assert view.current is not None
+    flags = view.current.surface.get_flags() & pygame.SRCALPHA
+    for step in (S // 4, S // 2, 3 * S // 4):
+        compositor.compose(S + step)
+        r, _, b = pixel(80, 45)
+        share = step / S
+        assert abs(b - 200 * share) < 12 and abs(r - 200 * (1 - share)) < 12, (step, r, b)
+        # The blend borrows the surface's own alpha and gives it back: no copy, no lost mode.
+        assert view.current.surface.get_alpha() == (None if opaque else 255)
+        assert view.current.surface.get_flags() & pygame.SRCALPHA == flags
+    compositor.compose(2 * S)
+    assert pixel(80, 45) == BLUE
+
+
 def test_fade_goes_through_the_background(screen: ScreenDisplay) -> None:
     compositor = Compositor(screen)
     scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))

@@ -25,6 +25,7 @@ from zones import (
     rotate_box,
     wrap,
 )
+from zones._clock import change_period_s
 
 DATA = Path(__file__).parent.parent / "data"
 S = 1_000_000_000
@@ -184,6 +185,53 @@ async def test_clock_redraws_on_the_second_in_its_time_zone() -> None:
     assert renderer.draw(surface, 750_000_000) is True
     assert renderer.text_at(750_000_000) == "21:00:01"
     assert surface.get_bounding_rect().w < 300
+
+
+async def test_clock_with_minutes_asks_to_be_redrawn_at_the_next_minute() -> None:
+    # 12:00:20.25 UTC: a "%H:%M" clock changes at 12:01:00, 39.75 s later, not every second.
+    renderer = ClockRenderer(context(NOON + dt.timedelta(seconds=20, microseconds=250_000)))
+    await renderer.prepare(ClockItem(id="c", type="clock", format="%H:%M"), (100, 40))
+    renderer.start(0)
+    assert renderer.next_change_ns(0) == 39_750_000_000
+    assert renderer.text_at(39_750_000_000 - 1) == "13:00"
+    assert renderer.text_at(39_750_000_000) == "13:01"
+
+
+async def test_clock_on_a_half_hour_offset_wakes_on_quarter_hours() -> None:
+    # India (+05:30): "%H" changes on the half hour of UTC; quarter hours of UTC cover that.
+    renderer = ClockRenderer(context(NOON + dt.timedelta(minutes=20)))
+    item = ClockItem(id="c", type="clock", format="%A %H h", timezone="Asia/Kolkata")
+    await renderer.prepare(item, (300, 40))
+    renderer.start(0)
+    wake = renderer.next_change_ns(0)
+    assert wake == 10 * 60 * S, "12:30 UTC, when it becomes 18:00 in India"
+    assert renderer.text_at(wake - 1) != renderer.text_at(wake)
+
+
+@pytest.mark.parametrize(
+    ("format_", "period"),
+    [
+        ("%H:%M:%S", 1),
+        ("%H:%M", 60),
+        ("%-I:%M %p", 60),
+        ("%R", 60),
+        ("%a %d %b", 900),
+        ("%H h", 900),
+        ("%Y-%m-%d %Z", 900),
+        ("100%% %H", 900),
+        ("%T", 1),
+        ("%X", 1),
+        ("%c", 1),
+        ("%r", 1),
+        ("%s", 1),
+        ("%H:%M:%Q", 1),  # unknown directive: seconds, to be safe
+        ("%H:%M %", 1),  # a dangling % as well
+        ("%OM", 60),
+        ("plain text", 900),
+    ],
+)
+def test_clock_change_period_follows_the_finest_directive(format_: str, period: int) -> None:
+    assert change_period_s(format_) == period
 
 
 async def test_clock_uses_the_manifest_time_zone_by_default() -> None:
