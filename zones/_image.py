@@ -107,7 +107,8 @@ class ImageRenderer:
     def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
         if self._painted or self._picture is None:
             return False
-        surface.fill((0, 0, 0, 0))  # contain: transparent bars show the layout background
+        if not self.opaque:  # the picture covers every pixel otherwise: no fill to pay for
+            surface.fill((0, 0, 0, 0))  # contain: transparent bars show the layout background
         surface.blit(self._picture.surface, self._picture.offset)
         self._painted = True
         return True

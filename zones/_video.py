@@ -103,6 +103,13 @@ class VideoRenderer:
             self._eof = True
             self._context.wake()
         elif event.kind is VideoEventKind.FRAME:
+            if self._context.virtual_now is not None and self._playing:
+                # Virtual media time: frames are sampled when the frame loop composes (a
+                # deadline, or the animation rate), and rendering each one (milliseconds of
+                # CPU) would cost the simulation its speed; mpv waiting up to 200 ms for the
+                # render is harmless here. The event still shows the decoder is alive.
+                self._last_frame_ns = time.monotonic_ns()
+                return
             # Render now, playing or not: libmpv stalls up to 200 ms for a client that does not.
             self._pull()
 
@@ -243,9 +250,9 @@ class VideoRenderer:
             return None
         virtual_end = self._virtual_end_ns()
         if virtual_end is not None:
-            # Media time is virtual: the end of the clip is a deadline like any other (mpv's
-            # frames still wake the loop on their own).
-            return max(now_ns, virtual_end)
+            # Media time is virtual: the end of the clip is a deadline like any other, and
+            # frames are sampled at the frame rate (mpv's own frames do not wake the loop).
+            return max(now_ns, min(virtual_end, now_ns + self._context.frame_ns))
         if self._eof:
             return None
         # New frames wake the loop; these deadlines make sure a stall, and the end of a file

@@ -172,6 +172,23 @@ async def test_ticker_position_is_a_function_of_media_time() -> None:
     assert next_change == 11 * S + 10_000_000
 
 
+async def test_text_on_an_opaque_background_is_opaque_and_laid_out_once() -> None:
+    shown = []
+    for background in ("#102030", None):
+        renderer = TextRenderer(context())
+        item = TextItem(id="t", type="text", text="Tonight at 8", background=background)
+        await renderer.prepare(item, (400, 100))
+        shown.append(renderer)
+    assert [r.opaque for r in shown] == [True, False]
+    again = TextRenderer(context())
+    await again.prepare(TextItem(id="t2", type="text", text="Tonight at 8"), (400, 100))
+    assert again._pieces[0][1] is shown[1]._pieces[0][1], "same text and size: rendered once"
+    surface = pygame.Surface((400, 100))  # what the compositor gives an opaque renderer
+    shown[0].start(0)
+    assert shown[0].draw(surface, 0)
+    assert surface.get_at((0, 0))[:3] == (0x10, 0x20, 0x30)
+
+
 async def test_clock_redraws_on_the_second_in_its_time_zone() -> None:
     renderer = ClockRenderer(context(NOON + dt.timedelta(microseconds=250_000)))
     item = ClockItem(id="c", type="clock", format="%H:%M:%S", timezone="Asia/Tokyo")

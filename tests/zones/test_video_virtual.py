@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 
+import pygame
 import pytest
 
 from core import VideoConfig
 from tests.fakes.fake_mpv import FakeMpvFactory
 from tests.zones._video_support import H264, ZONE, asset_path, video_item
 from zones import RenderContext
+from zones._mpv import VideoEvent, VideoEventKind
 from zones._video import VideoRenderer, VideoRenderers
 
 S = 1_000_000_000
@@ -38,11 +41,17 @@ def factory() -> Iterator[FakeMpvFactory]:
     made.unhang_all()
 
 
-def renderer_on(factory: FakeMpvFactory, media: Media | None) -> VideoRenderer:
+def renderer_on(
+    factory: FakeMpvFactory, media: Media | None, *, frame_ns: int = 10 * S
+) -> VideoRenderer:
+    """A renderer as the simulator's players make them (``--speed max``: a frame per 10 s)."""
     renderers = VideoRenderers(
         VideoConfig.model_validate({"command_timeout_s": 2.0}), output_factory=factory
     )
-    return renderers(RenderContext(zone_id="main", asset_path=asset_path, virtual_now=media))
+    context = RenderContext(
+        zone_id="main", asset_path=asset_path, virtual_now=media, frame_ns=frame_ns
+    )
+    return renderers(context)
 
 
 async def test_a_video_on_a_virtual_clock_ends_at_its_length_in_media_time(
@@ -62,6 +71,28 @@ async def test_a_video_on_a_virtual_clock_ends_at_its_length_in_media_time(
     assert has_ended(renderer) is False
     media.now = 5 * S + LENGTH
     assert has_ended(renderer) is True
+    renderer.release()
+
+
+async def test_on_a_virtual_clock_frames_are_sampled_at_the_frame_rate(
+    factory: FakeMpvFactory,
+) -> None:
+    media = Media()
+    renderer = renderer_on(factory, media, frame_ns=S // 4)
+    await renderer.prepare(video_item(H264), ZONE)
+    renderer.start(0)
+    assert renderer.next_change_ns(0) == S // 4
+    assert renderer.next_change_ns(LENGTH - S // 8) == LENGTH, "then its end"
+    fake = factory.outputs[-1]
+    assert fake.listener is not None
+    surface = pygame.Surface(ZONE)
+    assert renderer.draw(surface, 0) is True  # the first frame
+    woken: list[int] = []
+    renderer._context = dataclasses.replace(renderer._context, wake=lambda: woken.append(1))
+    fake.listener(VideoEvent(VideoEventKind.FRAME, 1))  # from this thread, like mpv's
+    await asyncio.sleep(0.03)
+    assert not woken, "a new frame does not wake the loop: it is drawn at the next sample"
+    assert renderer.draw(surface, S // 4) is True, "the new frame, rendered when drawn"
     renderer.release()
 
 
