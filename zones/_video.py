@@ -103,7 +103,7 @@ class VideoRenderer:
             self._eof = True
             self._context.wake()
         elif event.kind is VideoEventKind.FRAME:
-            if self._context.virtual_now is not None and self._playing:
+            if self._context.virtual_now is not None and self._sampled_frames():
                 # Virtual media time: frames are sampled when the frame loop composes (a
                 # deadline, or the animation rate), and rendering each one (milliseconds of
                 # CPU) would cost the simulation its speed; mpv waiting up to 200 ms for the
@@ -112,6 +112,11 @@ class VideoRenderer:
                 return
             # Render now, playing or not: libmpv stalls up to 200 ms for a client that does not.
             self._pull()
+
+    def _sampled_frames(self) -> bool:
+        """Virtual media time, and the first frame is in: later frames are rendered when drawn."""
+        ready = self._ready
+        return self._playing or (ready is not None and ready.done())
 
     def _pull(self) -> None:
         """Render mpv's newest frame, if any, into the output's frame surface."""
