@@ -12,7 +12,8 @@ from tools._cmd_sim import MAX_SPEED_FPS, build_options
 
 def options_for(*args: str) -> float | None:
     parsed = build_parser().parse_args(["sim", "--out", "unused", *args])
-    return build_options(parsed).fps
+    fps: float | None = build_options(parsed).fps
+    return fps
 
 
 def test_max_speed_samples_animation_at_a_low_documented_rate() -> None:
