@@ -87,7 +87,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--frames", metavar="POLICY", help="none, switch, first or every:N (see docs)"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"where timeline.jsonl, frames/, summary.json and devices/ go ({DEFAULT_OUT})",
+    )
     parser.add_argument(
         "--window",
         action="store_true",
