@@ -55,16 +55,6 @@ class _SimAdapter(DeviceAdapter):
         await super().apply_manifest(manifest)
 
 
-def cache_limits(settings: Settings) -> Limits:
-    config = settings.cache
-    return Limits(
-        max_bytes=config.max_bytes,
-        parallel=config.parallel_downloads,
-        bandwidth_bps=config.bandwidth_limit_bps,
-        verify_after_start=config.verify_after_start,
-    )
-
-
 class SimDevice:
     """Start, stop (a power cut) and start again; everything lives under ``root``."""
 
@@ -181,7 +171,7 @@ class SimDevice:
         )
         self._clients = [http, cache_http]
         self.cache = await AssetCache.open(
-            cache_root(self.root), client=cache_http, limits=cache_limits(self.settings)
+            cache_root(self.root), client=cache_http, limits=Limits.from_config(self.settings.cache)
         )
         wall = WallClock(self.clock, synchronised=lambda: True)
         self.display = display = WatchedDisplay(self._make_display(), self._watch)
