@@ -31,6 +31,7 @@ from player._presentation import Presentation, Switch
 from player._schedule import resolve
 from player._timeline import TimelineWriter
 from player._wall import WallClock
+from player._warmup import SwitchWarmup
 from sync import Layout, Manifest
 from zones import (
     Compositor,
@@ -94,6 +95,7 @@ class Player:
         self._load_task: asyncio.Task[None] | None = None
         self._load_pending = False
         self._frame_wake = asyncio.Event()
+        self._warmup = SwitchWarmup(clock)
         self._schedule_wake = asyncio.Event()
         self._idle = IdleScreens(
             device=self.device,
@@ -479,6 +481,7 @@ class Player:
             for callback in self._tick_listeners:
                 callback()
             wanted = self._next_frame(now, last_present)
+            await self._warmup.before(wanted, self._current, compositor, self._frame_wake)
             await self.clock.sleep_until(wanted, self._frame_wake)
             self._frame_wake.clear()
 

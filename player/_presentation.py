@@ -239,6 +239,16 @@ class ZoneSequencer:
             return max(now_ns, self._current_end)  # a lone item continues at its deadline
         return max(now_ns, self._current_end - self._preload_ns)
 
+    def switches_by(self, at_ns: int) -> bool:
+        """True when a prepared item is due at or before ``at_ns`` (a switch frame)."""
+        upcoming = self._next
+        return (
+            upcoming is not None
+            and upcoming.due_ns is not None
+            and upcoming.due_ns <= at_ns
+            and upcoming.task.done()
+        )
+
     def end(self) -> None:
         """Report the item on screen as ended (the presentation is being replaced)."""
         if self.current is not None:
@@ -337,6 +347,10 @@ class Presentation:
     def next_wake_ns(self, now_ns: int) -> int | None:
         times = [t for s in self.sequencers if (t := s.next_wake_ns(now_ns)) is not None]
         return min(times) if times else None
+
+    def switching_zones(self, at_ns: int) -> list[str]:
+        """The zones whose next item is due at or before ``at_ns``."""
+        return [s.view.zone_id for s in self.sequencers if s.switches_by(at_ns)]
 
     def take_switches(self) -> list[Switch]:
         switches: list[Switch] = []

@@ -37,6 +37,11 @@ the zone with opaque colour (a photo with ``fit: cover``, a video): its surface 
 per-pixel alpha and composing it is a plain copy. Without it the surface is RGBA and
 transparent pixels show the zones below and the layout background.
 
+A renderer may have a ``damage`` attribute: after a ``draw`` that returned True, the
+zone-local rectangle ``(x, y, w, h)`` outside which nothing changed, or None for the whole
+zone (always None after the first draw). A clock that repaints a line of digits in a tall zone
+thus costs the compositor and the display a copy of that line, not of the zone.
+
 ``draw`` may raise ``ZoneError`` for a failure found while playing (a decoder crash): the zone
 reports it and moves on. Renderers never sleep, never block the loop and never touch the display.
 

@@ -57,6 +57,8 @@ class ClockRenderer:
         self._tz = ZoneInfo("UTC")
         self._font_size = 12
         self._shown: str | None = None
+        self._text_rect: pygame.Rect | None = None
+        self.damage: tuple[int, int, int, int] | None = None  # see zones._api
         self._period_s = SECOND
 
     async def prepare(self, item: Item, size: Size) -> None:
@@ -73,6 +75,8 @@ class ClockRenderer:
 
     def start(self, at_ns: int) -> None:
         self._shown = None
+        self._text_rect = None
+        self.damage = None
 
     def text_at(self, now_ns: int) -> str:
         if self._item is None:
@@ -86,19 +90,19 @@ class ClockRenderer:
         text = self.text_at(now_ns)
         if text == self._shown:
             return False
+        first = self._shown is None or self._text_rect is None
         self._shown = text
         background = parse_colour(item.background)
-        surface.fill(background if background is not None else (0, 0, 0, 0))
         rendered = font(self._font_size, "bold").render(
             text, True, parse_colour(item.color) or pygame.Color("white")
         )
-        surface.blit(
-            rendered,
-            (
-                (self._size[0] - rendered.get_width()) // 2,
-                (self._size[1] - rendered.get_height()) // 2,
-            ),
-        )
+        rect = rendered.get_rect(center=(self._size[0] // 2, self._size[1] // 2))
+        # After the first paint only the text's box changes: repaint the old and new boxes.
+        area = None if first or self._text_rect is None else rect.union(self._text_rect)
+        surface.fill(background if background is not None else (0, 0, 0, 0), area)
+        surface.blit(rendered, rect)
+        self._text_rect = rect
+        self.damage = None if area is None else (area.x, area.y, area.w, area.h)
         return True
 
     def next_change_ns(self, now_ns: int) -> int | None:

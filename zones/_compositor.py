@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import pygame
@@ -22,6 +22,7 @@ from sync import Transition
 from zones._api import Renderer
 from zones._display import Display
 from zones._fonts import font
+from zones._memory import touch_pages
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,13 @@ class ZoneView:
                 return self._spares.pop(index)
         return pygame.Surface(self.rect.size, pygame.SRCALPHA if alpha else 0)
 
+    def warm(self) -> None:
+        """Touch the memory of what this zone shows next (its staged item, else its current
+        one) ahead of a deadline: see ``zones._memory``."""
+        layer = self._staged or self.current
+        if layer is not None:
+            touch_pages(layer.flat or layer.surface)
+
     def touch(self) -> None:
         """Count the zone as changed on the next frame (re-blit the same pixels)."""
         self._dirty = True
@@ -140,41 +148,52 @@ class ZoneView:
         self._staged = None  # a staged renderer belongs to the sequencer, which releases it
         self._spares.clear()
 
-    def _draw_layer(self, layer: _Layer, now_ns: int) -> bool:
+    def _draw_layer(self, layer: _Layer, now_ns: int) -> pygame.Rect | None:
+        """Let the layer's renderer paint; the zone-local rectangle that changed, if any."""
         try:
             changed = layer.renderer.draw(layer.surface, now_ns)
         except ZoneError as exc:
             if self.on_error is None:
                 raise
             self.on_error(self, layer.renderer, exc)
-            return False
-        if changed:
-            self._flatten(layer)
-        return changed
+            return None
+        if not changed:
+            return None
+        whole = layer.surface.get_rect()
+        damage = getattr(layer.renderer, "damage", None)
+        area = whole if damage is None else whole.clip(pygame.Rect(damage))
+        self._flatten(layer, area)
+        return area
 
-    def _flatten(self, layer: _Layer) -> None:
+    def _flatten(self, layer: _Layer, area: pygame.Rect | None = None) -> None:
         """Blend a transparent layer over the layout background once, when it changes, so
-        composing it is a copy (and, staged, the blend happens before the deadline)."""
+        composing it is a copy (and, staged, the blend happens before the deadline). Only
+        ``area`` (zone-local, default everything) changed."""
         if self.backdrop is None or not layer.surface.get_flags() & pygame.SRCALPHA:
             layer.flat = None
             return
         if layer.flat is None:
             layer.flat = pygame.Surface(self.rect.size)
-        layer.flat.fill(self.backdrop)
-        layer.flat.blit(layer.surface, (0, 0))
+            area = None
+        if area is None:
+            area = layer.flat.get_rect()
+        layer.flat.fill(self.backdrop, area)
+        layer.flat.blit(layer.surface, area.topleft, area)
 
-    def update(self, now_ns: int) -> bool:
-        """Let the renderers paint; True when this zone's pixels changed."""
-        changed, self._dirty = self._dirty, False
+    def update(self, now_ns: int) -> pygame.Rect | None:
+        """Let the renderers paint; the canvas rectangle whose pixels changed, if any."""
+        whole = self._dirty
+        self._dirty = False
         if self._outgoing is not None and self._fade is not None:
             self._draw_layer(self._outgoing, now_ns)
-            changed = True  # the blend changes every frame of a fade
+            whole = True  # the blend changes every frame of a fade
             if self._fade.progress(now_ns) >= 1.0:
                 _release(self._outgoing, self._spares)
                 self._outgoing, self._fade = None, None
-        if self.current is not None:
-            changed = self._draw_layer(self.current, now_ns) or changed
-        return changed
+        area = None if self.current is None else self._draw_layer(self.current, now_ns)
+        if whole:
+            return self.rect.copy()
+        return None if area is None else area.move(self.rect.topleft)
 
     def paint(self, canvas: pygame.Surface, clip: pygame.Rect, now_ns: int) -> None:
         """Blit this zone's pixels inside ``clip`` (canvas coordinates)."""
@@ -266,7 +285,7 @@ class Scene:
 
     def compose(self, now_ns: int, overlay: Overlay | None = None) -> list[pygame.Rect]:
         """Redraw what changed; the rectangles of the canvas that now differ."""
-        dirty = [view.rect.copy() for view in self.zones if view.update(now_ns)]
+        dirty = [rect for view in self.zones if (rect := view.update(now_ns)) is not None]
         if overlay is not None and overlay.changed():
             dirty.append(overlay.rect(self.canvas.get_size()))
         if self._full:
@@ -285,6 +304,16 @@ class Scene:
             if overlay is not None and overlay.visible:
                 overlay.paint(self.canvas, rect)
         return dirty
+
+    def warm(self, zone_ids: Collection[str]) -> list[pygame.Rect]:
+        """Touch the memory the next compose of these zones copies; their canvas rectangles."""
+        rects = []
+        for view in self.zones:
+            if view.zone_id in zone_ids:
+                view.warm()
+                touch_pages(self.canvas, view.rect)
+                rects.append(view.rect)
+        return rects
 
     def next_change_ns(self, now_ns: int, frame_ns: int) -> int | None:
         times = [t for v in self.zones if (t := v.next_change_ns(now_ns, frame_ns)) is not None]
@@ -400,6 +429,17 @@ class Compositor:
         self.display.present(scene.canvas, rects)
         self._last_canvas = scene.canvas
         return True
+
+    def warm(self, zone_ids: Collection[str]) -> None:
+        """Before a deadline at which ``zone_ids`` switch item: touch the memory the switch's
+        frame will copy (layer, canvas, screen), so the copy itself runs warm."""
+        scene = self.active
+        if scene is None or self._pending is not None:
+            return
+        rects = scene.warm(zone_ids)
+        warm_display = getattr(self.display, "warm", None)
+        if rects and warm_display is not None:
+            warm_display(scene.canvas, rects)
 
     def next_change_ns(self, now_ns: int) -> int | None:
         if self._pending is not None:

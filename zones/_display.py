@@ -17,6 +17,7 @@ import pygame
 
 from core import DisplayConfig, PlayerError
 from zones._geometry import Rotation, rotate_box, rotated_size
+from zones._memory import touch_pages
 
 Size = tuple[int, int]
 _HEADLESS_DRIVERS = {"dummy", "offscreen"}
@@ -58,6 +59,9 @@ class OffscreenDisplay:
     def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
         self.last = canvas
         self._frames += 1
+
+    def warm(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        """Nothing to warm: presenting keeps a reference."""
 
     def close(self) -> None:
         self.last = None
@@ -106,11 +110,18 @@ class ScreenDisplay:
     def frames(self) -> int:
         return self._frames
 
-    def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
-        cw, ch = canvas.get_size()
+    def _placement(self, canvas_size: Size, rect: pygame.Rect) -> tuple[pygame.Rect, Size]:
+        """Where a canvas rectangle lands on the screen, and its size before rotation."""
+        cw, ch = canvas_size
         lw, lh = self._size
         scale = min(lw / cw, lh / ch)
         ox, oy = (lw - cw * scale) / 2, (lh - ch * scale) / 2
+        x0, y0 = math.floor(ox + rect.x * scale), math.floor(oy + rect.y * scale)
+        x1, y1 = math.ceil(ox + rect.right * scale), math.ceil(oy + rect.bottom * scale)
+        box = rotate_box((x0, y0, x1 - x0, y1 - y0), self._size, self._rotation)
+        return pygame.Rect(box), (x1 - x0, y1 - y0)
+
+    def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
         if canvas.get_size() != self._canvas_size:
             # A new canvas size: repaint the letterbox bars and everything else.
             self._canvas_size = canvas.get_size()
@@ -121,18 +132,23 @@ class ScreenDisplay:
             rect = rect.clip(canvas.get_rect())
             if rect.w <= 0 or rect.h <= 0:
                 continue
-            x0, y0 = math.floor(ox + rect.x * scale), math.floor(oy + rect.y * scale)
-            x1, y1 = math.ceil(ox + rect.right * scale), math.ceil(oy + rect.bottom * scale)
+            box, scaled = self._placement(canvas.get_size(), rect)
             piece = canvas.subsurface(rect)
-            if (x1 - x0, y1 - y0) != rect.size:
-                piece = pygame.transform.smoothscale(piece, (x1 - x0, y1 - y0))
+            if scaled != rect.size:
+                piece = pygame.transform.smoothscale(piece, scaled)
             if self._rotation:
                 piece = pygame.transform.rotate(piece, -self._rotation)
-            box = rotate_box((x0, y0, x1 - x0, y1 - y0), self._size, self._rotation)
-            self._screen.blit(piece, box[:2])
-            updated.append(pygame.Rect(box))
+            self._screen.blit(piece, box.topleft)
+            updated.append(box)
         pygame.display.update(updated)
         self._frames += 1
+
+    def warm(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        """Touch the screen memory the next ``present`` of ``rects`` writes (zones._memory)."""
+        if canvas.get_size() != self._canvas_size:
+            return  # that present repaints everything anyway
+        for rect in rects:
+            touch_pages(self._screen, self._placement(canvas.get_size(), rect)[0])
 
     def quit_requested(self) -> bool:
         """Drain the window's event queue (a desktop marks silent windows as hung);

@@ -374,3 +374,104 @@ def test_window_close_or_escape_is_a_quit_request(screen: ScreenDisplay) -> None
     pygame.event.post(pygame.event.Event(pygame.QUIT))
     assert screen.quit_requested() is True
     assert screen.quit_requested() is False, "the queue was drained"
+
+
+class Square(Solid):
+    """Paints its colour once, then on each later draw a 10x10 square, reported as ``damage``."""
+
+    def __init__(self, colour: tuple[int, int, int], square: tuple[int, int, int]) -> None:
+        super().__init__(colour)
+        self.square = square
+        self.damage: tuple[int, int, int, int] | None = None
+
+    def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
+        if not self.painted:
+            self.damage = None
+            return super().draw(surface, now_ns)
+        if now_ns < S:
+            return False
+        self.damage = (5, 5, 10, 10)
+        surface.fill(self.square, pygame.Rect(self.damage))
+        return True
+
+
+def test_a_damage_rectangle_limits_what_is_redrawn_and_presented(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(("a", pygame.Rect(20, 10, 100, 60), 0))
+    scene.zone("a").show(Square(RED, GREEN), 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    surface().fill((1, 2, 3), pygame.Rect(20, 10, 100, 60))  # mark what is on screen
+    assert scene.compose(S) == [pygame.Rect(25, 15, 10, 10)], "only the damage, on the canvas"
+    compositor.display.present(scene.canvas, [pygame.Rect(25, 15, 10, 10)])
+    assert pixel(30, 20) == GREEN
+    assert pixel(60, 40) == (1, 2, 3), "the rest of the zone was not presented again"
+    assert scene.canvas.get_at((60, 40))[:3] == RED
+
+
+async def test_clock_seconds_repaint_only_the_text_and_match_a_full_redraw() -> None:
+    import datetime as dt
+
+    from sync import ClockItem
+    from zones import ClockRenderer, RenderContext
+
+    noon = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
+
+    def context() -> RenderContext:
+        return RenderContext(
+            zone_id="c",
+            asset_path=lambda sha: pytest.fail("no assets"),
+            wall_time=lambda ns: noon + dt.timedelta(microseconds=ns // 1000),
+        )
+
+    item = ClockItem(id="c", type="clock", format="%M:%-S", color="#ffcc00")
+    zone = pygame.Rect(40, 0, 120, 90)
+    scene = scene_with(("c", zone, 0))
+    clock = ClockRenderer(context())
+    await clock.prepare(item, zone.size)
+    scene.zone("c").show(clock, 0)
+    scene.compose(0)
+    for second in (1, 10, 59, 60):  # "00:1", "00:10", "00:59", "01:0": the text narrows too
+        rects = scene.compose(second * S)
+        assert len(rects) == 1 and zone.contains(rects[0])
+        assert rects[0].h < zone.h, "a line of text, not the zone"
+        fresh = scene_with(("c", zone, 0))
+        full = ClockRenderer(context())
+        await full.prepare(item, zone.size)
+        fresh.zone("c").show(full, second * S)
+        fresh.compose(second * S)
+        assert pygame.image.tobytes(scene.canvas, "RGB") == pygame.image.tobytes(
+            fresh.canvas, "RGB"
+        ), f"at {second} s the repaint equals a full redraw (no trace of the old digits)"
+
+
+def test_touching_pages_reads_each_page_once_and_leaves_the_surface_unlocked() -> None:
+    from zones._memory import PAGE, touch_pages
+
+    canvas = pygame.Surface((1920, 1080))
+    assert touch_pages(canvas) == -(-1920 * 1080 * 4 // PAGE)
+    band = pygame.Rect(0, 100, 1920, 10)  # ten rows of 7680 bytes
+    assert touch_pages(canvas, band) == -(-(9 * 7680 + 7680) // PAGE)
+    assert touch_pages(canvas, pygame.Rect(5000, 0, 10, 10)) == 0, "outside: nothing"
+    assert touch_pages(canvas.subsurface(pygame.Rect(0, 0, 10, 10))) == 0, "no view: skipped"
+    assert not canvas.get_locked()
+    canvas.blit(pygame.Surface((10, 10)), (0, 0))  # would raise on a locked surface
+
+
+def test_warming_a_switch_changes_no_pixel_and_locks_nothing(screen: ScreenDisplay) -> None:
+    compositor = Compositor(screen)
+    scene = scene_with(("a", pygame.Rect(0, 0, 80, 90), 0), ("b", pygame.Rect(80, 0, 80, 90), 0))
+    scene.zone("a").show(Solid(RED), 0)
+    scene.zone("b").show(Solid(BLUE), 0)
+    compositor.present(scene)
+    compositor.compose(0)
+    staged = Solid(GREEN)
+    staged.prerender = True  # type: ignore[attr-defined]
+    scene.zone("a").stage(staged, S)
+    before = pygame.image.tobytes(surface(), "RGB")
+    compositor.warm(["a", "missing"])
+    assert pygame.image.tobytes(surface(), "RGB") == before
+    assert not scene.canvas.get_locked() and not surface().get_locked()
+    scene.zone("a").show(staged, S)
+    assert compositor.compose(S) is True
+    assert pixel(10, 10) == GREEN and pixel(100, 10) == BLUE
