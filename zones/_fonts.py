@@ -1,7 +1,9 @@
 """The bundled fonts (DejaVu Sans: Latin, Greek, Cyrillic, Arabic, Hebrew, symbols...).
 
 pygame's built-in font lacks most non-Latin glyphs; a signage screen must not show boxes.
-Font objects are cached by (weight, size): creating one parses the TTF.
+Font objects are cached by (weight, size, direction, script): creating one parses the TTF, and a
+face is never reconfigured after creation, so one shared by the clock and a text zone cannot
+change under the other's feet.
 """
 
 from __future__ import annotations
@@ -15,13 +17,40 @@ import pygame
 FONT_DIR = Path(__file__).parent / "fonts"
 FONT_FILES = {"regular": FONT_DIR / "DejaVuSans.ttf", "bold": FONT_DIR / "DejaVuSans-Bold.ttf"}
 Weight = Literal["regular", "bold"]
+Direction = Literal["ltr", "rtl"]
 
 
-@functools.lru_cache(maxsize=64)
-def font(size: int, weight: Weight = "regular") -> pygame.font.Font:
+class Face(pygame.font.Font):
+    """A bundled font at one size, weight and shaping setup.
+
+    ``direction`` and ``script`` (ISO 15924, e.g. "Arab") go to HarfBuzz through SDL_ttf: an
+    Arabic run needs both to get its joined letter forms. The text zone shapes each run of one
+    direction with the matching variant (see zones._shaping); ``points`` and ``weight`` let it
+    find the variants of a face it was given."""
+
+    def __init__(
+        self, size: int, weight: Weight, direction: Direction = "ltr", script: str | None = None
+    ) -> None:
+        super().__init__(str(FONT_FILES[weight]), size)
+        self.points = size
+        self.weight: Weight = weight
+        if direction == "rtl":
+            self.set_direction(pygame.DIRECTION_RTL)
+        if script is not None:
+            self.set_script(script)
+
+
+@functools.lru_cache(maxsize=128)
+def font(
+    size: int,
+    weight: Weight = "regular",
+    *,
+    direction: Direction = "ltr",
+    script: str | None = None,
+) -> Face:
     if not pygame.font.get_init():
         pygame.font.init()
-    return pygame.font.Font(str(FONT_FILES[weight]), max(1, size))
+    return Face(max(1, size), weight, direction, script)
 
 
 def parse_colour(value: str | None) -> pygame.Color | None:

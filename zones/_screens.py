@@ -14,6 +14,7 @@ import pygame
 from sync import Item
 from zones._api import RenderContext, Size
 from zones._fonts import font
+from zones._shaping import render_text
 
 BACKGROUND_TOP = pygame.Color("#0b1324")
 BACKGROUND_BOTTOM = pygame.Color("#16233f")
@@ -54,7 +55,7 @@ def _text(
     bold: bool = False,
     max_width: int | None = None,
 ) -> pygame.Rect:
-    rendered = font(size, "bold" if bold else "regular").render(text, True, colour)
+    rendered = render_text(text, font(size, "bold" if bold else "regular"), colour)
     if max_width is not None and rendered.get_width() > max_width:
         rendered = pygame.transform.smoothscale_by(rendered, max_width / rendered.get_width())
     rect = rendered.get_rect(center=center)

@@ -3,6 +3,12 @@
 The scroll offset is a function of media time (``(now - start) * speed``), not of how many
 frames were drawn, so the ticker moves at the same speed on a busy Pi and in a virtual-clock
 test, and a dropped frame does not slow it down.
+
+Right-to-left text (Arabic, Hebrew...) is shaped and laid out by zones._shaping: each paragraph
+takes the direction of its first strong character, lines are broken in reading order and
+reordered one by one. ``align`` stays physical (left, center, right) for every direction. A
+ticker (``scroll: left``) whose text is right-to-left travels the other way, left to right, so
+its first words enter first, from the left edge, as on Arabic news channels.
 """
 
 from __future__ import annotations
@@ -15,53 +21,81 @@ import pygame
 from core import ZoneError
 from sync import Item, TextItem
 from zones._api import RenderContext, Size, register_renderer
-from zones._fonts import font, parse_colour
+from zones._fonts import Face, Weight, font, parse_colour
+from zones._shaping import (
+    Paragraph,
+    Run,
+    line_runs,
+    line_width,
+    paragraph,
+    render_line,
+    render_runs,
+    runs_width,
+    text_size,
+)
 
 _SEGMENT_PX = 4096  # a long ticker is rendered in pieces: one huge surface would not fit memory
 _MIN_SIZE = 6
 _LAID_OUT_CACHE = 8  # texts kept rendered (a full-screen block is up to 8 MB)
 
 
-def wrap(text: str, face: pygame.font.Font, width: int) -> list[str]:
+def wrap(text: str, face: Face, width: int) -> list[str]:
     """Lines no wider than ``width`` (a word longer than the line is cut by characters)."""
-    lines: list[str] = []
-    for paragraph in text.splitlines() or [""]:
-        line = ""
-        for word in paragraph.split(" "):
-            candidate = f"{line} {word}" if line else word
-            if face.size(candidate)[0] <= width:
-                line = candidate
-                continue
-            if line:
-                lines.append(line)
-            while face.size(word)[0] > width and len(word) > 1:
-                cut = next(
-                    i for i in range(len(word), 0, -1) if face.size(word[:i])[0] <= width or i == 1
-                )
-                lines.append(word[:cut])
-                word = word[cut:]
-            line = word
-        lines.append(line)
+    return [par.text[start:end] for par, start, end in wrap_lines(text, face, width)]
+
+
+def wrap_lines(text: str, face: Face, width: int) -> list[tuple[Paragraph, int, int]]:
+    """``wrap`` as slices of paragraphs, each with its own direction (first strong character).
+
+    Lines are broken in logical (reading) order and each is then reordered on its own, as
+    UAX #9 says: the first words of a right-to-left paragraph are at the right of its first
+    line."""
+    lines: list[tuple[Paragraph, int, int]] = []
+    for text_paragraph in text.splitlines() or [""]:
+        par = paragraph(text_paragraph)
+        lines.extend((par, start, end) for start, end in _wrap_paragraph(par, face, width))
     return lines
 
 
-def _longest_prefix(word: str, face: pygame.font.Font, width: int) -> int:
-    for cut in range(len(word), 1, -1):
-        if face.size(word[:cut])[0] <= width:
+def _wrap_paragraph(par: Paragraph, face: Face, width: int) -> list[tuple[int, int]]:
+    lines: list[tuple[int, int]] = []
+    line = (0, 0)
+    position = 0
+    for word in par.text.split(" "):
+        start, end = position, position + len(word)
+        position = end + 1
+        candidate = (line[0], end) if line[1] > line[0] else (start, end)
+        if line_width(par, *candidate, face) <= width:
+            line = candidate
+            continue
+        if line[1] > line[0]:
+            lines.append(line)
+        while end - start > 1 and line_width(par, start, end, face) > width:
+            cut = _longest_prefix(par, start, end, face, width)
+            lines.append((start, start + cut))
+            start += cut
+        line = (start, end)
+    lines.append(line)
+    return lines
+
+
+def _longest_prefix(par: Paragraph, start: int, end: int, face: Face, width: int) -> int:
+    for cut in range(end - start, 1, -1):
+        if line_width(par, start, start + cut, face) <= width:
             return cut
     return 1
 
 
 def fit_font_size(text: str, size: Size, *, bold: bool = False) -> int:
     """The largest font size at which ``text`` wrapped to the zone's width fits its height."""
-    weight = "bold" if bold else "regular"
+    weight: Weight = "bold" if bold else "regular"
     low, high = _MIN_SIZE, max(_MIN_SIZE, size[1])
     while low < high:
         mid = (low + high + 1) // 2
         face = font(mid, weight)
-        lines = wrap(text, face, size[0])
+        lines = wrap_lines(text, face, size[0])
         fits = len(lines) * face.get_linesize() <= size[1] and all(
-            face.size(line)[0] <= size[0] for line in lines
+            line_width(par, start, end, face) <= size[0] for par, start, end in lines
         )
         if fits:
             low = mid
@@ -72,12 +106,11 @@ def fit_font_size(text: str, size: Size, *, bold: bool = False) -> int:
 
 def fit_line_size(text: str, size: Size, *, bold: bool = False) -> int:
     """The largest font size at which ``text`` on one line fits ``size``."""
-    weight = "bold" if bold else "regular"
+    weight: Weight = "bold" if bold else "regular"
     low, high = _MIN_SIZE, max(_MIN_SIZE, size[1])
     while low < high:
         mid = (low + high + 1) // 2
-        face = font(mid, weight)
-        width, height = face.size(text)
+        width, height = text_size(text, font(mid, weight))
         if width <= size[0] and height <= size[1]:
             low = mid
         else:
@@ -86,18 +119,24 @@ def fit_line_size(text: str, size: Size, *, bold: bool = False) -> int:
 
 
 def render_block(
-    lines: list[str], face: pygame.font.Font, width: int, colour: pygame.Color, align: str
+    lines: list[tuple[Paragraph, int, int]],
+    face: Face,
+    width: int,
+    colour: pygame.Color,
+    align: str,
 ) -> pygame.Surface:
-    height = max(1, len(lines) * face.get_linesize())
+    """Wrapped lines one under the other, each placed by ``align`` (left, center, right)."""
+    linesize = face.get_linesize()
+    height = max(1, len(lines) * linesize)
     block = pygame.Surface((max(1, width), height), pygame.SRCALPHA)
-    for row, line in enumerate(lines):
-        if not line:
+    for row, (par, start, end) in enumerate(lines):
+        if start >= end:
             continue
-        rendered = face.render(line, True, colour)
+        rendered = render_line(par, start, end, face, colour)
         x = {"left": 0, "center": (width - rendered.get_width()) // 2}.get(
             align, width - rendered.get_width()
         )
-        block.blit(rendered, (x, row * face.get_linesize()))
+        block.blit(rendered, (x, row * linesize))
     return block
 
 
@@ -110,6 +149,7 @@ class TextRenderer:
         self._size: Size = (1, 1)
         self._pieces: list[tuple[int, pygame.Surface]] = []  # (offset along the scroll, piece)
         self._length = 0  # extent of the content along the scroll axis
+        self._rtl = False  # a right-to-left ticker travels rightwards
         self._start_ns = 0
         self._last_offset: int | None = None
 
@@ -125,7 +165,7 @@ class TextRenderer:
         if not isinstance(item, TextItem):
             raise ZoneError(f"not a text item: {item.type}", zone=self._context.zone_id)
         self._item, self._size = item, size
-        pieces, self._length = _laid_out(
+        pieces, self._length, self._rtl = _laid_out(
             item.text, item.scroll, item.align, item.color, item.font_size, size
         )
         self._pieces = list(pieces)
@@ -156,7 +196,7 @@ class TextRenderer:
         width, height = self._size
         for start, piece in self._pieces:
             if item.scroll == "left":
-                x = width - offset + start
+                x = offset - self._length + start if self._rtl else width - offset + start
                 if x < width and x + piece.get_width() > 0:
                     surface.blit(piece, (x, (height - piece.get_height()) // 2))
             elif item.scroll == "up":
@@ -187,8 +227,9 @@ class TextRenderer:
 @functools.lru_cache(maxsize=_LAID_OUT_CACHE)
 def _laid_out(
     text: str, scroll: str, align: str, color: str | None, font_size: int | None, size: Size
-) -> tuple[tuple[tuple[int, pygame.Surface], ...], int]:
-    """The rendered pieces of a text and their extent along the scroll axis.
+) -> tuple[tuple[tuple[int, pygame.Surface], ...], int, bool]:
+    """The rendered pieces of a text, their extent along the scroll axis and whether the text
+    is right-to-left (a ticker's direction of travel).
 
     Cached: a playlist shows the same text every cycle, and fitting and rendering a full-screen
     block costs milliseconds each time. The surfaces are only ever read (blitted from).
@@ -196,33 +237,58 @@ def _laid_out(
     colour = parse_colour(color) or pygame.Color("white")
     if scroll == "left":
         face = font(font_size or max(_MIN_SIZE, int(size[1] * 0.7)))
-        pieces, length = _ticker_pieces(" ".join(text.split()), face, colour)
-        return tuple(pieces), length
+        par = paragraph(" ".join(text.split()))
+        pieces, length = _ticker_pieces(par, face, colour)
+        return tuple(pieces), length, par.rtl
     face = font(font_size or fit_font_size(text, size))
-    block = render_block(wrap(text, face, size[0]), face, size[0], colour, align)
-    return ((0, block),), block.get_height()
+    block = render_block(wrap_lines(text, face, size[0]), face, size[0], colour, align)
+    return ((0, block),), block.get_height(), False
 
 
 def _ticker_pieces(
-    text: str, face: pygame.font.Font, colour: pygame.Color
+    par: Paragraph, face: Face, colour: pygame.Color
 ) -> tuple[list[tuple[int, pygame.Surface]], int]:
+    """The ticker's line in pieces of at most ``_SEGMENT_PX``, placed left to right."""
     pieces: list[tuple[int, pygame.Surface]] = []
     x = 0
-    chunk = ""
-    for word in text.split(" "):
-        candidate = f"{chunk} {word}" if chunk else word
-        if chunk and face.size(candidate)[0] > _SEGMENT_PX:
-            piece = face.render(chunk + " ", True, colour)
+    batch: list[Run] = []
+    batch_width = 0
+    for run in _ticker_runs(par, face):
+        width = runs_width(par, [run], face)
+        if batch and batch_width + width > _SEGMENT_PX:
+            piece = render_runs(par, batch, face, colour)
             pieces.append((x, piece))
             x += piece.get_width()
-            chunk = word
-        else:
-            chunk = candidate
-    if chunk:
-        piece = face.render(chunk, True, colour)
+            batch, batch_width = [], 0
+        batch.append(run)
+        batch_width += width
+    if batch:
+        piece = render_runs(par, batch, face, colour)
         pieces.append((x, piece))
         x += piece.get_width()
     return pieces, x
+
+
+def _ticker_runs(par: Paragraph, face: Face) -> list[Run]:
+    """The line's runs in visual order, a run wider than a piece cut after spaces (the words
+    after a cut of a right-to-left run go to its left)."""
+    runs: list[Run] = []
+    for run in line_runs(par, 0, len(par.text)):
+        if runs_width(par, [run], face) <= _SEGMENT_PX:
+            runs.append(run)
+            continue
+        chunks: list[Run] = []
+        start, last_break = run.start, run.start
+        breaks = [i + 1 for i in range(run.start, run.end - 1) if par.text[i] == " "]
+        for index in [*breaks, run.end]:
+            wide = runs_width(par, [Run(start, index, run.level, run.script)], face) > _SEGMENT_PX
+            if wide and last_break > start:
+                chunks.append(Run(start, last_break, run.level, run.script))
+                start = last_break
+            last_break = index
+        chunks.append(Run(start, run.end, run.level, run.script))
+        runs.extend(reversed(chunks) if run.level % 2 else chunks)
+    return runs
 
 
 register_renderer("text", TextRenderer)

@@ -1,0 +1,148 @@
+"""Bidirectional, shaped lines: measure and render text in any mix of directions.
+
+A paragraph's levels are resolved once (zones._bidi); a line is a slice of it. Each line is cut
+into runs of one level (and, right-to-left, one script), every run is shaped by HarfBuzz with its
+own direction and script (SDL_ttf does that per font), and the runs are placed in visual order.
+So an Arabic line is joined and reads from the right, and "2024" inside it stays "2024".
+
+Text without right-to-left characters takes a fast path identical to plain ``Font.render``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pygame
+
+from zones._bidi import (
+    LTR,
+    RTL,
+    bidi_class,
+    line_levels,
+    paragraph_level,
+    reorder,
+    resolve_levels,
+    rtl_script,
+)
+from zones._fonts import Face, font
+
+_NEEDS_BIDI = {"R", "AL", "AN", "RLE", "RLO", "RLI", "FSI"}
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """One paragraph of text with its direction (``level`` 0 LTR, 1 RTL) and resolved levels;
+    ``levels`` is empty on the fast path (everything at level 0)."""
+
+    text: str
+    level: int
+    levels: tuple[int, ...]
+
+    @property
+    def rtl(self) -> bool:
+        return self.level == RTL
+
+
+@dataclass(frozen=True)
+class Run:
+    """``text[start:end]`` of a paragraph, shaped in one direction (odd ``level``: RTL)."""
+
+    start: int
+    end: int
+    level: int
+    script: str | None
+
+
+def paragraph(text: str, level: int | None = None) -> Paragraph:
+    """``text`` (one paragraph, no line breaks) with its direction: ``level``, else that of
+    its first strong character (UAX #9 P2-P3), else left-to-right."""
+    base = level if level is not None else paragraph_level(text)
+    base = LTR if base is None else base
+    if base == LTR and not any(bidi_class(char) in _NEEDS_BIDI for char in text):
+        return Paragraph(text, LTR, ())
+    return Paragraph(text, base, tuple(resolve_levels(text, base)))
+
+
+def line_runs(par: Paragraph, start: int, end: int) -> list[Run]:
+    """The runs of the line ``par.text[start:end]`` in visual order, left to right."""
+    if start >= end:
+        return []
+    if not par.levels:
+        return [Run(start, end, LTR, None)]
+    text = par.text[start:end]
+    levels = line_levels(text, par.levels[start:end], par.level)
+    logical: list[Run] = []
+    run_start, script = 0, None
+    for index, char in enumerate(text):
+        char_script = rtl_script(char) if levels[index] % 2 else None
+        other_script = char_script is not None and script is not None and char_script != script
+        if index > run_start and (levels[index] != levels[run_start] or other_script):
+            logical.append(Run(start + run_start, start + index, levels[run_start], script))
+            run_start, script = index, None
+        script = script or char_script  # neutrals and digits join the script around them
+    logical.append(Run(start + run_start, end, levels[run_start], script))
+    ordered = reorder([(i, i + 1, run.level) for i, run in enumerate(logical)])
+    return [logical[i] for i, _, _ in ordered]
+
+
+def run_face(face: Face, run: Run) -> Face:
+    """The variant of ``face`` that shapes ``run``."""
+    if run.level % 2 == 0:
+        return face if run.script is None else font(face.points, face.weight, script=run.script)
+    return font(face.points, face.weight, direction="rtl", script=run.script)
+
+
+def runs_width(par: Paragraph, runs: Sequence[Run], face: Face) -> int:
+    return sum(run_face(face, run).size(par.text[run.start : run.end])[0] for run in runs)
+
+
+def line_width(par: Paragraph, start: int, end: int, face: Face) -> int:
+    """The width of ``par.text[start:end]`` drawn as one line."""
+    if not par.levels:
+        return face.size(par.text[start:end])[0] if end > start else 0
+    return runs_width(par, line_runs(par, start, end), face)
+
+
+def render_runs(
+    par: Paragraph, runs: Sequence[Run], face: Face, colour: pygame.Color
+) -> pygame.Surface:
+    """``runs`` (in visual order) side by side on one transparent surface.
+
+    SDL_ttf puts the baseline at the font's ascent from the top of every rendering (a glyph
+    reaching below the descent grows the surface downwards), so runs of one face align by
+    their top edges."""
+    rendered = [
+        run_face(face, run).render(par.text[run.start : run.end], True, colour) for run in runs
+    ]
+    width = sum(surface.get_width() for surface in rendered)
+    height = max([face.get_height(), *(surface.get_height() for surface in rendered)])
+    line = pygame.Surface((max(1, width), height), pygame.SRCALPHA)
+    x = 0
+    for surface in rendered:
+        line.blit(surface, (x, 0))
+        x += surface.get_width()
+    return line
+
+
+def render_line(
+    par: Paragraph, start: int, end: int, face: Face, colour: pygame.Color
+) -> pygame.Surface:
+    """``par.text[start:end]`` as one line, shaped and in visual order."""
+    if not par.levels:
+        return face.render(par.text[start:end], True, colour)
+    return render_runs(par, line_runs(par, start, end), face, colour)
+
+
+def text_size(text: str, face: Face) -> tuple[int, int]:
+    """Width and height of one line of ``text`` as ``render_text`` draws it."""
+    par = paragraph(text)
+    if not par.levels:
+        return face.size(text)
+    return line_width(par, 0, len(text), face), face.get_height()
+
+
+def render_text(text: str, face: Face, colour: pygame.Color) -> pygame.Surface:
+    """One line of ``text`` in any direction (its own, from the first strong character)."""
+    par = paragraph(text)
+    return render_line(par, 0, len(text), face, colour)
