@@ -1,6 +1,11 @@
-"""The bundled fonts (DejaVu Sans: Latin, Greek, Cyrillic, Arabic, Hebrew, symbols...).
+"""The bundled fonts: DejaVu Sans (Latin, Greek, Cyrillic, Hebrew, Armenian, Georgian, symbols...)
+and Noto Sans Arabic for every run of Arabic script.
 
 pygame's built-in font lacks most non-Latin glyphs; a signage screen must not show boxes.
+DejaVu Sans has the core Arabic letters but not Urdu's (ہ ے ۔), Kurdish, Pashto, Sindhi or the
+African extensions; Noto Sans Arabic has all of them and sits well next to DejaVu (same x-height),
+so Arabic is always set in it, and a playlist does not change its Arabic typeface from one item
+to the next. Licences: zones/fonts/LICENSE.txt (DejaVu), LICENSE-NotoSansArabic.txt (OFL 1.1).
 Font objects are cached by (weight, size, direction, script): creating one parses the TTF, and a
 face is never reconfigured after creation, so one shared by the clock and a text zone cannot
 change under the other's feet.
@@ -16,6 +21,10 @@ import pygame
 
 FONT_DIR = Path(__file__).parent / "fonts"
 FONT_FILES = {"regular": FONT_DIR / "DejaVuSans.ttf", "bold": FONT_DIR / "DejaVuSans-Bold.ttf"}
+ARABIC_FONT_FILES = {
+    "regular": FONT_DIR / "NotoSansArabic-Regular.ttf",
+    "bold": FONT_DIR / "NotoSansArabic-Bold.ttf",
+}
 Weight = Literal["regular", "bold"]
 Direction = Literal["ltr", "rtl"]
 
@@ -24,14 +33,16 @@ class Face(pygame.font.Font):
     """A bundled font at one size, weight and shaping setup.
 
     ``direction`` and ``script`` (ISO 15924, e.g. "Arab") go to HarfBuzz through SDL_ttf: an
-    Arabic run needs both to get its joined letter forms. The text zone shapes each run of one
-    direction with the matching variant (see zones._shaping); ``points`` and ``weight`` let it
-    find the variants of a face it was given."""
+    Arabic run needs both to get its joined letter forms, and "Arab" picks Noto Sans Arabic.
+    The text zone shapes each run of one direction and script with the matching variant (see
+    zones._shaping); ``points`` and ``weight`` let it find the variants of a face it was given.
+    """
 
     def __init__(
         self, size: int, weight: Weight, direction: Direction = "ltr", script: str | None = None
     ) -> None:
-        super().__init__(str(FONT_FILES[weight]), size)
+        files = ARABIC_FONT_FILES if script == "Arab" else FONT_FILES
+        super().__init__(str(files[weight]), size)
         self.points = size
         self.weight: Weight = weight
         if direction == "rtl":

@@ -65,7 +65,13 @@ def paragraph(text: str, level: int | None = None) -> Paragraph:
 
 
 def line_runs(par: Paragraph, start: int, end: int) -> list[Run]:
-    """The runs of the line ``par.text[start:end]`` in visual order, left to right."""
+    """The runs of the line ``par.text[start:end]`` in visual order, left to right.
+
+    A run has one level and one face: Arabic-script characters (letters, Arabic-Indic digits,
+    Arabic punctuation) are set in Noto Sans Arabic, which lacks Latin punctuation, so "(" or
+    "%" next to them makes a run of its own in DejaVu; spaces join any run; Hebrew and common
+    characters share DejaVu. Joining is not affected: Arabic letters never join across those.
+    """
     if start >= end:
         return []
     if not par.levels:
@@ -73,15 +79,17 @@ def line_runs(par: Paragraph, start: int, end: int) -> list[Run]:
     text = par.text[start:end]
     levels = line_levels(text, par.levels[start:end], par.level)
     logical: list[Run] = []
-    run_start, script = 0, None
+    run_start = 0
+    key: str | None = ""  # "" nothing yet, None common characters, else a script
     for index, char in enumerate(text):
-        char_script = rtl_script(char) if levels[index] % 2 else None
-        other_script = char_script is not None and script is not None and char_script != script
-        if index > run_start and (levels[index] != levels[run_start] or other_script):
-            logical.append(Run(start + run_start, start + index, levels[run_start], script))
-            run_start, script = index, None
-        script = script or char_script  # neutrals and digits join the script around them
-    logical.append(Run(start + run_start, end, levels[run_start], script))
+        char_key = "" if char.isspace() else rtl_script(char)
+        clash = "" not in (key, char_key) and char_key != key and "Arab" in (key, char_key)
+        if index > run_start and (levels[index] != levels[run_start] or clash):
+            logical.append(Run(start + run_start, start + index, levels[run_start], key or None))
+            run_start, key = index, ""
+        if char_key != "" and not key:
+            key = char_key
+    logical.append(Run(start + run_start, end, levels[run_start], key or None))
     ordered = reorder([(i, i + 1, run.level) for i, run in enumerate(logical)])
     return [logical[i] for i, _, _ in ordered]
 
@@ -109,18 +117,21 @@ def render_runs(
 ) -> pygame.Surface:
     """``runs`` (in visual order) side by side on one transparent surface.
 
-    SDL_ttf puts the baseline at the font's ascent from the top of every rendering (a glyph
-    reaching below the descent grows the surface downwards), so runs of one face align by
-    their top edges."""
+    SDL_ttf puts the baseline at the font's ascent from the top of every rendering, so a run
+    in another face (Noto Sans Arabic: a taller ascent and descent, for stacked marks) is moved
+    by the difference of ascents. The line keeps ``face``'s height, so wrapped lines stay
+    ``get_linesize()`` apart; only marks reaching beyond DejaVu's own ascent or descent are
+    cut."""
+    faces = [run_face(face, run) for run in runs]
     rendered = [
-        run_face(face, run).render(par.text[run.start : run.end], True, colour) for run in runs
+        shaper.render(par.text[run.start : run.end], True, colour)
+        for shaper, run in zip(faces, runs, strict=True)
     ]
     width = sum(surface.get_width() for surface in rendered)
-    height = max([face.get_height(), *(surface.get_height() for surface in rendered)])
-    line = pygame.Surface((max(1, width), height), pygame.SRCALPHA)
+    line = pygame.Surface((max(1, width), face.get_height()), pygame.SRCALPHA)
     x = 0
-    for surface in rendered:
-        line.blit(surface, (x, 0))
+    for shaper, surface in zip(faces, rendered, strict=True):
+        line.blit(surface, (x, face.get_ascent() - shaper.get_ascent()))
         x += surface.get_width()
     return line
 

@@ -18,6 +18,7 @@ from core import ZoneError
 from sync import TextItem
 from zones import RenderContext, TextRenderer, font, wrap
 from zones._bidi import paragraph_level, resolve_levels, visual_runs
+from zones._fonts import Weight
 from zones._shaping import paragraph, render_text, runs_width, text_size
 from zones._text import _SEGMENT_PX, _ticker_runs
 
@@ -90,13 +91,13 @@ def test_numbers_in_arabic_keep_their_order_and_neighbours_theirs() -> None:
 
 
 def test_shaped_arabic_is_joined_and_narrower_than_its_isolated_letters() -> None:
-    face = font(48)
+    face, arabic = font(48), font(48, script="Arab")  # the line's face, its Arabic variant
     shaped = render_text(HELLO_WORLD_AR, face, WHITE)
-    isolated = sum(face.size(char)[0] for char in HELLO_WORLD_AR)
+    isolated = sum(arabic.size(char)[0] for char in HELLO_WORLD_AR)  # one letter at a time
     assert shaped.get_width() < isolated * 0.8, (shaped.get_width(), isolated)
     # سلم: three dual-joining letters without dots: one stroke when joined, three when not.
     joined = pygame.mask.from_surface(render_text("سلم", face, WHITE), 64)
-    apart = pygame.mask.from_surface(face.render("س ل م", True, WHITE), 64)
+    apart = pygame.mask.from_surface(arabic.render("س ل م", True, WHITE), 64)
     assert len(joined.connected_components()) == 1
     assert len(apart.connected_components()) == 3
 
@@ -155,10 +156,10 @@ async def test_wrapped_right_to_left_lines_keep_the_word_order() -> None:
 
 
 async def test_auto_size_measures_shaped_arabic() -> None:
-    size = (600, 120)
-    surface = await drawn(TextItem(id="t", type="text", text=HELLO_WORLD_AR), size)
+    size = (300, 200)  # one word, narrow zone: the width limits the size
+    surface = await drawn(TextItem(id="t", type="text", text="بالعالم"), size)
     bounds = surface.get_bounding_rect()
-    assert bounds.w > size[0] * 0.85, "the joined text fills the zone's width"
+    assert bounds.w > size[0] * 0.85, "the joined word fills the zone's width"
     assert bounds.right <= size[0]
 
 
@@ -192,3 +193,24 @@ def test_a_long_right_to_left_ticker_is_cut_in_order(text: str) -> None:
     rtl = [run for run in runs if run.level % 2]
     assert [run.start for run in rtl] == sorted((run.start for run in rtl), reverse=True)
     assert runs[-1].start == 0, "the first words are at the right end"
+
+
+@pytest.mark.parametrize("weight", ["regular", "bold"])
+def test_urdu_persian_and_kurdish_letters_have_glyphs(weight: Weight) -> None:
+    face = font(40, weight)
+    missing = {
+        pygame.image.tobytes(
+            font(40, weight, script=script).render("\U000f0000", True, WHITE), "RGBA"
+        )
+        for script in (None, "Arab")
+    }
+    for char in "ہۂۃےۓ۔ڈٹڑںگچپژکیۆێڵڕݐ":
+        rendered = pygame.image.tobytes(render_text(char, face, WHITE), "RGBA")
+        assert rendered not in missing, f"U+{ord(char):04X} is a box"
+
+
+def test_arabic_punctuation_next_to_latin_punctuation_is_not_a_box() -> None:
+    face = font(40)
+    line = render_text("(مثال) 50%", face, WHITE)
+    for char in "()%":
+        assert positions_of(face.render(char, True, WHITE), line), f"{char} drawn by DejaVu"
