@@ -87,13 +87,14 @@ def resolve_levels(text: str, base: int) -> list[int]:
     return levels
 
 
-def line_levels(text: str, levels: Sequence[int], base: int) -> list[int]:
-    """L1 for one line (``levels`` its slice of the paragraph's): separators and the
-    whitespace before them or at the end of the line go back to the paragraph level."""
+def line_levels(classes: Sequence[str], levels: Sequence[int], base: int) -> list[int]:
+    """L1 for one line, given the Bidi_Class of its characters and their slice of the
+    paragraph's levels: separators and the whitespace before them or at the end of the line
+    go back to the paragraph level."""
     out = list(levels)
     reset = True  # the end of the line acts like a separator
-    for index in range(len(text) - 1, -1, -1):
-        kind = bidi_class(text[index])
+    for index in range(len(classes) - 1, -1, -1):
+        kind = classes[index]
         if kind in ("S", "B"):
             out[index] = base
             reset = True

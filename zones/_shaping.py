@@ -10,6 +10,7 @@ Text without right-to-left characters takes a fast path identical to plain ``Fon
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,12 +33,16 @@ _NEEDS_BIDI = {"R", "AL", "AN", "RLE", "RLO", "RLI", "FSI"}
 
 @dataclass(frozen=True)
 class Paragraph:
-    """One paragraph of text with its direction (``level`` 0 LTR, 1 RTL) and resolved levels;
-    ``levels`` is empty on the fast path (everything at level 0)."""
+    """One paragraph of text with its direction (``level`` 0 LTR, 1 RTL) and, per character,
+    its resolved level, Bidi_Class and face key (see ``line_runs``); the tuples are empty on
+    the fast path (everything at level 0, one face). Computed once: wrapping measures hundreds
+    of candidate lines of the same paragraph."""
 
     text: str
     level: int
-    levels: tuple[int, ...]
+    levels: tuple[int, ...] = ()
+    classes: tuple[str, ...] = ()
+    keys: tuple[str | None, ...] = ()
 
     @property
     def rtl(self) -> bool:
@@ -59,9 +64,11 @@ def paragraph(text: str, level: int | None = None) -> Paragraph:
     its first strong character (UAX #9 P2-P3), else left-to-right."""
     base = level if level is not None else paragraph_level(text)
     base = LTR if base is None else base
-    if base == LTR and not any(bidi_class(char) in _NEEDS_BIDI for char in text):
-        return Paragraph(text, LTR, ())
-    return Paragraph(text, base, tuple(resolve_levels(text, base)))
+    classes = tuple(bidi_class(char) for char in text)
+    if base == LTR and _NEEDS_BIDI.isdisjoint(classes):
+        return Paragraph(text, LTR)
+    keys = tuple("" if char.isspace() else rtl_script(char) for char in text)
+    return Paragraph(text, base, tuple(resolve_levels(text, base)), classes, keys)
 
 
 def line_runs(par: Paragraph, start: int, end: int) -> list[Run]:
@@ -76,13 +83,11 @@ def line_runs(par: Paragraph, start: int, end: int) -> list[Run]:
         return []
     if not par.levels:
         return [Run(start, end, LTR, None)]
-    text = par.text[start:end]
-    levels = line_levels(text, par.levels[start:end], par.level)
+    levels = line_levels(par.classes[start:end], par.levels[start:end], par.level)
     logical: list[Run] = []
     run_start = 0
     key: str | None = ""  # "" nothing yet, None common characters, else a script
-    for index, char in enumerate(text):
-        char_key = "" if char.isspace() else rtl_script(char)
+    for index, char_key in enumerate(par.keys[start:end]):
         clash = "" not in (key, char_key) and char_key != key and "Arab" in (key, char_key)
         if index > run_start and (levels[index] != levels[run_start] or clash):
             logical.append(Run(start + run_start, start + index, levels[run_start], key or None))
@@ -102,13 +107,20 @@ def run_face(face: Face, run: Run) -> Face:
 
 
 def runs_width(par: Paragraph, runs: Sequence[Run], face: Face) -> int:
-    return sum(run_face(face, run).size(par.text[run.start : run.end])[0] for run in runs)
+    return sum(_width(run_face(face, run), par.text[run.start : run.end]) for run in runs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _width(face: Face, text: str) -> int:
+    """Shaping is the costly part of wrapping (tens of microseconds a call) and a candidate
+    line repeats the runs of the one before it with one more word."""
+    return face.size(text)[0]
 
 
 def line_width(par: Paragraph, start: int, end: int, face: Face) -> int:
     """The width of ``par.text[start:end]`` drawn as one line."""
     if not par.levels:
-        return face.size(par.text[start:end])[0] if end > start else 0
+        return _width(face, par.text[start:end]) if end > start else 0
     return runs_width(par, line_runs(par, start, end), face)
 
 

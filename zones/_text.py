@@ -58,15 +58,39 @@ def wrap_lines(text: str, face: Face, width: int) -> list[tuple[Paragraph, int, 
 
 
 def _wrap_paragraph(par: Paragraph, face: Face, width: int) -> list[tuple[int, int]]:
+    """Greedy wrapping that shapes each word once: a candidate line is estimated as the line
+    so far plus " word" (shaping every candidate line again cost a paragraph of Arabic
+    O(words x line length) HarfBuzz work: half a second for a full screen). Each line is then
+    measured whole, and wrapped again word by word in the rare case the estimate was short."""
     lines: list[tuple[int, int]] = []
-    line = (0, 0)
-    position = 0
-    for word in par.text.split(" "):
+    for start, end in _greedy(par, face, width, 0, len(par.text), estimate=True):
+        if end - start <= 1 or line_width(par, start, end, face) <= width:
+            lines.append((start, end))
+        else:
+            lines.extend(_greedy(par, face, width, start, end, estimate=False))
+    return lines
+
+
+def _greedy(
+    par: Paragraph, face: Face, width: int, begin: int, stop: int, *, estimate: bool
+) -> list[tuple[int, int]]:
+    lines: list[tuple[int, int]] = []
+    line, line_width_px = (begin, begin), 0
+    position = begin
+    for word in par.text[begin:stop].split(" "):
         start, end = position, position + len(word)
         position = end + 1
-        candidate = (line[0], end) if line[1] > line[0] else (start, end)
-        if line_width(par, *candidate, face) <= width:
-            line = candidate
+        if line[1] > line[0]:
+            candidate = (line[0], end)
+            wide = (
+                line_width_px + line_width(par, line[1], end, face)
+                if estimate
+                else line_width(par, *candidate, face)
+            )
+        else:
+            candidate, wide = (start, end), line_width(par, start, end, face)
+        if wide <= width:
+            line, line_width_px = candidate, wide
             continue
         if line[1] > line[0]:
             lines.append(line)
@@ -74,7 +98,7 @@ def _wrap_paragraph(par: Paragraph, face: Face, width: int) -> list[tuple[int, i
             cut = _longest_prefix(par, start, end, face, width)
             lines.append((start, start + cut))
             start += cut
-        line = (start, end)
+        line, line_width_px = (start, end), line_width(par, start, end, face)
     lines.append(line)
     return lines
 
@@ -271,21 +295,23 @@ def _ticker_pieces(
 
 def _ticker_runs(par: Paragraph, face: Face) -> list[Run]:
     """The line's runs in visual order, a run wider than a piece cut after spaces (the words
-    after a cut of a right-to-left run go to its left)."""
+    after a cut of a right-to-left run go to its left). Chunk widths are the sums of their
+    words' (each shaped once), so a piece may pass ``_SEGMENT_PX`` by a few pixels."""
     runs: list[Run] = []
     for run in line_runs(par, 0, len(par.text)):
         if runs_width(par, [run], face) <= _SEGMENT_PX:
             runs.append(run)
             continue
         chunks: list[Run] = []
-        start, last_break = run.start, run.start
-        breaks = [i + 1 for i in range(run.start, run.end - 1) if par.text[i] == " "]
-        for index in [*breaks, run.end]:
-            wide = runs_width(par, [Run(start, index, run.level, run.script)], face) > _SEGMENT_PX
-            if wide and last_break > start:
-                chunks.append(Run(start, last_break, run.level, run.script))
-                start = last_break
-            last_break = index
+        start, chunk_width = run.start, 0
+        position = run.start
+        for word in par.text[run.start : run.end].split(" "):
+            word_start, position = position, min(run.end, position + len(word) + 1)
+            word_width = runs_width(par, [Run(word_start, position, run.level, run.script)], face)
+            if chunk_width and chunk_width + word_width > _SEGMENT_PX:
+                chunks.append(Run(start, word_start, run.level, run.script))
+                start, chunk_width = word_start, 0
+            chunk_width += word_width
         chunks.append(Run(start, run.end, run.level, run.script))
         runs.extend(reversed(chunks) if run.level % 2 else chunks)
     return runs
