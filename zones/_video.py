@@ -38,6 +38,25 @@ log = logging.getLogger(__name__)
 MAX_FIRST_FRAME_HOLD_S = 0.1  # a container claiming under 10 fps is not trusted for it
 
 
+class _UnpauseLatency:
+    """How long mpv takes from unpausing to the next rendered frame (smoothed, per process).
+
+    A started video holds its first frame for one frame time, then unpauses; mpv then renders
+    frame 1 at once, but "at once" takes decoding and rendering time. Unpausing that much
+    earlier puts frame 1 on screen when it is due instead of a display frame late (which read
+    as a frozen frame at every start).
+    """
+
+    def __init__(self) -> None:
+        self.ns = 8_000_000  # a first guess, replaced by measurements within a few starts
+
+    def add(self, measured_ns: int) -> None:
+        self.ns = (3 * self.ns + min(max(measured_ns, 0), 100_000_000)) // 4
+
+
+_unpause_latency = _UnpauseLatency()
+
+
 class VideoRenderer:
     """Renderer of one video item occurrence; see the module docstring."""
 
@@ -72,6 +91,8 @@ class VideoRenderer:
         self._started_mono: int | None = None
         self._frame_ns = 0
         self._unpause_later: asyncio.TimerHandle | None = None
+        self._unpaused_mono: int | None = None  # when play() was called, until the next frame
+        self._next_frame_due: int | None = None  # monotonic: frame 1 is not shown before this
         self.frames_painted = 0
 
     # events from mpv's thread ------------------------------------------------------------
@@ -131,6 +152,9 @@ class VideoRenderer:
         if fresh:
             self._fresh = True
             self._last_frame_ns = time.monotonic_ns()
+            if self._unpaused_mono is not None:
+                _unpause_latency.add(self._last_frame_ns - self._unpaused_mono)
+                self._unpaused_mono = None
             if self._playing:
                 self._context.wake()
 
@@ -205,17 +229,25 @@ class VideoRenderer:
         self._painted = False
         self._started_at = at_ns
         self._started_mono = self._last_frame_ns = time.monotonic_ns()
-        # Frame 0 had its time while paused, so mpv shows frame 1 at once on unpause: wait a
-        # frame first, or frame 0 would flash for a single display frame.
+        # Frame 0 had its time while paused, so mpv shows frame 1 at once on unpause: hold
+        # frame 0 for a frame time first, or it would flash for a single display frame. mpv
+        # needs a few milliseconds to render frame 1, so unpause that much before it is due,
+        # and keep it off screen until then if it comes sooner.
         if self._frame_ns:
-            self._unpause_later = self._loop.call_later(self._frame_ns / 1e9, self._unpause)
+            lead = min(_unpause_latency.ns, self._frame_ns // 2)
+            self._next_frame_due = self._started_mono + self._frame_ns
+            self._unpause_later = self._loop.call_later(
+                (self._frame_ns - lead) / 1e9, self._unpause
+            )
         else:
+            self._next_frame_due = None
             self._unpause()
 
     def _unpause(self) -> None:
         self._unpause_later = None
         if not self._playing or self._output is None:
             return
+        self._unpaused_mono = time.monotonic_ns()
         try:
             self._output.play()
         except ZoneError as exc:
@@ -235,6 +267,10 @@ class VideoRenderer:
         frame = output.frame
         if frame is None or (self._painted and not self._fresh):
             return False
+        if self._painted and self._next_frame_due is not None:
+            if time.monotonic_ns() < self._next_frame_due:
+                return False  # frame 1 came early: frame 0 keeps its full frame time
+            self._next_frame_due = None
         surface.blit(frame, (0, 0))
         self.frames_painted += 1
         self._painted = True
@@ -267,6 +303,8 @@ class VideoRenderer:
         end = self._end_monotonic_ns()
         if end is not None:
             remaining = min(remaining, end - now)
+        if self._fresh and self._next_frame_due is not None:
+            remaining = min(remaining, self._next_frame_due - now)  # a held frame 1
         return now_ns + max(remaining, 0) + 1
 
     # A video covers its whole zone (letterbox bars are black): composing it is a plain copy.

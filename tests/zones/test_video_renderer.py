@@ -354,3 +354,40 @@ async def test_the_first_frame_keeps_its_full_frame_time_before_playback_goes_on
     assert fake_of(first).playing and not fake_of(second).playing
     first.release()
     second.release()
+
+
+async def test_playback_is_let_go_early_by_the_unpause_latency_but_frame_1_waits_its_turn(
+    factory: FakeMpvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zones import _video
+
+    latency = _video._UnpauseLatency()
+    latency.ns = 30_000_000  # mpv measured to need 30 ms from unpause to a rendered frame
+    monkeypatch.setattr(_video, "_unpause_latency", latency)
+    renderer = make(factory)(context())
+    await renderer.prepare(video_item(H264), ZONE)
+    listener = fake_of(renderer).listener
+    assert listener is not None
+    listener(VideoEvent(VideoEventKind.READY, 1, duration_s=2.0, frame_s=0.1))
+    await settle()
+    loop = asyncio.get_running_loop()
+    surface = pygame.Surface(ZONE)
+    started = loop.time()
+    renderer.start(0)
+    timer = renderer._unpause_later
+    assert timer is not None
+    assert timer.when() - started == pytest.approx(0.07, abs=0.005), "100 ms frame, 30 ms early"
+    assert renderer.draw(surface, 0), "frame 0 at once"
+    frame0 = surface.get_at((0, 0))
+    timer.cancel()
+    renderer._unpause()  # mpv let go: frame 1 is rendered at once...
+    assert fake_of(renderer).playing
+    assert renderer.draw(surface, 1) is False, "...but frame 0 keeps its 100 ms"
+    assert surface.get_at((0, 0)) == frame0
+    wake = renderer.next_change_ns(0)
+    assert wake is not None and 0 < wake <= 100_000_001, "the loop comes back when it is due"
+    await asyncio.sleep(0.11)
+    assert renderer.draw(surface, 2) is True
+    assert surface.get_at((0, 0)) != frame0, "frame 1 once its time has come"
+    assert latency.ns < 30_000_000, "the estimate follows what was measured (near 0 here)"
+    renderer.release()
