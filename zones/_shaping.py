@@ -139,6 +139,8 @@ def render_runs(
         shaper.render(par.text[run.start : run.end], True, colour)
         for shaper, run in zip(faces, runs, strict=True)
     ]
+    if len(runs) == 1 and faces[0].get_ascent() == face.get_ascent():
+        return rendered[0]  # already on the line's baseline: no copy (a ticker's long pieces)
     width = sum(surface.get_width() for surface in rendered)
     line = pygame.Surface((max(1, width), face.get_height()), pygame.SRCALPHA)
     x = 0

@@ -21,129 +21,30 @@ import pygame
 from core import ZoneError
 from sync import Item, TextItem
 from zones._api import RenderContext, Size, register_renderer
-from zones._fonts import Face, Weight, font, parse_colour
+from zones._fonts import Face, font, parse_colour
 from zones._shaping import (
     Paragraph,
     Run,
     line_runs,
-    line_width,
     paragraph,
     render_line,
     render_runs,
     runs_width,
-    text_size,
 )
+from zones._wrap import MIN_SIZE, Line, wrap_lines
+
+# Wrapping and sizing live in zones._wrap; zones/__init__ and the clock import them from here.
+from zones._wrap import fit_font_size as fit_font_size
+from zones._wrap import fit_line_size as fit_line_size
+from zones._wrap import wrap as wrap
 
 _SEGMENT_PX = 4096  # a long ticker is rendered in pieces: one huge surface would not fit memory
-_MIN_SIZE = 6
+_SHORT_RUN = 100  # characters: a longer run is measured word by word (shaping is per call)
 _LAID_OUT_CACHE = 8  # texts kept rendered (a full-screen block is up to 8 MB)
 
 
-def wrap(text: str, face: Face, width: int) -> list[str]:
-    """Lines no wider than ``width`` (a word longer than the line is cut by characters)."""
-    return [par.text[start:end] for par, start, end in wrap_lines(text, face, width)]
-
-
-def wrap_lines(text: str, face: Face, width: int) -> list[tuple[Paragraph, int, int]]:
-    """``wrap`` as slices of paragraphs, each with its own direction (first strong character).
-
-    Lines are broken in logical (reading) order and each is then reordered on its own, as
-    UAX #9 says: the first words of a right-to-left paragraph are at the right of its first
-    line."""
-    lines: list[tuple[Paragraph, int, int]] = []
-    for text_paragraph in text.splitlines() or [""]:
-        par = paragraph(text_paragraph)
-        lines.extend((par, start, end) for start, end in _wrap_paragraph(par, face, width))
-    return lines
-
-
-def _wrap_paragraph(par: Paragraph, face: Face, width: int) -> list[tuple[int, int]]:
-    """Greedy wrapping that shapes each word once: a candidate line is estimated as the line
-    so far plus " word" (shaping every candidate line again cost a paragraph of Arabic
-    O(words x line length) HarfBuzz work: half a second for a full screen). Each line is then
-    measured whole, and wrapped again word by word in the rare case the estimate was short."""
-    lines: list[tuple[int, int]] = []
-    for start, end in _greedy(par, face, width, 0, len(par.text), estimate=True):
-        if end - start <= 1 or line_width(par, start, end, face) <= width:
-            lines.append((start, end))
-        else:
-            lines.extend(_greedy(par, face, width, start, end, estimate=False))
-    return lines
-
-
-def _greedy(
-    par: Paragraph, face: Face, width: int, begin: int, stop: int, *, estimate: bool
-) -> list[tuple[int, int]]:
-    lines: list[tuple[int, int]] = []
-    line, line_width_px = (begin, begin), 0
-    position = begin
-    for word in par.text[begin:stop].split(" "):
-        start, end = position, position + len(word)
-        position = end + 1
-        if line[1] > line[0]:
-            candidate = (line[0], end)
-            wide = (
-                line_width_px + line_width(par, line[1], end, face)
-                if estimate
-                else line_width(par, *candidate, face)
-            )
-        else:
-            candidate, wide = (start, end), line_width(par, start, end, face)
-        if wide <= width:
-            line, line_width_px = candidate, wide
-            continue
-        if line[1] > line[0]:
-            lines.append(line)
-        while end - start > 1 and line_width(par, start, end, face) > width:
-            cut = _longest_prefix(par, start, end, face, width)
-            lines.append((start, start + cut))
-            start += cut
-        line, line_width_px = (start, end), line_width(par, start, end, face)
-    lines.append(line)
-    return lines
-
-
-def _longest_prefix(par: Paragraph, start: int, end: int, face: Face, width: int) -> int:
-    for cut in range(end - start, 1, -1):
-        if line_width(par, start, start + cut, face) <= width:
-            return cut
-    return 1
-
-
-def fit_font_size(text: str, size: Size, *, bold: bool = False) -> int:
-    """The largest font size at which ``text`` wrapped to the zone's width fits its height."""
-    weight: Weight = "bold" if bold else "regular"
-    low, high = _MIN_SIZE, max(_MIN_SIZE, size[1])
-    while low < high:
-        mid = (low + high + 1) // 2
-        face = font(mid, weight)
-        lines = wrap_lines(text, face, size[0])
-        fits = len(lines) * face.get_linesize() <= size[1] and all(
-            line_width(par, start, end, face) <= size[0] for par, start, end in lines
-        )
-        if fits:
-            low = mid
-        else:
-            high = mid - 1
-    return low
-
-
-def fit_line_size(text: str, size: Size, *, bold: bool = False) -> int:
-    """The largest font size at which ``text`` on one line fits ``size``."""
-    weight: Weight = "bold" if bold else "regular"
-    low, high = _MIN_SIZE, max(_MIN_SIZE, size[1])
-    while low < high:
-        mid = (low + high + 1) // 2
-        width, height = text_size(text, font(mid, weight))
-        if width <= size[0] and height <= size[1]:
-            low = mid
-        else:
-            high = mid - 1
-    return low
-
-
 def render_block(
-    lines: list[tuple[Paragraph, int, int]],
+    lines: list[Line],
     face: Face,
     width: int,
     colour: pygame.Color,
@@ -260,7 +161,7 @@ def _laid_out(
     """
     colour = parse_colour(color) or pygame.Color("white")
     if scroll == "left":
-        face = font(font_size or max(_MIN_SIZE, int(size[1] * 0.7)))
+        face = font(font_size or max(MIN_SIZE, int(size[1] * 0.7)))
         par = paragraph(" ".join(text.split()))
         pieces, length = _ticker_pieces(par, face, colour)
         return tuple(pieces), length, par.rtl
@@ -299,7 +200,7 @@ def _ticker_runs(par: Paragraph, face: Face) -> list[Run]:
     words' (each shaped once), so a piece may pass ``_SEGMENT_PX`` by a few pixels."""
     runs: list[Run] = []
     for run in line_runs(par, 0, len(par.text)):
-        if runs_width(par, [run], face) <= _SEGMENT_PX:
+        if run.end - run.start <= _SHORT_RUN and runs_width(par, [run], face) <= _SEGMENT_PX:
             runs.append(run)
             continue
         chunks: list[Run] = []
