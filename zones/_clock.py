@@ -19,6 +19,7 @@ from core import ZoneError
 from sync import ClockItem, Item
 from zones._api import RenderContext, Size, register_renderer
 from zones._fonts import font, parse_colour
+from zones._shaping import render_text
 from zones._text import fit_line_size
 
 _NS_PER_US = 1_000
@@ -93,8 +94,8 @@ class ClockRenderer:
         first = self._shown is None or self._text_rect is None
         self._shown = text
         background = parse_colour(item.background)
-        rendered = font(self._font_size, "bold").render(
-            text, True, parse_colour(item.color) or pygame.Color("white")
+        rendered = render_text(  # shaped like fit_line_size measured it (an Arabic literal)
+            text, font(self._font_size, "bold"), parse_colour(item.color) or pygame.Color("white")
         )
         rect = rendered.get_rect(center=(self._size[0] // 2, self._size[1] // 2))
         # After the first paint only the text's box changes: repaint the old and new boxes.

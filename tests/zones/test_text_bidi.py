@@ -15,8 +15,8 @@ import pygame
 import pytest
 
 from core import ZoneError
-from sync import TextItem
-from zones import RenderContext, TextRenderer, font, wrap
+from sync import ClockItem, TextItem
+from zones import ClockRenderer, RenderContext, TextRenderer, font, wrap
 from zones._bidi import paragraph_level, resolve_levels, visual_runs
 from zones._fonts import Weight
 from zones._shaping import paragraph, render_text, runs_width, text_size
@@ -214,3 +214,15 @@ def test_arabic_punctuation_next_to_latin_punctuation_is_not_a_box() -> None:
     line = render_text("(مثال) 50%", face, WHITE)
     for char in "()%":
         assert positions_of(face.render(char, True, WHITE), line), f"{char} drawn by DejaVu"
+
+
+async def test_a_clock_with_an_arabic_literal_is_shaped_and_fits() -> None:
+    renderer = ClockRenderer(context())
+    size = (400, 80)
+    await renderer.prepare(ClockItem(id="c", type="clock", format="الساعة %H:%M"), size)
+    renderer.start(0)
+    surface = pygame.Surface(size, pygame.SRCALPHA)
+    assert renderer.draw(surface, 0)
+    bounds = surface.get_bounding_rect()
+    assert bounds.x > 2 and bounds.right < size[0] - 2, "measured and drawn alike: not cut"
+    assert bounds.w > size[0] * 0.8
