@@ -198,8 +198,8 @@ class PairingScreen(_Screen):
             y = _row(self._size, 0.69) + int(row * 7 * unit)
             label_face = font(int(2.9 * unit))
             value_face = font(int(3.6 * unit), "bold")
-            label_img = label_face.render(label.upper(), True, MUTED)
-            value_img = value_face.render(value, True, TEXT)
+            label_img = render_text(label.upper(), label_face, MUTED)
+            value_img = render_text(value, value_face, TEXT)  # a name may be Arabic or Hebrew
             max_value = int(w * 0.7)
             if value_img.get_width() > max_value:
                 value_img = pygame.transform.smoothscale_by(
