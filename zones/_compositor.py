@@ -23,6 +23,7 @@ from zones._api import Renderer
 from zones._display import Display
 from zones._fonts import font
 from zones._memory import touch_pages
+from zones._shaping import render_text
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +372,7 @@ class Overlay:
         banner = pygame.Surface(rect.size)
         banner.fill((255, 196, 0))
         face = font(max(12, int(rect.h * 0.55)), "bold")
-        label = face.render(self.text, True, (17, 17, 17))
+        label = render_text(self.text, face, pygame.Color(17, 17, 17))  # any direction
         if label.get_width() > rect.w * 0.95:
             label = pygame.transform.smoothscale_by(label, rect.w * 0.95 / label.get_width())
         banner.blit(label, ((rect.w - label.get_width()) // 2, (rect.h - label.get_height()) // 2))
