@@ -3,10 +3,12 @@
 ``prepare`` loads the file paused on a handle of its own and renders its first frame, so when
 the item becomes visible that frame is on screen at once: consecutive videos, and images and
 videos in either order, switch without a black or a frozen frame (the outgoing item keeps its
-last frame until the compositor stops drawing it). mpv's events (ready, end of file, errors, a
-new frame) arrive on mpv's thread and are handed to the event loop with
-``call_soon_threadsafe``; everything else runs on the loop thread, and the calls that can block
-inside libmpv (create, load, close) run on daemon threads with a timeout.
+last frame until the compositor stops drawing it). A clip that played without a fault stays
+loaded in its handle, so its next occurrence (a playlist going round) is rewound, not loaded
+again. mpv's events (ready, end of file, errors, a new frame) arrive on mpv's thread and are
+handed to the event loop with ``call_soon_threadsafe``; everything else runs on the loop
+thread, and the calls that can block inside libmpv (create, load, rewind, close) run on daemon
+threads with a timeout.
 
 Faults become ``ZoneError`` (the zone reports an error event and moves on): a file that does not
 load or has no video stream, a handle that dies or does not answer (it is discarded and a new one
@@ -20,13 +22,21 @@ import atexit
 import contextlib
 import logging
 import time
+from collections.abc import Hashable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import VideoConfig, ZoneError
 from sync import VideoItem
 from zones._api import RenderContext, Size, register_renderer, renderer_config
 from zones._mpv import MpvOutput, VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
-from zones._video_pool import AudioOwner, OutputFactory, VideoOutputPool, run_blocking
+from zones._video_pool import (
+    AudioOwner,
+    OutputFactory,
+    Rewindable,
+    VideoOutputPool,
+    run_blocking,
+)
 
 if TYPE_CHECKING:
     import pygame
@@ -55,6 +65,18 @@ class _UnpauseLatency:
 
 
 _unpause_latency = _UnpauseLatency()
+
+
+def _loaded_file(path: Path, item: VideoItem, *, audio: bool, volume: int) -> Hashable | None:
+    """What a handle that loaded ``path`` for ``item`` holds: the file as it is on disk now
+    (a file replaced or rewritten since is loaded again) and every option ``open`` applied.
+    None when the file cannot be looked at (loading it reports why)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    on_disk = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return (str(path), on_disk, item.fit, item.loop, audio, volume)
 
 
 class VideoRenderer:
@@ -93,6 +115,7 @@ class VideoRenderer:
         self._unpause_later: asyncio.TimerHandle | None = None
         self._unpaused_mono: int | None = None  # when play() was called, until the next frame
         self._next_frame_due: int | None = None  # monotonic: frame 1 is not shown before this
+        self._file: Hashable | None = None  # what the output has loaded, once prepared
         self.frames_painted = 0
 
     # events from mpv's thread ------------------------------------------------------------
@@ -152,9 +175,10 @@ class VideoRenderer:
         if fresh:
             self._fresh = True
             self._last_frame_ns = time.monotonic_ns()
-            if self._unpaused_mono is not None:
+            if self._unpaused_mono is not None and self._context.virtual_now is None:
+                # (on a virtual clock frames are pulled when sampled: no latency to learn)
                 _unpause_latency.add(self._last_frame_ns - self._unpaused_mono)
-                self._unpaused_mono = None
+            self._unpaused_mono = None
             if self._playing:
                 self._context.wake()
 
@@ -179,33 +203,50 @@ class VideoRenderer:
         self._ready = self._loop.create_future()
         try:
             path = self._context.asset_path(item.asset)
-            self._output = output = await self._pool.acquire()
-            output.listener = self._on_output_event
-            output.set_size(size)
             self._owns_audio = (
                 item.audio and self._config.audio and self._audio.claim(self._context.zone_id)
             )
-            self._load = await run_blocking(
-                lambda: output.open(
-                    str(path),
-                    fit=item.fit,
-                    loop=item.loop,
-                    audio=self._owns_audio,
-                    volume=self._config.volume,
-                ),
-                timeout_s=self._pool.timeout_s,
-                what="load",
-            )
+            file = _loaded_file(path, item, audio=self._owns_audio, volume=self._config.volume)
+            kept = None if file is None else self._pool.take_loaded(file)
+            self._output = output = kept if kept is not None else await self._pool.acquire()
+            output.listener = self._on_output_event
+            output.set_size(size)
+            self._load = await self._load_file(output, path, item, rewind=kept is not None)
             early, self._early = self._early, []
             for event in early:
                 self._handle_event(event)
             await self._wait_first_frame(output)
+            self._file = file
         except ZoneError as exc:
             self._broken = self._broken or isinstance(exc, VideoOutputLost)
             self.release()
             if exc.zone is not None:  # already says where (e.g. from asset_path)
                 raise
             raise self._error(str(exc)) from exc
+
+    async def _load_file(
+        self, output: VideoOutput, path: Path, item: VideoItem, *, rewind: bool
+    ) -> int:
+        """Rewind the file the output kept loaded, or load it (also when rewinding fails)."""
+        timeout_s = self._pool.timeout_s
+        if rewind and isinstance(output, Rewindable):
+            try:
+                return await run_blocking(output.rewind, timeout_s=timeout_s, what="rewind")
+            except VideoOutputLost:
+                raise
+            except ZoneError as exc:
+                log.info("rewinding a kept video failed (%s); loading it again", exc)
+        return await run_blocking(
+            lambda: output.open(
+                str(path),
+                fit=item.fit,
+                loop=item.loop,
+                audio=self._owns_audio,
+                volume=self._config.volume,
+            ),
+            timeout_s=timeout_s,
+            what="load",
+        )
 
     async def _wait_first_frame(self, output: VideoOutput) -> None:
         assert self._ready is not None
@@ -410,7 +451,9 @@ class VideoRenderer:
             if self._broken:
                 self._pool.discard(output)
             else:
-                self._pool.give_back(output)
+                # A file that played without a fault stays loaded for its next occurrence.
+                healthy = self._file if self._failure is None else None
+                self._pool.give_back(output, loaded=healthy)
         if self._owns_audio:
             self._audio.release(self._context.zone_id)
             self._owns_audio = False
