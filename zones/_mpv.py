@@ -352,6 +352,20 @@ class MpvOutput:
             raise ZoneError(f"loading {path}: mpv did not return a playlist entry id")
         return entry
 
+    def rewind(self) -> int:
+        """Seek the loaded file back to its start, paused, as ``open`` leaves it; its load number.
+
+        Much cheaper than loading it again (no demuxer or decoder set-up). READY follows when
+        the first frame can be rendered, as after ``open``. Blocks (briefly).
+        """
+        with self._lock, map_mpv_errors("rewinding"):
+            self._player.check_core_alive()
+            self._frames_since_open = 0  # the last play's frame is not this play's first
+            self._position = None  # nor is its position
+            self._player.command("set", "pause", "yes")
+            self._player.command("seek", "0", "absolute+exact")
+        return self._entry
+
     def _set_async(self, name: str, value: str) -> None:
         with map_mpv_errors(f"setting {name}"):
             self._player.check_core_alive()

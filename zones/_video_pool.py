@@ -2,8 +2,11 @@
 
 Handles cost ~20 ms and a thread to create, so released ones are unloaded and kept (up to
 ``spare``) for the next item; two alive per zone is what gapless playback needs (one playing,
-one prepared). A handle that died, hung or stalled is never reused: it is closed on a thread of
-its own, so a hung libmpv call can neither block the event loop nor the interpreter's exit.
+one prepared). A handle that can rewind keeps its file loaded instead, so the next occurrence of
+the same clip (a playlist that loops, a clip replayed) is rewound rather than loaded again
+(a seek costs a few milliseconds, a load tens). A handle that died, hung or stalled is never
+reused: it is closed on a thread of its own, so a hung libmpv call can neither block the event
+loop nor the interpreter's exit.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Hashable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from zones._mpv import VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
 
@@ -21,6 +24,15 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 OutputFactory = Callable[[], VideoOutput]
+
+
+@runtime_checkable
+class Rewindable(Protocol):
+    """A VideoOutput that can take its loaded file back to the start (``MpvOutput``)."""
+
+    def rewind(self) -> int:
+        """Seek the loaded file to its start, paused, as ``open`` leaves a file; its load
+        number. READY follows as after ``open``. Blocks."""
 
 
 def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
@@ -67,6 +79,7 @@ class VideoOutputPool:
         self._spare = spare
         self.timeout_s = timeout_s
         self._idle: list[VideoOutput] = []
+        self._loaded: dict[VideoOutput, Hashable] = {}  # idle outputs that kept their file
         self._unloading: dict[VideoOutput, asyncio.Future[None]] = {}
         self._unload_threads: dict[VideoOutput, threading.Thread] = {}
         self._closing: set[threading.Thread] = set()
@@ -88,17 +101,38 @@ class VideoOutputPool:
                 self._unloading.pop(output, None)
                 self.discard(output)
         if self._idle:
-            output = self._idle.pop()
-            output.listener = None
+            # A handle without a file first; else the one that kept its file the longest
+            # (``open`` replaces the file).
+            empty = [o for o in self._idle if o not in self._loaded]
+            output = empty[-1] if empty else self._idle[0]
+            self._take(output)
             return output
         output = await run_blocking(self._factory, timeout_s=self.timeout_s, what="create")
         self.created += 1
         return output
 
-    def give_back(self, output: VideoOutput) -> None:
+    def take_loaded(self, file: Hashable) -> VideoOutput | None:
+        """An idle output that kept ``file`` loaded (rewind it rather than load it), or None.
+
+        ``file`` is what ``give_back`` was told: it must name everything ``open`` was given.
+        """
+        for output in reversed(self._idle):
+            if self._loaded.get(output) == file:
+                self._take(output)
+                return output
+        return None
+
+    def _take(self, output: VideoOutput) -> None:
+        self._idle.remove(output)
+        self._loaded.pop(output, None)
+        output.listener = None
+
+    def give_back(self, output: VideoOutput, *, loaded: Hashable | None = None) -> None:
         """Take a healthy output back: unload its file and keep it, or close it if enough are.
 
-        Unloading waits for mpv, so it runs on a thread; ``acquire`` waits for it if it must.
+        ``loaded`` (the file the output played, healthy to the end) keeps the file loaded in
+        an output that can rewind, for ``take_loaded``. Unloading waits for mpv, so it runs on
+        a thread; ``acquire`` waits for it if it must.
         """
         kept = len(self._idle) + len(self._unloading)
         if kept >= self._spare or output in self._idle or output in self._unloading:
@@ -115,6 +149,10 @@ class VideoOutputPool:
                 self.discard(output)
             return
         output.listener = self._idle_listener(output, loop)
+        if loaded is not None and isinstance(output, Rewindable):
+            self._loaded[output] = loaded
+            self._idle.append(output)
+            return
         self._unloading[output] = loop.create_future()
 
         def work() -> None:
@@ -158,6 +196,7 @@ class VideoOutputPool:
                 except VideoOutputLost:
                     if output in self._idle:
                         self._idle.remove(output)
+                    self._loaded.pop(output, None)
                     self.discard(output)
 
         def listener(event: VideoEvent) -> None:
@@ -193,6 +232,7 @@ class VideoOutputPool:
         for thread in list(self._unload_threads.values()):
             thread.join(timeout)  # never terminate a handle in the middle of a command
         idle, self._idle = self._idle, []
+        self._loaded.clear()
         idle.extend(self._unloading)
         self._unloading.clear()
         self._unload_threads.clear()
