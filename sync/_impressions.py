@@ -2,11 +2,17 @@
 
 Each impression carries a random UUID the server deduplicates on, so a batch re-sent after a
 lost acknowledgement is counted once. Rows leave the queue only once acknowledged.
+
+Writes are committed one transaction per flush: at once by default, or, with
+``flush_delay_s``, gathering what is recorded meanwhile (at most ``FLUSH_BATCH`` rows wait),
+which the simulator uses at thousands of switches per second. Either way a row is stored once
+``ImpressionQueue.add`` returns and survives a crash from then on; ``drain`` writes at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -21,15 +27,20 @@ from sync._wire import Impression, ImpressionBatch
 log = logging.getLogger(__name__)
 
 BATCH = 500
+FLUSH_BATCH = 200  # a delayed flush waits no longer once this many impressions are pending
 
 
 class ImpressionRecorder:
     """Takes playback events on the event loop; writes them to disk in a worker thread."""
 
-    def __init__(self, queue: ImpressionQueue, report: SyncReport) -> None:
+    def __init__(
+        self, queue: ImpressionQueue, report: SyncReport, *, flush_delay_s: float = 0.0
+    ) -> None:
         self.queue = queue
         self.report = report
+        self.flush_delay_s = flush_delay_s  # real seconds a flush gathers records before writing
         self._pending: list[Impression] = []
+        self._hurry = asyncio.Event()  # write now: drain() or FLUSH_BATCH rows pending
         self._written = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self.uploaded = 0
@@ -60,8 +71,17 @@ class ImpressionRecorder:
                 duration_ms=duration_ms,
             )
         )
+        if len(self._pending) >= FLUSH_BATCH:
+            self._hurry.set()
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self.flush())
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        if self.flush_delay_s > 0 and not self._hurry.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), self.flush_delay_s)
+        self._hurry.clear()
+        await self.flush()
 
     async def flush(self) -> None:
         while self._pending:
@@ -77,6 +97,7 @@ class ImpressionRecorder:
 
     async def drain(self) -> None:
         """Write everything recorded so far, including a flush already under way."""
+        self._hurry.set()  # a flush gathering records writes them now
         if self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
         await self.flush()
