@@ -31,16 +31,18 @@ def _sse(event: Event) -> ServerSentEvent:
 async def _drain(subscriber: Subscriber) -> AsyncIterator[Event]:
     """Events until the subscriber is closed (replaced, revoked or too far behind)."""
     closed = asyncio.create_task(subscriber.closed.wait())
+    getter: asyncio.Task[Event] | None = None
     try:
         while not subscriber.closed.is_set():
             getter = asyncio.create_task(subscriber.queue.get())
             done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
-                getter.cancel()
                 return
             yield getter.result()
     finally:
         closed.cancel()
+        if getter is not None:
+            getter.cancel()  # also when the stream is cancelled (the client left) mid-wait
 
 
 async def _device_stream(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from core import ServerError, Settings
 from server._app import create_app
@@ -50,13 +52,23 @@ def _serve(server: uvicorn.Server) -> None:
     server.run()
 
 
-def run_in_thread(settings: Settings, data_dir: Path, *, port: int = 0) -> RunningServer:
-    """Start the server on 127.0.0.1 (an ephemeral port by default) and wait until it listens."""
+def run_in_thread(
+    settings: Settings,
+    data_dir: Path,
+    *,
+    port: int = 0,
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+) -> RunningServer:
+    """Start the server on 127.0.0.1 (an ephemeral port by default) and wait until it listens.
+
+    ``wrap`` puts an ASGI layer in front of the app: the simulator's fault injection (never
+    part of the server's own API).
+    """
     configured = settings.server.admin_token
     token, _ = load_admin_token(configured.get_secret_value() if configured else None, data_dir)
     app = create_app(settings, data_dir)
     config = uvicorn.Config(
-        app,
+        app if wrap is None else wrap(app),
         host="127.0.0.1",
         port=port,
         log_level="warning",
