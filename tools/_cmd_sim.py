@@ -153,6 +153,8 @@ def build_options(args: argparse.Namespace) -> Any:
     token = os.environ.get("SIGNAGE_ADMIN_TOKEN") if args.server else None
     if args.server and not token:
         raise ConfigError(["--server needs the server's admin token in SIGNAGE_ADMIN_TOKEN"])
+    if args.server and scenario is not None and scenario.server:
+        raise ConfigError(["the scenario's [server] settings need the in-process server"])
     return SimOptions(
         duration_s=duration,
         out=args.out,
@@ -166,6 +168,7 @@ def build_options(args: argparse.Namespace) -> Any:
         start=_pick(args.start, run.start if run else None, None),
         frames=FramePolicy.parse(frames),
         device_overrides=_device_overrides(scenario),
+        server_overrides=dict(scenario.server) if scenario is not None else {},
         fps=_frame_rate(scenario, speed, args.fps),
         make_display=_window_display if args.window else None,
         port=args.port,

@@ -24,8 +24,8 @@ from cache import AssetCache, Limits, cache_root
 from core import Settings
 from player import NS_PER_S, Player, TimelineEvent, TimelineWriter, WallClock
 from player._daemon import DeviceAdapter, ImpressionFeed, TokenAuth
-from sync import Manifest, SyncAgent, Transition
-from tools._sim_clock import RealDeviceClock
+from sync import Manifest, ManifestWatcher, SyncAgent, Transition
+from tools._sim_clock import DeviceClock, RealDeviceClock
 from tools._sim_frames import WatchedDisplay, blank_regions
 from zones import Display
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 CodeHandler = Callable[["SimDevice", str], None]
 BlackHandler = Callable[["SimDevice", float, pygame.Surface], None]
 MAX_BLACK_SAVED = 10  # black frames kept as PNG per device, for diagnosis
+IMPRESSION_FLUSH_S = 1.0  # on a virtual clock: proof of play written once per real second
 Listener = Callable[[TimelineEvent], None]
 
 
@@ -53,6 +54,7 @@ class _SimAdapter(DeviceAdapter):
     async def apply_manifest(self, manifest: Manifest) -> None:
         self._device._learn(manifest)
         await super().apply_manifest(manifest)
+        self._device._note_watcher()
 
 
 class SimDevice:
@@ -101,6 +103,7 @@ class SimDevice:
         self._task: asyncio.Task[None] | None = None
         self.display: WatchedDisplay | None = None
         self._clients: list[httpx.AsyncClient] = []
+        self._watchers: list[ManifestWatcher] = []  # of every sync session, for their counts
 
     # -- events ------------------------------------------------------------------------------
 
@@ -147,6 +150,17 @@ class SimDevice:
                 t = (now - self._run_t0_ns) / NS_PER_S
                 self.on_black(self, t, canvas.copy())
 
+    @property
+    def streaming(self) -> bool:
+        """The sync agent's event stream is open."""
+        watcher = self.agent.watcher if self.agent is not None else None
+        return watcher is not None and watcher.connected
+
+    def _note_watcher(self) -> None:
+        watcher = self.agent.watcher if self.agent is not None else None
+        if watcher is not None and all(w is not watcher for w in self._watchers):
+            self._watchers.append(watcher)
+
     def _learn(self, manifest: Manifest) -> None:
         self.manifest = manifest
         every = [item for p in manifest.playlists for item in p.items]
@@ -189,6 +203,10 @@ class SimDevice:
             server_url=self.server_url,
         )
         agents.append(agent)
+        if isinstance(self.clock, DeviceClock):
+            # A virtual clock switches hundreds of times per real second: one transaction
+            # (and fsync) per flush interval rather than per switch. Stored rows stay stored.
+            agent.recorder.flush_delay_s = IMPRESSION_FLUSH_S
         player.add_listener(ImpressionFeed(agent.recorder))
         self._offset_s = (self.clock.now_ns() - self._run_t0_ns) / NS_PER_S
         await player.start()
@@ -205,6 +223,7 @@ class SimDevice:
 
     async def stop(self) -> None:
         """Stop in the daemon's order (sync, player, queue, cache); keeps the state directory."""
+        self._note_watcher()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -236,8 +255,13 @@ class SimDevice:
 
     def totals(self) -> dict[str, int]:
         live = self.player
+        self._note_watcher()
         return {
             "frames": self.frames + (live.frames if live else 0),
             "dropped_frames": self.dropped_frames + (live.dropped_frames if live else 0),
             "black_frames": self.black_frames,
+            # How the device heard of manifests: event streams opened, and polls while they
+            # failed (each sync session's watcher; a restart or re-pairing starts a new one).
+            "sse_connects": sum(w.connects for w in self._watchers),
+            "manifest_polls": sum(w.polls for w in self._watchers),
         }

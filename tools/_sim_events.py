@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from core import ConfigError
 from player import NS_PER_S
 from tools._sim_device import SimDevice
 from tools._sim_scenario import (
+    BreakSse,
     CorruptAsset,
     Event,
     Publish,
@@ -29,11 +31,12 @@ EFFECT_WAIT_S = 120.0  # media seconds a network-bound event may take to show on
 
 
 @dataclass
-class ServerBack:
-    """Internal event: the end of a ``stop_server`` outage."""
+class Restore:
+    """Internal event: the end of an outage, ``server_back`` (``stop_server``) or
+    ``sse_back`` (``break_sse``)."""
 
     at: float
-    action: str = "server_back"
+    action: Literal["server_back", "sse_back"]
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Window:
     what: str
     condition: asyncio.Event
     limit_ns: int
+    check: Callable[[], bool] | None = None  # sets ``condition`` once true (polled)
 
 
 def corrupt_file(path: str | object) -> int:
@@ -69,19 +73,23 @@ class EventRunner:
         self.publications: list[Publication] = []
         self.windows: list[Window] = []
         self.latencies: list[tuple[float, dict[str, float]]] = []
-        self.outage = False
+        self.outage = False  # the server is down
+        self.sse_broken = False  # its event streams fail
         self._port = 0
 
     def needs_real_time(self) -> bool:
-        """True while the server is down or an effect is still awaited on some device."""
+        """True while the server or its event streams are down, or an effect is still awaited
+        on some device."""
         now = self.sim.clock.now_ns()
         for window in list(self.windows):
+            if window.check is not None and window.check():
+                window.condition.set()
             if window.condition.is_set():
                 self.windows.remove(window)
             elif now >= window.limit_ns:
                 self.windows.remove(window)
                 self.note(f"{window.what}: not seen on every device in time")
-        return self.outage or bool(self.windows)
+        return self.outage or self.sse_broken or bool(self.windows)
 
     def selected(self, selector: str) -> list[SimDevice]:
         if selector == "*":
@@ -95,15 +103,15 @@ class EventRunner:
     def note(self, message: str) -> None:
         self.sim.options.progress(f"t={self.sim.media_s():.1f} s: {message}")
 
-    async def apply(self, event: Event | ServerBack) -> list[ServerBack]:
+    async def apply(self, event: Event | Restore) -> list[Restore]:
         """Apply ``event``; returns internal events to schedule later (the end of an outage)."""
-        if isinstance(event, ServerBack):
-            await asyncio.to_thread(self.sim.start_server, self._port)
-            self.outage = False
-            self.note("server back")
+        if isinstance(event, Restore):
+            await self.restore(event)
             return []
         if isinstance(event, StopServer):
             return await self.stop_server(event)
+        if isinstance(event, BreakSse):
+            return self.break_sse(event)
         handlers = {
             Publish: self.publish,
             CorruptAsset: self.corrupt_asset,
@@ -141,7 +149,27 @@ class EventRunner:
         """Real seconds from each publication to each device's first frame of it."""
         return [at - began for began, matched in self.latencies for at in matched.values()]
 
-    async def stop_server(self, event: StopServer) -> list[ServerBack]:
+    async def restore(self, event: Restore) -> None:
+        if event.action == "server_back":
+            await asyncio.to_thread(self.sim.start_server, self._port)
+            self.outage = False
+            self.note("server back")
+        else:
+            self.sim.streams.accept()
+            self.sse_broken = False
+            self.note("event streams back")
+            # Reconnecting takes the devices' (real-time) backoff: real speed until they have.
+            devices = list(self.sim.devices)
+            self.windows.append(
+                Window(
+                    "reconnecting the event streams",
+                    asyncio.Event(),
+                    self.sim.clock.now_ns() + int(EFFECT_WAIT_S * NS_PER_S),
+                    check=lambda: all(d.streaming for d in devices),
+                )
+            )
+
+    async def stop_server(self, event: StopServer) -> list[Restore]:
         sim = self.sim
         server = sim.server
         if server is None:
@@ -152,7 +180,16 @@ class EventRunner:
         # Network time is real time: timeouts and backoff would not notice a compressed outage.
         self.outage = True
         self.note(f"server stopped for {event.seconds:g} s")
-        return [ServerBack(event.at + event.seconds)]
+        return [Restore(event.at + event.seconds, "server_back")]
+
+    def break_sse(self, event: BreakSse) -> list[Restore]:
+        if self.sim.options.server_url is not None:
+            raise ConfigError(["break_sse needs the in-process server (no --server)"])
+        self.sim.streams.refuse()
+        # Real speed meanwhile: the devices' reconnect backoff and poll interval are real time.
+        self.sse_broken = True
+        self.note(f"event streams broken for {event.seconds:g} s (the rest of the API works)")
+        return [Restore(event.at + event.seconds, "sse_back")]
 
     async def corrupt_asset(self, event: CorruptAsset) -> None:
         sim = self.sim

@@ -33,6 +33,7 @@ class SimOptions:
     start: dt.datetime | None = None
     frames: FramePolicy = field(default_factory=lambda: FramePolicy("switch"))
     device_overrides: dict[str, Any] = field(default_factory=dict)
+    server_overrides: dict[str, Any] = field(default_factory=dict)  # the in-process server's
     fps: float | None = None  # the players' animation frame rate; None: player.frame_rate_hz
     make_display: Callable[[int], Display] | None = None
     port: int = 0  # of the in-process server; 0: any free port
@@ -69,15 +70,12 @@ def prepare_out(out: Path) -> None:
             path.unlink()
 
 
-def server_settings(out: Path, devices: int) -> Settings:
+def server_settings(out: Path, devices: int, server: dict[str, Any] | None = None) -> Settings:
+    """The in-process server's settings; ``server`` overrides its [server] section."""
+    # The whole simulated fleet pairs from one address.
+    section = {"pairing_requests_per_ip": max(10, devices * 4)} | (server or {})
     return load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(out / "server"),
-            # The whole simulated fleet pairs from one address.
-            "server": {"pairing_requests_per_ip": max(10, devices * 4)},
-        },
+        None, env={}, overrides={"data_dir": str(out / "server"), "server": section}
     )
 
 

@@ -31,7 +31,8 @@ from server import AdminClient, RunningServer, run_in_thread
 from tools._sim_clock import RealDeviceClock, Speed, TimeDriver, device_clock, make_clock
 from tools._sim_content import load_content
 from tools._sim_device import SimDevice
-from tools._sim_events import EventRunner, ServerBack
+from tools._sim_events import EventRunner, Restore
+from tools._sim_faults import EventStreamBreaker
 from tools._sim_frames import FrameWriter, SwitchFrames
 from tools._sim_options import (
     SimOptions,
@@ -72,6 +73,7 @@ class Simulation:
         self.repairs = 0
         self.server: RunningServer | None = None
         self.server_url = options.server_url or ""
+        self.streams = EventStreamBreaker()  # break_sse: the in-process server's event streams
         self.admin: AdminClient | None = None
         self.seeded: SeededContent | None = None
         self.frame_writer = FrameWriter()
@@ -92,8 +94,13 @@ class Simulation:
     # -- server and operator ---------------------------------------------------------------
 
     def start_server(self, port: int = 0) -> None:
-        settings = server_settings(self.out, self.options.devices)
-        self.server = run_in_thread(settings, self.out / "server", port=port or self.options.port)
+        settings = server_settings(self.out, self.options.devices, self.options.server_overrides)
+        self.server = run_in_thread(
+            settings,
+            self.out / "server",
+            port=port or self.options.port,
+            wrap=self.streams.wrap,
+        )
         self.server_url = self.server.url
 
     def admin_client(self) -> AdminClient:
@@ -211,7 +218,7 @@ class Simulation:
             await self._warm_up()
             self.events = events = EventRunner(self)
             # (time, rank, order): the end of an outage comes before events at the same time.
-            queue: list[tuple[float, int, int, Event | ServerBack]] = []
+            queue: list[tuple[float, int, int, Event | Restore]] = []
             for order, event in enumerate(
                 options.scenario.sorted_events() if options.scenario else []
             ):

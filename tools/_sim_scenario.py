@@ -19,12 +19,14 @@ A scenario is TOML (docs/simulator.md has the reference)::
     items_played = ["welcome", "offline"]
 
 Actions: ``publish`` (playlists/layouts/schedule replacing those with the same id, or a whole
-``content`` folder), ``stop_server`` (for ``seconds``), ``corrupt_asset`` (flip bytes of an
+``content`` folder), ``stop_server`` (for ``seconds``), ``break_sse`` (only the server's event
+streams fail, for ``seconds``), ``corrupt_asset`` (flip bytes of an
 item's cached file on a device's disk), ``revoke`` (the device goes back to pairing; with
 ``repair`` the simulator claims its new code), ``step_clock`` (the device's wall clock jumps by
 ``seconds``, which may be negative), ``restart_device`` (a power cut, ``off_seconds`` long).
-A ``[settings]`` table configures the simulated devices like their TOML file would. Bad files
-fail with every problem listed.
+A ``[settings]`` table configures the simulated devices like their TOML file would, and a
+``[server]`` table the in-process server's ``[server]`` section. Bad files fail with every
+problem listed.
 """
 
 from __future__ import annotations
@@ -92,6 +94,14 @@ class StopServer(_Strict):
     seconds: Annotated[float, Field(gt=0, le=86_400)]
 
 
+class BreakSse(_Strict):
+    """The server's event streams fail for ``seconds`` (the rest of its API keeps working)."""
+
+    at: Seconds
+    action: Literal["break_sse"]
+    seconds: Annotated[float, Field(gt=0, le=86_400)]
+
+
 class CorruptAsset(_Strict):
     at: Seconds
     action: Literal["corrupt_asset"]
@@ -129,12 +139,13 @@ class RestartDevice(_Strict):
 
 
 Event = Annotated[
-    Publish | StopServer | CorruptAsset | Revoke | StepClock | RestartDevice,
+    Publish | StopServer | BreakSse | CorruptAsset | Revoke | StepClock | RestartDevice,
     Field(discriminator="action"),
 ]
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "publish": Publish,
     "stop_server": StopServer,
+    "break_sse": BreakSse,
     "corrupt_asset": CorruptAsset,
     "revoke": Revoke,
     "step_clock": StepClock,
@@ -163,6 +174,8 @@ class Expect(_Strict):
     layouts_played: list[str] = Field(default_factory=list)
     states_seen: list[str] = Field(default_factory=list)
     min_repairs: Annotated[int, Field(ge=0)] | None = None
+    min_manifest_polls: Annotated[int, Field(ge=0)] | None = None
+    min_sse_connects: Annotated[int, Field(ge=0)] | None = None
     played_after: list[PlayedAfter] = Field(default_factory=list)
 
 
@@ -173,6 +186,8 @@ class Scenario(_Strict):
     expect: Expect = Expect()
     # Device configuration for this scenario (the player's TOML sections), e.g. shorter backoff.
     settings: dict[str, Any] = Field(default_factory=dict)
+    # The in-process server's [server] section (docs/configuration.md), e.g. its heartbeat.
+    server: dict[str, Any] = Field(default_factory=dict)
     # Where relative paths in the file (content folders, media files) are resolved from.
     base: Path = Path()
 
@@ -243,6 +258,11 @@ def parse_scenario(text: str, *, base: Path = Path(), source: str | None = None)
             load_settings(None, env={}, overrides=scenario.settings)
         except ConfigError as exc:
             raise ConfigError([f"settings.{p}" for p in exc.problems], source=source) from exc
+    if scenario.server:
+        try:
+            load_settings(None, env={}, overrides={"server": scenario.server})
+        except ConfigError as exc:
+            raise ConfigError([str(p) for p in exc.problems], source=source) from exc
     return scenario
 
 

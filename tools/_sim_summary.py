@@ -241,7 +241,23 @@ def check_expectations(
         _require(failures, layout in layouts, f"layout {layout!r} never played")
     for state in expect.states_seen:
         _require(failures, state in summary["states"], f"state {state!r} never entered")
+    _check_devices(expect, summary, records, failures)
+    return failures
+
+
+def _check_devices(
+    expect: Expect, summary: Mapping[str, Any], records: Sequence[Record], failures: list[str]
+) -> None:
+    """The checks made on every device."""
     devices = list(summary["per_device"])
+    counted = (
+        ("manifest_polls", expect.min_manifest_polls, "manifest poll(s)"),
+        ("sse_connects", expect.min_sse_connects, "event stream connection(s)"),
+    )
+    for key, least, what in counted:
+        for device in devices if least is not None else []:
+            seen = summary["per_device"][device].get(key, 0)
+            _require(failures, seen >= least, f"{device}: {seen} {what}, at least {least} expected")
     for rule in expect.played_after:
         for device in devices:
             late = {
@@ -255,4 +271,3 @@ def check_expectations(
                     item in late,
                     f"item {item!r} did not start after {rule.at:g} s on {device}",
                 )
-    return failures

@@ -42,6 +42,7 @@ async def run_scenario(name: str, out: Path) -> tuple[SimResult, list[Record]]:
         start=run.start,
         frames=FramePolicy.parse("switch"),
         device_overrides=dict(scenario.settings),
+        server_overrides=dict(scenario.server),
     )
     result = await run_simulation(options)
     assert result.failures == [], result.failures
@@ -147,3 +148,12 @@ async def test_power_cut_while_offline(tmp_path: Path) -> None:
     _, records = await run_scenario("power_cut_while_offline", tmp_path)
     offline_boot = [r for r in starts(records) if 10 <= r["t"] < 20]
     assert offline_boot, "the device did not play from its cache while the server was down"
+
+
+async def test_sse_down_falls_back_to_polling(tmp_path: Path) -> None:
+    result, records = await run_scenario("sse_down_falls_back_to_polling", tmp_path)
+    # Shown before the streams came back at 20 s, with heartbeats out of the way: polled.
+    assert 12 <= starts(records, item="ticker-polled")[0]["t"] < 20
+    device = result.summary["per_device"]["sim-1"]
+    assert device["manifest_polls"] >= 1
+    assert device["sse_connects"] >= 2, "back on the event stream after the outage"

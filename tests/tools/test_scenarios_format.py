@@ -9,6 +9,7 @@ import pytest
 
 from core import ConfigError
 from tools._sim_scenario import (
+    BreakSse,
     CorruptAsset,
     Publish,
     Revoke,
@@ -54,6 +55,14 @@ at = 80
 action = "step_clock"
 seconds = -3600
 
+[[events]]
+at = 90
+action = "break_sse"
+seconds = 15
+
+[server]
+heartbeat_interval_s = 600
+
 [expect]
 max_errors = 0
 items_played = ["welcome"]
@@ -67,8 +76,18 @@ def test_a_full_scenario_parses_into_typed_events(tmp_path: Path) -> None:
     assert scenario.run.speed == "max"
     assert scenario.run.start == dt.datetime(2026, 11, 23, 5, 59, tzinfo=dt.UTC)
     events = scenario.sorted_events()
-    assert [type(e) for e in events] == [Publish, StopServer, CorruptAsset, Revoke, StepClock]
-    assert [e.at for e in events] == [10, 50, 60, 70, 80]
+    assert [type(e) for e in events] == [
+        Publish,
+        StopServer,
+        CorruptAsset,
+        Revoke,
+        StepClock,
+        BreakSse,
+    ]
+    assert [e.at for e in events] == [10, 50, 60, 70, 80, 90]
+    broken = events[5]
+    assert isinstance(broken, BreakSse) and broken.seconds == 15
+    assert scenario.server == {"heartbeat_interval_s": 600}
     corrupt = events[2]
     assert isinstance(corrupt, CorruptAsset) and corrupt.device == "sim-1"
     revoke = events[3]
@@ -130,6 +149,8 @@ def test_problems_are_all_listed_with_paths_and_hints() -> None:
         ("[run]\nduration = 10\n[[events]]\nat = 10\naction = 'revoke'", "after the run's 10 s"),
         ("events = [", "not valid TOML"),
         ("base = '/'", "base: unknown key"),
+        ('[[events]]\nat = 1\naction = "break_sse"', r"events\[0\]\.seconds \(break_sse\)"),
+        ("[server]\nheartbeat_intervl_s = 9", "server.heartbeat_intervl_s: unknown key; did you"),
     ],
 )
 def test_bad_values_are_explained(text: str, message: str) -> None:
