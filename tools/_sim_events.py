@@ -158,8 +158,9 @@ class EventRunner:
             self.sim.streams.accept()
             self.sse_broken = False
             self.note("event streams back")
-            # Reconnecting takes the devices' (real-time) backoff: real speed until they have.
-            devices = list(self.sim.devices)
+            # Reconnecting takes the devices' (real-time) backoff: real speed until they have
+            # (those left unpaired on purpose never will).
+            devices = [d for d in self.sim.devices if d.name not in self.sim.no_repair]
             self.windows.append(
                 Window(
                     "reconnecting the event streams",
