@@ -37,6 +37,13 @@ the zone with opaque colour (a photo with ``fit: cover``, a video): its surface 
 per-pixel alpha and composing it is a plain copy. Without it the surface is RGBA and
 transparent pixels show the zones below and the layout background.
 
+A renderer may lend the compositor a finished picture instead of drawing into a surface: a
+``surface`` attribute holding a zone-sized ``pygame.Surface`` (read when the item is staged or
+shown) that stays unchanged while the item is on screen, e.g. a decoded photo that fills the
+zone. The compositor then composes straight from it (no copy per switch), never draws into it
+and never reuses it for another item; ``draw`` is still called, with that very surface, and
+must not paint into it (return True the first time, as usual).
+
 A renderer may have a ``damage`` attribute: after a ``draw`` that returned True, the
 zone-local rectangle ``(x, y, w, h)`` outside which nothing changed, or None for the whole
 zone (always None after the first draw). A clock that repaints a line of digits in a tall zone

@@ -35,6 +35,7 @@ class _Layer:
     renderer: Renderer
     surface: pygame.Surface
     flat: pygame.Surface | None = None  # surface over the backdrop, when nothing is beneath
+    borrowed: bool = False  # the renderer's own ``surface``: never reused for another item
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,13 @@ def _release(layer: _Layer | None, spares: list[pygame.Surface] | None = None) -
     if layer is not None:
         layer.renderer.stop()
         layer.renderer.release()
-        if spares is not None and len(spares) < 2:
-            spares.append(layer.surface)  # reused by the next item: no 8 MB allocation per switch
+        _spare(layer, spares)
+
+
+def _spare(layer: _Layer, spares: list[pygame.Surface] | None) -> None:
+    """Keep a released layer's surface for the next item: no 8 MB allocation per switch."""
+    if spares is not None and len(spares) < 2 and not layer.borrowed:
+        spares.append(layer.surface)
 
 
 class ZoneView:
@@ -92,8 +98,8 @@ class ZoneView:
             self.current = staged  # started and painted ahead of the deadline
         else:
             if staged is not None:
-                self._spares.append(staged.surface)
-            self.current = _Layer(renderer, self._surface_for(renderer))
+                _spare(staged, self._spares)
+            self.current = self._layer_for(renderer)
             renderer.start(at_ns)
         self._dirty = True
 
@@ -105,21 +111,29 @@ class ZoneView:
         """
         if not getattr(renderer, "prerender", False) or self._staged is not None:
             return
-        layer = _Layer(renderer, self._surface_for(renderer))
+        layer = self._layer_for(renderer)
         renderer.start(at_ns)
         try:
             if renderer.draw(layer.surface, at_ns):
                 self._flatten(layer)
         except ZoneError:
-            self._spares.append(layer.surface)  # show() starts it again and reports the error
+            _spare(layer, self._spares)  # show() starts it again and reports the error
             return
         self._staged = layer
 
     def unstage(self, renderer: Renderer) -> None:
         """Forget a staged renderer that will not be shown (its owner releases it)."""
         if self._staged is not None and self._staged.renderer is renderer:
-            self._spares.append(self._staged.surface)
+            _spare(self._staged, self._spares)
             self._staged = None
+
+    def _layer_for(self, renderer: Renderer) -> _Layer:
+        # A renderer showing a finished opaque picture lends it (``surface``): composed from
+        # it directly, no copy into a surface of the zone's own.
+        own = getattr(renderer, "surface", None)
+        if isinstance(own, pygame.Surface) and own.get_size() == self.rect.size:
+            return _Layer(renderer, own, borrowed=True)
+        return _Layer(renderer, self._surface_for(renderer))
 
     def _surface_for(self, renderer: Renderer) -> pygame.Surface:
         # A renderer that promises to cover every pixel (``opaque``) gets a surface without

@@ -77,6 +77,12 @@ class TextRenderer:
         self._rtl = False  # a right-to-left ticker travels rightwards
         self._start_ns = 0
         self._last_offset: int | None = None
+        self._still: pygame.Surface | None = None  # the whole frame of a still, opaque text
+
+    @property
+    def surface(self) -> pygame.Surface | None:
+        """A still text's finished frame, lent to the compositor (see zones._api)."""
+        return self._still
 
     @property
     def opaque(self) -> bool:
@@ -94,6 +100,11 @@ class TextRenderer:
             item.text, item.scroll, item.align, item.color, item.font_size, size
         )
         self._pieces = list(pieces)
+        self._still = None
+        if item.scroll == "none" and self.opaque:
+            self._still = _still_frame(
+                item.text, item.align, item.color, item.font_size, size, item.background
+            )
 
     def start(self, at_ns: int) -> None:
         self._start_ns = at_ns
@@ -116,6 +127,10 @@ class TextRenderer:
         if offset == self._last_offset:
             return False
         self._last_offset = offset
+        if self._still is not None:
+            if surface is not self._still:
+                surface.blit(self._still, (0, 0))  # composed once per text, then a copy
+            return True
         background = parse_colour(item.background)
         surface.fill(background if background is not None else (0, 0, 0, 0))
         width, height = self._size
@@ -147,6 +162,20 @@ class TextRenderer:
 
     def release(self) -> None:
         self._pieces = []
+        self._still = None
+
+
+@functools.lru_cache(maxsize=4)
+def _still_frame(
+    text: str, align: str, color: str | None, font_size: int | None, size: Size, background: str
+) -> pygame.Surface:
+    """A still text on its opaque background, composed once: showing it again (every cycle
+    of a playlist) is then one copy, not a fill and a blend of the whole zone."""
+    ((_, block),), _, _ = _laid_out(text, "none", align, color, font_size, size)
+    frame = pygame.Surface(size)
+    frame.fill(parse_colour(background) or pygame.Color("black"))
+    frame.blit(block, (0, max(0, (size[1] - block.get_height()) // 2)))
+    return frame
 
 
 @functools.lru_cache(maxsize=_LAID_OUT_CACHE)

@@ -259,7 +259,8 @@ class VideoRenderer:
             ) from None
         if self._failure is not None:
             raise self._failure
-        output.update(force=True)
+        if output.frame is None or not self._fresh:
+            output.update(force=True)  # unless the first frame was rendered on its arrival
         if output.frame is None:
             raise ZoneError("the video has no frame to show")
 

@@ -326,3 +326,36 @@ async def test_text_scrolls_up_at_its_speed() -> None:
     bounds = surface.get_bounding_rect()
     assert 9 <= bounds.top <= 13, "50 px up after one second"
     assert bounds.bottom > 50
+
+
+async def test_a_picture_filling_its_zone_is_lent_to_the_compositor_and_never_drawn_over() -> None:
+    from zones import ZoneView
+
+    photo = ImageRenderer(context())
+    await photo.prepare(ImageItem(id="i", type="image", asset="a" * 64, fit="cover"), (10, 40))
+    lent = photo.surface
+    assert lent is not None and lent.get_bitsize() == 32, "converted once to the zones' format"
+    view = ZoneView("z", pygame.Rect(0, 0, 10, 40))
+    view.show(photo, 0)
+    assert view.update(0) == pygame.Rect(0, 0, 10, 40)
+    assert view.current is not None and view.current.surface is lent, "composed without a copy"
+    note = TextRenderer(context())
+    await note.prepare(TextItem(id="t", type="text", text="x", background="#0000ff"), (10, 40))
+    still = note.surface
+    assert still is not None
+    view.show(note, S)  # the photo leaves: its surface must not become the next item's
+    view.update(S)
+    assert view.current is not None and view.current.surface is still
+    ticker = TextRenderer(context())  # opaque too, but it draws: it gets a surface to draw in
+    item = TextItem(id="k", type="text", text="news", scroll="left", background="#00ff00")
+    await ticker.prepare(item, (10, 40))
+    assert ticker.opaque and ticker.surface is None
+    view.show(ticker, 2 * S)
+    view.update(2 * S)
+    assert view.current is not None and view.current.surface not in (lent, still)
+    letterboxed = ImageRenderer(context())
+    await letterboxed.prepare(ImageItem(id="c", type="image", asset="a" * 64), (10, 40))
+    assert letterboxed.surface is None, "not opaque: drawn into a surface of the zone's"
+    assert {rgb(lent, x, y) for x in (0, 9) for y in (0, 39)} == {(220, 30, 30, 255)}
+    assert rgb(still, 5, 1) == (0, 0, 255, 255), "the cached frames are intact"
+    view.clear()
