@@ -25,6 +25,7 @@ from core._config import Settings
 from player._assets import AssetSource
 from player._clock import NS_PER_MS, NS_PER_S, Clock
 from player._events import EventSink, Listener
+from player._frames import FrameLoop
 from player._idle import IdleScreens, Pairing
 from player._machine import PlayerState, build_machine
 from player._presentation import Presentation, Switch
@@ -51,7 +52,7 @@ def content_key(manifest: Manifest, layout: Layout) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-class Player:
+class Player(FrameLoop):
     """Plays manifests on a display. All methods run on the event-loop thread."""
 
     def __init__(
@@ -450,56 +451,3 @@ class Player:
             jumped = self.wall.check() != 0
             if woken or jumped or (due is not None and self.clock.now_ns() >= due):
                 next_change = await self._reschedule()
-
-    # -- frames ----------------------------------------------------------------------------
-
-    async def _frame_loop(self) -> None:
-        compositor = self.compositor
-        assert compositor is not None
-        wanted: int | None = None
-        last_present: int | None = None
-        while True:
-            now = self.clock.now_ns()
-            if self._armed is not None and now >= self._armed[1]:
-                armed, self._armed = self._armed[0], None
-                self._swap_in(armed)
-            current = self._current
-            if current is not None:
-                current.tick(now)
-            if compositor.compose(now):
-                presented = self.clock.now_ns()
-                self.frames += 1
-                if wanted is not None and presented - wanted > self._frame_ns:
-                    self.dropped_frames += (presented - wanted) // self._frame_ns
-                last_present = presented
-                switches, self._unreported = self._unreported, []
-                if current is not None:
-                    switches += current.take_switches()
-                self._report(switches, presented)
-            elif current is not None:
-                self._report([s for s in current.take_switches() if s.kind == "error"], now)
-            for callback in self._tick_listeners:
-                callback()
-            wanted = self._next_frame(now, last_present)
-            await self._warmup.before(wanted, self._current, compositor, self._frame_wake)
-            await self.clock.sleep_until(wanted, self._frame_wake)
-            self._frame_wake.clear()
-
-    def _next_frame(self, now: int, last_present: int | None) -> int | None:
-        compositor = self.compositor
-        assert compositor is not None
-        times = []
-        if (t := compositor.next_change_ns(now)) is not None:
-            # Animation never runs above frame_rate_hz...
-            times.append(t if last_present is None else max(t, last_present + self._frame_ns))
-        if self._current is not None and (t := self._current.next_wake_ns(now)) is not None:
-            times.append(t)  # ...but a deadline is presented on the first frame after it.
-        if self._armed is not None:
-            times.append(self._armed[1])
-        if self._tick_listeners:
-            times.append(now + NS_PER_S)
-        return min(times) if times else None
-
-    def _report(self, switches: list[Switch], presented_ns: int) -> None:
-        layout = self._current.layout.id if self._current is not None else None
-        self.events.switches(switches, presented_ns, layout)
