@@ -232,11 +232,22 @@ class ZoneView:
         canvas.blit(self._outgoing.surface, area.topleft, source)
         self._blend(canvas, self.current.surface, area, source, progress)
 
-    def covers(self, rect: pygame.Rect) -> bool:
-        """True when this zone paints every pixel of ``rect`` opaquely (nothing beneath shows)."""
-        layer = self.current
-        if layer is None or self._fade is not None or not self.rect.contains(rect):
+    def covers(self, rect: pygame.Rect, now_ns: int) -> bool:
+        """True when this zone paints every pixel of ``rect`` opaquely (nothing beneath shows).
+
+        During a fade that holds when the layer painted first is opaque and painted in full:
+        the outgoing item of a crossfade, or a ``fade``'s layer at either end of its dip.
+        """
+        if self.current is None or not self.rect.contains(rect):
             return False
+        layer = self.current
+        if self._fade is not None and self._outgoing is not None:
+            progress = self._fade.progress(now_ns)
+            if self._fade.kind == "crossfade" or progress == 0.0:
+                layer = self._outgoing
+            elif progress < 1.0:
+                return False  # the dip through the background shows it
+            return not layer.surface.get_flags() & pygame.SRCALPHA  # fades blit the surface
         return layer.flat is not None or not layer.surface.get_flags() & pygame.SRCALPHA
 
     @staticmethod
@@ -309,7 +320,11 @@ class Scene:
         for rect in dirty:
             # Start at the highest zone that hides everything beneath it in this rectangle.
             first = next(
-                (i for i in range(len(self.zones) - 1, -1, -1) if self.zones[i].covers(rect)),
+                (
+                    i
+                    for i in range(len(self.zones) - 1, -1, -1)
+                    if self.zones[i].covers(rect, now_ns)
+                ),
                 None,
             )
             if first is None:

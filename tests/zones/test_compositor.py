@@ -475,3 +475,40 @@ def test_warming_a_switch_changes_no_pixel_and_locks_nothing(screen: ScreenDispl
     scene.zone("a").show(staged, S)
     assert compositor.compose(S) is True
     assert pixel(10, 10) == GREEN and pixel(100, 10) == BLUE
+
+
+class Half(Solid):
+    """Paints its left half; the right half stays transparent (the layout shows through)."""
+
+    def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
+        if self.painted:
+            return False
+        surface.fill((0, 0, 0, 0))
+        surface.fill(self.colour, pygame.Rect(0, 0, surface.get_width() // 2, surface.get_height()))
+        self.painted = True
+        return True
+
+
+@pytest.mark.parametrize("kind", ["crossfade", "fade"])
+def test_fade_frames_repaint_what_the_outgoing_item_does_not_cover(kind: str) -> None:
+    class Opaque(Solid):
+        opaque = True
+
+    for outgoing, covered in ((Opaque(RED), True), (Half(RED), False)):
+        scene = scene_with(("a", pygame.Rect(0, 0, 160, 90), 0))
+        view = scene.zone("a")
+        view.show(outgoing, 0)
+        scene.compose(0)
+        view.show(Opaque(BLUE), S, Transition(type=kind, duration_ms=1000))
+        scene.canvas.fill((1, 2, 3))  # stale pixels: a frame must not show any of them
+        scene.compose(S)  # the first frame: the outgoing item in full
+        assert scene.canvas.get_at((40, 45))[:3] == RED
+        right = scene.canvas.get_at((120, 45))[:3]
+        assert right == (RED if covered else (16, 16, 16)), (kind, covered, right)
+        scene.canvas.fill((1, 2, 3))
+        scene.compose(S + S // 4)  # a quarter in
+        r, g, b = scene.canvas.get_at((120, 45))[:3]
+        assert g != 2 or covered, "the background was painted under a transparent item"
+        if kind == "crossfade" and not covered:
+            assert 10 <= r <= 14 and 58 <= b <= 66, (r, g, b)  # background 3/4 + blue 1/4
+        scene.release()
