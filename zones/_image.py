@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,14 +30,44 @@ class Picture:
     offset: tuple[int, int]
 
 
+_Key = tuple[Path, int, Size, Fit]  # file, its mtime, zone size, fit
+_decoded: OrderedDict[_Key, Picture] = OrderedDict()  # least recently used first
+
+
 def decode_image(path: Path, size: Size, fit: Fit) -> Picture:
     """The picture at ``path`` fitted into ``size``; runs in a thread (no display needed)."""
+    key = (path, path.stat().st_mtime_ns, size, fit)
     with _decode_lock:  # bounds peak memory: one full-resolution decode at a time
-        return _decode_cached(path, path.stat().st_mtime_ns, size, fit)
+        picture = _lookup(key)
+        if picture is None:
+            picture = _decoded[key] = _decode(path, size, fit)
+            while len(_decoded) > _DECODED_CACHE:
+                _decoded.popitem(last=False)
+        return picture
 
 
-@functools.lru_cache(maxsize=_DECODED_CACHE)
-def _decode_cached(path: Path, mtime_ns: int, size: Size, fit: Fit) -> Picture:
+def cached_image(path: Path, size: Size, fit: Fit) -> Picture | None:
+    """The fitted picture if it is already decoded, at once: never waits, never decodes.
+
+    A playlist shows the same pictures every cycle; taking them from the cache on the event
+    loop saves a round trip through a worker thread per item (``decode_image`` does the rest).
+    """
+    if not _decode_lock.acquire(blocking=False):
+        return None  # a decode is running: the caller goes through a thread
+    try:
+        return _lookup((path, path.stat().st_mtime_ns, size, fit))
+    finally:
+        _decode_lock.release()
+
+
+def _lookup(key: _Key) -> Picture | None:
+    picture = _decoded.get(key)
+    if picture is not None:
+        _decoded.move_to_end(key)
+    return picture
+
+
+def _decode(path: Path, size: Size, fit: Fit) -> Picture:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as opened:
@@ -95,7 +125,9 @@ class ImageRenderer:
             raise ZoneError(f"not an image item: {item.type}", zone=self._context.zone_id)
         try:
             path = self._context.asset_path(item.asset)
-            self._picture = await asyncio.to_thread(decode_image, path, size, item.fit)
+            self._picture = cached_image(path, size, item.fit) or await asyncio.to_thread(
+                decode_image, path, size, item.fit
+            )
         except ZoneError:
             raise
         except (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -359,3 +360,24 @@ async def test_a_picture_filling_its_zone_is_lent_to_the_compositor_and_never_dr
     assert {rgb(lent, x, y) for x in (0, 9) for y in (0, 39)} == {(220, 30, 30, 255)}
     assert rgb(still, 5, 1) == (0, 0, 255, 255), "the cached frames are intact"
     view.clear()
+
+
+async def test_a_picture_decoded_once_is_taken_from_the_cache_without_a_thread(
+    tmp_path: Path,
+) -> None:
+    import os
+    import shutil
+
+    from zones import _image
+
+    copy = tmp_path / "red.png"
+    shutil.copy(DATA / "red.png", copy)
+    assert _image.cached_image(copy, (10, 40), "cover") is None, "never decoded"
+    picture = await asyncio.to_thread(_image.decode_image, copy, (10, 40), "cover")
+    assert _image.cached_image(copy, (10, 40), "cover") is picture
+    assert _image.cached_image(copy, (20, 40), "cover") is None, "another size is another fit"
+    with _image._decode_lock:  # a decode in progress elsewhere: no waiting on the loop
+        assert _image.cached_image(copy, (10, 40), "cover") is None
+    stat = copy.stat()
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert _image.cached_image(copy, (10, 40), "cover") is None, "a changed file is decoded again"
