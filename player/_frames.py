@@ -32,10 +32,8 @@ class FrameLoop:
     _frame_ns: int
     _frame_wake: asyncio.Event
     _warmup: SwitchWarmup
-
-    def _swap_in(self, incoming: Presentation) -> None:
-        """Make a pre-rolled presentation the current one (the player's state machine does)."""
-        raise NotImplementedError
+    # Makes a pre-rolled presentation the current one (Player._swap_in).
+    _swap_in: Callable[[Presentation], None]
 
     async def _frame_loop(self) -> None:
         compositor = self.compositor
