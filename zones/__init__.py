@@ -19,13 +19,14 @@ from zones._api import (
     renderer_config,
 )
 from zones._clock import ClockRenderer
-from zones._compositor import Compositor, Overlay, Scene, ZoneView
+from zones._compositor import Compositor, Overlay, Scene
 from zones._display import Display, OffscreenDisplay, ScreenDisplay
 from zones._fonts import FONT_FILES, font
 from zones._geometry import fit_box, rotate_box, rotated_size
 from zones._image import ImageRenderer, Picture, decode_image
 from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
+from zones._zoneview import ZoneView
 
 __all__ = [
     "ClockRenderer",

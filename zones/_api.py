@@ -1,8 +1,8 @@
 """The renderer interface every zone type implements, and the registry the compositor uses.
 
 One renderer instance plays one occurrence of one playlist item in one zone. The compositor
-(``zones._compositor``) owns a zone-sized ``pygame.Surface`` per renderer and calls, all on the
-event-loop thread:
+(``zones._compositor``; each zone in ``zones._zoneview``) owns a zone-sized ``pygame.Surface``
+per renderer and calls, all on the event-loop thread:
 
 1. ``await prepare(item, size)`` up to ``preload_ms`` before the item is due. Heavy work (decoding,
    scaling, loading a video paused) goes off the loop with ``asyncio.to_thread``. Bad content

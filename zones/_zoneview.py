@@ -1,0 +1,275 @@
+"""One zone of a scene: the renderer it shows, the outgoing one during a fade, and its pixels.
+
+A ``ZoneView`` owns a zone-sized surface per renderer (or composes from the surface a renderer
+lends), blends transparent layers over the layout background once when they change, stages the
+next item before its deadline, and paints its rectangle of the canvas (``zones._compositor``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pygame
+
+from core import ZoneError
+from sync import Transition
+from zones._api import Renderer
+from zones._memory import touch_pages
+
+ErrorHandler = Callable[["ZoneView", Renderer, ZoneError], None]
+
+
+@dataclass
+class _Layer:
+    renderer: Renderer
+    surface: pygame.Surface
+    flat: pygame.Surface | None = None  # surface over the backdrop, when nothing is beneath
+    borrowed: bool = False  # the renderer's own ``surface``: never reused for another item
+
+
+@dataclass(frozen=True)
+class _Fade:
+    kind: str  # "fade" (out to the background, then in) or "crossfade"
+    start_ns: int
+    duration_ns: int
+
+    def progress(self, now_ns: int) -> float:
+        return min(1.0, max(0.0, (now_ns - self.start_ns) / max(1, self.duration_ns)))
+
+
+def _release(layer: _Layer | None, spares: list[pygame.Surface] | None = None) -> None:
+    if layer is not None:
+        layer.renderer.stop()
+        layer.renderer.release()
+        _spare(layer, spares)
+
+
+def _spare(layer: _Layer, spares: list[pygame.Surface] | None) -> None:
+    """Keep a released layer's surface for the next item: no 8 MB allocation per switch."""
+    if spares is not None and len(spares) < 2 and not layer.borrowed:
+        spares.append(layer.surface)
+
+
+class ZoneView:
+    """One zone's rectangle on the canvas and what it shows."""
+
+    def __init__(self, zone_id: str, rect: pygame.Rect, z: int = 0) -> None:
+        self.zone_id = zone_id
+        self.rect = rect
+        self.z = z
+        self.current: _Layer | None = None
+        self._outgoing: _Layer | None = None
+        self._fade: _Fade | None = None
+        self._dirty = False
+        self._spares: list[pygame.Surface] = []
+        self._staged: _Layer | None = None
+        # The layout background when no zone lies beneath this one (set by the scene).
+        self.backdrop: pygame.Color | None = None
+        self.on_error: ErrorHandler | None = None
+
+    @property
+    def renderer(self) -> Renderer | None:
+        return self.current.renderer if self.current else None
+
+    def show(self, renderer: Renderer, at_ns: int, transition: Transition | None = None) -> None:
+        """Make ``renderer`` the zone's content from ``at_ns`` (its deadline)."""
+        _release(self._outgoing, self._spares)
+        self._outgoing, self._fade = None, None
+        fades = transition is not None and transition.type != "cut" and transition.duration_ms
+        if self.current is not None and fades and transition is not None:
+            self.current.renderer.stop()
+            self._outgoing = self.current
+            self._fade = _Fade(transition.type, at_ns, transition.duration_ms * 1_000_000)
+        else:
+            _release(self.current, self._spares)
+        staged, self._staged = self._staged, None
+        if staged is not None and staged.renderer is renderer:
+            self.current = staged  # started and painted ahead of the deadline
+        else:
+            if staged is not None:
+                _spare(staged, self._spares)
+            self.current = self._layer_for(renderer)
+            renderer.start(at_ns)
+        self._dirty = True
+
+    def stage(self, renderer: Renderer, at_ns: int) -> None:
+        """Start and paint ``renderer`` before its deadline, so the switch itself is a blit.
+
+        Only for renderers whose ``prerender`` attribute is True: starting them early has no
+        visible effect (a still picture, text, a clock), unlike a video, which would play.
+        """
+        if not getattr(renderer, "prerender", False) or self._staged is not None:
+            return
+        layer = self._layer_for(renderer)
+        renderer.start(at_ns)
+        try:
+            if renderer.draw(layer.surface, at_ns):
+                self._flatten(layer)
+        except ZoneError:
+            _spare(layer, self._spares)  # show() starts it again and reports the error
+            return
+        self._staged = layer
+
+    def unstage(self, renderer: Renderer) -> None:
+        """Forget a staged renderer that will not be shown (its owner releases it)."""
+        if self._staged is not None and self._staged.renderer is renderer:
+            _spare(self._staged, self._spares)
+            self._staged = None
+
+    def _layer_for(self, renderer: Renderer) -> _Layer:
+        # A renderer showing a finished opaque picture lends it (``surface``): composed from
+        # it directly, no copy into a surface of the zone's own.
+        own = getattr(renderer, "surface", None)
+        if isinstance(own, pygame.Surface) and own.get_size() == self.rect.size:
+            return _Layer(renderer, own, borrowed=True)
+        return _Layer(renderer, self._surface_for(renderer))
+
+    def _surface_for(self, renderer: Renderer) -> pygame.Surface:
+        # A renderer that promises to cover every pixel (``opaque``) gets a surface without
+        # per-pixel alpha: composing it is a copy instead of a blend, several times cheaper.
+        alpha = not getattr(renderer, "opaque", False)
+        for index, spare in enumerate(self._spares):
+            if bool(spare.get_flags() & pygame.SRCALPHA) == alpha:
+                return self._spares.pop(index)
+        return pygame.Surface(self.rect.size, pygame.SRCALPHA if alpha else 0)
+
+    def warm(self) -> None:
+        """Touch the memory of what this zone shows next (its staged item, else its current
+        one) ahead of a deadline: see ``zones._memory``."""
+        layer = self._staged or self.current
+        if layer is not None:
+            touch_pages(layer.flat or layer.surface)
+
+    def touch(self) -> None:
+        """Count the zone as changed on the next frame (re-blit the same pixels)."""
+        self._dirty = True
+
+    def clear(self) -> None:
+        """Release everything; the pixels already on the canvas stay."""
+        _release(self._outgoing)
+        _release(self.current)
+        self._outgoing, self.current, self._fade = None, None, None
+        self._staged = None  # a staged renderer belongs to the sequencer, which releases it
+        self._spares.clear()
+
+    def _draw_layer(self, layer: _Layer, now_ns: int) -> pygame.Rect | None:
+        """Let the layer's renderer paint; the zone-local rectangle that changed, if any."""
+        try:
+            changed = layer.renderer.draw(layer.surface, now_ns)
+        except ZoneError as exc:
+            if self.on_error is None:
+                raise
+            self.on_error(self, layer.renderer, exc)
+            return None
+        if not changed:
+            return None
+        whole = layer.surface.get_rect()
+        damage = getattr(layer.renderer, "damage", None)
+        area = whole if damage is None else whole.clip(pygame.Rect(damage))
+        self._flatten(layer, area)
+        return area
+
+    def _flatten(self, layer: _Layer, area: pygame.Rect | None = None) -> None:
+        """Blend a transparent layer over the layout background once, when it changes, so
+        composing it is a copy (and, staged, the blend happens before the deadline). Only
+        ``area`` (zone-local, default everything) changed."""
+        if self.backdrop is None or not layer.surface.get_flags() & pygame.SRCALPHA:
+            layer.flat = None
+            return
+        if layer.flat is None:
+            layer.flat = pygame.Surface(self.rect.size)
+            area = None
+        if area is None:
+            area = layer.flat.get_rect()
+        layer.flat.fill(self.backdrop, area)
+        layer.flat.blit(layer.surface, area.topleft, area)
+
+    def update(self, now_ns: int) -> pygame.Rect | None:
+        """Let the renderers paint; the canvas rectangle whose pixels changed, if any."""
+        whole = self._dirty
+        self._dirty = False
+        if self._outgoing is not None and self._fade is not None:
+            self._draw_layer(self._outgoing, now_ns)
+            whole = True  # the blend changes every frame of a fade
+            if self._fade.progress(now_ns) >= 1.0:
+                _release(self._outgoing, self._spares)
+                self._outgoing, self._fade = None, None
+        area = None if self.current is None else self._draw_layer(self.current, now_ns)
+        if whole:
+            return self.rect.copy()
+        return None if area is None else area.move(self.rect.topleft)
+
+    def paint(self, canvas: pygame.Surface, clip: pygame.Rect, now_ns: int) -> None:
+        """Blit this zone's pixels inside ``clip`` (canvas coordinates)."""
+        area = clip.clip(self.rect)
+        if area.w <= 0 or area.h <= 0 or self.current is None:
+            return
+        source = area.move(-self.rect.x, -self.rect.y)
+        if self._outgoing is None or self._fade is None:
+            layer = self.current
+            canvas.blit(layer.flat or layer.surface, area.topleft, source)
+            return
+        progress = self._fade.progress(now_ns)
+        if self._fade.kind == "fade":
+            layer, alpha = (
+                (self._outgoing, 1 - 2 * progress)
+                if progress < 0.5
+                else (self.current, 2 * progress - 1)
+            )
+            self._blend(canvas, layer.surface, area, source, alpha)
+            return
+        canvas.blit(self._outgoing.surface, area.topleft, source)
+        self._blend(canvas, self.current.surface, area, source, progress)
+
+    def covers(self, rect: pygame.Rect, now_ns: int) -> bool:
+        """True when this zone paints every pixel of ``rect`` opaquely (nothing beneath shows).
+
+        During a fade that holds when the layer painted first is opaque and painted in full:
+        the outgoing item of a crossfade, or a ``fade``'s layer at either end of its dip.
+        """
+        if self.current is None or not self.rect.contains(rect):
+            return False
+        layer = self.current
+        if self._fade is not None and self._outgoing is not None:
+            progress = self._fade.progress(now_ns)
+            if self._fade.kind == "crossfade" or progress == 0.0:
+                layer = self._outgoing
+            elif progress < 1.0:
+                return False  # the dip through the background shows it
+            return not layer.surface.get_flags() & pygame.SRCALPHA  # fades blit the surface
+        return layer.flat is not None or not layer.surface.get_flags() & pygame.SRCALPHA
+
+    @staticmethod
+    def _blend(
+        canvas: pygame.Surface,
+        surface: pygame.Surface,
+        area: pygame.Rect,
+        source: pygame.Rect,
+        alpha: float,
+    ) -> None:
+        """Blit ``surface`` at ``alpha`` (0 to 1) over what the canvas holds.
+
+        The surface's own alpha is set for the blit and then cleared: no copy of the zone per
+        frame (8 MB for a full-HD zone). Fully transparent is nothing to do, fully opaque a
+        plain blit; both are the ends of every fade.
+        """
+        level = round(255 * max(0.0, min(1.0, alpha)))
+        if level == 0:
+            return
+        if level == 255:
+            canvas.blit(surface, area.topleft, source)
+            return
+        previous = surface.get_alpha()  # 255 with per-pixel alpha (None would drop it)
+        surface.set_alpha(level)
+        try:
+            canvas.blit(surface, area.topleft, source)
+        finally:
+            surface.set_alpha(previous)
+
+    def next_change_ns(self, now_ns: int, frame_ns: int) -> int | None:
+        if self._fade is not None:
+            return now_ns + frame_ns
+        if self.current is None:
+            return None
+        return self.current.renderer.next_change_ns(now_ns)
