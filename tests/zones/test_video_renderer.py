@@ -359,7 +359,7 @@ async def test_the_first_frame_keeps_its_full_frame_time_before_playback_goes_on
 async def test_playback_is_let_go_early_by_the_unpause_latency_but_frame_1_waits_its_turn(
     factory: FakeMpvFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from zones import _video
+    from zones import _video_renderer as _video
 
     latency = _video._UnpauseLatency()
     latency.ns = 30_000_000  # mpv measured to need 30 ms from unpause to a rendered frame

@@ -1,0 +1,456 @@
+"""The ``video`` zone renderer: one playlist occurrence of a video, played through a VideoOutput.
+
+``prepare`` loads the file paused on a handle of its own and renders its first frame, so when
+the item becomes visible that frame is on screen at once: consecutive videos, and images and
+videos in either order, switch without a black or a frozen frame (the outgoing item keeps its
+last frame until the compositor stops drawing it). A clip that played without a fault stays
+loaded in its handle, so its next occurrence (a playlist going round) is rewound, not loaded
+again. mpv's events (ready, end of file, errors, a new frame) arrive on mpv's thread and are
+handed to the event loop with ``call_soon_threadsafe``; everything else runs on the loop
+thread, and the calls that can block inside libmpv (create, load, rewind, close) run on daemon
+threads with a timeout.
+
+Faults become ``ZoneError`` (the zone reports an error event and moves on): a file that does not
+load or has no video stream, a handle that dies or does not answer (it is discarded and a new one
+takes the next item), and a decoder that yields no frame for ``stall_s`` while playing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Hashable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core import VideoConfig, ZoneError
+from sync import VideoItem
+from zones._api import RenderContext, Size
+from zones._mpv import VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
+from zones._video_pool import AudioOwner, Rewindable, VideoOutputPool, run_blocking
+
+if TYPE_CHECKING:
+    import pygame
+
+    from sync import Item
+
+log = logging.getLogger(__name__)
+
+MAX_FIRST_FRAME_HOLD_S = 0.1  # a container claiming under 10 fps is not trusted for it
+
+
+class _UnpauseLatency:
+    """How long mpv takes from unpausing to the next rendered frame (smoothed, per process).
+
+    A started video holds its first frame for one frame time, then unpauses; mpv then renders
+    frame 1 at once, but "at once" takes decoding and rendering time. Unpausing that much
+    earlier puts frame 1 on screen when it is due instead of a display frame late (which read
+    as a frozen frame at every start).
+    """
+
+    def __init__(self) -> None:
+        self.ns = 8_000_000  # a first guess, replaced by measurements within a few starts
+
+    def add(self, measured_ns: int) -> None:
+        self.ns = (3 * self.ns + min(max(measured_ns, 0), 100_000_000)) // 4
+
+
+_unpause_latency = _UnpauseLatency()
+
+
+def _loaded_file(path: Path, item: VideoItem, *, audio: bool, volume: int) -> Hashable | None:
+    """What a handle that loaded ``path`` for ``item`` holds: the file as it is on disk now
+    (a file replaced or rewritten since is loaded again) and every option ``open`` applied.
+    None when the file cannot be looked at (loading it reports why)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    on_disk = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return (str(path), on_disk, item.fit, item.loop, audio, volume)
+
+
+class VideoRenderer:
+    """Renderer of one video item occurrence; see the module docstring."""
+
+    def __init__(
+        self,
+        context: RenderContext,
+        *,
+        pool: VideoOutputPool,
+        config: VideoConfig,
+        audio: AudioOwner,
+    ) -> None:
+        self._context = context
+        self._pool = pool
+        self._config = config
+        self._audio = audio
+        self._item: VideoItem | None = None
+        self._output: VideoOutput | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._load = -1  # -1 while the file is being loaded: events wait in _early
+        self._early: list[VideoEvent] = []
+        self._ready: asyncio.Future[None] | None = None
+        self._owns_audio = False
+        self._broken = False  # the output must not be reused
+        self._failure: ZoneError | None = None
+        self._eof = False
+        self._playing = False
+        self._painted = False
+        self._fresh = False  # a frame was rendered that draw() has not painted yet
+        self._last_frame_ns = 0
+        self._duration_ns: int | None = None
+        self._started_at: int | None = None
+        self._started_mono: int | None = None
+        self._frame_ns = 0
+        self._unpause_later: asyncio.TimerHandle | None = None
+        self._unpaused_mono: int | None = None  # when play() was called, until the next frame
+        self._next_frame_due: int | None = None  # monotonic: frame 1 is not shown before this
+        self._file: Hashable | None = None  # what the output has loaded, once prepared
+        self.frames_painted = 0
+
+    # events from mpv's thread ------------------------------------------------------------
+    def _on_output_event(self, event: VideoEvent) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is watching
+                loop.call_soon_threadsafe(self._handle_event, event)
+
+    def _handle_event(self, event: VideoEvent) -> None:
+        if event.kind is VideoEventKind.LOST:
+            self._fail(VideoOutputLost(f"video output lost: {event.detail}"), broken=True)
+            return
+        if self._load < 0:
+            self._early.append(event)  # mpv may answer before open() has returned
+            return
+        if event.load != self._load:
+            return  # a late event about an earlier file on this handle
+        if event.kind is VideoEventKind.READY:
+            if event.duration_s is not None:
+                self._duration_ns = int(event.duration_s * 1e9)
+            if event.frame_s is not None and event.frame_s <= MAX_FIRST_FRAME_HOLD_S:
+                self._frame_ns = int(event.frame_s * 1e9)
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+        elif event.kind is VideoEventKind.ERROR:
+            self._fail(ZoneError(f"cannot play video: {event.detail}"), broken=False)
+        elif event.kind is VideoEventKind.ENDED:
+            self._eof = True
+            self._context.wake()
+        elif event.kind is VideoEventKind.FRAME:
+            if self._context.virtual_now is not None and self._sampled_frames():
+                # Virtual media time: frames are sampled when the frame loop composes (a
+                # deadline, or the animation rate), and rendering each one (milliseconds of
+                # CPU) would cost the simulation its speed; mpv waiting up to 200 ms for the
+                # render is harmless here. The event still shows the decoder is alive.
+                self._last_frame_ns = time.monotonic_ns()
+                return
+            # Render now, playing or not: libmpv stalls up to 200 ms for a client that does not.
+            self._pull()
+
+    def _sampled_frames(self) -> bool:
+        """Virtual media time, and the first frame is in: later frames are rendered when drawn."""
+        ready = self._ready
+        return self._playing or (ready is not None and ready.done())
+
+    def _pull(self) -> None:
+        """Render mpv's newest frame, if any, into the output's frame surface."""
+        output = self._output
+        if output is None or self._failure is not None:
+            return
+        try:
+            fresh = output.update()
+        except ZoneError as exc:
+            self._fail(exc, broken=True)
+            return
+        if fresh:
+            self._fresh = True
+            self._last_frame_ns = time.monotonic_ns()
+            if self._unpaused_mono is not None and self._context.virtual_now is None:
+                # (on a virtual clock frames are pulled when sampled: no latency to learn)
+                _unpause_latency.add(self._last_frame_ns - self._unpaused_mono)
+            self._unpaused_mono = None
+            if self._playing:
+                self._context.wake()
+
+    def _fail(self, error: ZoneError, *, broken: bool) -> None:
+        self._broken = self._broken or broken
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error)
+        if self._failure is None:
+            self._failure = error
+        self._context.wake()
+
+    def _error(self, message: str) -> ZoneError:
+        item = self._item.id if self._item else None
+        return ZoneError(message, zone=self._context.zone_id, item=item)
+
+    # the Renderer interface --------------------------------------------------------------
+    async def prepare(self, item: Item, size: Size) -> None:
+        if not isinstance(item, VideoItem):
+            raise ZoneError(f"the video renderer cannot play a {item.type} item")
+        self._item = item
+        self._loop = asyncio.get_running_loop()
+        self._ready = self._loop.create_future()
+        try:
+            path = self._context.asset_path(item.asset)
+            self._owns_audio = (
+                item.audio and self._config.audio and self._audio.claim(self._context.zone_id)
+            )
+            file = _loaded_file(path, item, audio=self._owns_audio, volume=self._config.volume)
+            kept = None if file is None else self._pool.take_loaded(file)
+            self._output = output = kept if kept is not None else await self._pool.acquire()
+            output.listener = self._on_output_event
+            output.set_size(size)
+            self._load = await self._load_file(output, path, item, rewind=kept is not None)
+            early, self._early = self._early, []
+            for event in early:
+                self._handle_event(event)
+            await self._wait_first_frame(output)
+            self._file = file
+        except ZoneError as exc:
+            self._broken = self._broken or isinstance(exc, VideoOutputLost)
+            self.release()
+            if exc.zone is not None:  # already says where (e.g. from asset_path)
+                raise
+            raise self._error(str(exc)) from exc
+
+    async def _load_file(
+        self, output: VideoOutput, path: Path, item: VideoItem, *, rewind: bool
+    ) -> int:
+        """Rewind the file the output kept loaded, or load it (also when rewinding fails)."""
+        timeout_s = self._pool.timeout_s
+        if rewind and isinstance(output, Rewindable):
+            try:
+                return await run_blocking(output.rewind, timeout_s=timeout_s, what="rewind")
+            except VideoOutputLost:
+                raise
+            except ZoneError as exc:
+                log.info("rewinding a kept video failed (%s); loading it again", exc)
+        return await run_blocking(
+            lambda: output.open(
+                str(path),
+                fit=item.fit,
+                loop=item.loop,
+                audio=self._owns_audio,
+                volume=self._config.volume,
+            ),
+            timeout_s=timeout_s,
+            what="load",
+        )
+
+    async def _wait_first_frame(self, output: VideoOutput) -> None:
+        assert self._ready is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), self._pool.timeout_s)
+        except TimeoutError:
+            self._broken = True
+            raise VideoOutputLost(
+                f"no first frame within {self._pool.timeout_s:g} s (decoder or handle hung)"
+            ) from None
+        if self._failure is not None:
+            raise self._failure
+        if output.frame is None or not self._fresh:
+            output.update(force=True)  # unless the first frame was rendered on its arrival
+        if output.frame is None:
+            raise ZoneError("the video has no frame to show")
+
+    def start(self, at_ns: int) -> None:
+        if self._output is None or self._failure is not None or self._loop is None:
+            return
+        self._playing = True
+        self._painted = False
+        self._started_at = at_ns
+        self._started_mono = self._last_frame_ns = time.monotonic_ns()
+        # Frame 0 had its time while paused, so mpv shows frame 1 at once on unpause: hold
+        # frame 0 for a frame time first, or it would flash for a single display frame. mpv
+        # needs a few milliseconds to render frame 1, so unpause that much before it is due,
+        # and keep it off screen until then if it comes sooner.
+        if self._frame_ns:
+            lead = min(_unpause_latency.ns, self._frame_ns // 2)
+            self._next_frame_due = self._started_mono + self._frame_ns
+            self._unpause_later = self._loop.call_later(
+                (self._frame_ns - lead) / 1e9, self._unpause
+            )
+        else:
+            self._next_frame_due = None
+            self._unpause()
+
+    def _unpause(self) -> None:
+        self._unpause_later = None
+        if not self._playing or self._output is None:
+            return
+        self._unpaused_mono = time.monotonic_ns()
+        try:
+            self._output.play()
+        except ZoneError as exc:
+            self._fail(exc, broken=True)
+
+    def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
+        if self._failure is not None:
+            raise self._error(str(self._failure))
+        output = self._output
+        if output is None:
+            return False
+        if self._playing:
+            self._pull()  # in case a frame event is still on its way
+            self._check_stall()
+            if self._failure is not None:
+                raise self._error(str(self._failure))
+        frame = output.frame
+        if frame is None or (self._painted and not self._fresh):
+            return False
+        if self._painted and self._next_frame_due is not None:
+            if time.monotonic_ns() < self._next_frame_due:
+                return False  # frame 1 came early: frame 0 keeps its full frame time
+            self._next_frame_due = None
+        surface.blit(frame, (0, 0))
+        self.frames_painted += 1
+        self._painted = True
+        self._fresh = False
+        return True
+
+    def _check_stall(self) -> None:
+        now = time.monotonic_ns()
+        if self._eof:
+            self._last_frame_ns = now
+            return
+        silent_s = (now - self._last_frame_ns) / 1e9
+        if silent_s > self._config.stall_s:
+            self._fail(ZoneError(f"decoder stalled: no frame for {silent_s:.1f} s"), broken=True)
+
+    def next_change_ns(self, now_ns: int) -> int | None:
+        if not self._playing or self._failure is not None:
+            return None
+        virtual_end = self._virtual_end_ns()
+        if virtual_end is not None:
+            # Media time is virtual: the end of the clip is a deadline like any other, and
+            # frames are sampled at the frame rate (mpv's own frames do not wake the loop).
+            return max(now_ns, min(virtual_end, now_ns + self._context.frame_ns))
+        if self._eof:
+            return None
+        # New frames wake the loop; these deadlines make sure a stall, and the end of a file
+        # after its last frame, get noticed.
+        now = time.monotonic_ns()
+        remaining = self._last_frame_ns + int(self._config.stall_s * 1e9) - now
+        end = self._end_monotonic_ns()
+        if end is not None:
+            remaining = min(remaining, end - now)
+        if self._fresh and self._next_frame_due is not None:
+            remaining = min(remaining, self._next_frame_due - now)  # a held frame 1
+        return now_ns + max(remaining, 0) + 1
+
+    # A video covers its whole zone (letterbox bars are black): composing it is a plain copy.
+    opaque = True
+    # Starting a video early would play its first seconds off screen (and audibly).
+    prerender = False
+
+    def _lag_ns(self) -> int:
+        """How far playback runs behind its start (a slow start, a stutter) per mpv's last
+        position report; negative when ahead (mpv shows frame 1 at once after the paused
+        frame 0, so playback runs about one frame ahead of ``start``)."""
+        output = self._output
+        position = None if output is None else output.position
+        if position is None or position.load != self._load or self._started_mono is None:
+            return 0
+        return position.seen_ns - self._started_mono - int(position.seconds * 1e9)
+
+    def _end_monotonic_ns(self) -> int | None:
+        """When the last frame of a video without a duration will have had its time."""
+        item = self._item
+        if item is None or item.duration_ms is not None or self._started_mono is None:
+            return None
+        if self._duration_ns is None:
+            return None
+        return self._started_mono + self._lag_ns() + self._duration_ns
+
+    def _virtual_end_ns(self) -> int | None:
+        """On a virtual media clock: the clip's end in media time (start + its length).
+
+        mpv plays at its own real pace, which has nothing to do with a virtual clock's (a 4 s
+        clip would last anything from a blink to minutes of media time), so the clip ends when
+        media time says it has played its length. Unknown length: None (mpv's end of file).
+        """
+        item = self._item
+        if (
+            self._context.virtual_now is None
+            or item is None
+            or item.duration_ms is not None
+            or self._started_at is None
+            or self._duration_ns is None
+        ):
+            return None
+        return self._started_at + self._duration_ns
+
+    @property
+    def expected_end_ns(self) -> int | None:
+        """When a video without a duration will end, so the next item is ready by then."""
+        virtual_end = self._virtual_end_ns()
+        if virtual_end is not None:
+            return virtual_end
+        end = self._end_monotonic_ns()
+        if end is None or self._started_at is None or self._started_mono is None:
+            return None
+        return self._started_at + end - self._started_mono
+
+    @property
+    def ended(self) -> bool:
+        """End of file, or the last frame has been on screen for its duration.
+
+        mpv reports the end of file a frame or two after the last frame's time is up; switching
+        on time instead keeps the last frame from lingering (a frozen frame). The estimate is
+        only trusted once playback has reached the last 100 ms of the file.
+        """
+        item = self._item
+        if item is None or item.duration_ms is not None:
+            return False
+        virtual_end = self._virtual_end_ns()
+        if virtual_end is not None and self._context.virtual_now is not None:
+            return self._context.virtual_now() >= virtual_end  # not mpv's (real-time) end
+        if self._eof:
+            return True
+        end = self._end_monotonic_ns()
+        output = self._output
+        position = None if output is None else output.position
+        if end is None or position is None or position.load != self._load:
+            return False
+        assert self._duration_ns is not None
+        near_end = position.seconds * 1e9 >= self._duration_ns - 100_000_000
+        return near_end and time.monotonic_ns() >= end
+
+    @property
+    def owns_audio(self) -> bool:
+        return self._owns_audio
+
+    def stop(self) -> None:
+        if not self._playing:
+            return
+        self._playing = False
+        if self._unpause_later is not None:
+            self._unpause_later.cancel()
+            self._unpause_later = None
+        if self._output is not None and not self._broken:
+            try:
+                self._output.pause()
+            except ZoneError:
+                self._broken = True
+
+    def release(self) -> None:
+        self.stop()
+        output, self._output = self._output, None
+        if output is not None:
+            output.listener = None
+            if self._broken:
+                self._pool.discard(output)
+            else:
+                # A file that played without a fault stays loaded for its next occurrence.
+                healthy = self._file if self._failure is None else None
+                self._pool.give_back(output, loaded=healthy)
+        if self._owns_audio:
+            self._audio.release(self._context.zone_id)
+            self._owns_audio = False
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+        self._loop = None
