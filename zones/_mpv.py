@@ -1,9 +1,10 @@
 """libmpv behind the ``VideoOutput`` interface: one handle, one software render context.
 
-``VideoOutput`` is what the video renderer (``zones._video_renderer``) talks to; ``MpvOutput`` implements it
-with python-mpv and mpv's software render API, which paints straight into a pygame Surface (no GPU,
-works headless and on x86). Tests substitute ``tests.fakes.FakeMpv``. An OpenGL render path with
-hardware decoding (Pi-class boards at 1080p) would be another ``VideoOutput``.
+``VideoOutput`` is what the video renderer (``zones._video_renderer``) talks to;
+``MpvOutput`` implements it with python-mpv and mpv's software render API, which paints straight
+into a pygame Surface (no GPU, works headless and on x86). Tests substitute
+``tests.fakes.FakeMpv``. An OpenGL render path with hardware decoding (Pi-class boards at 1080p)
+would be another ``VideoOutput``.
 
 Threading: ``open`` and ``close`` may block (they are run off the event loop by the caller);
 ``play``, ``pause`` and ``update`` never wait for mpv's core. mpv reports on its own thread through
