@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from typing import Annotated, Any
 
@@ -138,18 +139,26 @@ async def poll_pairing(
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0,
 ) -> PairingPending | PairingPaired:
     token_hash = hash_token(_require(credentials))
-    row = await _pairing_row(state, pairing_id, token_hash)
-    remaining = row.expires_at - state.clock()
-    if row.status == "pending" and remaining > 0 and wait > 0:
-        event = state.pairing_events.setdefault(pairing_id, asyncio.Event())
-        try:
-            await asyncio.wait_for(event.wait(), timeout=min(wait, remaining))
-        except TimeoutError:
-            pass
-        finally:
-            if state.pairing_events.get(pairing_id) is event and not event.is_set():
-                state.pairing_events.pop(pairing_id, None)
+    # Listen for the claim before reading the row: a claim committed while the row is being
+    # read would otherwise find no one to wake, and the device would wait out its long poll.
+    event: asyncio.Event | None = None
+    owner = False  # this poll made the event, so it removes it (a bad poll cannot)
+    if wait > 0:
+        event = state.pairing_events.get(pairing_id)
+        if event is None:
+            event = state.pairing_events[pairing_id] = asyncio.Event()
+            owner = True
+    try:
         row = await _pairing_row(state, pairing_id, token_hash)
+        remaining = row.expires_at - state.clock()
+        if row.status == "pending" and remaining > 0 and event is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=min(wait, remaining))
+            row = await _pairing_row(state, pairing_id, token_hash)
+    finally:
+        unclaimed = event is not None and not event.is_set()
+        if owner and unclaimed and state.pairing_events.get(pairing_id) is event:
+            state.pairing_events.pop(pairing_id, None)
     if row.status == "claimed":
         return await _hand_over(state, row)
     if row.status == "consumed":

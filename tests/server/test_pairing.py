@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from tests.server.conftest import Ctx, device_headers
 
@@ -149,3 +152,57 @@ async def test_claim_needs_admin_token(ctx: Ctx) -> None:
         headers={"Authorization": "Bearer wrong-token-000000"},
     )
     assert r.status_code == 401 and r.json()["code"] == "invalid_token"
+
+
+async def test_a_claim_while_the_poll_reads_its_row_still_wakes_the_poll(
+    ctx: Ctx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim commits between the long poll reading "pending" and starting to wait: the
+    poll must still return at once, not after its whole wait (a screen stuck on its code)."""
+    from server import _pairing
+
+    created = await _request(ctx)
+    read_row = _pairing._pairing_row
+    claimed: list[int] = []
+
+    async def row_then_claim(*args: Any, **kwargs: Any) -> Any:
+        row = await read_row(*args, **kwargs)
+        if not claimed:  # the first read saw "pending"; the operator claims right then
+            claimed.append(1)
+            answer = await ctx.client.post(
+                "/api/v1/admin/pairings/claim",
+                json={"code": created["code"], "name": "x"},
+                headers=ctx.admin,
+            )
+            assert answer.status_code == 201, answer.text
+        return row
+
+    monkeypatch.setattr(_pairing, "_pairing_row", row_then_claim)
+    url = f"/api/v1/pairings/{created['pairing_id']}"
+    started = asyncio.get_running_loop().time()
+    response = await asyncio.wait_for(
+        ctx.client.get(url, params={"wait": 20}, headers=_poll_headers(created)), timeout=30
+    )
+    assert claimed and response.json()["status"] == "paired"
+    assert asyncio.get_running_loop().time() - started < 10, "woken by the claim, not the timeout"
+    assert ctx.state.pairing_events == {}, "nothing left behind"
+
+
+async def test_a_poll_with_a_wrong_token_does_not_unhook_the_device_waiting(ctx: Ctx) -> None:
+    created = await _request(ctx)
+    url = f"/api/v1/pairings/{created['pairing_id']}"
+    poll = asyncio.create_task(
+        ctx.client.get(url, params={"wait": 30}, headers=_poll_headers(created))
+    )
+    await asyncio.sleep(0.05)
+    intruder = await ctx.client.get(
+        url, params={"wait": 5}, headers={"Authorization": "Bearer not-the-poll-token"}
+    )
+    assert intruder.status_code in (401, 404)  # (the server does not say which)
+    await ctx.client.post(
+        "/api/v1/admin/pairings/claim",
+        json={"code": created["code"], "name": "x"},
+        headers=ctx.admin,
+    )
+    response = await asyncio.wait_for(poll, timeout=10)
+    assert response.json()["status"] == "paired"
