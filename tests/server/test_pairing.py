@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.server.conftest import Ctx, device_headers
@@ -17,6 +18,15 @@ async def _request(ctx: Ctx, hardware_id: str = "hw-1") -> dict[str, str]:
 
 def _poll_headers(created: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {created['poll_token']}"}
+
+
+async def _claim(ctx: Ctx, code: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """The operator claims ``code`` through the admin API (as ``headers``, default the admin)."""
+    return await ctx.client.post(
+        "/api/v1/admin/pairings/claim",
+        json={"code": code, "name": "x"},
+        headers=ctx.admin if headers is None else headers,
+    )
 
 
 async def test_pairing_flow_hands_token_that_authenticates(ctx: Ctx) -> None:
@@ -56,11 +66,7 @@ async def test_expired_pairing_returns_410_and_cannot_be_claimed(ctx: Ctx) -> No
     url = f"/api/v1/pairings/{created['pairing_id']}"
     expired = await ctx.client.get(url, headers=_poll_headers(created))
     assert expired.status_code == 410 and expired.json()["code"] == "pairing_expired"
-    claim = await ctx.client.post(
-        "/api/v1/admin/pairings/claim",
-        json={"code": created["code"], "name": "x"},
-        headers=ctx.admin,
-    )
+    claim = await _claim(ctx, created["code"])
     assert claim.status_code == 404
 
 
@@ -89,11 +95,7 @@ async def test_long_poll_returns_as_soon_as_claimed(ctx: Ctx) -> None:
     )
     await asyncio.sleep(0.05)
     assert not poll.done()
-    await ctx.client.post(
-        "/api/v1/admin/pairings/claim",
-        json={"code": created["code"], "name": "x"},
-        headers=ctx.admin,
-    )
+    await _claim(ctx, created["code"])
     response = await asyncio.wait_for(poll, timeout=10)
     assert response.json()["status"] == "paired"
 
@@ -102,24 +104,16 @@ async def test_claim_brute_force_locks_out(ctx: Ctx) -> None:
     created = await _request(ctx)
     wrong = "000000" if created["code"] != "000000" else "111111"
     for _ in range(5):
-        r = await ctx.client.post(
-            "/api/v1/admin/pairings/claim", json={"code": wrong, "name": "x"}, headers=ctx.admin
-        )
+        r = await _claim(ctx, wrong)
         assert r.status_code == 404
     # Locked out: even the right code is refused until the window passes.
-    locked = await ctx.client.post(
-        "/api/v1/admin/pairings/claim",
-        json={"code": created["code"], "name": "x"},
-        headers=ctx.admin,
-    )
+    locked = await _claim(ctx, created["code"])
     assert locked.status_code == 429
     assert locked.json()["code"] == "too_many_attempts"
     assert int(locked.headers["retry-after"]) > 0
     ctx.clock.advance(901)
     fresh = await _request(ctx, "hw-other")
-    ok = await ctx.client.post(
-        "/api/v1/admin/pairings/claim", json={"code": fresh["code"], "name": "x"}, headers=ctx.admin
-    )
+    ok = await _claim(ctx, fresh["code"])
     assert ok.status_code == 201
 
 
@@ -146,11 +140,7 @@ async def test_pairing_requests_per_hardware_id_are_limited(ctx: Ctx) -> None:
 
 async def test_claim_needs_admin_token(ctx: Ctx) -> None:
     created = await _request(ctx)
-    r = await ctx.client.post(
-        "/api/v1/admin/pairings/claim",
-        json={"code": created["code"], "name": "x"},
-        headers={"Authorization": "Bearer wrong-token-000000"},
-    )
+    r = await _claim(ctx, created["code"], {"Authorization": "Bearer wrong-token-000000"})
     assert r.status_code == 401 and r.json()["code"] == "invalid_token"
 
 
@@ -169,11 +159,7 @@ async def test_a_claim_while_the_poll_reads_its_row_still_wakes_the_poll(
         row = await read_row(*args, **kwargs)
         if not claimed:  # the first read saw "pending"; the operator claims right then
             claimed.append(1)
-            answer = await ctx.client.post(
-                "/api/v1/admin/pairings/claim",
-                json={"code": created["code"], "name": "x"},
-                headers=ctx.admin,
-            )
+            answer = await _claim(ctx, created["code"])
             assert answer.status_code == 201, answer.text
         return row
 
@@ -199,10 +185,6 @@ async def test_a_poll_with_a_wrong_token_does_not_unhook_the_device_waiting(ctx:
         url, params={"wait": 5}, headers={"Authorization": "Bearer not-the-poll-token"}
     )
     assert intruder.status_code in (401, 404)  # (the server does not say which)
-    await ctx.client.post(
-        "/api/v1/admin/pairings/claim",
-        json={"code": created["code"], "name": "x"},
-        headers=ctx.admin,
-    )
+    await _claim(ctx, created["code"])
     response = await asyncio.wait_for(poll, timeout=10)
     assert response.json()["status"] == "paired"
