@@ -25,6 +25,10 @@ _HEADLESS_SIZE = (1920, 1080)
 
 
 class Display(Protocol):
+    """Where the compositor presents. A display may also have ``warm(canvas, rects)``: touch
+    the memory the next ``present`` of ``rects`` writes (see zones._memory); it is optional,
+    and the compositor skips it for displays without one (the simulator's frame writer)."""
+
     @property
     def size(self) -> Size:
         """The logical size content is composed for (after rotation)."""
