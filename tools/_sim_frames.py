@@ -197,15 +197,18 @@ class SwitchFrames:
         self.folder = folder
         self._grab = grab
         self._writer = writer
-        self._last_t: float | None = None
+        self._last: tuple[float, str | None] | None = None
         self._seen: set[tuple[str | None, str | None, str | None]] = set()
         self._layout: str | None = None
 
     def __call__(self, event: TimelineEvent) -> None:
         if event.event != "start" or self.policy.kind not in ("switch", "first"):
             return
-        if self._last_t == event.t:
-            return  # several zones switched on the same frame: one picture
+        if self._last == (event.t, event.layout):
+            # Several zones switched on the same frame: one picture. (Two frames of two layouts
+            # can share a virtual instant: an idle screen or the default layout, then the
+            # scheduled one. Each gets its picture.)
+            return
         if self.policy.kind == "first":
             key = (event.layout, event.zone, event.item)
             new_layout = event.layout != self._layout
@@ -216,7 +219,7 @@ class SwitchFrames:
         frame = self._grab()
         if frame is None:
             return
-        self._last_t = event.t
+        self._last = (event.t, event.layout)
         self._writer.save(
             frame, self.folder / frame_name(event.t, event.layout, event.zone, event.item)
         )

@@ -102,3 +102,23 @@ async def test_switch_policy_keeps_every_switch(tmp_path: Path) -> None:
     await writer.drain()
     writer.close()
     assert len(_pngs(tmp_path)) == 3
+
+
+async def test_two_layouts_presented_at_one_virtual_instant_get_a_picture_each(
+    tmp_path: Path,
+) -> None:
+    # The default layout shows while the scheduled one's assets arrive, then the scheduled one,
+    # both at the same instant of a virtual clock: the second frame is a switch of its own.
+    writer = FrameWriter()
+    frames = SwitchFrames(FramePolicy("switch"), tmp_path, lambda: pygame.Surface((8, 8)), writer)
+    frames(_start(0.15, "slides", "evening", layout="evening"))
+    frames(_start(0.15, "corner", "clock", layout="evening"))  # same frame: one picture
+    frames(_start(0.15, "main", "welcome"))  # the day layout's first frame
+    await writer.drain()
+    writer.close()
+    assert _pngs(tmp_path) == sorted(
+        [
+            frame_name(0.15, "evening", "slides", "evening"),
+            frame_name(0.15, "day", "main", "welcome"),
+        ]
+    )
