@@ -4,6 +4,7 @@ from cache._cache import AssetCache
 from cache._inspect import ObjectInfo, cache_root, check_objects, list_objects
 from cache._lifecycle import CacheBusy
 from cache._readiness import Readiness
+from cache._store import sha256_file
 from cache._types import CacheStats, Limits, ObjectState
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "cache_root",
     "check_objects",
     "list_objects",
+    "sha256_file",
 ]

@@ -27,7 +27,7 @@ from cache._reconcile import UNKNOWN_MIME, Known, Reconciled, reconcile
 from cache._store import IMPORT_PREFIX, HashCancelled, Store, sha256_file
 from cache._types import CacheStats, Limits, ObjectState, check_sha256
 from core import CacheError, DiskFull, HashMismatch
-from sync import Asset
+from protocol import Asset
 
 log = logging.getLogger(__name__)
 Listener = Callable[[str], None]

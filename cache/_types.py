@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core import CacheConfig, CacheError
-from sync import CacheMetrics
+from protocol import CacheMetrics
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -80,7 +80,7 @@ class Limits:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CacheStats:
-    """The cache at a glance; the same fields as ``sync.CacheMetrics`` (heartbeats carry it).
+    """The cache at a glance; the same fields as ``protocol.CacheMetrics`` (heartbeats carry it).
 
     ``ready``: verified objects on disk. ``total``: ``ready`` plus the assets asked for and
     not ready yet. ``errors``: assets asked for whose last fetch failed (or was corrupt).

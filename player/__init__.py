@@ -8,6 +8,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from player._assets import AssetSource, DirectoryAssets, sha256_of
 from player._clock import NS_PER_MS, NS_PER_S, Clock, MediaClock, VirtualClock
+from player._daemon import DeviceAdapter, ImpressionFeed, play_from_server, run_daemon
 from player._machine import PlayerState
 from player._player import Player, content_key
 from player._presentation import Presentation, Switch, ZoneSequencer
@@ -19,7 +20,9 @@ from player._wall import WallClock, system_clock_synchronised
 __all__ = [
     "AssetSource",
     "Clock",
+    "DeviceAdapter",
     "DirectoryAssets",
+    "ImpressionFeed",
     "MediaClock",
     "NS_PER_MS",
     "NS_PER_S",
@@ -36,8 +39,10 @@ __all__ = [
     "ZoneSequencer",
     "content_key",
     "is_active",
+    "play_from_server",
     "read_timeline",
     "resolve",
+    "run_daemon",
     "sha256_of",
     "system_clock_synchronised",
     "window",

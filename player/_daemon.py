@@ -32,25 +32,13 @@ from player._clock import Clock, MediaClock
 from player._player import Player
 from player._sdnotify import SdNotifier
 from player._timeline import TimelineEvent, TimelineWriter
-from sync import HostStatus, ImpressionRecorder, Manifest, RestartRequested, SyncAgent
+from protocol import Manifest
+from sync import HostStatus, ImpressionRecorder, RestartRequested, SyncAgent, TokenAuth
 from zones import Display
 
 log = logging.getLogger(__name__)
 
 CACHE_DIR = "cache"
-
-
-class TokenAuth(httpx.Auth):
-    """Bearer auth read at request time: the cache follows re-pairing without a new client."""
-
-    def __init__(self, token: Callable[[], str | None]) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self._token()
-        if token:
-            request.headers["Authorization"] = f"Bearer {token}"
-        yield request
 
 
 class DeviceAdapter:

@@ -20,8 +20,7 @@ from typing import Any
 
 import pygame
 
-from core import SignageError, ZoneError
-from core._config import Settings
+from core import Settings, SignageError, ZoneError
 from player._assets import AssetSource
 from player._clock import NS_PER_MS, NS_PER_S, Clock
 from player._events import EventSink, Listener
@@ -33,7 +32,7 @@ from player._schedule import resolve
 from player._timeline import TimelineWriter
 from player._wall import WallClock
 from player._warmup import SwitchWarmup
-from sync import Layout, Manifest
+from protocol import Layout, Manifest
 from zones import (
     Compositor,
     Display,

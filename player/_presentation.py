@@ -18,7 +18,7 @@ import pygame
 
 from core import SignageError, ZoneError
 from player._clock import NS_PER_MS, NS_PER_S, Clock
-from sync import Item, Layout, Manifest, Playlist
+from protocol import Item, Layout, Manifest, Playlist
 from zones import RenderContext, Renderer, Scene, ZoneView, create_renderer
 
 log = logging.getLogger(__name__)

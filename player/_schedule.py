@@ -24,7 +24,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from zoneinfo import ZoneInfo
 
-from sync import DAYS, Layout, Manifest, ScheduleEntry, minutes_of
+from protocol import DAYS, Layout, Manifest, ScheduleEntry, minutes_of
 
 UTC = dt.UTC
 _HORIZON_DAYS = 8  # covers a whole week of day-of-week patterns plus a midnight crossing

@@ -3,12 +3,14 @@
 from server._app import create_app, sweep_once
 from server._client import AdminApiError, AdminClient
 from server._run import RunningServer, run_in_thread
+from server._security import load_admin_token
 
 __all__ = [
     "AdminApiError",
     "AdminClient",
     "RunningServer",
     "create_app",
+    "load_admin_token",
     "run_in_thread",
     "sweep_once",
 ]

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Response
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from protocol import ImageItem, Layout, Playlist, ScheduleEntry, VideoItem
 from server._auth import Admin, State
 from server._content import announce, conflicts, refresh_devices
 from server._db import devices, groups, layouts, media, playlists, schedules
 from server._problems import ApiError, problem_doc
 from server._state import ServerState
-from sync import ImageItem, Layout, Playlist, ScheduleEntry, VideoItem
 
 router = APIRouter(tags=["content"])
 ADMIN = (400, 401)

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select, update
 
+from protocol import Command, CommandName, CommandResult, Id, Scalar, TimeZoneName
 from server._admin_content import check_schedule_sets
 from server._auth import Admin, State
 from server._content import announce, refresh_devices
@@ -18,9 +19,6 @@ from server._device_api import command_model
 from server._problems import ApiError, problem_doc
 from server._security import new_id
 from server._state import ServerState
-from sync import Command, CommandResult
-from sync._types import Id, TimeZoneName
-from sync._wire import CommandName, Scalar
 
 router = APIRouter(tags=["devices"])
 ADMIN = (400, 401)

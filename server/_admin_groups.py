@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Response
 from sqlalchemy import delete, insert, select, update
 
+from protocol import Id
 from server._admin_devices import ADMIN, ContentSet, Name, StrictBody, check_content
 from server._auth import Admin, State
 from server._content import announce, refresh_devices
 from server._db import devices, groups
 from server._problems import ApiError, problem_doc
-from sync._types import Id
 
 router = APIRouter(tags=["devices"])
 

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import Settings
+from protocol import Heartbeat, Problem
 from server import (
     _admin_content,
     _admin_devices,
@@ -37,7 +38,6 @@ from server._problems import install_problem_handlers, problem_doc, problem_resp
 from server._security import hash_token, load_admin_token
 from server._state import ServerState
 from server._uploads import remove_expired_uploads
-from sync import Heartbeat, Problem
 
 log = logging.getLogger("signage.server")
 FORBIDDEN_QUERY_KEYS = {"token", "access_token"}

@@ -16,9 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server._db import devices, groups, layouts, media, playlists, schedules
-from server._state import CachedManifest, ServerState
-from sync import (
+from protocol import (
     DAYS,
     Asset,
     ImageItem,
@@ -30,6 +28,8 @@ from sync import (
     VideoItem,
     minutes_of,
 )
+from server._db import devices, groups, layouts, media, playlists, schedules
+from server._state import CachedManifest, ServerState
 
 WEEK_MIN = 7 * 1440
 

@@ -13,14 +13,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, insert, select, update
 
 from core import atomic_write
-from server._auth import Device, State
-from server._content import refresh_devices
-from server._db import commands, devices, impressions
-from server._presence import Transition
-from server._problems import ApiError, problem_doc, validation_error
-from server._security import hash_token, new_token
-from server._state import CachedManifest, ServerState
-from sync import (
+from protocol import (
     Command,
     CommandResult,
     Heartbeat,
@@ -30,6 +23,13 @@ from sync import (
     Manifest,
     TokenRotated,
 )
+from server._auth import Device, State
+from server._content import refresh_devices
+from server._db import commands, devices, impressions
+from server._presence import Transition
+from server._problems import ApiError, problem_doc, validation_error
+from server._security import hash_token, new_token
+from server._state import CachedManifest, ServerState
 
 router = APIRouter(tags=["device"])
 AUTH = (401, 400)

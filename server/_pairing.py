@@ -11,12 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import delete, insert, select, update
 
-from server._auth import Admin, State, _require
-from server._db import devices, pairings
-from server._problems import ApiError, problem_doc
-from server._security import hash_token, new_id, new_token, pairing_code, same_hash
-from server._state import ServerState
-from sync import (
+from protocol import (
     ClaimRequest,
     ClaimResponse,
     PairingCreated,
@@ -24,6 +19,11 @@ from sync import (
     PairingPending,
     PairingRequest,
 )
+from server._auth import Admin, State, _require
+from server._db import devices, pairings
+from server._problems import ApiError, problem_doc
+from server._security import hash_token, new_id, new_token, pairing_code, same_hash
+from server._state import ServerState
 
 router = APIRouter(tags=["pairing"])
 _poll_bearer = HTTPBearer(auto_error=False, scheme_name="PollToken", description="poll_token")

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sync import FieldProblem, Problem
+from protocol import FieldProblem, Problem
 
 log = logging.getLogger("signage.server")
 

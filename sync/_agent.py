@@ -15,18 +15,17 @@ from pathlib import Path
 import httpx
 
 from core import DeviceRevoked, Settings, atomic_write_text
+from protocol import Manifest, ManifestConfig, PairingCreated, PairingRequest
 from sync._client import DeviceClient
 from sync._commands import CommandRunner, RestartRequested
 from sync._heartbeat import HeartbeatLoop, SyncReport
 from sync._host import DeviceHost
 from sync._impressions import ImpressionRecorder
-from sync._manifest import Manifest, ManifestConfig
 from sync._metrics import HostSampler
 from sync._pairing import pair
 from sync._state import Credentials, CredentialStore, ManifestStore
 from sync._store import CommandLedger, ImpressionQueue, open_database
 from sync._watcher import ManifestWatcher, WatcherTiming
-from sync._wire import PairingCreated, PairingRequest
 
 log = logging.getLogger(__name__)
 

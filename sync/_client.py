@@ -20,12 +20,12 @@ from httpx_sse import EventSource, SSEError, aconnect_sse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from core import DeviceRevoked, PairingExpired, ProtocolError, SyncError, register_secret
-from sync._manifest import Manifest
-from sync._wire import (
+from protocol import (
     CommandResult,
     HeartbeatResponse,
     ImpressionAck,
     ImpressionBatch,
+    Manifest,
     Metrics,
     PairingCreated,
     PairingPaired,

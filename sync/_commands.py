@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable
 
 from core import DeviceRevoked, PlayerConfig
+from protocol import Command, CommandResult
 from sync._client import DeviceClient, RequestFailed
 from sync._host import DeviceHost
 from sync._store import CommandLedger
-from sync._wire import Command, CommandResult
 
 log = logging.getLogger(__name__)
 

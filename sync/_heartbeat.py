@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core import ProtocolError
+from protocol import Command, HeartbeatResponse, Metrics
 from sync._client import DeviceClient, RequestFailed
 from sync._host import DeviceHost
 from sync._metrics import HostSampler
-from sync._wire import Command, HeartbeatResponse, Metrics
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from sync._manifest import Manifest
-from sync._wire import CacheMetrics
+from protocol import CacheMetrics, Manifest
 
 PlayerStateName = Literal["stopping", "idle", "loading", "playing"]
 

@@ -19,10 +19,10 @@ import uuid
 from typing import Literal
 
 from core import ProtocolError
+from protocol import Impression, ImpressionBatch
 from sync._client import DeviceClient, RequestFailed
 from sync._heartbeat import SyncReport
 from sync._store import ImpressionQueue
-from sync._wire import Impression, ImpressionBatch
 
 log = logging.getLogger(__name__)
 

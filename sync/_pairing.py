@@ -8,9 +8,9 @@ import logging
 from collections.abc import Callable
 
 from core import PairingExpired, ProtocolError
+from protocol import PairingCreated, PairingPaired, PairingRequest
 from sync._client import DeviceClient, RequestFailed
 from sync._state import Credentials
-from sync._wire import PairingCreated, PairingPaired, PairingRequest
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from core import atomic_write_text, forget_secret, register_secret
-from sync._manifest import Manifest
-from sync._types import Id, Token
+from protocol import Id, Manifest, Token
 
 log = logging.getLogger(__name__)
 

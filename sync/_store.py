@@ -22,7 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from core import SyncError
-from sync._wire import Command, CommandResult, Impression
+from protocol import Command, CommandResult, Impression
 
 DB_FILE = "sync.db"
 MAX_IMPRESSIONS = 100_000

@@ -20,10 +20,9 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
 from core import ProtocolError
+from protocol import Command, Manifest, ManifestConfig, ManifestEvent
 from sync._client import DeviceClient, MalformedManifest, RequestFailed
 from sync._heartbeat import SyncReport
-from sync._manifest import Manifest, ManifestConfig
-from sync._wire import Command, ManifestEvent
 
 log = logging.getLogger(__name__)
 

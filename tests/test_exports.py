@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-PACKAGES = ["core", "player", "zones", "cache", "sync", "server", "tools"]
+PACKAGES = ["core", "protocol", "player", "zones", "cache", "sync", "server", "tools"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -1,5 +1,5 @@
-"""The ``signage`` command line, simulators and benchmarks."""
+"""The ``signage`` command line (``cli``), the simulators (``sim``), the benchmarks (``bench``)."""
 
-from tools._cli import build_parser, main
+from tools.cli import build_parser, main
 
 __all__ = ["build_parser", "main"]

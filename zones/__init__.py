@@ -1,6 +1,8 @@
 """Layout geometry, zone renderers and the compositor."""
 
+import importlib
 import os
+import typing
 
 # pygame prints a banner on import unless told not to; a daemon's stdout is not the place.
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -28,6 +30,20 @@ from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
 from zones._zoneview import ZoneView
 
+if typing.TYPE_CHECKING:
+    from zones._video import VideoRenderers
+
+# Loaded on first use: importing them loads libmpv, which an image-only device never needs.
+_LAZY = {"VideoRenderers": "zones._video"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zones' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
     "ClockRenderer",
     "Compositor",
@@ -47,6 +63,7 @@ __all__ = [
     "ScreenDisplay",
     "Size",
     "TextRenderer",
+    "VideoRenderers",
     "ZoneView",
     "configure_renderer",
     "create_renderer",

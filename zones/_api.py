@@ -76,7 +76,7 @@ from core import ZoneError
 if TYPE_CHECKING:
     import pygame
 
-    from sync import Item
+    from protocol import Item
 
 Size = tuple[int, int]
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pygame
 
 from core import ZoneError
-from sync import ClockItem, Item
+from protocol import ClockItem, Item
 from zones._api import RenderContext, Size, register_renderer
 from zones._fonts import font, parse_colour
 from zones._shaping import render_text

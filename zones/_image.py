@@ -14,7 +14,7 @@ import pygame
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core import SignageError, ZoneError
-from sync import ImageItem, Item
+from protocol import ImageItem, Item
 from zones._api import RenderContext, Size, register_renderer
 from zones._geometry import Fit, fit_box
 

@@ -11,7 +11,7 @@ import datetime as dt
 
 import pygame
 
-from sync import Item
+from protocol import Item
 from zones._api import RenderContext, Size
 from zones._fonts import font
 from zones._shaping import render_text

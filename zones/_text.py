@@ -19,7 +19,7 @@ import math
 import pygame
 
 from core import ZoneError
-from sync import Item, TextItem
+from protocol import Item, TextItem
 from zones._api import RenderContext, Size, register_renderer
 from zones._fonts import Face, font, parse_colour
 from zones._shaping import (

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import VideoConfig, ZoneError
-from sync import VideoItem
+from protocol import VideoItem
 from zones._api import RenderContext, Size
 from zones._mpv import VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
 from zones._video_pool import AudioOwner, Rewindable, VideoOutputPool, run_blocking
@@ -34,7 +34,7 @@ from zones._video_pool import AudioOwner, Rewindable, VideoOutputPool, run_block
 if TYPE_CHECKING:
     import pygame
 
-    from sync import Item
+    from protocol import Item
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pygame
 
 from core import ZoneError
-from sync import Transition
+from protocol import Transition
 from zones._api import Renderer
 from zones._memory import touch_pages
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from cache import AssetCache, Limits
-from sync import Asset
+from protocol import Asset
 from tests.cache.assetserver import AssetServer
 
 FAST = Limits(

@@ -12,7 +12,7 @@ import pytest
 from cache import AssetCache, CacheStats, Limits, cache_root
 from cache._index import Index
 from core import CacheError, DiskFull, HashMismatch, load_settings
-from sync import Asset, CacheMetrics
+from protocol import Asset, CacheMetrics
 from tests.cache.assetserver import AssetServer
 from tests.cache.conftest import FAST, asset_of
 

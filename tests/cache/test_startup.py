@@ -128,7 +128,7 @@ DOWNLOADER = textwrap.dedent(
     from pathlib import Path
     import httpx
     from cache import AssetCache, Limits
-    from sync import Asset
+    from protocol import Asset
 
     async def main():
         root, base, sha, size = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])

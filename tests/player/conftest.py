@@ -18,7 +18,7 @@ from player import (
     VirtualClock,
     sha256_of,
 )
-from sync import Manifest
+from protocol import Manifest
 from zones import OffscreenDisplay
 
 DATA = Path(__file__).parent.parent / "data"

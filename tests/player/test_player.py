@@ -22,7 +22,7 @@ from player import (
     TimelineEvent,
     VirtualClock,
 )
-from sync import Item, Manifest
+from protocol import Item, Manifest
 from tests.player.conftest import BLUE, BROKEN, DATA, RED, Harness, S, image, layout, manifest
 from zones import OffscreenDisplay, RenderContext
 

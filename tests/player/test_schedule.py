@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from player import resolve
-from sync import Layout, Manifest
+from protocol import Layout, Manifest
 
 UTC = dt.UTC
 PARIS = ZoneInfo("Europe/Paris")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sync import Manifest
+from protocol import Manifest
 from tests.server.conftest import PNG, Ctx, device_headers
 
 

@@ -7,9 +7,9 @@ import logging
 import pytest
 from sqlalchemy import select
 
+from protocol import HeartbeatResponse, Manifest
 from server import sweep_once
 from server._db import devices
-from sync import HeartbeatResponse, Manifest
 from tests.server.conftest import PNG, Ctx, device_headers
 
 METRICS = {

@@ -9,7 +9,8 @@ from typing import Any
 
 from PIL import Image
 
-from sync import HostStatus, Manifest
+from protocol import Manifest
+from sync import HostStatus
 
 
 def _png() -> bytes:

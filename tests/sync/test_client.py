@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from core import DeviceRevoked, PairingExpired, ProtocolError, configure_logging
-from sync import DeviceClient, MalformedManifest, Metrics, RequestFailed
+from protocol import Metrics
+from sync import DeviceClient, MalformedManifest, RequestFailed
 from sync._client import parse_retry_after
 from tests.sync.device_fakes import manifest_dict
 

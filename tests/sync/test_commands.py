@@ -9,15 +9,8 @@ import httpx
 import pytest
 
 from core import PlayerConfig
-from sync import (
-    Command,
-    CommandLedger,
-    CommandResult,
-    CommandRunner,
-    DeviceClient,
-    RestartRequested,
-    open_database,
-)
+from protocol import Command, CommandResult
+from sync import CommandLedger, CommandRunner, DeviceClient, RestartRequested, open_database
 from tests.sync.device_fakes import PNG, FakeHost
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from protocol import TextItem
 from sync import (
     ImpressionQueue,
     ImpressionRecorder,
     RequestFailed,
     SyncAgent,
     SyncReport,
-    TextItem,
     open_database,
 )
 from tests.sync.device_fakes import FakeHost

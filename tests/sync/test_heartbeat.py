@@ -11,15 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sync import (
-    Command,
-    DeviceClient,
-    HeartbeatLoop,
-    HostSampler,
-    SyncReport,
-    jittered,
-    read_temperature,
-)
+from protocol import Command
+from sync import DeviceClient, HeartbeatLoop, HostSampler, SyncReport, jittered, read_temperature
 from tests.sync.device_fakes import FakeHost
 
 CpuTimes = namedtuple("CpuTimes", "user system idle iowait")

@@ -7,9 +7,9 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
+from protocol import Impression
 from sync import ImpressionQueue, ImpressionRecorder, SyncReport, open_database
 from sync._impressions import FLUSH_BATCH
-from sync._wire import Impression
 
 
 class CountingQueue(ImpressionQueue):

@@ -6,7 +6,8 @@ import datetime as dt
 
 import httpx
 
-from sync import DeviceClient, PairingCreated, PairingRequest, pair
+from protocol import PairingCreated, PairingRequest
+from sync import DeviceClient, pair
 
 POLL_TOKEN = "poll_0123456789abcdefghij"
 DEVICE_TOKEN = "dev_0123456789abcdefghijkl"

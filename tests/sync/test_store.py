@@ -11,7 +11,8 @@ import textwrap
 import uuid
 from pathlib import Path
 
-from sync import Command, CommandLedger, CommandResult, Impression, ImpressionQueue, open_database
+from protocol import Command, CommandResult, Impression
+from sync import CommandLedger, ImpressionQueue, open_database
 
 
 def impression(item: str = "i1") -> Impression:
@@ -59,7 +60,8 @@ def test_impressions_survive_kill_9(tmp_path: Path) -> None:
         f"""
         import datetime as dt, sys, uuid
         from pathlib import Path
-        from sync import Impression, ImpressionQueue, open_database
+        from protocol import Impression
+        from sync import ImpressionQueue, open_database
         queue = ImpressionQueue(open_database(Path({str(tmp_path)!r})))
         for n in range(200):
             queue.add([Impression(id=str(uuid.uuid4()), layout="l1", zone="z", item=f"i{{n}}",

@@ -10,15 +10,8 @@ from typing import Any
 
 import httpx
 
-from sync import (
-    Command,
-    DeviceClient,
-    Manifest,
-    ManifestConfig,
-    ManifestWatcher,
-    SyncReport,
-    WatcherTiming,
-)
+from protocol import Command, Manifest, ManifestConfig
+from sync import DeviceClient, ManifestWatcher, SyncReport, WatcherTiming
 from tests.sync.device_fakes import manifest_dict
 
 SSE = {"content-type": "text/event-stream"}

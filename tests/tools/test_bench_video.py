@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tools import _bench_video
+from tools.bench import _video as _bench_video
 
 
 async def test_bench_video_reports_every_figure_on_a_short_run() -> None:

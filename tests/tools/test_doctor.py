@@ -14,8 +14,7 @@ import pytest
 
 from core import Settings, load_settings
 from tools import main
-from tools._cmd_doctor import print_findings
-from tools._doctor import (
+from tools.cli._checks import (
     Finding,
     Probe,
     Status,
@@ -31,6 +30,7 @@ from tools._doctor import (
     load_libmpv,
     run_checks,
 )
+from tools.cli._doctor import print_findings
 
 SERVER = "http://signage.test:8080"
 GIB = 1024**3

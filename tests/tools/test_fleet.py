@@ -11,7 +11,7 @@ import pytest
 from core import ConfigError, load_settings
 from server import RunningServer, run_in_thread
 from tools import main
-from tools._fleet import (
+from tools.sim._fleet import (
     FleetOptions,
     format_fleet_report,
     is_loopback_url,

@@ -16,10 +16,10 @@ import pygame
 import pytest
 
 from player import read_timeline
-from tools._sim_content import DEMO_DIR, load_content
-from tools._sim_frames import FramePolicy
-from tools._sim_run import SimOptions, SimResult, run_simulation
-from tools._sim_scenario import load_scenario
+from tools.sim._content import DEMO_DIR, load_content
+from tools.sim._frames import FramePolicy
+from tools.sim._run import SimOptions, SimResult, run_simulation
+from tools.sim._scenario import load_scenario
 
 pytestmark = pytest.mark.slow
 

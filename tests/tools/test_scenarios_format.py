@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core import ConfigError
-from tools._sim_scenario import (
+from tools.sim._scenario import (
     BreakSse,
     CorruptAsset,
     Publish,

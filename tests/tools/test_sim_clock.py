@@ -8,7 +8,7 @@ import time
 import pytest
 
 from player import NS_PER_S, MediaClock, VirtualClock
-from tools._sim_clock import (
+from tools.sim._clock import (
     DeviceClock,
     RealDeviceClock,
     SimClock,

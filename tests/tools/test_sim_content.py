@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from core import ConfigError
-from sync import ImageItem
-from tools._sim_content import DEMO_DIR, load_content
-from tools._sim_scenario import Publish, parse_scenario
-from tools._sim_seed import (
+from protocol import ImageItem
+from tools.sim._content import DEMO_DIR, load_content
+from tools.sim._scenario import Publish, parse_scenario
+from tools.sim._seed import (
     SeededContent,
     asset_of_item,
     changed_items,

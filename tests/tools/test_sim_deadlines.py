@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from player import read_timeline
-from tools._cmd_sim import MAX_SPEED_FPS
-from tools._sim_frames import FramePolicy
-from tools._sim_run import SimOptions, run_simulation
+from tools.cli._sim import MAX_SPEED_FPS
+from tools.sim._frames import FramePolicy
+from tools.sim._run import SimOptions, run_simulation
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ import pytest
 from core import ConfigError
 from player import read_timeline
 from tools import main
-from tools._sim_content import DEMO_DIR
-from tools._sim_frames import FramePolicy
-from tools._sim_run import SimOptions, run_simulation
+from tools.sim._content import DEMO_DIR
+from tools.sim._frames import FramePolicy
+from tools.sim._run import SimOptions, run_simulation
 
 pytestmark = pytest.mark.slow
 
@@ -156,7 +156,7 @@ def test_timelapse_frames(tmp_path: Path) -> None:
 async def test_an_existing_server_is_seeded_and_used(tmp_path: Path) -> None:
     from core import load_settings
     from server import run_in_thread
-    from tools._sim_scenario import parse_scenario
+    from tools.sim._scenario import parse_scenario
 
     settings = load_settings(None, env={}, overrides={"data_dir": str(tmp_path / "srv")})
     running = run_in_thread(settings, tmp_path / "srv")
@@ -191,7 +191,7 @@ async def test_an_existing_server_is_seeded_and_used(tmp_path: Path) -> None:
 
 
 def test_out_folder_is_only_cleared_when_it_is_a_simulation(tmp_path: Path) -> None:
-    from tools._sim_options import prepare_out
+    from tools.sim._options import prepare_out
 
     foreign = tmp_path / "home"
     (foreign / "frames").mkdir(parents=True)

@@ -10,7 +10,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tools._sim_faults import EVENTS_PATH, EventStreamBreaker
+from tools.sim._faults import EVENTS_PATH, EventStreamBreaker
 
 
 async def _ticks() -> AsyncIterator[ServerSentEvent]:

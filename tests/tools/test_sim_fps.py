@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tools import build_parser
-from tools._cmd_sim import MAX_SPEED_FPS, build_options
+from tools.cli._sim import MAX_SPEED_FPS, build_options
 
 
 def options_for(*args: str) -> float | None:

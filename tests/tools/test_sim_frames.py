@@ -10,7 +10,7 @@ import pytest
 
 from core import ConfigError
 from player import TimelineEvent
-from tools._sim_frames import (
+from tools.sim._frames import (
     FramePolicy,
     FrameWriter,
     SwitchFrames,

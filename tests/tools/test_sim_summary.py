@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tools._sim_scenario import Expect
-from tools._sim_summary import (
+from tools.sim._scenario import Expect
+from tools.sim._summary import (
     Publication,
     check_expectations,
     format_table,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pygame
 
 from core import VideoConfig, ZoneError
-from sync import VideoItem
+from protocol import VideoItem
 from zones import RenderContext
 from zones._video import VideoRenderer, VideoRenderers
 

@@ -9,7 +9,7 @@ import pygame
 import pytest
 
 from core import DisplayConfig, ZoneError
-from sync import Item, Transition
+from protocol import Item, Transition
 from zones import Compositor, OffscreenDisplay, Scene, ScreenDisplay, ZoneView
 
 S = 1_000_000_000
@@ -412,7 +412,7 @@ def test_a_damage_rectangle_limits_what_is_redrawn_and_presented(screen: ScreenD
 async def test_clock_seconds_repaint_only_the_text_and_match_a_full_redraw() -> None:
     import datetime as dt
 
-    from sync import ClockItem
+    from protocol import ClockItem
     from zones import ClockRenderer, RenderContext
 
     noon = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.UTC)

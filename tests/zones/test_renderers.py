@@ -10,7 +10,7 @@ import pygame
 import pytest
 
 from core import ZoneError
-from sync import ClockItem, ImageItem, TextItem
+from protocol import ClockItem, ImageItem, TextItem
 from zones import (
     ClockRenderer,
     ImageRenderer,

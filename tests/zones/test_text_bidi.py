@@ -15,7 +15,7 @@ import pygame
 import pytest
 
 from core import ZoneError
-from sync import ClockItem, TextItem
+from protocol import ClockItem, TextItem
 from zones import ClockRenderer, RenderContext, TextRenderer, font, wrap
 from zones._bidi import paragraph_level, resolve_levels, visual_runs
 from zones._fonts import Weight

@@ -10,7 +10,7 @@ import pygame
 
 from core import Settings
 from player import DirectoryAssets, MediaClock, Player, TimelineEvent, sha256_of
-from sync import Manifest
+from protocol import Manifest
 from tests.zones._video_support import CORRUPT, SHORT, VP9
 from zones import OffscreenDisplay
 

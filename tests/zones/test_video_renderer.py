@@ -10,7 +10,7 @@ import pygame
 import pytest
 
 from core import VideoConfig, ZoneError
-from sync import ImageItem
+from protocol import ImageItem
 from tests.fakes.fake_mpv import FakeMpv, FakeMpvFactory
 from tests.zones._video_support import CORRUPT, H264, SHORT, ZONE, context, sha_of, video_item
 from zones import create_renderer

@@ -1,0 +1,274 @@
+"""The manifest: everything a device needs to play, validated before anything uses it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from protocol._types import (
+    Colour,
+    DurationMs,
+    Extent,
+    Id,
+    Pixels,
+    Sha256,
+    TimeOfDay,
+    TimeZoneName,
+    TransitionMs,
+    minutes_of,
+)
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class WireModel(BaseModel):
+    """Strict base: unknown fields are an error, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duplicates(values: Iterable[str]) -> list[str]:
+    return sorted(v for v, n in Counter(values).items() if n > 1)
+
+
+class Transition(WireModel):
+    type: Literal["cut", "fade", "crossfade"] = "cut"
+    duration_ms: TransitionMs = 500
+
+
+class ImageItem(WireModel):
+    id: Id
+    type: Literal["image"]
+    asset: Sha256
+    duration_ms: DurationMs = 10_000
+    fit: Literal["contain", "cover", "stretch"] = "contain"
+    transition: Transition | None = None
+
+
+class VideoItem(WireModel):
+    id: Id
+    type: Literal["video"]
+    asset: Sha256
+    duration_ms: DurationMs | None = Field(None, description="None: play to the end of the file")
+    loop: bool = False
+    audio: bool = False
+    fit: Literal["contain", "cover", "stretch"] = "contain"
+    transition: Transition | None = None
+
+    @model_validator(mode="after")
+    def _loop_needs_duration(self) -> VideoItem:
+        if self.loop and self.duration_ms is None:
+            raise ValueError("a looping video needs duration_ms (it would never end)")
+        return self
+
+
+class TextItem(WireModel):
+    id: Id
+    type: Literal["text"]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+    duration_ms: DurationMs = 10_000
+    scroll: Literal["none", "left", "up"] = "none"
+    speed_px_s: float = Field(120.0, gt=0, le=5_000)
+    color: Colour = "#ffffff"
+    background: Colour | None = None
+    font_size: int | None = Field(None, ge=6, le=1_000, description="None: fit the zone")
+    align: Literal["left", "center", "right"] = "center"
+    transition: Transition | None = None
+
+
+class ClockItem(WireModel):
+    id: Id
+    type: Literal["clock"]
+    format: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "%H:%M"
+    timezone: TimeZoneName | None = Field(None, description="None: the manifest's timezone")
+    duration_ms: DurationMs = 10_000
+    color: Colour = "#ffffff"
+    background: Colour | None = None
+    transition: Transition | None = None
+
+    @field_validator("format")
+    @classmethod
+    def _format_renders(cls, value: str) -> str:
+        if "%" not in value:
+            raise ValueError("a clock format needs at least one strftime directive such as %H")
+        try:
+            dt.datetime(2026, 1, 2, 3, 4, 5).strftime(value)
+        except ValueError as exc:
+            raise ValueError(f"not a valid strftime format: {value!r}") from exc
+        return value
+
+
+Item = Annotated[ImageItem | VideoItem | TextItem | ClockItem, Field(discriminator="type")]
+
+
+class Playlist(WireModel):
+    id: Id
+    items: list[Item] = Field(min_length=1, max_length=1_000)
+
+    @model_validator(mode="after")
+    def _unique_items(self) -> Playlist:
+        if dup := _duplicates(i.id for i in self.items):
+            raise ValueError(f"playlist {self.id!r} repeats item ids {dup}")
+        return self
+
+
+class Zone(WireModel):
+    id: Id
+    x: Pixels = 0
+    y: Pixels = 0
+    w: Extent
+    h: Extent
+    z: int = Field(0, strict=True, ge=-1_000, le=1_000)
+    playlist: Id
+
+
+class Layout(WireModel):
+    id: Id
+    width: Extent = 1920
+    height: Extent = 1080
+    background: Colour = "#000000"
+    zones: list[Zone] = Field(min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _zones_fit(self) -> Layout:
+        if dup := _duplicates(z.id for z in self.zones):
+            raise ValueError(f"layout {self.id!r} repeats zone ids {dup}")
+        for zone in self.zones:
+            if zone.x + zone.w > self.width or zone.y + zone.h > self.height:
+                raise ValueError(
+                    f"zone {zone.id!r} ({zone.x},{zone.y} {zone.w}x{zone.h}) extends outside "
+                    f"layout {self.id!r} ({self.width}x{self.height})"
+                )
+        return self
+
+
+class ScheduleEntry(WireModel):
+    """Plays ``layout`` on ``days`` between ``from`` and ``to`` local time, within the dates.
+
+    ``to`` earlier than ``from`` crosses midnight: the window belongs to the day it starts on.
+    ``start``/``end`` are inclusive dates; None means open-ended. ``days`` None means every day.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: Id
+    layout: Id
+    priority: int = Field(0, strict=True, ge=0, le=1_000)
+    start: dt.date | None = None
+    end: dt.date | None = None
+    days: list[Day] | None = Field(None, min_length=1, max_length=7)
+    from_: TimeOfDay | None = Field(None, alias="from")
+    to: TimeOfDay | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ScheduleEntry:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(
+                f"schedule {self.id!r} ends ({self.end}) before it starts ({self.start})"
+            )
+        if (self.from_ is None) != (self.to is None):
+            raise ValueError(f"schedule {self.id!r} needs both 'from' and 'to', or neither")
+        if self.from_ == "24:00":
+            raise ValueError(f"schedule {self.id!r}: 'from' cannot be 24:00 (use 00:00)")
+        if (
+            self.from_ is not None
+            and self.to is not None
+            and minutes_of(self.from_) == minutes_of(self.to) % 1440
+        ):
+            raise ValueError(
+                f"schedule {self.id!r}: 'from' equals 'to'; leave both out for all day"
+            )
+        if self.days and (dup := _duplicates(self.days)):
+            raise ValueError(f"schedule {self.id!r} repeats days {dup}")
+        return self
+
+
+class Asset(WireModel):
+    sha256: Sha256
+    size: int = Field(strict=True, ge=0, le=1 << 40)
+    mime: Annotated[str, StringConstraints(pattern=r"^(image|video)/[a-z0-9.+-]{1,64}$")]
+
+
+class ManifestConfig(WireModel):
+    heartbeat_interval_s: int = Field(30, strict=True, ge=5, le=3_600)
+    poll_interval_s: int = Field(60, strict=True, ge=5, le=86_400)
+    sse_ping_s: int = Field(15, strict=True, ge=1, le=300)
+
+
+class Manifest(WireModel):
+    version: int = Field(strict=True, ge=0)
+    timezone: TimeZoneName = "UTC"
+    config: ManifestConfig = ManifestConfig()
+    assets: list[Asset] = Field(default_factory=list, max_length=10_000)
+    playlists: list[Playlist] = Field(default_factory=list, max_length=1_000)
+    layouts: list[Layout] = Field(default_factory=list, max_length=1_000)
+    schedule: list[ScheduleEntry] = Field(default_factory=list, max_length=1_000)
+    default_layout: Id | None = None
+
+    @model_validator(mode="after")
+    def _references(self) -> Manifest:
+        for kind, ids in (
+            ("asset sha256", [a.sha256 for a in self.assets]),
+            ("playlist ids", [p.id for p in self.playlists]),
+            ("layout ids", [layout.id for layout in self.layouts]),
+            ("schedule ids", [s.id for s in self.schedule]),
+        ):
+            if dup := _duplicates(ids):
+                raise ValueError(f"repeated {kind}: {dup}")
+        assets = {a.sha256: a for a in self.assets}
+        for playlist in self.playlists:
+            for item in playlist.items:
+                if isinstance(item, ImageItem | VideoItem):
+                    asset = assets.get(item.asset)
+                    if asset is None:
+                        raise ValueError(
+                            f"item {playlist.id}/{item.id} uses asset {item.asset} "
+                            "which is not in 'assets'"
+                        )
+                    if not asset.mime.startswith(f"{item.type}/"):
+                        raise ValueError(
+                            f"item {playlist.id}/{item.id} is a {item.type} but its asset is "
+                            f"{asset.mime}"
+                        )
+        playlists = {p.id for p in self.playlists}
+        for layout in self.layouts:
+            for zone in layout.zones:
+                if zone.playlist not in playlists:
+                    raise ValueError(
+                        f"zone {layout.id}/{zone.id} uses unknown playlist {zone.playlist!r}"
+                    )
+        layouts = {layout.id for layout in self.layouts}
+        for entry in self.schedule:
+            if entry.layout not in layouts:
+                raise ValueError(f"schedule {entry.id!r} uses unknown layout {entry.layout!r}")
+        if self.default_layout is not None and self.default_layout not in layouts:
+            raise ValueError(f"default_layout {self.default_layout!r} is not a layout")
+        return self
+
+    def layout(self, layout_id: str) -> Layout:
+        return next(layout for layout in self.layouts if layout.id == layout_id)
+
+    def playlist(self, playlist_id: str) -> Playlist:
+        return next(p for p in self.playlists if p.id == playlist_id)
+
+    def assets_of(self, layout_id: str) -> list[Asset]:
+        """The assets a layout needs, in first-use order."""
+        by_sha = {a.sha256: a for a in self.assets}
+        needed: dict[str, Asset] = {}
+        for zone in self.layout(layout_id).zones:
+            for item in self.playlist(zone.playlist).items:
+                if isinstance(item, ImageItem | VideoItem):
+                    needed.setdefault(item.asset, by_sha[item.asset])
+        return list(needed.values())

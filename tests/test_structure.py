@@ -1,0 +1,145 @@
+"""The package graph (docs/development.md): what each package's import loads, and no module
+reaching into another package's private modules."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Packages in the sense of the rule: every top-level package, and tools' subpackages.
+PACKAGES = ["core", "protocol", "zones", "cache", "sync", "player", "server", "tools"]
+SUBPACKAGES = ["tools.cli", "tools.sim", "tools.bench"]
+
+# The third-party libraries of pyproject.toml, by import name.
+DIRECT = {
+    "PIL",
+    "aiosqlite",
+    "fastapi",
+    "httptools",
+    "httpx",
+    "httpx_sse",
+    "mpv",
+    "psutil",
+    "pydantic",
+    "pygame",
+    "sqlalchemy",
+    "sqlite_utils",
+    "sse_starlette",
+    "tenacity",
+    "tomli_w",
+    "transitions",
+    "uvicorn",
+    "uvloop",
+}
+_BASE = {"pydantic", "tomli_w"}  # core's configuration
+_SYNC = _BASE | {"httpx", "httpx_sse", "psutil", "sqlite_utils", "tenacity"}
+EXPECTED: dict[str, set[str]] = {
+    "core": _BASE,
+    "protocol": {"pydantic"},
+    # The renderers and the compositor: no HTTP client, no database, no libmpv until a video
+    # item is played.
+    "zones": _BASE | {"PIL", "pygame"},
+    "cache": _BASE | {"httpx", "psutil", "sqlite_utils", "tenacity"},
+    "sync": _SYNC,
+    "player": _SYNC | {"PIL", "pygame", "transitions"},
+    "server": _BASE | {"fastapi", "httpx", "sqlalchemy", "sse_starlette", "uvicorn"},
+    "tools": _BASE,  # the command line imports the rest inside its handlers
+}
+
+
+def _loaded(package: str) -> dict[str, list[str]]:
+    code = (
+        "import importlib, json, sys\n"
+        f"importlib.import_module({package!r})\n"
+        "tops = {name.split('.')[0] for name in sys.modules}\n"
+        "print(json.dumps(sorted(tops)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    tops = set(json.loads(out))
+    return {"ours": sorted(tops & set(PACKAGES)), "third": sorted(tops & DIRECT)}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_import_loads_exactly_its_dependencies(package: str) -> None:
+    assert _loaded(package)["third"] == sorted(EXPECTED[package])
+
+
+def test_protocol_depends_on_core_only() -> None:
+    assert _loaded("protocol")["ours"] == ["protocol"]
+
+
+def test_zones_does_not_load_the_network_stack() -> None:
+    assert _loaded("zones")["ours"] == ["core", "protocol", "zones"]
+
+
+def _package_of(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    dotted = ".".join(parts)
+    for sub in SUBPACKAGES:
+        if dotted == sub or dotted.startswith(sub + "."):
+            return sub
+    return parts[0]
+
+
+def _private_target(module: str) -> str | None:
+    """The package whose private module ``module`` names, or None if it names no private one."""
+    parts = module.split(".")
+    for index, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:index])
+    return None
+
+
+def private_imports(source: str, own: str) -> list[str]:
+    """``from other._private import ...`` (and ``import other._private``) in a module of
+    package ``own``: ``line: module`` for each."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            target = _private_target(module)
+            if target and target.split(".")[0] in PACKAGES and target != own:
+                found.append(f"{node.lineno}: {module}")
+    return found
+
+
+def test_no_module_imports_another_packages_private_module() -> None:
+    sources = [
+        path
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "demo" not in path.parts
+    ]
+    assert len(sources) > 100
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sources
+        for line in private_imports(path.read_text(encoding="utf-8"), _package_of(path))
+    ]
+    assert offenders == []
+
+
+def test_the_private_import_rule_sees_what_it_must() -> None:
+    sample = (
+        "from tools.sim._run import Simulation\n"
+        "from tools.cli._common import load_from_args\n"
+        "from zones import Compositor\n"
+        "def f():\n    import zones._video\n"
+    )
+    assert private_imports(sample, "tools.cli") == ["1: tools.sim._run", "5: zones._video"]
+    assert _package_of(ROOT / "tools" / "sim" / "_run.py") == "tools.sim"
+    assert _package_of(ROOT / "zones" / "_video.py") == "zones"

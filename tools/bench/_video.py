@@ -1,0 +1,235 @@
+"""``signage bench video``: switch timing, black/frozen frames, software-path fps, leaks.
+
+Runs the real video renderer (libmpv, software render API) on the committed test clips in a
+60 Hz frame loop standing in for the compositor. Reports: switch lateness (first frame of the
+new item presented, minus its deadline) and black/frozen frame counts for video→video,
+video→image and image→video; frames per second the software path sustains at 720p and 1080p;
+which decoders and sizes play; RSS and open descriptors over many switches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tools.bench._video_switch import FRAME_NS, _context, _item, _switch_run
+
+if TYPE_CHECKING:
+    from zones import VideoRenderers
+
+DEFAULT_CLIPS = Path(__file__).resolve().parents[2] / "tests" / "data" / "video"
+
+
+async def _fps(video: VideoRenderers, clip: Path, passes: int) -> dict[str, Any]:
+    """Cost of one frame (render into the Surface + blit), and frames presented while playing
+    the 30-frame clip from start to end ``passes`` times in a 60 Hz loop."""
+    import pygame
+
+    size = _size_of(clip) or (1280, 720)
+    screen, surface = pygame.Surface(size), pygame.Surface(size)
+    renderer = video(_context())
+    await renderer.prepare(_item(clip, 0, duration_ms=None), size)
+    output = renderer._output
+    assert output is not None
+    costs = []
+    for _ in range(40):
+        started = time.perf_counter()
+        output.update(force=True)
+        frame = output.frame
+        assert frame is not None
+        screen.blit(frame, (0, 0))
+        costs.append(time.perf_counter() - started)
+    renderer.release()
+    per_frame_ms = statistics.median(costs) * 1000
+    presented, expected = 0, 0
+    for index in range(passes):
+        renderer = video(_context())
+        await renderer.prepare(_item(clip, index, duration_ms=None), size)
+        tick = time.monotonic_ns()
+        renderer.start(tick)
+        while not renderer.ended:
+            if renderer.draw(surface, tick):
+                screen.blit(surface, (0, 0))
+            tick += FRAME_NS
+            await asyncio.sleep(max(tick - time.monotonic_ns(), 0) / 1e9)
+        presented += renderer.frames_painted
+        expected += 30
+        renderer.release()
+    return {
+        "clip": clip.name,
+        "size": f"{size[0]}x{size[1]}",
+        "frame_cost_ms": round(per_frame_ms, 2),
+        "capacity_fps": round(1000 / per_frame_ms, 1),
+        "presented_frames": f"{presented}/{expected}",
+        "presented_ratio": round(presented / expected, 3),
+    }
+
+
+def _size_of(clip: Path) -> tuple[int, int] | None:
+    match = re.search(r"(\d+)x(\d+)", clip.name)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+async def _decoders(video: VideoRenderers, clips: Path) -> list[dict[str, Any]]:
+    from core import ZoneError
+
+    rows = []
+    for clip in sorted(await asyncio.to_thread(lambda: list(clips.iterdir()))):
+        if clip.suffix not in {".mp4", ".webm", ".mkv", ".m4a"}:
+            continue
+        size = _size_of(clip) or (320, 180)
+        renderer = video(_context())
+        started = time.perf_counter()
+        try:
+            await renderer.prepare(_item(clip, 0, duration_ms=None), size)
+        except ZoneError as exc:
+            result = f"error: {exc}"
+        else:
+            result = "plays"
+        rows.append(
+            {
+                "clip": clip.name,
+                "result": result,
+                "prepare_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        )
+        renderer.release()
+    return rows
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _fds() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+async def _leaks(video: VideoRenderers, clip: Path, switches: int) -> dict[str, Any]:
+    import pygame
+
+    size = (320, 180)
+    surface = pygame.Surface(size)
+    warmup = min(100, switches // 2)
+    samples: list[tuple[int, float, int]] = []
+    previous: Any = None
+    for index in range(switches):
+        renderer = video(_context())
+        await renderer.prepare(_item(clip, index, duration_ms=1000), size)
+        renderer.start(time.monotonic_ns())
+        renderer.draw(surface, time.monotonic_ns())
+        if previous is not None:
+            previous.stop()
+            previous.release()
+        previous = renderer
+        await asyncio.sleep(0)
+        if index + 1 == warmup or (index + 1) % 100 == 0 or index + 1 == switches:
+            await asyncio.sleep(0.2)  # the last unload (and its trim) runs on a thread
+            gc.collect()
+            samples.append((index + 1, round(_rss_mb(), 1), _fds()))
+    previous.release()
+    base = next(s for s in samples if s[0] == warmup)
+    return {
+        "switches": switches,
+        "warmup": warmup,
+        "rss_growth_mb": round(samples[-1][1] - base[1], 1),
+        "rss_max_growth_mb": round(max(s[1] for s in samples) - base[1], 1),
+        "fd_growth": samples[-1][2] - base[2],
+        "handles_created": video.pool.created,
+        "samples": samples,
+    }
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    from core import VideoConfig
+    from zones import VideoRenderers
+
+    clips: Path = args.clips
+    if not (clips / "h264_320x180_2s.mp4").is_file():
+        raise SystemExit(f"test clips not found in {clips}: pass --clips DIR (tests/data/video)")
+    video = VideoRenderers(VideoConfig())
+    h264, vp9, short = (
+        clips / "h264_320x180_2s.mp4",
+        clips / "vp9_320x180_2s.webm",
+        clips / "h264_160x90_0.4s.mp4",
+    )
+    size, n = (640, 360), args.switches
+    try:
+        runs = [
+            await _switch_run(video, "video→video", lambda i: (h264, vp9)[i % 2], size, n),
+            await _switch_run(video, "video→image", lambda i: None if i % 2 else h264, size, n),
+            await _switch_run(video, "image→video", lambda i: h264 if i % 2 else None, size, n),
+            await _switch_run(video, "video→video at end", lambda i: short, size, n, at_end=True),
+        ]
+        fps = [
+            await _fps(video, clips / name, args.passes)
+            for name in ("h264_1280x720_1s.mp4", "h264_1920x1080_1s.mp4")
+        ]
+        decoders = await _decoders(video, clips)
+        leaks = await _leaks(video, short, args.leak_switches)
+    finally:
+        video.close()
+    return {
+        "switching": [r.summary() for r in runs],
+        "fps": fps,
+        "decoders": decoders,
+        "leaks": leaks,
+    }
+
+
+def _print(report: dict[str, Any]) -> None:
+    for row in report["switching"]:
+        print(
+            f"{row['kind']:<12} {row['switches']:>3} switches  lateness p50 "
+            f"{row['lateness_p50_ms']} ms  p99 {row['lateness_p99_ms']} ms  max "
+            f"{row['lateness_max_ms']} ms  black frames {row['black_frames']}  frozen "
+            f"{row['frozen_switches']} (longest unchanged picture at a switch: "
+            f"{row['max_gap_at_switch_frames']} frames, elsewhere "
+            f"{row['steady_max_gap_frames']}; late prepares {row['late_prepares']})"
+        )
+    for row in report["fps"]:
+        print(
+            f"sw path {row['size']:>9}: {row['frame_cost_ms']} ms/frame (render + blit) = "
+            f"{row['capacity_fps']} fps capacity; frames presented at 30 fps: "
+            f"{row['presented_frames']}"
+        )
+    for row in report["decoders"]:
+        print(f"  {row['clip']:<26} {row['result']}  (prepare {row['prepare_ms']} ms)")
+    leaks = report["leaks"]
+    print(
+        f"{leaks['switches']} switches: RSS {leaks['rss_growth_mb']:+} MB (at most "
+        f"{leaks['rss_max_growth_mb']:+} MB on the way) and "
+        f"{leaks['fd_growth']:+} fds after {leaks['warmup']} warm-up switches; "
+        f"{leaks['handles_created']} mpv handles created in all"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    report = asyncio.run(_main(args))
+    _print(report)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "video",
+        help="video zone: switch lateness, black/frozen frames, fps, leaks",
+        description=(__doc__ or "").split("\n\n")[1].replace("\n", " "),
+    )
+    parser.add_argument("--clips", type=Path, default=DEFAULT_CLIPS, metavar="DIR")
+    parser.add_argument("--switches", type=int, default=40, metavar="N", help="per kind")
+    parser.add_argument("--leak-switches", type=int, default=1000, metavar="N")
+    parser.add_argument("--passes", type=int, default=5, metavar="N", help="fps: plays per clip")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures")
+    parser.set_defaults(handler=_run)
