@@ -340,6 +340,10 @@ class Simulation:
         if self.server is not None:
             await asyncio.to_thread(self.server.stop)
 
+    def options_frame_rate_hz(self) -> int:
+        """The devices' display frame rate (they share one configuration but their names)."""
+        return self.devices[0].settings.player.frame_rate_hz if self.devices else 60
+
     def _result(self, real_s: float) -> SimResult:
         import json
 
@@ -355,6 +359,8 @@ class Simulation:
             publications=self.events.publications if self.events else [],
             measured_latencies=self.events.measured_latencies() if self.events else None,
             repairs=self.repairs,
+            # A real-clock start is on its deadline's frame when less than a frame late.
+            frame_ms=1000 / self.options_frame_rate_hz(),
         )
         for device in self.devices:
             summary["per_device"][device.name].update(device.totals())
