@@ -155,7 +155,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
     clips: Path = args.clips
     if not (clips / "h264_320x180_2s.mp4").is_file():
-        raise SystemExit(f"test clips not found in {clips}: pass --clips DIR (tests/data/video)")
+        cannot_run(f"test clips not found in {clips}: pass --clips DIR (tests/data/video)")
     video = VideoRenderers(VideoConfig())
     h264, vp9, short = (
         clips / "h264_320x180_2s.mp4",
