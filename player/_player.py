@@ -90,6 +90,7 @@ class Player(FrameLoop):
         if timeline is not None:
             self.events.add(timeline.write)
         self._tick_listeners: list[Callable[[], None]] = []
+        self._frame_listeners: list[Callable[[int], None]] = []
         self.compositor: Compositor | None = None
         self.state = PlayerState.IDLE
         self._machine = build_machine(self)
@@ -141,6 +142,12 @@ class Player(FrameLoop):
         """``callback()`` at least once a second from the frame loop (a watchdog ping)."""
         self._tick_listeners.append(callback)
         self._frame_wake.set()
+
+    def add_frame_listener(self, callback: Callable[[int], None]) -> None:
+        """``callback(presented_ns)`` after every presented frame, once its time was taken and
+        its switches reported (the simulator's frame checks). It runs on the frame loop: hand
+        heavy work to a thread."""
+        self._frame_listeners.append(callback)
 
     async def start(self) -> None:
         if self._tasks:

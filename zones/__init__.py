@@ -30,6 +30,8 @@ from zones._frame_check import (
     FreezeWatch,
     black_share,
     is_black,
+    luma,
+    near_black,
     near_black_mask,
     picture_digest,
 )
@@ -85,6 +87,8 @@ __all__ = [
     "fit_font_size",
     "font",
     "is_black",
+    "luma",
+    "near_black",
     "near_black_mask",
     "picture_digest",
     "register_renderer",

@@ -61,17 +61,40 @@ def to_image(surface: pygame.Surface, box: Box | None = None) -> Image.Image:
     return whole.crop((x, y, x + w, y + h))
 
 
-def near_black_mask(surface: pygame.Surface, box: Box | None = None) -> Image.Image:
+def luma(surface: pygame.Surface, box: Box | None = None, sample: int = 1) -> Image.Image:
+    """BT.601 luma (Pillow's ``"L"``) of the ``box``; with ``sample`` n, of every n-th pixel of
+    every n-th row (the shares below are then estimates, exact for flat areas)."""
+    image = to_image(surface, box)
+    if sample > 1:
+        width, height = image.size
+        image = image.resize(
+            (max(1, width // sample), max(1, height // sample)), Image.Resampling.NEAREST
+        )
+    return image.convert("L")
+
+
+def near_black(luma_image: Image.Image) -> Image.Image:
+    """An ``L`` mask: 255 where ``luma_image`` is below 16, else 0."""
+    return luma_image.point(_TO_MASK)
+
+
+def near_black_mask(
+    surface: pygame.Surface, box: Box | None = None, sample: int = 1
+) -> Image.Image:
     """An ``L`` image: 255 where the pixel is near black (luma < 16), else 0."""
-    return to_image(surface, box).convert("L").point(_TO_MASK)
+    return near_black(luma(surface, box, sample))
 
 
 def black_share(
-    frame: pygame.Surface, box: Box | None = None, reference: Image.Image | None = None
+    frame: pygame.Surface,
+    box: Box | None = None,
+    reference: Image.Image | None = None,
+    sample: int = 1,
 ) -> float:
     """The share of ``box`` (default: the whole frame) that is near black in ``frame`` where
-    ``reference`` (a ``near_black_mask`` of the item's own render, the box's size) is not."""
-    mask = near_black_mask(frame, box)
+    ``reference`` (a ``near_black_mask`` of the item's own render, of the same size and
+    ``sample``) is not."""
+    mask = near_black_mask(frame, box, sample)
     if reference is not None:
         if reference.size != mask.size:
             raise ValueError(f"reference is {reference.size}, the zone {mask.size}")
@@ -82,10 +105,13 @@ def black_share(
 
 
 def is_black(
-    frame: pygame.Surface, box: Box | None = None, reference: Image.Image | None = None
+    frame: pygame.Surface,
+    box: Box | None = None,
+    reference: Image.Image | None = None,
+    sample: int = 1,
 ) -> bool:
     """At least 2 % of the zone is near black where its reference render is not."""
-    return black_share(frame, box, reference) >= BLACK_AREA
+    return black_share(frame, box, reference, sample) >= BLACK_AREA
 
 
 def picture_digest(frame: pygame.Surface, box: Box | None = None) -> bytes:

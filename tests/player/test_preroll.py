@@ -119,7 +119,7 @@ async def test_a_layout_loaded_after_its_boundary_is_late_by_what_a_viewer_saw(
         monkeypatch, seconds_before=0.5, preroll_ms=(0, 0)
     )
     assert start.due == pytest.approx(boundary_s, abs=0.002), "due at the scheduled start"
-    assert start.late_ms is not None and start.load_ms is not None
+    assert start.late_ms is not None and start.load_ms is not None and start.due is not None
     assert start.load_ms >= LOAD_S * 1000 * 0.95
     assert start.late_ms >= LOAD_S * 1000 * 0.9, "the load is in the lateness a viewer saw"
     assert start.late_ms == pytest.approx((start.t - start.due) * 1000, abs=0.01)

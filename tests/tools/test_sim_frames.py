@@ -1,4 +1,4 @@
-"""Frame policies, the black-frame watch and switch captures."""
+"""Frame policies and switch captures."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from tools.sim._frames import (
     FramePolicy,
     FrameWriter,
     SwitchFrames,
-    blank_regions,
     frame_name,
-    is_flat,
 )
 
 
@@ -27,39 +25,6 @@ def test_policies_parse_and_print() -> None:
     for bad in ("every:", "every:-1", "every:0", "all", ""):
         with pytest.raises(ConfigError, match="--frames"):
             FramePolicy.parse(bad)
-
-
-def test_flat_surfaces_and_detail() -> None:
-    flat = pygame.Surface((640, 360))
-    flat.fill((20, 12, 40))
-    assert is_flat(flat)
-    noisy = flat.copy()
-    noisy.set_at((5, 5), (22, 13, 41))  # JPEG-like noise stays flat
-    assert is_flat(noisy)
-    text = flat.copy()
-    pygame.draw.rect(text, (255, 255, 255), pygame.Rect(300, 150, 40, 12))  # a text stroke
-    assert not is_flat(text)
-    small = pygame.Surface((260, 100))
-    small.fill((0, 0, 0))
-    pygame.draw.line(small, (255, 255, 255), (10, 50), (250, 50), 6)
-    assert not is_flat(small)
-    picture = pygame.Surface((640, 360))
-    for x in range(640):  # a gradient: the sparse grid of probes tells it at once
-        pygame.draw.line(picture, (x * 255 // 639, 40, 90), (x, 0), (x, 359))
-    assert not is_flat(picture)
-    assert is_flat(picture.subsurface(pygame.Rect(0, 0, 2, 360)))  # within noise: flat
-
-
-def test_blank_regions_look_at_the_canvas_and_each_media_zone() -> None:
-    canvas = pygame.Surface((1920, 1080))
-    canvas.fill((10, 32, 64))
-    assert blank_regions(canvas, [])
-    pygame.draw.rect(canvas, (255, 196, 61), pygame.Rect(1700, 1000, 200, 60))  # the clock
-    assert not blank_regions(canvas, [])
-    main_zone = pygame.Rect(0, 0, 1920, 960)
-    assert blank_regions(canvas, [main_zone])  # the image zone shows nothing
-    pygame.draw.circle(canvas, (200, 90, 60), (900, 500), 200)
-    assert not blank_regions(canvas, [main_zone])
 
 
 def _pngs(folder: Path) -> list[str]:

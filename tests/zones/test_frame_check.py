@@ -127,3 +127,13 @@ def test_digest_tells_pictures_apart() -> None:
     two.set_at((199, 99), (41, 110, 200))
     assert picture_digest(one) != picture_digest(two)
     assert picture_digest(one, (0, 0, 10, 10)) == picture_digest(two, (0, 0, 10, 10))
+
+
+def test_sampled_shares_estimate_the_full_one() -> None:
+    half = pygame.Surface((400, 200))
+    half.fill(PICTURE)
+    half.fill((0, 0, 0), pygame.Rect(0, 0, 200, 200))
+    assert black_share(half, sample=4) == 0.5
+    reference = near_black_mask(half, sample=4)
+    assert reference.size == (100, 50)
+    assert black_share(half, reference=reference, sample=4) == 0.0

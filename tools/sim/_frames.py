@@ -5,10 +5,8 @@ Policies (``--frames``): ``none``; ``switch``, the first frame presented after e
 layout change), which keeps a simulated day to a few dozen files; ``every:N``, what was on
 screen every N seconds of media time (a time-lapse).
 
-A black frame is a presented frame that shows nothing: the whole canvas one flat colour, or an
-image or video zone one flat colour (content there is never flat). The watch first looks at
-a sparse grid of pixels (a picture is told apart in microseconds), then, only when those agree,
-at the frame scaled down, so it is cheap enough to run on every frame.
+Black and frozen frames are judged elsewhere (``tools.sim._frame_watch``, off the event loop);
+``WatchedDisplay`` only tells the device which rectangles each frame changed.
 """
 
 from __future__ import annotations
@@ -29,9 +27,6 @@ from zones import Display
 
 log = logging.getLogger(__name__)
 
-_COARSE_STEP, _FINE_STEP, _SMALL = 8, 4, 400  # sampling of big and small regions, in pixels
-_PROBES = 5  # per side: a 5x5 grid of pixels looked at before the full check
-_TOLERANCE = 4  # per channel: JPEG noise on a flat slide still counts as flat
 _MAX_PENDING = 32  # frames waiting for the encoder; beyond this the oldest policy wins
 
 
@@ -55,64 +50,16 @@ class FramePolicy:
         return f"every:{self.every_s:g}" if self.kind == "every" else self.kind
 
 
-def is_flat(surface: pygame.Surface) -> bool:
-    """True when a surface is one colour (within JPEG noise).
-
-    Judged on a copy scaled down 4 to 8 times (nearest pixel): text strokes and picture detail
-    survive that, and the check costs a fraction of a millisecond per frame.
-    """
-    width, height = surface.get_size()
-    if width < 1 or height < 1:
-        return False
-    if _differs_somewhere(surface, width, height):
-        return False  # most frames: a few pixels tell, in microseconds
-    step = _FINE_STEP if min(width, height) < _SMALL else _COARSE_STEP
-    sample = pygame.transform.scale(surface, (max(1, width // step), max(1, height // step)))
-    first = sample.get_at((0, 0))
-    matching = pygame.mask.from_threshold(sample, first, (_TOLERANCE,) * 3 + (255,)).count()
-    return bool(matching == sample.get_width() * sample.get_height())
-
-
-def _differs_somewhere(surface: pygame.Surface, width: int, height: int) -> bool:
-    """True when two of a sparse grid of pixels differ by more than JPEG noise.
-
-    A picture, a slide with text or a video frame almost always does; only frames that look
-    flat on this grid pay for the full check.
-    """
-    first = surface.get_at((0, 0))
-    for gx in range(1, _PROBES + 1):
-        x = gx * (width - 1) // (_PROBES + 1)
-        for gy in range(1, _PROBES + 1):
-            pixel = surface.get_at((x, gy * (height - 1) // (_PROBES + 1)))
-            if (
-                abs(pixel.r - first.r) > _TOLERANCE
-                or abs(pixel.g - first.g) > _TOLERANCE
-                or abs(pixel.b - first.b) > _TOLERANCE
-            ):
-                return True
-    return False
-
-
-def blank_regions(canvas: pygame.Surface, regions: Sequence[pygame.Rect]) -> bool:
-    """The canvas shows nothing, or one of ``regions`` (image/video zones) shows nothing."""
-    if is_flat(canvas):
-        return True
-    bounds = canvas.get_rect()
-    for rect in regions:
-        clipped = rect.clip(bounds)
-        if (
-            clipped.w >= _COARSE_STEP
-            and clipped.h >= _COARSE_STEP
-            and is_flat(canvas.subsurface(clipped))
-        ):
-            return True
-    return False
-
-
 class WatchedDisplay:
-    """A display that hands every presented canvas to ``on_present`` after presenting it."""
+    """A display that tells ``on_present`` what it presented (the canvas and the rectangles
+    that changed) after presenting it. ``on_present`` must be cheap: it runs before the frame
+    loop reads the frame's presented time."""
 
-    def __init__(self, inner: Display, on_present: Callable[[pygame.Surface], None]) -> None:
+    def __init__(
+        self,
+        inner: Display,
+        on_present: Callable[[pygame.Surface, Sequence[pygame.Rect]], None],
+    ) -> None:
         self.inner = inner
         self._on_present = on_present
 
@@ -127,7 +74,7 @@ class WatchedDisplay:
     def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
         self.inner.present(canvas, rects)
         try:
-            self._on_present(canvas)
+            self._on_present(canvas, rects)
         except Exception:
             log.exception("frame watch failed")  # a bug in the watch must not stop playback
 
@@ -153,7 +100,7 @@ class FrameWriter:
             self.skipped += 1
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        future = asyncio.get_running_loop().run_in_executor(self._pool, _write_png, surface, path)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, write_png, surface, path)
         self._pending.add(future)
         future.add_done_callback(self._done)
 
@@ -172,7 +119,7 @@ class FrameWriter:
         self._pool.shutdown(wait=True)
 
 
-def _write_png(surface: pygame.Surface, path: Path) -> None:
+def write_png(surface: pygame.Surface, path: Path) -> None:
     tmp = path.with_suffix(".tmp.png")
     pygame.image.save(surface, str(tmp))
     tmp.replace(path)

@@ -33,7 +33,7 @@ from tools.sim._content import load_content
 from tools.sim._device import SimDevice
 from tools.sim._events import EventRunner, Restore
 from tools.sim._faults import EventStreamBreaker
-from tools.sim._frames import FrameWriter, SwitchFrames
+from tools.sim._frames import FrameWriter, SwitchFrames, write_png
 from tools.sim._options import (
     SimOptions,
     SimResult,
@@ -175,9 +175,11 @@ class Simulation:
                 )
             self.devices.append(device)
 
-    def _black_frame(self, device: SimDevice, t: float, frame: pygame.Surface) -> None:
-        device.black_times.append(round(t, 3))
-        self.frame_writer.save(frame, self.out / "frames" / device.name / f"black-{t:012.3f}.png")
+    def _black_frame(self, device: SimDevice, t: float, zone: str, picture: pygame.Surface) -> None:
+        """On the frame watch's thread: keep the black zone's picture for diagnosis."""
+        folder = self.out / "frames" / device.name
+        folder.mkdir(parents=True, exist_ok=True)
+        write_png(picture, folder / f"black-{t:012.3f}_{zone}.png")
 
     async def _timelapse(self) -> None:
         every = self.options.frames.every_s
@@ -365,6 +367,8 @@ class Simulation:
         for device in self.devices:
             summary["per_device"][device.name].update(device.totals())
             summary["per_device"][device.name]["black_frame_times"] = device.black_times
+        for key in ("frozen_frames", "checked_frames", "unchecked_frames"):
+            summary[key] = sum(stats[key] for stats in summary["per_device"].values())
         summary["frames_saved"] = self.frame_writer.written
         summary["frames_policy"] = str(self.options.frames)
         failures: list[str] = []

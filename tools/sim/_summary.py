@@ -190,7 +190,13 @@ def format_table(summary: Mapping[str, Any]) -> str:
         f"  late_ms         p50 {_fmt(late['p50'])}  p99 {_fmt(late['p99'])}  "
         f"max {_fmt(late['max'])}  (one 60 Hz frame = 16.67)"
         + ("" if late["count"] else "  (not measured on a virtual clock)"),
-        f"  black frames    {summary['black_frames']}",
+        f"  black frames    {summary['black_frames']}"
+        + (
+            f"  (frozen {summary['frozen_frames']}; {summary['checked_frames']} frames checked, "
+            f"{summary['unchecked_frames']} not)"
+            if "checked_frames" in summary
+            else ""
+        ),
         f"  errors          {summary['errors']}",
         f"  state changes   {summary['state_changes']}  {' '.join(summary['states'])}",
     ]
