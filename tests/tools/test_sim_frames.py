@@ -10,6 +10,7 @@ import pytest
 
 from core import ConfigError
 from player import TimelineEvent
+from protocol import Transition
 from tools.sim._frames import (
     FramePolicy,
     FrameWriter,
@@ -87,3 +88,36 @@ async def test_two_layouts_presented_at_one_virtual_instant_get_a_picture_each(
             frame_name(0.15, "day", "main", "welcome"),
         ]
     )
+
+
+@pytest.mark.parametrize("policy", ["switch", "switch+start"])
+async def test_an_item_fading_in_is_taken_once_the_transition_has_finished(
+    tmp_path: Path, policy: str
+) -> None:
+    # The screen shows the outgoing item (red) until the fade ends, then the new one (blue).
+    screen = pygame.Surface((8, 8))
+    screen.fill((200, 0, 0))
+    fades = {"b": Transition(type="fade", duration_ms=500)}
+    writer = FrameWriter()
+    frames = SwitchFrames(
+        FramePolicy.parse(policy), tmp_path, lambda: screen.copy(), writer, fades.get
+    )
+    frames(_start(8.0, "main", "b"))  # fade frame 0: still red
+    frames.frame(8.0)
+    frames.frame(8.25)  # the dip
+    screen.fill((0, 0, 200))
+    frames.frame(8.5)  # finished: blue
+    frames.frame(8.6)
+    await writer.drain()
+    writer.close()
+    end = frame_name(8.5, "day", "main", "b", "fade-end")
+    expected = (
+        [end]
+        if policy == "switch"
+        else sorted([end, frame_name(8.0, "day", "main", "b", "fade-start")])
+    )
+    assert _pngs(tmp_path) == expected
+    assert end.endswith("_b_fade-end.png")
+    loaded = pygame.image.load(str(tmp_path / end))
+    assert loaded.get_at((0, 0))[:3] == (0, 0, 200), "the incoming item, not the outgoing one"
+    assert str(FramePolicy.parse(policy)) == policy

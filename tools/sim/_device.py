@@ -32,7 +32,7 @@ from player import (
     TimelineWriter,
     WallClock,
 )
-from protocol import Item, Manifest
+from protocol import Item, Manifest, Transition
 from sync import ManifestWatcher, SyncAgent, TokenAuth
 from tools.sim._clock import DeviceClock, RealDeviceClock
 from tools.sim._frame_watch import Fade, FrameJob, FrameWatch, ZoneShot
@@ -95,6 +95,8 @@ class SimDevice:
         self._run_t0_ns = run_t0_ns
         self._on_code = on_code
         self.listeners: list[Listener] = []
+        # After every presented frame, with its media time since the run began (seconds).
+        self.frame_listeners: list[Callable[[float], None]] = []
         self.on_black: BlackHandler | None = None
         self.black_times: list[float] = []
         self._items: dict[str, Item] = {}
@@ -146,12 +148,19 @@ class SimDevice:
         previous = self._starts.get(event.zone)
         self._starts[event.zone] = (item, due, now, previous[0] if previous else None)
 
+    def transition_of(self, item_id: str | None) -> Transition | None:
+        """The transition an item of the current manifest comes in with."""
+        item = self._items.get(item_id or "")
+        return item.transition if item is not None else None
+
     def _on_present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
         self._presented = (canvas, list(rects))  # judged once the frame's time was taken
 
     def _frame_done(self, presented_ns: int) -> None:
         """After a presented frame: hand the image and video zones it changed to the watch."""
         presented, self._presented = self._presented, None
+        for listener in self.frame_listeners:
+            listener((presented_ns - self._run_t0_ns) / NS_PER_S)
         player, manifest, watch = self.player, self.manifest, self.frame_watch
         if presented is None or player is None or manifest is None or watch is None:
             return

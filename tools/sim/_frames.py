@@ -23,6 +23,7 @@ import pygame
 
 from core import ConfigError
 from player import TimelineEvent
+from protocol import Transition
 from zones import Display
 
 log = logging.getLogger(__name__)
@@ -34,20 +35,30 @@ _MAX_PENDING = 32  # frames waiting for the encoder; beyond this the oldest poli
 class FramePolicy:
     kind: str  # "none" | "switch" | "first" | "every"
     every_s: float = 0.0
+    # switch/first: an item that comes in with a transition is also taken at its first frame
+    # (the picture after the transition is always taken).
+    transition_start: bool = False
 
     @classmethod
     def parse(cls, text: str) -> FramePolicy:
         if text in ("none", "switch", "first"):
             return cls(text)
+        if text in ("switch+start", "first+start"):
+            return cls(text.partition("+")[0], transition_start=True)
         match = re.fullmatch(r"every:(\d+(?:\.\d+)?)", text)
         if match and float(match.group(1)) > 0:
             return cls("every", float(match.group(1)))
         raise ConfigError(
-            [f"--frames: use none, switch, first or every:N (N seconds > 0), got {text!r}"]
+            [
+                "--frames: use none, switch, first (each with +start to add a transition's "
+                f"first frame) or every:N (N seconds > 0), got {text!r}"
+            ]
         )
 
     def __str__(self) -> str:
-        return f"every:{self.every_s:g}" if self.kind == "every" else self.kind
+        if self.kind == "every":
+            return f"every:{self.every_s:g}"
+        return self.kind + ("+start" if self.transition_start else "")
 
 
 class WatchedDisplay:
@@ -125,13 +136,23 @@ def write_png(surface: pygame.Surface, path: Path) -> None:
     tmp.replace(path)
 
 
-def frame_name(t: float, layout: str | None, zone: str | None, item: str | None) -> str:
-    parts = [f"{t:012.3f}", *(p for p in (layout, zone, item) if p)]
+def frame_name(
+    t: float, layout: str | None, zone: str | None, item: str | None, moment: str = ""
+) -> str:
+    """``<t>_<layout>_<zone>_<item>[_<moment>].png``; ``moment`` says which frame of a
+    transition it is (``fade-end``, ``crossfade-start``...)."""
+    parts = [f"{t:012.3f}", *(p for p in (layout, zone, item, moment) if p)]
     return "_".join(parts) + ".png"
 
 
 class SwitchFrames:
-    """A timeline listener that saves the presented frame of switches, as the policy says."""
+    """A timeline listener that saves the presented frame of switches, as the policy says.
+
+    An item that comes in with a fade or crossfade is taken once the transition has finished
+    (the first frame presented at or after its end, named ``..._<kind>-end.png``), since its
+    first frame still shows the outgoing item; with ``+start`` also at that first frame
+    (``..._<kind>-start.png``). ``frame(t)`` is called after every presented frame.
+    """
 
     def __init__(
         self,
@@ -139,11 +160,14 @@ class SwitchFrames:
         folder: Path,
         grab: Callable[[], pygame.Surface | None],
         writer: FrameWriter,
+        transition_of: Callable[[str | None], Transition | None] = lambda _item: None,
     ) -> None:
         self.policy = policy
         self.folder = folder
         self._grab = grab
         self._writer = writer
+        self._transition_of = transition_of
+        self._after: list[tuple[float, str | None, str | None, str | None, str]] = []
         self._last: tuple[float, str | None] | None = None
         self._seen: set[tuple[str | None, str | None, str | None]] = set()
         self._layout: str | None = None
@@ -163,10 +187,34 @@ class SwitchFrames:
             if key in self._seen and not new_layout:
                 return
             self._seen.add(key)
+        transition = self._transition_of(event.item)
+        if transition is not None and transition.type != "cut" and transition.duration_ms:
+            end = (event.due if event.due is not None else event.t) + transition.duration_ms / 1000
+            self._after.append((end, event.layout, event.zone, event.item, transition.type))
+            if self.policy.transition_start:
+                self._save(
+                    event.t, event.layout, event.zone, event.item, f"{transition.type}-start"
+                )
+            return
+        if self._save(event.t, event.layout, event.zone, event.item):
+            self._last = (event.t, event.layout)
+
+    def frame(self, t: float) -> None:
+        """A frame was presented at ``t``: take the transitions that have finished by then."""
+        if not self._after:
+            return
+        due = [entry for entry in self._after if entry[0] <= t + 1e-9]
+        if not due:
+            return
+        self._after = [entry for entry in self._after if entry[0] > t + 1e-9]
+        for _end, layout, zone, item, kind in due:
+            self._save(t, layout, zone, item, f"{kind}-end")
+
+    def _save(
+        self, t: float, layout: str | None, zone: str | None, item: str | None, moment: str = ""
+    ) -> bool:
         frame = self._grab()
         if frame is None:
-            return
-        self._last = (event.t, event.layout)
-        self._writer.save(
-            frame, self.folder / frame_name(event.t, event.layout, event.zone, event.item)
-        )
+            return False
+        self._writer.save(frame, self.folder / frame_name(t, layout, zone, item, moment))
+        return True

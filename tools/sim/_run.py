@@ -165,14 +165,15 @@ class Simulation:
             device.listeners.append(self.watch)
             device.on_black = self._black_frame
             if self.options.frames.kind in ("switch", "first"):
-                device.listeners.append(
-                    SwitchFrames(
-                        self.options.frames,
-                        self.out / "frames" / name,
-                        functools.partial(_grab, device),
-                        self.frame_writer,
-                    )
+                frames = SwitchFrames(
+                    self.options.frames,
+                    self.out / "frames" / name,
+                    functools.partial(_grab, device),
+                    self.frame_writer,
+                    transition_of=device.transition_of,
                 )
+                device.listeners.append(frames)
+                device.frame_listeners.append(frames.frame)
             self.devices.append(device)
 
     def _black_frame(self, device: SimDevice, t: float, zone: str, picture: pygame.Surface) -> None:
