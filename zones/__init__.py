@@ -29,11 +29,13 @@ from zones._frame_check import (
     NEAR_BLACK_LUMA,
     FreezeWatch,
     black_share,
+    black_share_of,
     is_black,
     luma,
     near_black,
     near_black_mask,
     picture_digest,
+    surface_image,
 )
 from zones._geometry import fit_box, rotate_box, rotated_size
 from zones._image import ImageRenderer, Picture, decode_image
@@ -80,6 +82,7 @@ __all__ = [
     "VideoRenderers",
     "ZoneView",
     "black_share",
+    "black_share_of",
     "configure_renderer",
     "create_renderer",
     "decode_image",
@@ -96,5 +99,6 @@ __all__ = [
     "renderer_config",
     "rotate_box",
     "rotated_size",
+    "surface_image",
     "wrap",
 ]

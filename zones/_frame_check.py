@@ -45,32 +45,30 @@ def _raw_mode(surface: pygame.Surface) -> str | None:
     return "".join(at.get(index, "X") for index in range(4))
 
 
-def to_image(surface: pygame.Surface, box: Box | None = None) -> Image.Image:
-    """The ``box`` of the surface (default: all of it) as a Pillow RGB or RGBX image, a copy."""
+def surface_image(surface: pygame.Surface, box: Box | None = None, sample: int = 1) -> Image.Image:
+    """The ``box`` of the surface (default: all of it) as a Pillow RGB or RGBX image, a copy;
+    with ``sample`` n, every n-th pixel of every n-th row (nearest, so values are unchanged)."""
     x, y, w, h = box if box is not None else (0, 0, *surface.get_size())
     mode = _raw_mode(surface)
     if mode is None:
         whole = Image.frombytes("RGB", surface.get_size(), pygame.image.tobytes(surface, "RGB"))
-        return whole.crop((x, y, x + w, y + h))
-    # Read in place (the surface's bytes, rows ``pitch`` apart): no copy of the whole frame.
-    # The buffer locks the surface until it is dropped, at the end of this function.
-    pixels = surface.get_buffer()
-    whole = Image.frombuffer(
-        "RGBX", surface.get_size(), pixels, "raw", mode, surface.get_pitch(), 1
-    )
+    else:
+        # Read in place (the surface's bytes, rows ``pitch`` apart): no copy of the whole
+        # frame. The buffer locks the surface until it is dropped, when this function returns.
+        pixels = surface.get_buffer()
+        whole = Image.frombuffer(
+            "RGBX", surface.get_size(), pixels, "raw", mode, surface.get_pitch(), 1
+        )
+    if sample > 1:
+        size = (max(1, w // sample), max(1, h // sample))
+        return whole.resize(size, Image.Resampling.NEAREST, box=(x, y, x + w, y + h))
     return whole.crop((x, y, x + w, y + h))
 
 
 def luma(surface: pygame.Surface, box: Box | None = None, sample: int = 1) -> Image.Image:
     """BT.601 luma (Pillow's ``"L"``) of the ``box``; with ``sample`` n, of every n-th pixel of
     every n-th row (the shares below are then estimates, exact for flat areas)."""
-    image = to_image(surface, box)
-    if sample > 1:
-        width, height = image.size
-        image = image.resize(
-            (max(1, width // sample), max(1, height // sample)), Image.Resampling.NEAREST
-        )
-    return image.convert("L")
+    return surface_image(surface, box, sample).convert("L")
 
 
 def near_black(luma_image: Image.Image) -> Image.Image:
@@ -94,7 +92,12 @@ def black_share(
     """The share of ``box`` (default: the whole frame) that is near black in ``frame`` where
     ``reference`` (a ``near_black_mask`` of the item's own render, of the same size and
     ``sample``) is not."""
-    mask = near_black_mask(frame, box, sample)
+    return black_share_of(luma(frame, box, sample), reference)
+
+
+def black_share_of(luma_image: Image.Image, reference: Image.Image | None = None) -> float:
+    """``black_share`` of a picture already turned into luma (``luma``)."""
+    mask = near_black(luma_image)
     if reference is not None:
         if reference.size != mask.size:
             raise ValueError(f"reference is {reference.size}, the zone {mask.size}")
@@ -118,7 +121,7 @@ def picture_digest(frame: pygame.Surface, box: Box | None = None) -> bytes:
     """Identifies the picture in ``box``: equal digests, same pixels."""
     import hashlib
 
-    return hashlib.blake2b(to_image(frame, box).tobytes(), digest_size=16).digest()
+    return hashlib.blake2b(surface_image(frame, box).tobytes(), digest_size=16).digest()
 
 
 @dataclass

@@ -110,6 +110,8 @@ def test_summary_and_outputs(day_to_evening: tuple[Path, dict[str, Any]]) -> Non
     deadlines = summary["deadlines"]
     assert deadlines["checked"] == deadlines["on_frame"] == summary["switches"] > 0
     assert deadlines["missed"] == 0
+    # Every frame that changed an image or video zone was judged (none dropped: virtual clock).
+    assert summary["checked_frames"] > 0 and summary["unchecked_frames"] == 0
     assert summary["devices"] == 2
     assert set(summary["layouts"]) == {"day", "evening"}
     for device in ("sim-1", "sim-2"):

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from protocol import ImageItem, Item, Transition, VideoItem
-from tools.sim._frame_watch import Fade, FrameJob, FrameWatch, ZoneShot
+from tools.sim._frame_watch import SAMPLE, Fade, FrameJob, FrameWatch, ZoneShot
+from zones import surface_image
 
 SIZE = (160, 90)
 MS = 1_000_000
@@ -38,10 +39,20 @@ def _item(tmp_path: Path, colour: tuple[int, int, int], **extra: object) -> Imag
     return ImageItem(id=name[:8], type="image", asset=name, duration_ms=5000, **extra)
 
 
-def _shot(colour: tuple[int, int, int], item: Item, **extra: object) -> ZoneShot:
+def _shot(
+    colour: tuple[int, int, int],
+    item: Item,
+    black_part: pygame.Rect | None = None,
+    **extra: object,
+) -> ZoneShot:
+    """The zone as the device hands it over: sampled, plus a full copy for a video."""
     picture = pygame.Surface(SIZE)
     picture.fill(colour)
-    return ZoneShot("main", picture, item, (0, 0, 0), **extra)  # type: ignore[arg-type]
+    if black_part is not None:
+        picture.fill((0, 0, 0), black_part)
+    full = picture if item.type == "video" else None
+    sampled = surface_image(picture, sample=SAMPLE)
+    return ZoneShot("main", sampled, SIZE, item, (0, 0, 0), full=full, **extra)  # type: ignore[arg-type]
 
 
 def _run(watch: FrameWatch, *shots: ZoneShot, frozen: bool = False) -> FrameWatch:
@@ -56,8 +67,7 @@ def test_black_dark_grey_and_half_black_zones_are_caught(
 ) -> None:
     checker, found = watch
     item = _item(tmp_path, (200, 120, 40))
-    half = _shot((200, 120, 40), item)
-    half.picture.fill((0, 0, 0), pygame.Rect(0, 0, 80, 90))
+    half = _shot((200, 120, 40), item, pygame.Rect(0, 0, 80, 90))
     _run(
         checker,
         _shot((200, 120, 40), item),  # the picture itself
@@ -102,8 +112,8 @@ def test_zones_above_are_not_judged_as_this_item(
 ) -> None:
     checker, _ = watch
     item = _item(tmp_path, (200, 120, 40))
-    covered = _shot((200, 120, 40), item, covered=((0, 0, 80, 90),))
-    covered.picture.fill((0, 0, 0), pygame.Rect(0, 0, 80, 90))  # a dark zone on top
+    # A dark zone on top of the left half.
+    covered = _shot((200, 120, 40), item, pygame.Rect(0, 0, 80, 90), covered=((0, 0, 80, 90),))
     _run(checker, covered)
     assert checker.black_frames == 0
 
@@ -128,7 +138,7 @@ def test_a_full_queue_drops_frames_on_the_real_clock(tmp_path: Path) -> None:
     release = threading.Event()
     found: list[float] = []
 
-    def slow(t: float, zone: str, picture: pygame.Surface) -> None:
+    def slow(t: float, zone: str, picture: Image.Image) -> None:
         release.wait(5)
         found.append(t)
 

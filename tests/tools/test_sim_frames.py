@@ -100,7 +100,11 @@ async def test_an_item_fading_in_is_taken_once_the_transition_has_finished(
     fades = {"b": Transition(type="fade", duration_ms=500)}
     writer = FrameWriter()
     frames = SwitchFrames(
-        FramePolicy.parse(policy), tmp_path, lambda: screen.copy(), writer, fades.get
+        FramePolicy.parse(policy),
+        tmp_path,
+        lambda: screen.copy(),
+        writer,
+        lambda item: fades.get(item or ""),
     )
     frames(_start(8.0, "main", "b"))  # fade frame 0: still red
     frames.frame(8.0)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pygame
+from PIL import Image
 
 from cache import AssetCache, Limits, cache_root
 from core import Settings
@@ -35,14 +36,14 @@ from player import (
 from protocol import Item, Manifest, Transition
 from sync import ManifestWatcher, SyncAgent, TokenAuth
 from tools.sim._clock import DeviceClock, RealDeviceClock
-from tools.sim._frame_watch import Fade, FrameJob, FrameWatch, ZoneShot
+from tools.sim._frame_watch import SAMPLE, Fade, FrameJob, FrameWatch, ZoneShot
 from tools.sim._frames import WatchedDisplay
-from zones import Display
+from zones import Display, surface_image
 
 log = logging.getLogger(__name__)
 
 CodeHandler = Callable[["SimDevice", str], None]
-BlackHandler = Callable[["SimDevice", float, str, pygame.Surface], None]
+BlackHandler = Callable[["SimDevice", float, str, Image.Image], None]
 MAX_BLACK_SAVED = 10  # black frames kept as PNG per device, for diagnosis
 IMPRESSION_FLUSH_S = 1.0  # on a virtual clock: proof of play written once per real second
 Listener = Callable[[TimelineEvent], None]
@@ -186,9 +187,7 @@ class SimDevice:
                 for z in layout.zones[index + 1 :] + layout.zones[:index]
                 if (z.z, layout.zones.index(z)) > (zone.z, index)
             ]
-            shots.append(
-                self._shot(zone.id, item, canvas.subsurface(box).copy(), background, scene, above)
-            )
+            shots.append(self._shot(zone.id, item, canvas, box, background, scene, above))
         if shots:
             watch.submit(
                 FrameJob(
@@ -204,7 +203,8 @@ class SimDevice:
         self,
         zone_id: str,
         item: Item,
-        picture: pygame.Surface,
+        canvas: pygame.Surface,
+        box: pygame.Rect,
         background: pygame.Color,
         scene: object,
         above: list[pygame.Rect],
@@ -223,18 +223,24 @@ class SimDevice:
                 view = getattr(scene, "zone", None)
                 renderer = view(zone_id).renderer if view is not None else None
                 interval = getattr(renderer, "frame_interval_ns", None)
+        picture = surface_image(canvas, (box.x, box.y, box.w, box.h), SAMPLE)
+        full = None
+        if started is not None and not isinstance(self.clock, DeviceClock):
+            full = canvas.subsurface(box).copy()  # the frozen check tells pictures apart
         return ZoneShot(
             zone_id,
             picture,
+            box.size,
             item,
             (background.r, background.g, background.b),
             fade=fade,
             video_started_ns=started,
+            full=full,
             frame_interval_ns=interval if isinstance(interval, int) else None,
             covered=tuple((r.x, r.y, r.w, r.h) for r in above if r.w > 0 and r.h > 0),
         )
 
-    def _black_found(self, t: float, zone: str, picture: pygame.Surface) -> None:
+    def _black_found(self, t: float, zone: str, picture: Image.Image) -> None:
         """On the watch's thread: a black zone at media time ``t``."""
         self.black_times.append(round(t, 3))
         if self.on_black is not None and len(self.black_times) <= MAX_BLACK_SAVED:

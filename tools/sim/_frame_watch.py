@@ -1,10 +1,11 @@
 """Black and frozen frames of a simulated device, judged off the event loop.
 
-After each presented frame the device hands the pixels of its image and video zones that
-changed in that frame (a copy: the canvas is drawn over by the next frame) to one worker
-thread, through a queue of at most ``MAX_QUEUED`` frames, so the frame loop only pays for the
-copy (under a millisecond for a full-HD zone). The worker applies the shared detector
-(``zones.is_black``, ``zones.FreezeWatch``):
+After each presented frame the device takes the image and video zones that changed in that
+frame, sampled (every ``SAMPLE``-th pixel of every ``SAMPLE``-th row, read in place: about a
+millisecond for a full-HD zone; a full copy only of playing video zones on the real clock, for
+the frozen check), and hands them to one worker thread through a queue of at most
+``MAX_QUEUED`` frames. The worker applies the shared detector (``zones.black_share_of``,
+``zones.FreezeWatch``):
 
 - **black**: each zone against its item's reference render, the item drawn alone over the
   layout background: an image is decoded and fitted again (from the decode cache), a video
@@ -12,7 +13,6 @@ copy (under a millisecond for a full-HD zone). The worker applies the shared det
   in advance), a ``contain`` video is not judged (its letterbox bars depend on the clip). In a
   transition the reference is the blend the transition shows at that instant (a ``fade`` dips
   to the layout background, a ``crossfade`` mixes both items), so a planned dip is not black.
-  Zones are judged on every ``SAMPLE``-th pixel of every ``SAMPLE``-th row.
 - **frozen** (real clock only; on a virtual clock mpv's pictures follow real time, not media
   time): a playing video zone holding one picture longer than its clip's frame interval plus
   one display frame.
@@ -35,7 +35,7 @@ import pygame
 from PIL import Image, ImageDraw
 
 from protocol import Item
-from zones import FreezeWatch, black_share, decode_image, luma, near_black, picture_digest
+from zones import FreezeWatch, black_share_of, decode_image, luma, near_black, picture_digest
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,14 @@ class ZoneShot:
     """One zone of one presented frame, as the worker needs it."""
 
     zone: str
-    picture: pygame.Surface  # a copy of the zone's pixels
+    picture: Image.Image  # the zone's pixels, sampled (``zones.surface_image(..., SAMPLE)``)
+    size: tuple[int, int]  # the zone's size on the canvas (its reference is drawn at this size)
     item: Item
     background: tuple[int, int, int]
     fade: Fade | None = None
     video_started_ns: int | None = None  # a playing video: when it started (frozen check)
     frame_interval_ns: int | None = None  # and its clip's frame interval, when known
+    full: pygame.Surface | None = None  # a full copy of a playing video (frozen check)
     covered: tuple[Box, ...] = ()  # parts hidden by zones above it (zone coordinates)
 
 
@@ -77,7 +79,7 @@ class FrameJob:
     check_frozen: bool
 
 
-BlackFound = Callable[[float, str, pygame.Surface], None]
+BlackFound = Callable[[float, str, Image.Image], None]
 
 
 class FrameWatch:
@@ -137,7 +139,7 @@ class FrameWatch:
             self.black_frames += black
 
     def _is_black(self, shot: ZoneShot) -> bool:
-        size = shot.picture.get_size()
+        size = shot.size
         current = self._reference(shot.item, size, shot.background)
         if current is None:
             return False  # not judged (a contain video)
@@ -158,7 +160,7 @@ class FrameWatch:
                 draw.rectangle(
                     (x // SAMPLE, y // SAMPLE, (x + w) // SAMPLE, (y + h) // SAMPLE), fill=255
                 )
-        return black_share(shot.picture, reference=allowed, sample=SAMPLE) >= _BLACK
+        return black_share_of(shot.picture.convert("L"), allowed) >= _BLACK
 
     def _reference(
         self, item: Item, size: tuple[int, int], background: tuple[int, int, int]
@@ -186,13 +188,14 @@ class FrameWatch:
     def _follow_videos(self, job: FrameJob) -> None:
         if not job.check_frozen:
             return
-        playing = set()
         for shot in job.zones:
-            if shot.video_started_ns is None or shot.frame_interval_ns is None:
+            if shot.zone in self._freezes and shot.item.type != "video":
+                _, ended = self._freezes.pop(shot.zone)  # the zone moved on to a picture
+                self._count(ended.stop(job.presented_ns))
+            if shot.video_started_ns is None or shot.frame_interval_ns is None or not shot.full:
                 continue
-            playing.add(shot.zone)
             key = (shot.item.id, shot.video_started_ns)
-            digest = picture_digest(shot.picture)
+            digest = picture_digest(shot.full)
             known = self._freezes.get(shot.zone)
             if known is None or known[0] != key:
                 if known is not None:

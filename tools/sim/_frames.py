@@ -111,7 +111,7 @@ class FrameWriter:
             self.skipped += 1
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        future = asyncio.get_running_loop().run_in_executor(self._pool, write_png, surface, path)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, _write_png, surface, path)
         self._pending.add(future)
         future.add_done_callback(self._done)
 
@@ -130,7 +130,7 @@ class FrameWriter:
         self._pool.shutdown(wait=True)
 
 
-def write_png(surface: pygame.Surface, path: Path) -> None:
+def _write_png(surface: pygame.Surface, path: Path) -> None:
     tmp = path.with_suffix(".tmp.png")
     pygame.image.save(surface, str(tmp))
     tmp.replace(path)

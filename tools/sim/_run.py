@@ -24,6 +24,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import pygame
+from PIL import Image
 
 from core import ConfigError, SignageError
 from player import NS_PER_S, TimelineWriter, read_timeline
@@ -33,7 +34,7 @@ from tools.sim._content import load_content
 from tools.sim._device import SimDevice
 from tools.sim._events import EventRunner, Restore
 from tools.sim._faults import EventStreamBreaker
-from tools.sim._frames import FrameWriter, SwitchFrames, write_png
+from tools.sim._frames import FrameWriter, SwitchFrames
 from tools.sim._options import (
     SimOptions,
     SimResult,
@@ -176,11 +177,11 @@ class Simulation:
                 device.frame_listeners.append(frames.frame)
             self.devices.append(device)
 
-    def _black_frame(self, device: SimDevice, t: float, zone: str, picture: pygame.Surface) -> None:
-        """On the frame watch's thread: keep the black zone's picture for diagnosis."""
+    def _black_frame(self, device: SimDevice, t: float, zone: str, picture: Image.Image) -> None:
+        """On the frame watch's thread: keep the black zone's (sampled) picture."""
         folder = self.out / "frames" / device.name
         folder.mkdir(parents=True, exist_ok=True)
-        write_png(picture, folder / f"black-{t:012.3f}_{zone}.png")
+        picture.convert("RGB").save(folder / f"black-{t:012.3f}_{zone}.png")
 
     async def _timelapse(self) -> None:
         every = self.options.frames.every_s
