@@ -251,8 +251,8 @@ def _paired_brackets(
 ) -> list[str]:
     """N0: a bracket pair takes the paragraph's direction when its content has a strong type
     of that direction; else the other direction when its content and the text before it have
-    that one ("(שלום)" inside Hebrew in a left-to-right paragraph stays right-to-left as a
-    whole); else it is left to N1-N2. Numbers count as right-to-left."""
+    that one (in the right-to-left "שלום book(s)" both brackets of "(s)" are left-to-right, so
+    "book(s)" reads whole); else it is left to N1-N2. Numbers count as right-to-left."""
     out = list(types)
     for opening, closing in bracket_pairs(chars, types):
         inside = {_strong_direction(kind) for kind in out[opening + 1 : closing]}
