@@ -23,6 +23,8 @@ from server import (
     _admin_content,
     _admin_devices,
     _admin_groups,
+    _admin_media,
+    _admin_reports,
     _assets,
     _device_api,
     _events_api,
@@ -38,6 +40,7 @@ from server._problems import install_problem_handlers, problem_doc, problem_resp
 from server._security import hash_token, load_admin_token
 from server._state import ServerState
 from server._uploads import remove_expired_uploads
+from server.console import install_console
 
 log = logging.getLogger("signage.server")
 FORBIDDEN_QUERY_KEYS = {"token", "access_token"}
@@ -263,10 +266,13 @@ def create_app(
         _admin_devices,
         _admin_groups,
         _admin_content,
+        _admin_media,
+        _admin_reports,
         _uploads,
     ):
         app.include_router(module.router)
     app.include_router(operations)
+    install_console(app)
 
     def count(name: str) -> None:
         state = getattr(app.state, "signage", None)
