@@ -60,7 +60,7 @@ def device_view(info: DeviceInfo) -> dict[str, Any]:
         "version": metrics.get("player_version") or info.player_version,
         "state": metrics.get("state"),
         "layout": metrics.get("layout"),
-        "items": metrics.get("items") or {},
+        "zone_items": metrics.get("items") or {},
         "cpu": metrics.get("cpu_percent"),
         "temperature": metrics.get("temperature_c"),
         "disk_free": free,

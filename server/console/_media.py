@@ -33,6 +33,7 @@ from server.console._web import admin_call, enter, message_of
 
 router = APIRouter(include_in_schema=False)
 THUMB_SIZE = (320, 180)
+BROWSER_CHUNK = 1024 * 1024  # what the browser sends per PUT: a cut costs at most this much
 CREATE_MAX_BYTES = 4096
 
 
@@ -60,7 +61,7 @@ async def library(state: Any) -> list[dict[str, Any]]:
 async def media_page(request: Request) -> Response:
     console = await enter(request)
     rows = await library(console.state)
-    return console.render("media.html", title="Media", media=rows)
+    return console.render("media.html", title="Media", media=rows, chunk_bytes=BROWSER_CHUNK)
 
 
 @router.get("/media/table")

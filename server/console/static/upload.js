@@ -3,13 +3,13 @@
 // size, modification time), and after an error the server is asked which bytes it has.
 (function () {
   "use strict";
-  var CHUNK = 1024 * 1024;
   var PARALLEL = 2;
   var MAX_ATTEMPTS = 12;
   var input = document.querySelector("[data-upload-input]");
   var zone = document.querySelector("[data-dropzone]");
   var list = document.querySelector("[data-upload-list]");
   if (!input || !zone || !list) return;
+  var CHUNK = parseInt(zone.getAttribute("data-chunk-bytes"), 10) || 1024 * 1024;
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var queue = [];
   var running = 0;
