@@ -31,6 +31,7 @@ from server import (
     _pairing,
     _uploads,
 )
+from server._console import install_console
 from server._db import commands, database_url, open_database, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
 from server._hub import EventHub
@@ -40,7 +41,6 @@ from server._problems import install_problem_handlers, problem_doc, problem_resp
 from server._security import hash_token, load_admin_token
 from server._state import ServerState
 from server._uploads import remove_expired_uploads
-from server.console import install_console
 
 log = logging.getLogger("signage.server")
 FORBIDDEN_QUERY_KEYS = {"token", "access_token"}

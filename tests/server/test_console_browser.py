@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Route, expect, sync_playwright
+from playwright.sync_api import Dialog, Page, Route, expect, sync_playwright
 
-from server.console import _media as console_media
+from server import _console_media as console_media
 from tests.server.console_browser import (
     ARTEFACTS,
     DOC_IMAGES,
@@ -233,7 +233,12 @@ def test_names_render_as_text_and_cross_site_posts_are_refused(tmp_path: Path) -
             page.set_default_timeout(30_000)
             shot = keep_screenshots(page, "security")
             dialogs: list[str] = []
-            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+            def on_dialog(dialog: Dialog) -> None:
+                dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", on_dialog)
             sign_in(page, server.url)
             expect(page.get_by_role("link", name="<script>alert(1)</script>")).to_be_visible()
             page.get_by_role("link", name="<script>alert(1)</script>").click()

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from server._admin_devices import list_devices
 from server._admin_reports import ImpressionDay, impression_days
-from server.console._web import Console, enter
+from server._console_web import Console, enter
 
 router = APIRouter(include_in_schema=False)
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

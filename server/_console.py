@@ -8,10 +8,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from server import (
+    _console_devices,
+    _console_layouts,
+    _console_media,
+    _console_playlists,
+    _console_reports,
+    _console_schedule,
+    _console_signin,
+)
+from server._console_session import CrossSiteRefused, SignInRequired
+from server._console_web import STATIC, SecurityHeaders, environment
 from server._problems import problem_response
-from server.console import _devices, _layouts, _media, _playlists, _reports, _schedule, _signin
-from server.console._session import CrossSiteRefused, SignInRequired
-from server.console._web import STATIC, SecurityHeaders, environment
 
 
 def _wants_html(request: Request) -> bool:
@@ -44,7 +52,15 @@ async def _refused(request: Request, exc: Exception) -> Response:
 
 def install_console(app: FastAPI) -> None:
     """Serve the web console at ``/`` (pages) and ``/static`` (CSS and scripts)."""
-    for module in (_signin, _devices, _media, _playlists, _layouts, _schedule, _reports):
+    for module in (
+        _console_signin,
+        _console_devices,
+        _console_media,
+        _console_playlists,
+        _console_layouts,
+        _console_schedule,
+        _console_reports,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_first)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from core import atomic_write
 from server._admin_media import delete_media, media_usage, probe_media
+from server._console_web import admin_call, enter, message_of
 from server._problems import ApiError, problem_response, validation_error
 from server._store import SHA256_RE, object_path
 from server._uploads import (
@@ -29,7 +30,6 @@ from server._uploads import (
     put_chunk,
     upload_status,
 )
-from server.console._web import admin_call, enter, message_of
 
 router = APIRouter(include_in_schema=False)
 THUMB_SIZE = (320, 180)

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from protocol import Layout, Playlist
 from server._admin_content import put_playlist
+from server._console_admin import delete_content, list_content
+from server._console_web import Console, admin_call, enter, in_words, message_of
 from server._uploads import list_media
-from server.console._admin import delete_content, list_content
-from server.console._web import Console, admin_call, enter, in_words, message_of
 
 router = APIRouter(include_in_schema=False)
 KINDS = ("image", "video", "text", "clock")

@@ -27,11 +27,11 @@ from server._admin_devices import (
     send_command,
 )
 from server._admin_groups import GroupBody, list_groups, put_group
+from server._console_web import Console, admin_call, enter, message_of
 from server._events_api import admin_events
 from server._pairing import claim
 from server._problems import ApiError
 from server._state import ServerState
-from server.console._web import Console, admin_call, enter, message_of
 
 router = APIRouter(include_in_schema=False)
 ACTIONS = {

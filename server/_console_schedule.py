@@ -16,10 +16,10 @@ from protocol import DAYS, ScheduleEntry
 from server._admin_content import put_schedule
 from server._admin_devices import ContentSet, assign_device, list_devices
 from server._admin_groups import assign_group, list_groups
+from server._console_admin import delete_content, list_content
+from server._console_web import Console, admin_call, enter, in_words, message_of
 from server._content import _windows, conflicts
 from server._problems import ApiError
-from server.console._admin import delete_content, list_content
-from server.console._web import Console, admin_call, enter, in_words, message_of
 
 router = APIRouter(include_in_schema=False)
 GRID_WIDTH = 720

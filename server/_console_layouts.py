@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from protocol import Layout
 from server._admin_content import put_layout
-from server.console._admin import delete_content, list_content
-from server.console._web import Console, admin_call, enter, in_words, message_of
+from server._console_admin import delete_content, list_content
+from server._console_web import Console, admin_call, enter, in_words, message_of
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = {

@@ -7,9 +7,7 @@ import datetime as dt
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from server._security import hash_token, same_hash
-from server._state import get_state
-from server.console._session import (
+from server._console_session import (
     COOKIE,
     SESSION_TTL_S,
     check_same_site,
@@ -20,7 +18,9 @@ from server.console._session import (
     open_session,
     signin_limit,
 )
-from server.console._web import enter, environment, read_form
+from server._console_web import enter, environment, read_form
+from server._security import hash_token, same_hash
+from server._state import get_state
 
 router = APIRouter(include_in_schema=False)
 

@@ -24,9 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server._problems import ApiError
-from server._state import ServerState, get_state
-from server.console._session import (
+from server._console_session import (
     CSRF_FIELD,
     SAFE_METHODS,
     Session,
@@ -34,8 +32,10 @@ from server.console._session import (
     current_session,
     is_https,
 )
+from server._problems import ApiError
+from server._state import ServerState, get_state
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent / "console"
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 FLASH_COOKIE = "signage_flash"
