@@ -105,6 +105,13 @@ def _conflicts(entries: list[ScheduleEntry]) -> list[tuple[str, str]]:
     ]
 
 
+def describe(entry: ScheduleEntry) -> str:
+    """A daypart in words: "lobby, Mon–Fri 08:00–18:00, priority 10"."""
+    days = "every day" if not entry.days else ", ".join(DAY_NAMES[d] for d in entry.days)
+    hours = f"{entry.from_}–{entry.to}" if entry.from_ else "all day"
+    return f"{entry.layout}, {days} {hours}, priority {entry.priority}"
+
+
 def week_grid(
     entries: list[ScheduleEntry], clashing: set[str], pending: str | None
 ) -> dict[str, Any]:
@@ -170,6 +177,7 @@ async def _page(
         "entries": entries,
         "candidate": candidate,
         "clashes": clashes,
+        "described": {e.id: describe(e) for e in shown},
         "grid": week_grid(shown, clashing, candidate.id if candidate else None),
         "layouts": layouts,
         "days": DAYS,
