@@ -13,7 +13,6 @@ from server._console_session import (
     check_same_site,
     client_address,
     close_session,
-    current_session,
     is_https,
     open_session,
     signin_limit,
@@ -109,10 +108,3 @@ async def signout(request: Request) -> Response:
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
-
-async def signed_in(request: Request) -> bool:
-    try:
-        await current_session(request)
-    except Exception:
-        return False
-    return True
