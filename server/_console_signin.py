@@ -107,4 +107,3 @@ async def signout(request: Request) -> Response:
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
-

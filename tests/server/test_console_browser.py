@@ -160,10 +160,10 @@ def test_installer_and_operator_path(tmp_path: Path, monkeypatch: pytest.MonkeyP
             expect(page.get_by_role("status").first).to_contain_text("Added: lobby")
             page.get_by_label("From").fill("08:00")
             page.get_by_label("To", exact=True).fill("18:00")
-            expect(page.get_by_role("alert")).to_contain_text("Conflict")
+            expect(page.locator("#conflicts")).to_contain_text("Conflict", timeout=15_000)
             shot("schedule-conflict")
             page.get_by_label("Priority").fill("20")
-            expect(page.locator("#conflicts")).to_contain_text("No conflict")
+            expect(page.locator("#conflicts")).to_contain_text("No conflict", timeout=15_000)
 
             # The device list shows the screen playing the layout, live, without a reload.
             page.get_by_role("link", name="Devices").click()
