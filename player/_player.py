@@ -29,11 +29,12 @@ from player._idle import IdleScreens, Pairing
 from player._machine import PlayerState, build_machine
 from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation, Switch
-from player._schedule import resolve
+from player._resume import Suspended, resume_positions
+from player._schedule import resolve, resolve_at
 from player._timeline import TimelineWriter
 from player._wall import WallClock
 from player._warmup import SwitchWarmup
-from protocol import Item, Layout, Manifest
+from protocol import Interrupt, Item, Layout, Manifest
 from zones import (
     Compositor,
     Display,
@@ -96,7 +97,11 @@ class Player(FrameLoop):
         self._machine = build_machine(self)
         self._manifest: Manifest | None = None
         self._target: tuple[Manifest, Layout] | None = None
+        self._target_interrupt: Interrupt | None = None
         self._target_key: str | None = None
+        # The last layout to leave the screen (not an interrupt's): where its zones stood,
+        # so that it comes back where the media clock says it would be (player._resume).
+        self._suspended: Suspended | None = None
         self._current: Presentation | None = None
         self._incoming: Presentation | None = None
         self._load_task: asyncio.Task[None] | None = None
@@ -195,6 +200,7 @@ class Player(FrameLoop):
         self._load_pending = self._target is not None
         self._target_key = None
         await self._fire("halt")
+        self._suspended = None  # a reload starts the layout afresh
         await self._reschedule()
 
     def show_pairing(
@@ -229,6 +235,11 @@ class Player(FrameLoop):
             return None, {}, self.dropped_frames
         return self._current.layout.id, self._current.playing(), self.dropped_frames
 
+    def interrupt(self) -> str | None:
+        """The id of the interrupt on screen, if one is."""
+        current = self._current
+        return None if current is None or current.interrupt is None else current.interrupt.id
+
     def feed_server_time(self, server_time: dt.datetime) -> None:
         self.wall.feed_server_time(server_time)
 
@@ -249,8 +260,10 @@ class Player(FrameLoop):
         self._cancel_load()
         self._disarm()
         if self._current is not None:
+            now = self.clock.now_ns()
+            self._suspend(self._current)
             self._current.end()
-            self._report(self._current.take_switches(), self.clock.now_ns())
+            self._report(self._current.take_switches() + self._interrupt_end(self._current), now)
             self._current.release()
             self._current = None
         if self.compositor is not None:
@@ -270,7 +283,9 @@ class Player(FrameLoop):
             self._armed = None
         if self._target is not None:
             manifest, layout = self._target
-            self._load_task = asyncio.create_task(self._load(manifest, layout))
+            self._load_task = asyncio.create_task(
+                self._load(manifest, layout, self._target_interrupt, self._start_at)
+            )
 
     async def on_enter_PLAYING(self, *_: object) -> None:
         incoming, self._incoming = self._incoming, None
@@ -292,12 +307,47 @@ class Player(FrameLoop):
         assert self.compositor is not None
         previous, self._current = self._current, incoming
         if previous is not None:
+            self._suspend(previous)
             previous.end()
-            self._unreported += previous.take_switches()
+            self._unreported += previous.take_switches() + self._interrupt_end(previous)
             # The compositor releases the old scene once the new one's first frame is up.
             previous.release_upcoming()
+        if incoming.interrupt is not None:
+            self._unreported.append(
+                Switch(
+                    "interrupt",
+                    "",
+                    incoming.interrupt.id,
+                    incoming.interrupt_due_ns,
+                    layout=incoming.layout.id,
+                    state="start",
+                )
+            )
         self.compositor.present(incoming.scene)
         self._frame_wake.set()
+
+    def _suspend(self, presentation: Presentation) -> None:
+        """Remember where a layout stood as it leaves the screen (an interrupt's is not
+        resumed: it plays from its start each time)."""
+        if presentation.interrupt is None:
+            key = content_key(presentation.manifest, presentation.layout)
+            positions = presentation.positions()
+            self._suspended = Suspended(key, presentation.layout.id, positions, self.wall.now())
+
+    def _interrupt_end(self, presentation: Presentation) -> list[Switch]:
+        interrupt = presentation.interrupt
+        if interrupt is None:
+            return []
+        ends = interrupt.ends_at
+        # Due at its end when it expired; cleared early (or replaced), nothing was due.
+        due = (
+            self.wall.media_ns_of(ends)
+            if ends is not None and ends <= self.wall.now() + dt.timedelta(seconds=1)
+            else None
+        )
+        return [
+            Switch("interrupt", "", interrupt.id, due, layout=presentation.layout.id, state="end")
+        ]
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -369,7 +419,13 @@ class Player(FrameLoop):
     def _item_loaded(self, item: Item, load_ns: int) -> None:
         self.load_times.record(item_key(item), load_ns)
 
-    async def _load(self, manifest: Manifest, layout: Layout) -> None:
+    async def _load(
+        self,
+        manifest: Manifest,
+        layout: Layout,
+        interrupt: Interrupt | None,
+        start_at: int | None,
+    ) -> None:
         presentation = Presentation(
             manifest,
             layout,
@@ -377,10 +433,23 @@ class Player(FrameLoop):
             preload_ns=self._preload_ns,
             context_for=self._context_for(manifest),
             on_loaded=self._item_loaded,
+            wall=self.wall,
         )
         started = self.clock.now_ns()
+        at = started if start_at is None else start_at
+        presentation.interrupt, presentation.interrupt_due_ns = interrupt, at
+        positions = None
+        if interrupt is None:
+            positions = resume_positions(
+                manifest,
+                layout,
+                content_key(manifest, layout),
+                self._suspended,
+                self.wall.at(at),
+                playable=self._playable,
+            )
         try:
-            await presentation.prime()
+            await presentation.prime(at, positions)
         except asyncio.CancelledError:
             presentation.release()
             raise
@@ -432,7 +501,12 @@ class Player(FrameLoop):
         if manifest is None:
             return None
         now = self.wall.now()
-        layout, next_change = resolve(manifest, now, playable=self._playable)
+        resolution = resolve_at(manifest, now, playable=self._playable)
+        layout, next_change, interrupt = (
+            resolution.layout,
+            resolution.next_change,
+            resolution.interrupt,
+        )
         pending = self._armed[1] if self._armed else self._start_at
         if pending is not None and self.clock.now_ns() < pending:
             return next_change  # a switch is armed for a boundary: let it happen
@@ -453,12 +527,14 @@ class Player(FrameLoop):
             and self.wall.media_ns_of(next_change) - self.clock.now_ns()
             <= self._preroll_ns(manifest, next_change)
         ):
-            upcoming = resolve(manifest, next_change, playable=self._playable)[0]
-            if upcoming is not None:
-                layout, start_at = upcoming, self.wall.media_ns_of(next_change)
+            upcoming = resolve_at(manifest, next_change, playable=self._playable)
+            if upcoming.layout is not None:
+                layout, start_at = upcoming.layout, self.wall.media_ns_of(next_change)
+                interrupt = upcoming.interrupt
         key = content_key(manifest, layout)
         if key != self._target_key:
             self._target, self._target_key, self._start_at = (manifest, layout), key, start_at
+            self._target_interrupt = interrupt
             await self._fire("load")
         return next_change
 

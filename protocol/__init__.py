@@ -2,12 +2,11 @@
 player and the renderers (pydantic only; nothing of ours but ``core``)."""
 
 from protocol._manifest import (
-    DAYS,
     Asset,
     ClockItem,
-    Day,
     ImageItem,
     Item,
+    ItemBase,
     Layout,
     Manifest,
     ManifestConfig,
@@ -16,12 +15,14 @@ from protocol._manifest import (
     TextItem,
     Transition,
     VideoItem,
-    WireModel,
     Zone,
 )
+from protocol._scheduling import HOUR_MS, Interrupt, PowerSchedule, Share, Window, WindowFields
 from protocol._types import (
+    DAYS,
     MAX_DURATION_MS,
     Colour,
+    Day,
     DurationMs,
     Extent,
     Id,
@@ -33,6 +34,7 @@ from protocol._types import (
     TimeZoneName,
     Token,
     TransitionMs,
+    WireModel,
     minutes_of,
 )
 from protocol._wire import (
@@ -83,6 +85,7 @@ __all__ = [
     "EventName",
     "Extent",
     "FieldProblem",
+    "HOUR_MS",
     "Heartbeat",
     "HeartbeatResponse",
     "Id",
@@ -90,7 +93,9 @@ __all__ = [
     "Impression",
     "ImpressionAck",
     "ImpressionBatch",
+    "Interrupt",
     "Item",
+    "ItemBase",
     "Layout",
     "MAX_DURATION_MS",
     "Manifest",
@@ -106,10 +111,12 @@ __all__ = [
     "PairingStatus",
     "Pixels",
     "Playlist",
+    "PowerSchedule",
     "Problem",
     "Scalar",
     "ScheduleEntry",
     "Sha256",
+    "Share",
     "ShortText",
     "TextItem",
     "TimeOfDay",
@@ -120,6 +127,8 @@ __all__ = [
     "TransitionMs",
     "Uuid",
     "VideoItem",
+    "Window",
+    "WindowFields",
     "WireModel",
     "Zone",
     "minutes_of",

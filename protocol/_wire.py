@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from protocol._manifest import ManifestConfig, WireModel
-from protocol._types import Id, PairingCode, ShortText, Token
+from protocol._manifest import ManifestConfig
+from protocol._types import Id, PairingCode, ShortText, Token, WireModel
 
 PROTOCOL_VERSION = 1
 CommandName = Literal["reload", "screenshot", "restart", "reboot", "clear_cache", "identify"]
