@@ -70,6 +70,13 @@ class DisplayConfig(_Section):
     rotation: Literal[0, 90, 180, 270] = 0
     driver: str | None = Field(None, description="SDL video driver, e.g. kmsdrm, x11, dummy")
     hide_cursor: bool = True
+    power: Literal["auto", "cec", "drm", "x11", "none"] = Field(
+        "auto", description="how the screen is put in standby and woken"
+    )
+    cec_device: str = Field("/dev/cec0", min_length=1, description="the CEC adapter")
+    wake_lead_s: float = Field(
+        10.0, ge=0, le=600, description="wake the screen this long before it is due on"
+    )
 
 
 class VideoConfig(_Section):

@@ -10,11 +10,15 @@ from player._assets import AssetSource, DirectoryAssets, sha256_of
 from player._clock import NS_PER_MS, NS_PER_S, Clock, MediaClock, VirtualClock
 from player._daemon import DeviceAdapter, ImpressionFeed, play_from_server, run_daemon
 from player._machine import PlayerState
-from player._player import Player, content_key
+from player._player import Player
+from player._power import PowerController, PowerStatus
 from player._preroll import LoadTimes, item_key
-from player._presentation import Presentation, Switch, ZoneSequencer
-from player._schedule import is_active, resolve, window
+from player._presentation import Presentation
+from player._resume import content_key
+from player._schedule import Resolution, is_active, resolve, resolve_at, window
 from player._sdnotify import SdNotifier, Watchdog
+from player._sequencer import Switch, ZonePosition, ZoneSequencer
+from player._share import ZonePlan
 from player._timeline import TimelineEvent, TimelineWriter, read_timeline
 from player._wall import WallClock, system_clock_synchronised
 
@@ -30,7 +34,10 @@ __all__ = [
     "NS_PER_S",
     "Player",
     "PlayerState",
+    "PowerController",
+    "PowerStatus",
     "Presentation",
+    "Resolution",
     "SdNotifier",
     "Switch",
     "TimelineEvent",
@@ -38,6 +45,8 @@ __all__ = [
     "VirtualClock",
     "WallClock",
     "Watchdog",
+    "ZonePlan",
+    "ZonePosition",
     "ZoneSequencer",
     "content_key",
     "is_active",
@@ -45,6 +54,7 @@ __all__ = [
     "play_from_server",
     "read_timeline",
     "resolve",
+    "resolve_at",
     "run_daemon",
     "sha256_of",
     "system_clock_synchronised",

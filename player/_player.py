@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -27,10 +26,12 @@ from player._events import EventSink, Listener
 from player._frames import FrameLoop
 from player._idle import IdleScreens, Pairing
 from player._machine import PlayerState, build_machine
+from player._power import PowerController
 from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation, Switch
-from player._resume import Suspended, resume_positions
+from player._resume import Suspended, content_key, resume_positions
 from player._schedule import resolve, resolve_at
+from player._standby import ScreenPower
 from player._timeline import TimelineWriter
 from player._wall import WallClock
 from player._warmup import SwitchWarmup
@@ -38,6 +39,7 @@ from protocol import Interrupt, Item, Layout, Manifest
 from zones import (
     Compositor,
     Display,
+    NoPower,
     RenderContext,
     ScreenDisplay,
     configure_renderer,
@@ -46,14 +48,7 @@ from zones import (
 log = logging.getLogger(__name__)
 
 
-def content_key(manifest: Manifest, layout: Layout) -> str:
-    """Identifies what a layout plays: equal keys need no reload (a schedule-only edit)."""
-    parts = [manifest.timezone, layout.model_dump_json()]
-    parts += [manifest.playlist(z.playlist).model_dump_json() for z in layout.zones]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-class Player(FrameLoop):
+class Player(FrameLoop, ScreenPower):
     """Plays manifests on a display. All methods run on the event-loop thread."""
 
     def __init__(
@@ -67,6 +62,7 @@ class Player(FrameLoop):
         wall: WallClock | None = None,
         device: str = "",
         frame_ns: int | None = None,
+        power: PowerController | None = None,
     ) -> None:
         """``frame_ns``: the shortest interval between frames that only animate (default
         ``1 / frame_rate_hz``); the simulator samples animation below 1 Hz at ``--speed max``.
@@ -132,6 +128,13 @@ class Player(FrameLoop):
         # The schedule change the player last looked ahead to: a layout that starts there was
         # announced, even when the player only gets round to loading it after the instant.
         self._boundary: dt.datetime | None = None
+        # The screen's power (player._power): while it is off nothing is drawn, and the layout
+        # due when it comes back on is prepared ahead, the screen woken ``wake_lead_s`` early.
+        self.power = power or PowerController(NoPower())
+        self._screen_off = False
+        self._power_boundary: dt.datetime | None = None  # the next scheduled power change
+        self._halt_at: int | None = None  # media instant the screen goes off: nothing starts
+        self._wake_lead_ns = int(settings.display.wake_lead_s * NS_PER_S)
         self.dropped_frames = 0
         self.frames = 0
         self.wall.add_listener(self._wall_jumped)
@@ -467,7 +470,7 @@ class Player(FrameLoop):
     # -- idle screens --------------------------------------------------------------------------
 
     def _show_idle(self) -> None:
-        if self.compositor is None or self.state is not PlayerState.IDLE:
+        if self.compositor is None or self.state is not PlayerState.IDLE or self._screen_off:
             return
         preparing = self._manifest is not None and self._scheduled_layout() is not None
         if self._idle.showing(self.compositor, preparing=preparing):
@@ -507,6 +510,18 @@ class Player(FrameLoop):
             resolution.next_change,
             resolution.interrupt,
         )
+        power = self.power.decide(manifest, now, interrupted=interrupt is not None)
+        if not power.on:
+            return await self._standby(manifest, power, next_change)
+        if self._screen_off or self.power.applied is None:
+            await self._wake(power)
+        self._power_boundary = power.next_change
+        self._halt_at = None
+        if power.next_change is not None:
+            if not self._on_at(manifest, power.next_change):
+                self._halt_at = self.wall.media_ns_of(power.next_change)
+            if next_change is None or power.next_change < next_change:
+                next_change = power.next_change
         pending = self._armed[1] if self._armed else self._start_at
         if pending is not None and self.clock.now_ns() < pending:
             return next_change  # a switch is armed for a boundary: let it happen
@@ -556,6 +571,8 @@ class Player(FrameLoop):
 
     def _preroll_ns(self, manifest: Manifest, at: dt.datetime) -> int:
         """How long before ``at`` (a schedule boundary) the layout due then starts loading."""
+        if self._screen_off:  # the screen comes on at ``at``: wake it ahead of its content
+            return max(self._wake_lead_ns, self.load_times.max_ns)
         upcoming = resolve(manifest, at, playable=self._playable)[0]
         if upcoming is None:
             return self.load_times.min_ns

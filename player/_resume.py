@@ -15,6 +15,7 @@ The reckoning reads the manifest only, so it works offline and across clock step
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,13 @@ from player._wall import to_ns
 from protocol import Layout, Manifest
 
 MAX_CHANGES = 10_000  # schedule changes walked between leaving and coming back
+
+
+def content_key(manifest: Manifest, layout: Layout) -> str:
+    """Identifies what a layout plays: equal keys need no reload (a schedule-only edit)."""
+    parts = [manifest.timezone, layout.model_dump_json()]
+    parts += [manifest.playlist(z.playlist).model_dump_json() for z in layout.zones]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

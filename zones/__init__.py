@@ -39,6 +39,16 @@ from zones._frame_check import (
 )
 from zones._geometry import fit_box, rotate_box, rotated_size
 from zones._image import ImageRenderer, Picture, decode_image
+from zones._power import (
+    CecPower,
+    DrmPower,
+    NoPower,
+    ScreenPower,
+    ScreenState,
+    X11Power,
+    choose_power,
+    power_backend,
+)
 from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
 from zones._zoneview import ZoneView
@@ -59,15 +69,18 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BLACK_AREA",
+    "CecPower",
     "ClockRenderer",
     "Compositor",
     "Display",
+    "DrmPower",
     "FONT_FILES",
     "FreezeWatch",
     "ImageRenderer",
     "LAZY_RENDERERS",
     "NEAR_BLACK_LUMA",
     "NoContentScreen",
+    "NoPower",
     "OffscreenDisplay",
     "Overlay",
     "PairingScreen",
@@ -77,12 +90,16 @@ __all__ = [
     "RendererFactory",
     "Scene",
     "ScreenDisplay",
+    "ScreenPower",
+    "ScreenState",
     "Size",
     "TextRenderer",
     "VideoRenderers",
+    "X11Power",
     "ZoneView",
     "black_share",
     "black_share_of",
+    "choose_power",
     "configure_renderer",
     "create_renderer",
     "decode_image",
@@ -94,6 +111,7 @@ __all__ = [
     "near_black",
     "near_black_mask",
     "picture_digest",
+    "power_backend",
     "register_renderer",
     "registered_types",
     "renderer_config",
