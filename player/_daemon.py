@@ -30,9 +30,10 @@ from cache import AssetCache, Limits
 from core import ConfigError, Settings, SyncConfig, state_dir
 from player._clock import Clock, MediaClock
 from player._player import Player
+from player._power import PowerController
 from player._sdnotify import SdNotifier
 from player._timeline import TimelineEvent, TimelineWriter
-from protocol import Manifest
+from protocol import Manifest, PowerMetrics
 from sync import HostStatus, ImpressionRecorder, RestartRequested, SyncAgent, TokenAuth
 from zones import Display
 
@@ -62,12 +63,21 @@ class DeviceAdapter:
 
     def status(self) -> HostStatus:
         layout, items, dropped = self.player.snapshot()
+        power = self.player.power.status()
         return HostStatus(
             state=self.player.state.value,
             layout=layout,
             items=items,
             dropped_frames=dropped,
             cache=self.cache.stats().as_metrics(),
+            power=PowerMetrics(
+                wanted=power.wanted,
+                reason=power.reason,
+                backend=power.backend,
+                display=power.display,
+                error=power.error,
+            ),
+            interrupt=self.player.interrupt(),
         )
 
     def feed_server_time(self, server_time: dt.datetime) -> None:
@@ -84,6 +94,9 @@ class DeviceAdapter:
 
     def identify(self, text: str, seconds: float) -> None:
         self.player.identify(text, seconds)
+
+    async def display_power(self, on: bool, seconds: float | None) -> None:
+        await self.player.display_power(on, seconds)
 
 
 @dataclass
@@ -211,7 +224,11 @@ async def run_daemon(
             )
             try:
                 player = Player(
-                    settings, clock=clock or MediaClock(), assets=cache, display=display
+                    settings,
+                    clock=clock or MediaClock(),
+                    assets=cache,
+                    display=display,
+                    power=PowerController(None, root),
                 )
                 agent = SyncAgent(
                     settings, root, DeviceAdapter(player, cache), http=http, server_url=server_url

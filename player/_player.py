@@ -42,6 +42,7 @@ from zones import (
     NoPower,
     RenderContext,
     ScreenDisplay,
+    choose_power,
     configure_renderer,
 )
 
@@ -163,6 +164,10 @@ class Player(FrameLoop, ScreenPower):
         configure_renderer("video", self.settings.video)
         display = self._display or ScreenDisplay(self.settings.display)
         self._opened = display if self._display is None else None  # ours to close
+        if self.power.choose:
+            self.power.choose = False
+            if self._opened is not None:  # a screen of our own: its power is ours to switch
+                await self._choose_power()
         self.compositor = Compositor(display, frame_ns=self._frame_ns)
         self.events.restart()
         await self.state_changed()
@@ -171,6 +176,16 @@ class Player(FrameLoop, ScreenPower):
             asyncio.create_task(self._frame_loop(), name="player-frames"),
             asyncio.create_task(self._schedule_loop(), name="player-schedule"),
         ]
+
+    async def _choose_power(self) -> None:
+        config = self.settings.display
+        driver = pygame.display.get_driver() if pygame.display.get_init() else None
+        backend, passed = await asyncio.to_thread(choose_power, config, video_driver=driver)
+        self.power.backend = backend
+        log.info(
+            "screen power",
+            extra={"fields": {"backend": backend.name, "setting": config.power, "passed": passed}},
+        )
 
     async def stop(self) -> None:
         """Stop playing and release everything (the player can be started again)."""

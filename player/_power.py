@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from core import SignageError, atomic_write_text
 from player._windows import Windows
 from protocol import Manifest
-from zones import ScreenPower, ScreenState
+from zones import BackendName, NoPower, ScreenPower, ScreenState
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class PowerStatus:
 
     wanted: Literal["on", "off"]
     reason: Reason
-    backend: str
+    backend: BackendName
     display: ScreenState
     error: str | None = None
 
@@ -106,8 +106,11 @@ def command_for(
 class PowerController:
     """The standing command (persisted), the backend and what the screen last said."""
 
-    def __init__(self, backend: ScreenPower, state_dir: Path | None = None) -> None:
-        self.backend = backend
+    def __init__(self, backend: ScreenPower | None, state_dir: Path | None = None) -> None:
+        """``backend`` None: the player picks one (``zones.choose_power``) once it has opened
+        its screen, and nothing is switched until then."""
+        self.backend: ScreenPower = backend or NoPower()
+        self.choose = backend is None
         self._path = None if state_dir is None else Path(state_dir) / POWER_FILE
         self.command = self._load()
         self.applied: bool | None = None  # what the backend was last told (None: nothing yet)

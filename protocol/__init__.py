@@ -38,6 +38,7 @@ from protocol._types import (
     minutes_of,
 )
 from protocol._wire import (
+    POWER_COMMANDS,
     PROTOCOL_VERSION,
     CacheMetrics,
     ClaimRequest,
@@ -61,6 +62,7 @@ from protocol._wire import (
     PairingPending,
     PairingRequest,
     PairingStatus,
+    PowerMetrics,
     Problem,
     Scalar,
     TokenRotated,
@@ -102,6 +104,7 @@ __all__ = [
     "ManifestConfig",
     "ManifestEvent",
     "Metrics",
+    "POWER_COMMANDS",
     "PROTOCOL_VERSION",
     "PairingCode",
     "PairingCreated",
@@ -111,6 +114,7 @@ __all__ = [
     "PairingStatus",
     "Pixels",
     "Playlist",
+    "PowerMetrics",
     "PowerSchedule",
     "Problem",
     "Scalar",

@@ -110,7 +110,27 @@ class CommandRunner:
             self.host.identify(self.identity(), float(seconds))
         elif name == "reboot":
             return await self._reboot(command.id)
+        elif name in ("display_on", "display_off"):
+            return await self._display_power(name == "display_on", command)
         return CommandResult(ok=True)
+
+    async def _display_power(self, on: bool, command: Command) -> CommandResult:
+        seconds = command.args.get("seconds")
+        if seconds is not None and (
+            not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0
+        ):
+            return CommandResult(ok=False, message=f"{command.name}: bad 'seconds' {seconds!r}")
+        await self.host.display_power(on, None if seconds is None else float(seconds))
+        power = self.host.status().power
+        if power is None:
+            return CommandResult(ok=True)
+        data: dict[str, str | int | float | bool | None] = {
+            "backend": power.backend,
+            "display": power.display,
+        }
+        if power.error:
+            return CommandResult(ok=False, message=power.error, data=data)
+        return CommandResult(ok=True, message=f"screen {power.wanted}", data=data)
 
     async def handle(self, command: Command) -> bool:
         """Run ``command`` unless its id was seen; False when its result is still undelivered."""

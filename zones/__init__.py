@@ -40,6 +40,7 @@ from zones._frame_check import (
 from zones._geometry import fit_box, rotate_box, rotated_size
 from zones._image import ImageRenderer, Picture, decode_image
 from zones._power import (
+    BackendName,
     CecPower,
     DrmPower,
     NoPower,
@@ -69,6 +70,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BLACK_AREA",
+    "BackendName",
     "CecPower",
     "ClockRenderer",
     "Compositor",

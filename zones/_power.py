@@ -31,6 +31,7 @@ from core import DisplayConfig, PlayerError
 log = logging.getLogger(__name__)
 
 ScreenState = Literal["on", "standby", "unknown"]
+BackendName = Literal["cec", "drm", "x11", "none"]
 Runner = Callable[[Sequence[str]], tuple[int, str]]
 COMMAND_TIMEOUT_S = 10.0
 AUTO_ORDER = ("cec", "drm", "x11")
@@ -54,7 +55,8 @@ def run_command(argv: Sequence[str]) -> tuple[int, str]:
 class ScreenPower(Protocol):
     """One way of switching the screen. Methods block; ``probe`` never raises."""
 
-    name: str
+    @property
+    def name(self) -> BackendName: ...
 
     def probe(self) -> str | None:
         """None when this backend works here, else why not (one line)."""
@@ -72,7 +74,7 @@ class ScreenPower(Protocol):
 class NoPower:
     """``none``: nothing is switched. The player stops drawing; the panel stays lit."""
 
-    name = "none"
+    name: BackendName = "none"
 
     def probe(self) -> str | None:
         return None
@@ -92,7 +94,7 @@ class CecPower:
     """HDMI-CEC through ``cec-ctl``: the player's HDMI output acts as a playback device and
     talks to the TV (logical address 0)."""
 
-    name = "cec"
+    name: BackendName = "cec"
 
     def __init__(
         self,
@@ -166,7 +168,7 @@ class CecPower:
 class X11Power:
     """DPMS of an X server through ``xset`` (``$DISPLAY``)."""
 
-    name = "x11"
+    name: BackendName = "x11"
 
     def __init__(self, env: dict[str, str] | None = None, *, run: Runner = run_command) -> None:
         self._env = os.environ if env is None else env
@@ -304,7 +306,7 @@ class DrmPower:
     """DPMS through the DRM connector of the KMS device the player drives (SDL's KMSDRM
     driver holds it as DRM master, so the property is set on SDL's own file descriptor)."""
 
-    name = "drm"
+    name: BackendName = "drm"
 
     def __init__(self) -> None:
         self._fd: int | None = None

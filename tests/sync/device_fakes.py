@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image
 
-from protocol import Manifest
+from protocol import Manifest, PowerMetrics
 from sync import HostStatus
 
 
@@ -34,6 +34,8 @@ class FakeHost:
         self.cache_clears = 0
         self.screenshots = 0
         self.state: Any = "playing"
+        self.power: PowerMetrics | None = PowerMetrics(wanted="on", backend="none")
+        self.display_commands: list[tuple[bool, float | None]] = []
 
     def show_pairing(
         self, code: str, server_url: str, device_name: str, expires_at: dt.datetime
@@ -45,7 +47,12 @@ class FakeHost:
 
     def status(self) -> HostStatus:
         layout = self.manifests[-1].default_layout if self.manifests else None
-        return HostStatus(state=self.state, layout=layout, items={"main": "i1"} if layout else {})
+        return HostStatus(
+            state=self.state,
+            layout=layout,
+            items={"main": "i1"} if layout else {},
+            power=self.power,
+        )
 
     def feed_server_time(self, server_time: dt.datetime) -> None:
         self.server_times.append(server_time)
@@ -62,6 +69,13 @@ class FakeHost:
 
     def identify(self, text: str, seconds: float) -> None:
         self.identified.append((text, seconds))
+
+    async def display_power(self, on: bool, seconds: float | None) -> None:
+        self.display_commands.append((on, seconds))
+        if self.power is not None:
+            self.power = self.power.model_copy(
+                update={"wanted": "on" if on else "off", "reason": "command"}
+            )
 
 
 def manifest_dict(version: int = 1, text: str = "hello") -> dict[str, Any]:
