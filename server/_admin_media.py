@@ -134,7 +134,7 @@ async def delete_media(
     """Delete a media file and its row; 409 ``media_in_use`` while a playlist uses it."""
     async with state.content_lock:
         async with state.writer.begin() as conn:
-            user = await _referenced(conn, "media", sha256)
+            user = await _referenced(conn, "media", sha256, state.clock())
             if user is not None:
                 raise ApiError(409, "media_in_use", f"media {sha256} is used by {user}")
             gone = await conn.execute(delete(media).where(media.c.sha256 == sha256))
