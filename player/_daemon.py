@@ -231,7 +231,12 @@ async def run_daemon(
                     power=PowerController(None, root),
                 )
                 agent = SyncAgent(
-                    settings, root, DeviceAdapter(player, cache), http=http, server_url=server_url
+                    settings,
+                    root,
+                    DeviceAdapter(player, cache),
+                    http=http,
+                    server_url=server_url,
+                    wall=player.wall.now,
                 )
                 agents.append(agent)
                 try:

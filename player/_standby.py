@@ -54,6 +54,12 @@ class ScreenPower:
     _reschedule: Callable[[], Coroutine[Any, Any, dt.datetime | None]]
     _show_idle: Callable[[], None]
 
+    @property
+    def standby(self) -> bool:
+        """The screen is off: nothing is drawn (until the layout due at power-on is swapped
+        in)."""
+        return self._screen_off and self._current is None
+
     async def display_power(self, on: bool, seconds: float | None = None) -> None:
         """``display_on``/``display_off``: for ``seconds``, else until the power schedule
         next changes (player._power)."""

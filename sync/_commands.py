@@ -39,8 +39,11 @@ class CommandRunner:
         config: PlayerConfig,
         *,
         identity: Callable[[], str],
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        """``now``: the device's wall time, which a command's expiry is read against."""
         self.client = client
+        self._now = now
         self.ledger = ledger
         self.host = host
         self.config = config
@@ -142,7 +145,7 @@ class CommandRunner:
             return True
         log.info("running command", extra={"fields": {"command": command.id, "name": command.name}})
         self.executed.append(command.id)
-        if command.expires_at is not None and command.expires_at < dt.datetime.now(dt.UTC):
+        if command.expires_at is not None and command.expires_at < self._now():
             result = CommandResult(ok=False, message="expired before it reached the device")
         elif command.name == "restart":
             result = CommandResult(ok=True, message="restarting")

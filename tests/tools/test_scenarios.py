@@ -40,7 +40,7 @@ async def run_scenario(name: str, out: Path) -> tuple[SimResult, list[Record]]:
         content_base=scenario.base,
         scenario=scenario,
         start=run.start,
-        frames=FramePolicy.parse("switch"),
+        frames=FramePolicy.parse(run.frames or "switch"),
         device_overrides=dict(scenario.settings),
         server_overrides=dict(scenario.server),
     )
@@ -157,3 +157,33 @@ async def test_sse_down_falls_back_to_polling(tmp_path: Path) -> None:
     device = result.summary["per_device"]["sim-1"]
     assert device["manifest_polls"] >= 1
     assert device["sse_connects"] >= 2, "back on the event stream after the outage"
+
+
+async def test_day_with_night_standby(tmp_path: Path) -> None:
+    result, records = await run_scenario("day_with_night_standby", tmp_path)
+    power = [(r["state"], r["t"], r["due"], r["reason"]) for r in records if r["event"] == "power"]
+    # 22:00 off by the schedule; 23:00 on by the technician's command for 15 minutes; 07:00 on.
+    assert power == [
+        ("off", 54000.0, 54000.0, "schedule"),
+        ("on", 57600.0, None, "command"),
+        ("off", 58500.0, 58500.0, "schedule"),
+        ("on", 86400.0, 86400.0, "schedule"),
+    ]
+    night = [r for r in starts(records) if 58500 <= r["t"] < 86400]
+    assert night == [], "nothing starts while the screen is off"
+    morning = starts(records)[-1]
+    first = next(r for r in starts(records) if r["t"] >= 86400)
+    assert first["t"] == first["due"] == 86400.0, "back on with an item on its deadline"
+    assert morning["t"] <= 87000
+    lunch = [r["t"] for r in starts(records, item="lunch")]
+    assert lunch and min(lunch) >= 4 * 3600 and max(lunch) < 7 * 3600, "only 11:00 to 14:00"
+    takeover = result.summary["interrupts"]["takeovers"][0]
+    assert (takeover["t"], takeover["ended_t"]) == (28800.0, 29400.0)
+    # The shop playlist resumed where it would have been: the first item after the interrupt
+    # keeps a deadline from the playlist's own reckoning, not the interrupt's end.
+    resumed = next(r for r in starts(records, layout="shop") if r["t"] >= 29400)
+    assert resumed["t"] == 29400.0
+    shares = result.summary["share_of_voice"]
+    assert shares["within_one_item"]
+    assert {h["plays"] for h in shares["items"]["advert"]["hours"]} == {24}
+    assert {h["plays"] for h in shares["items"]["promo"]["hours"]} == {6}
