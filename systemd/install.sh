@@ -34,7 +34,7 @@ JOURNALD_DROPIN=/etc/systemd/journald.conf.d/signage.conf
 SYSUSERS_FILE=/etc/sysusers.d/signage.conf
 POLKIT_RULE=/etc/polkit-1/rules.d/50-signage-reboot.rules
 CMDLINE_RECORD=$PREFIX/cmdline-changes
-APT_PACKAGES=(libmpv2 fonts-dejavu-core python3-venv ca-certificates polkitd util-linux)
+APT_PACKAGES=(libmpv2 fonts-dejavu-core python3-venv ca-certificates polkitd util-linux v4l-utils)
 CMDLINE_SETTINGS=(consoleblank=0 vt.global_cursor_default=0)
 UNITS=(signage-player.service signage-server.service)
 
