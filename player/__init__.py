@@ -15,12 +15,13 @@ from player._power import PowerController, PowerStatus
 from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation
 from player._resume import content_key
-from player._schedule import Resolution, is_active, resolve, resolve_at, window
+from player._schedule import Resolution, is_active, resolve, resolve_at, share_slots, window
 from player._sdnotify import SdNotifier, Watchdog
 from player._sequencer import Switch, ZonePosition, ZoneSequencer
 from player._share import ZonePlan
 from player._timeline import TimelineEvent, TimelineWriter, read_timeline
 from player._wall import WallClock, system_clock_synchronised
+from player._windows import hour_start_ns
 
 __all__ = [
     "AssetSource",
@@ -49,6 +50,7 @@ __all__ = [
     "ZonePosition",
     "ZoneSequencer",
     "content_key",
+    "hour_start_ns",
     "is_active",
     "item_key",
     "play_from_server",
@@ -57,6 +59,7 @@ __all__ = [
     "resolve_at",
     "run_daemon",
     "sha256_of",
+    "share_slots",
     "system_clock_synchronised",
     "window",
 ]

@@ -95,6 +95,7 @@ class Player(FrameLoop, ScreenPower):
         self._manifest: Manifest | None = None
         self._target: tuple[Manifest, Layout] | None = None
         self._target_interrupt: Interrupt | None = None
+        self._target_overlay = False  # an interrupt or a share entry's slot chose it
         self._target_key: str | None = None
         # The last layout to leave the screen (not an interrupt's): where its zones stood,
         # so that it comes back where the media clock says it would be (player._resume).
@@ -302,7 +303,13 @@ class Player(FrameLoop, ScreenPower):
         if self._target is not None:
             manifest, layout = self._target
             self._load_task = asyncio.create_task(
-                self._load(manifest, layout, self._target_interrupt, self._start_at)
+                self._load(
+                    manifest,
+                    layout,
+                    self._target_interrupt,
+                    self._start_at,
+                    overlay=self._target_overlay,
+                )
             )
 
     async def on_enter_PLAYING(self, *_: object) -> None:
@@ -345,9 +352,9 @@ class Player(FrameLoop, ScreenPower):
         self._frame_wake.set()
 
     def _suspend(self, presentation: Presentation) -> None:
-        """Remember where a layout stood as it leaves the screen (an interrupt's is not
-        resumed: it plays from its start each time)."""
-        if presentation.interrupt is None:
+        """Remember where a layout stood as it leaves the screen (an overlay's is not resumed:
+        it plays from its start each time)."""
+        if not presentation.overlay:
             key = content_key(presentation.manifest, presentation.layout)
             positions = presentation.positions()
             self._suspended = Suspended(key, presentation.layout.id, positions, self.wall.now())
@@ -443,6 +450,8 @@ class Player(FrameLoop, ScreenPower):
         layout: Layout,
         interrupt: Interrupt | None,
         start_at: int | None,
+        *,
+        overlay: bool = False,
     ) -> None:
         presentation = Presentation(
             manifest,
@@ -456,8 +465,9 @@ class Player(FrameLoop, ScreenPower):
         started = self.clock.now_ns()
         at = started if start_at is None else start_at
         presentation.interrupt, presentation.interrupt_due_ns = interrupt, at
+        presentation.overlay = overlay or interrupt is not None
         positions = None
-        if interrupt is None:
+        if not presentation.overlay:
             positions = resume_positions(
                 manifest,
                 layout,
@@ -525,6 +535,7 @@ class Player(FrameLoop, ScreenPower):
             resolution.next_change,
             resolution.interrupt,
         )
+        overlay = resolution.overlay
         power = self.power.decide(manifest, now, interrupted=interrupt is not None)
         if not power.on:
             return await self._standby(manifest, power, next_change)
@@ -560,11 +571,11 @@ class Player(FrameLoop, ScreenPower):
             upcoming = resolve_at(manifest, next_change, playable=self._playable)
             if upcoming.layout is not None:
                 layout, start_at = upcoming.layout, self.wall.media_ns_of(next_change)
-                interrupt = upcoming.interrupt
+                interrupt, overlay = upcoming.interrupt, upcoming.overlay
         key = content_key(manifest, layout)
         if key != self._target_key:
             self._target, self._target_key, self._start_at = (manifest, layout), key, start_at
-            self._target_interrupt = interrupt
+            self._target_interrupt, self._target_overlay = interrupt, overlay
             await self._fire("load")
         return next_change
 

@@ -42,6 +42,9 @@ class Presentation:
         # Set by the player when an interrupt chose this layout: which, and when it was due.
         self.interrupt: Interrupt | None = None
         self.interrupt_due_ns: int | None = None
+        # An overlay (an interrupt, a share entry's slot) plays from its start each time; the
+        # layout beneath resumes after it.
+        self.overlay = False
         wall = wall or WallClock(clock)
         self.scene = Scene(layout.id, (layout.width, layout.height), layout.background)
         self.sequencers: list[ZoneSequencer] = []

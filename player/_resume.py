@@ -1,7 +1,8 @@
 """Where a layout resumes after something pre-empted it: an interrupt, or the screen's standby.
 
 When a layout leaves the screen the player keeps where its zones stood (``Suspended``). When
-the schedule beneath the interrupts brings it back, ``resume_positions`` says where it starts:
+the schedule beneath the overlays (interrupts, the slots of entries with a share) brings it
+back, ``resume_positions`` says where it starts:
 
 - the same layout, same content, scheduled without a break since it left: where its zones
   would be by now had it played on (each item keeps its absolute deadline);
@@ -56,14 +57,14 @@ def resume_positions(
     """Where ``layout`` (content ``key``) starting at ``start`` would have been; None: anew."""
     if suspended is None or start < suspended.at:
         return None
-    beneath = resolve_at(manifest, suspended.at, playable=playable, interrupts=False)
+    beneath = resolve_at(manifest, suspended.at, playable=playable, interrupts=False, shares=False)
     current = beneath.layout.id if beneath.layout else None
     began: dt.datetime | None = None if current == suspended.layout else suspended.at
     change = beneath.next_change
     for _ in range(MAX_CHANGES):
         if change is None or change > start:
             break
-        beneath = resolve_at(manifest, change, playable=playable, interrupts=False)
+        beneath = resolve_at(manifest, change, playable=playable, interrupts=False, shares=False)
         now_playing = beneath.layout.id if beneath.layout else None
         if now_playing != current:
             current, began = now_playing, change

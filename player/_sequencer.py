@@ -30,6 +30,7 @@ from zones import RenderContext, Renderer, ZoneView, create_renderer
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_ALL_FAILED_NS = 10 * NS_PER_S  # a zone whose every item is broken retries this often
+MIN_RESUMED_NS = NS_PER_S  # a resumed item with less left than this gives way to the next
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,14 @@ class ZoneSequencer:
         planned = None
         if position is not None and pick.index is not None:
             duration = self.plan.duration_ns(pick.index)
-            planned = (due_wall, None if duration is None else due_wall + duration)
+            end = None if duration is None else due_wall + duration
+            if end is not None and end - at_wall < MIN_RESUMED_NS:
+                # A glimpse of the item that was about to end would only flash: the next one
+                # comes in now instead, keeping its own deadline.
+                before, pick, due_wall = pick.cursor, self.plan.pick(pick.cursor, end), end
+                duration = None if pick.index is None else self.plan.duration_ns(pick.index)
+                end = None if duration is None else due_wall + duration
+            planned = (due_wall, end)
         for _ in range(len(self.playlist.items)):
             if pick.index is None:
                 self._cursor = pick.cursor

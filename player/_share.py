@@ -40,12 +40,11 @@ from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from player._clock import NS_PER_MS, NS_PER_S
-from player._windows import Windows
+from player._windows import HOUR_NS, Windows, hour_start_ns
 from protocol import Item, Playlist
 
 log = logging.getLogger(__name__)
 
-HOUR_NS = 3600 * NS_PER_S
 MAX_STEPS = 200_000  # fast-forward bound: a pathological playlist must not stall the loop
 
 
@@ -135,9 +134,7 @@ class ZonePlan:
 
     def hour_start(self, at_ns: int) -> int:
         """The start of the local hour holding ``at_ns`` (wall ns)."""
-        seconds = at_ns // NS_PER_S
-        local = dt.datetime.fromtimestamp(seconds, self.tz)
-        return at_ns - (local.minute * 60 + local.second) * NS_PER_S - at_ns % NS_PER_S
+        return hour_start_ns(at_ns, self.tz)
 
     def slots(self, index: int, hour: int) -> list[int]:
         """When the slots of item ``index`` in the local hour starting at ``hour`` fall, those

@@ -40,6 +40,7 @@ class ScreenPower:
     _target: tuple[Manifest, Layout] | None
     _target_key: str | None
     _target_interrupt: Interrupt | None
+    _target_overlay: bool
     _start_at: int | None
     _load_pending: bool
     _screen_off: bool
@@ -87,6 +88,7 @@ class ScreenPower:
                     if key != self._target_key:
                         self._target, self._target_key = (manifest, upcoming.layout), key
                         self._start_at, self._target_interrupt = due, upcoming.interrupt
+                        self._target_overlay = upcoming.overlay
                         await self._fire("load")
                 return on_at
         if not self._screen_off:

@@ -17,11 +17,21 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from zoneinfo import ZoneInfo
 
+from player._clock import NS_PER_S
 from protocol import DAYS, WindowFields, minutes_of
 
 UTC = dt.UTC
 HORIZON_DAYS = 8  # covers a whole week of day-of-week patterns plus a midnight crossing
 _CACHE_MAX = 4096  # windows remembered per evaluator (a long-running zone's stays bounded)
+
+
+HOUR_NS = 3600 * NS_PER_S
+
+
+def hour_start_ns(at_ns: int, tz: ZoneInfo) -> int:
+    """The start of the local hour holding ``at_ns`` (wall ns since the epoch)."""
+    local = dt.datetime.fromtimestamp(at_ns // NS_PER_S, tz)
+    return at_ns - (local.minute * 60 + local.second) * NS_PER_S - at_ns % NS_PER_S
 
 
 def first_instant(date: dt.date, minutes: int, tz: ZoneInfo) -> dt.datetime:

@@ -17,7 +17,15 @@ from protocol._manifest import (
     VideoItem,
     Zone,
 )
-from protocol._scheduling import HOUR_MS, Interrupt, PowerSchedule, Share, Window, WindowFields
+from protocol._scheduling import (
+    HOUR_MS,
+    Interrupt,
+    LayoutShare,
+    PowerSchedule,
+    Share,
+    Window,
+    WindowFields,
+)
 from protocol._types import (
     DAYS,
     MAX_DURATION_MS,
@@ -99,6 +107,7 @@ __all__ = [
     "Item",
     "ItemBase",
     "Layout",
+    "LayoutShare",
     "MAX_DURATION_MS",
     "Manifest",
     "ManifestConfig",

@@ -18,6 +18,7 @@ from pydantic import (
 from protocol._scheduling import (
     HOUR_MS,
     Interrupt,
+    LayoutShare,
     PowerSchedule,
     Share,
     Window,
@@ -190,7 +191,8 @@ class ScheduleEntry(WireModel):
 
     The window fields mean what they mean in ``Window``: ``to`` earlier than ``from`` crosses
     midnight (the window belongs to the day it starts on), ``start``/``end`` are inclusive
-    dates, None means open-ended, ``days`` None means every day.
+    dates, None means open-ended, ``days`` None means every day. With ``share`` the entry
+    plays its layout only in its slots of each hour (a campaign with a share of airtime).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -203,6 +205,7 @@ class ScheduleEntry(WireModel):
     days: list[Day] | None = Field(None, min_length=1, max_length=7)
     from_: TimeOfDay | None = Field(None, alias="from")
     to: TimeOfDay | None = None
+    share: LayoutShare | None = Field(None, exclude_if=unused)
 
     @model_validator(mode="after")
     def _coherent(self) -> ScheduleEntry:

@@ -106,6 +106,24 @@ class Share(WireModel):
         return max(1, round(self.percent / 100 * HOUR_MS / duration_ms))
 
 
+class LayoutShare(Share):
+    """A schedule entry's share of each hour: its layout takes over for ``slot_ms`` at a time,
+    ``per_hour`` times an hour (or as many slots as make ``percent`` of it), the slots spread
+    evenly over each local hour, while the entry's window is open."""
+
+    slot_ms: Annotated[int, Field(strict=True, ge=1_000, le=HOUR_MS)]
+
+    @model_validator(mode="after")
+    def _fits(self) -> LayoutShare:
+        slots = self.slots_per_hour()
+        if slots * self.slot_ms > HOUR_MS:
+            raise ValueError(f"{slots} slots of {self.slot_ms / 1000:g} s do not fit in an hour")
+        return self
+
+    def slots_per_hour(self) -> int:
+        return self.plays_per_hour(self.slot_ms)
+
+
 class Interrupt(WireModel):
     """A layout that takes over the screen from ``starts_at`` until ``ends_at`` (None: until
     cleared), above every schedule entry. Among interrupts active at once the highest

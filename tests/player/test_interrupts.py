@@ -193,3 +193,15 @@ async def test_an_interrupt_pre_empts_within_one_frame_on_the_real_clock() -> No
         await player.stop()
     print(f"pre-emption lateness (ready -> presented), ms: {sorted(lateness)}")
     assert max(lateness) < FRAME_MS, lateness
+
+
+async def test_an_item_with_under_a_second_left_gives_way_to_the_next_on_resuming(
+    harness: Harness,
+) -> None:
+    await harness.player.set_manifest(content(interrupt(20, 59.5)))
+    await harness.run(59.5)
+    assert harness.pixel() == BLUE_RGB, "not a half-second flash of a"
+    l1 = [(e.item, e.t, e.due) for e in harness.of("start") if e.layout == "l1"]
+    assert l1 == [("a", 0.0, 0.0), ("b", 59.5, 59.5)]
+    await harness.run(60.5)
+    assert [e.t for e in harness.of("start") if e.layout == "l1"][-1] == 120.0, "b kept 60-120"

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from player._share import HOUR_NS, Cursor, ZonePlan
+from player._share import Cursor, ZonePlan
+from player._windows import HOUR_NS
 from protocol import Playlist
 
 S = 1_000_000_000

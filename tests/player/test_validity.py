@@ -86,3 +86,43 @@ async def test_shares_of_airtime_play_their_count_each_hour(harness: Harness) ->
         assert hours[(hour, "ad")] == 24
         assert hours[(hour, "promo")] == 6
     assert all(e.t == e.due for e in harness.of("start"))
+
+
+async def test_a_layout_with_a_share_takes_its_slots_and_the_schedule_resumes(
+    harness: Harness,
+) -> None:
+    campaign = {
+        "id": "campaign",
+        "layout": "l2",
+        "priority": 5,
+        "share": {"per_hour": 2, "slot_ms": 30_000},
+    }
+    m = manifest(
+        ("p1", [image("a", RED, 60_000), image("b", BLUE, 60_000)]),
+        (
+            "p2",
+            [
+                {
+                    "id": "ad",
+                    "type": "text",
+                    "text": "ad",
+                    "duration_ms": 10_000,
+                    "background": "#00a000",
+                }
+            ],
+        ),
+        layouts=[layout("l1", "p1"), layout("l2", "p2")],
+        schedule=[campaign],
+    )
+    await harness.player.set_manifest(m)
+    await harness.run(3600)
+    ads = [(e.t, e.item) for e in harness.of("start") if e.layout == "l2"]
+    # Two 30 s slots an hour, centred at :15 and :45: 09:14:45 and 09:44:45 (t = 885, 2685).
+    assert [t for t, item in ads if item == "ad"][::3] == [885.0, 2685.0]
+    assert len(ads) == 6, "three 10 s plays per slot"
+    resumed = [
+        (e.t, e.item, e.due) for e in harness.of("start") if e.layout == "l1" and 915 <= e.t < 1000
+    ]
+    # l1 comes back where it would be at 915 s: b (due 900) until its deadline, a at 960.
+    assert resumed == [(915.0, "b", 915.0), (960.0, "a", 960.0)]
+    assert all(e.t == e.due for e in harness.of("start"))

@@ -9,8 +9,9 @@ the manifest), so any run can be judged again.
   the real seconds from the admin's call to its first frame;
 - ``share_of_voice``: for each item with a ``share``, its plays in every full local hour the
   zone played undisturbed (no standby, no interrupt, no other layout), against the quota
-  ``player.ZonePlan`` computes for that hour; within one item when every hour is within one
-  play of it.
+  ``player.ZonePlan`` computes for that hour; for each schedule entry with a ``share``, its
+  layout's takeovers in every full hour without standby or interrupt, against its slots in
+  that hour; within one item when every hour is within one play of it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from player import NS_PER_S, ZonePlan
+from player import NS_PER_S, ZonePlan, hour_start_ns, is_active, share_slots
 from protocol import Manifest
 from tools.sim._scenario import Expect
 
@@ -140,8 +142,6 @@ def share_of_voice(records: Sequence[Record], manifest: Manifest | None) -> dict
         for index, item in enumerate(playlist.items)
         if item.share is not None
     ]
-    if not shared:
-        return None
     layouts_of = defaultdict(list)
     for layout in manifest.layouts:
         for zone in layout.zones:
@@ -197,7 +197,68 @@ def share_of_voice(records: Sequence[Record], manifest: Manifest | None) -> dict
             "hours": hours[:48],
             "within_one_item": within,
         }
-    return {"items": result, "within_one_item": all_within}
+    layouts = _layout_shares(records, manifest)
+    all_within = all_within and all(v["within_one_item"] for v in layouts.values())
+    if not result and not layouts:
+        return None
+    return {"items": result, "layouts": layouts, "within_one_item": all_within}
+
+
+def _layout_shares(records: Sequence[Record], manifest: Manifest) -> dict[str, Any]:
+    """Takeovers per full local hour of each schedule entry with a share, against its slots
+    in that hour (those starting inside its window)."""
+    result: dict[str, Any] = {}
+    tz = ZoneInfo(manifest.timezone)
+    devices = sorted({str(r["device"]) for r in records})
+    for entry in manifest.schedule:
+        if entry.share is None:
+            continue
+        hours: list[dict[str, Any]] = []
+        for device in devices:
+            mine = [r for r in records if r["device"] == device]
+            starts = [r for r in mine if r["event"] == "start"]
+            if not starts:
+                continue
+            origin_ns, origin_t = _wall_ns(starts[0]), float(starts[0]["t"])
+            hour_ns = hour_start_ns(_wall_ns(mine[0]), tz) + 3600 * NS_PER_S
+            last_ns = _wall_ns(mine[-1])
+            while hour_ns + 3600 * NS_PER_S <= last_ns:
+                begin_t = origin_t + (hour_ns - origin_ns) / NS_PER_S
+                if _calm(mine, begin_t, begin_t + HOUR_S):
+                    takeovers, previous = 0, None
+                    for r in starts:
+                        if begin_t <= float(r["t"]) < begin_t + HOUR_S:
+                            takeovers += r["layout"] == entry.layout and previous != entry.layout
+                        previous = r["layout"]
+                    target = sum(
+                        1
+                        for start, _ in share_slots(entry, hour_ns)
+                        if is_active(entry, dt.datetime.fromtimestamp(start / NS_PER_S, dt.UTC), tz)
+                    )
+                    when = dt.datetime.fromtimestamp(hour_ns / NS_PER_S, dt.UTC).isoformat()
+                    if target or takeovers:  # hours outside its window say nothing
+                        hours.append(
+                            {"device": device, "hour": when, "plays": takeovers, "target": target}
+                        )
+                hour_ns = hour_start_ns(hour_ns + 3600 * NS_PER_S + 1, tz)
+        result[entry.id] = {
+            "layout": entry.layout,
+            "asks": entry.share.model_dump(exclude_none=True),
+            "plays_per_hour": entry.share.slots_per_hour(),
+            "full_hours": len(hours),
+            "hours": hours[:48],
+            "within_one_item": all(abs(h["plays"] - h["target"]) <= 1 for h in hours),
+        }
+    return result
+
+
+def _calm(mine: Sequence[Record], begin_t: float, end_t: float) -> bool:
+    """No standby and no interrupt during [begin, end)."""
+    if _last_state(mine, "power", begin_t) == "off":
+        return False
+    if _last_state(mine, "interrupt", begin_t) == "start":
+        return False
+    return not any(r["event"] in ("power", "interrupt") and begin_t <= r["t"] < end_t for r in mine)
 
 
 def airtime_lines(summary: Mapping[str, Any]) -> list[str]:
@@ -221,7 +282,7 @@ def airtime_lines(summary: Mapping[str, Any]) -> list[str]:
         )
     shares = summary.get("share_of_voice")
     if shares:
-        for item, stats in shares["items"].items():
+        for item, stats in [*shares["items"].items(), *shares.get("layouts", {}).items()]:
             plays = [h["plays"] for h in stats["hours"]]
             lines.append(
                 f"  share           {item}: {stats['plays_per_hour']}/h asked, "
@@ -271,12 +332,16 @@ def check_airtime(expect: Expect, summary: Mapping[str, Any], failures: list[str
         if shares is None:
             failures.append("no item with a share of airtime was played")
         elif not shares["within_one_item"]:
+            everything = {**shares["items"], **shares.get("layouts", {})}
             off = [
                 f"{item} {h['plays']}/{h['target']} at {h['hour']} on {h['device']}"
-                for item, stats in shares["items"].items()
+                for item, stats in everything.items()
                 for h in stats["hours"]
                 if abs(h["plays"] - h["target"]) > 1
             ]
             failures.append("shares not within one item of their target: " + "; ".join(off[:5]))
-        elif not any(stats["full_hours"] for stats in shares["items"].values()):
+        elif not any(
+            stats["full_hours"]
+            for stats in [*shares["items"].values(), *shares.get("layouts", {}).values()]
+        ):
             failures.append("no full hour of a share item's layout to judge")
