@@ -43,6 +43,9 @@ class PlayerConfig(_Section):
     frame_rate_hz: int = Field(60, ge=1, le=240, description="upper bound of presented frames/s")
     identify_s: int = Field(30, ge=1, le=3600, description="how long 'identify' shows the name")
     restart_exit_code: int = Field(75, ge=1, le=255, description="exit code of 'restart'")
+    quarantine_s: float = Field(
+        86_400.0, gt=0, le=30 * 86_400, description="skip an item that crashed the player this long"
+    )
     reboot_command: list[str] | None = Field(
         None, description="argv run by the 'reboot' command; disabled when unset"
     )
@@ -64,6 +67,13 @@ class VideoConfig(_Section):
     stall_s: Seconds = Field(5.0, description="skip a playing video that yields no frame this long")
     command_timeout_s: Seconds = Field(5.0, description="an mpv call this slow: replace the handle")
     spare_handles: int = Field(2, ge=0, le=8, description="idle mpv handles kept for reuse")
+
+
+class ImageConfig(_Section):
+    max_megapixels: float = Field(
+        90.0, gt=0, le=1000, description="refuse pictures with more pixels (memory bound)"
+    )
+    decode_timeout_s: Seconds = Field(60.0, description="a picture decoding longer is skipped")
 
 
 class CacheConfig(_Section):
@@ -116,6 +126,7 @@ class Settings(_Section):
     player: PlayerConfig = PlayerConfig()
     display: DisplayConfig = DisplayConfig()
     video: VideoConfig = VideoConfig()
+    image: ImageConfig = ImageConfig()
     cache: CacheConfig = CacheConfig()
     sync: SyncConfig = SyncConfig()
     server: ServerConfig = ServerConfig()

@@ -50,7 +50,7 @@ class MediaMaker:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._lock = threading.Lock()
-        self._makers: dict[str, Callable[[Path], None]] = {
+        self._makers: dict[str, Callable[[Path], object]] = {
             # video
             "rotated_90.mp4": lambda p: self._rotated(p, 90),
             "rotated_180.mp4": lambda p: self._rotated(p, 180),
@@ -90,7 +90,7 @@ class MediaMaker:
             "still.avif": lambda p: quadrant_picture((64, 36)).save(p, "AVIF"),
             "still.heic": lambda p: shutil.copyfile(DATA / "still.heic", p),
             "animated.gif": self._animated_gif,
-            "dds.dds": lambda p: quadrant_picture((64, 32)).save(p, "DDS"),
+            "unsupported.dds": self._unsupported_dds,
             "truncated.jpg": self._truncated_jpeg,
             "jpeg_garbage.jpg": lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + bytes(4000)),
             "mp4_named.png": lambda p: shutil.copyfile(CLIPS / "h264_160x90_0.4s.mp4", p),
@@ -179,6 +179,15 @@ class MediaMaker:
     def _animated_gif(path: Path) -> None:
         frames = [quadrant_picture((48, 27)).rotate(90 * i) for i in range(3)]
         frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+    @staticmethod
+    def _unsupported_dds(path: Path) -> None:
+        """A DDS whose pixel format Pillow does not implement (it raises NotImplementedError)."""
+        quadrant_picture((64, 32)).save(path, "DDS")
+        data = bytearray(path.read_bytes())
+        data[80:84] = (4).to_bytes(4, "little")  # DDPF_FOURCC...
+        data[84:88] = b"ZZZZ"  # ...of a codec nobody knows
+        path.write_bytes(bytes(data))
 
     @staticmethod
     def _truncated_jpeg(path: Path) -> None:
