@@ -10,6 +10,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from zones._api import (
     LAZY_RENDERERS,
+    CrashGuard,
     RenderContext,
     Renderer,
     RendererFactory,
@@ -25,7 +26,7 @@ from zones._compositor import Compositor, Overlay, Scene
 from zones._display import Display, OffscreenDisplay, ScreenDisplay
 from zones._fonts import FONT_FILES, font
 from zones._geometry import fit_box, rotate_box, rotated_size
-from zones._image import ImageRenderer, Picture, decode_image
+from zones._image import ImageRenderer, Picture, decode_image, start_image_decoder
 from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
 from zones._zoneview import ZoneView
@@ -47,6 +48,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "ClockRenderer",
     "Compositor",
+    "CrashGuard",
     "Display",
     "FONT_FILES",
     "ImageRenderer",
@@ -76,5 +78,6 @@ __all__ = [
     "renderer_config",
     "rotate_box",
     "rotated_size",
+    "start_image_decoder",
     "wrap",
 ]

@@ -89,6 +89,28 @@ def _utc_now(now_ns: int) -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class CrashGuard(Protocol):
+    """Keeps a record of items running in code that can take the whole process down.
+
+    libmpv decodes in the player's own process: a file that makes it abort (an assertion, a
+    segfault) kills the player, and a restart would play the same file again, forever. A
+    renderer of such an item calls ``enter`` before the risky code first touches the file and
+    ``leave`` once it no longer does; the player (``player._quarantine``) records the items in
+    between on disk, and after an abnormal exit skips them for a while.
+    """
+
+    async def enter(self, zone: str, item: Item) -> object:
+        """Record ``item`` as running (on disk before this returns); a token for ``leave``.
+
+        Raises ZoneError (naming zone and item) when the item is quarantined.
+        """
+        ...
+
+    def leave(self, token: object) -> None:
+        """The item no longer runs (never waits)."""
+        ...
+
+
 @dataclass(frozen=True)
 class RenderContext:
     """What a renderer may know about the world, passed to its factory.
@@ -109,6 +131,7 @@ class RenderContext:
     wake: Callable[[], None] = field(default=_no_wake)
     frame_ns: int = 16_666_667
     virtual_now: Callable[[], int] | None = None
+    guard: CrashGuard | None = None
 
 
 @runtime_checkable

@@ -8,6 +8,7 @@ a pygame Surface, off the frame loop, and keeps the last few for the next cycle 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from protocol import ImageItem, Item
 from zones._api import RenderContext, Size, register_renderer, renderer_config
 from zones._geometry import Fit
 from zones._image_worker import shared_decoder
+
+log = logging.getLogger(__name__)
 
 _DECODED_CACHE = 8  # fitted pictures (<= 8 MB each); a short playlist decodes each image once
 _cache_lock = threading.Lock()
@@ -40,6 +43,14 @@ _decoded: OrderedDict[_Key, Picture] = OrderedDict()  # least recently used firs
 def _config() -> ImageConfig:
     config = renderer_config("image")
     return config if isinstance(config, ImageConfig) else ImageConfig()
+
+
+def start_image_decoder() -> None:
+    """Start the decoder process ahead of the first picture. Blocks: run it in a thread."""
+    try:
+        shared_decoder(_config().decode_timeout_s).start()
+    except OSError as exc:  # the first picture tries again, and reports it
+        log.warning("the image decoder process did not start: %s", exc)
 
 
 def decode_image(path: Path, size: Size, fit: Fit) -> Picture:

@@ -69,6 +69,12 @@ class ImageDecoder:
         _, kind, message = reply
         raise ZoneError(f"{message} ({kind})" if message else kind)
 
+    def start(self) -> None:
+        """Start the child now rather than on the first picture (it takes a fresh interpreter
+        a few hundred milliseconds to import Pillow). Blocks."""
+        with self._lock:
+            self._connection()
+
     def _connection(self) -> Connection:
         if self._conn is not None and self._process is not None and self._process.is_alive():
             return self._conn

@@ -112,6 +112,7 @@ class VideoRenderer:
         self._unpaused_mono: int | None = None  # when play() was called, until the next frame
         self._next_frame_due: int | None = None  # monotonic: frame 1 is not shown before this
         self._file: Hashable | None = None  # what the output has loaded, once prepared
+        self._risk: object | None = None  # the crash guard's token while libmpv has the file
         self.frames_painted = 0
 
     # events from mpv's thread ------------------------------------------------------------
@@ -201,6 +202,9 @@ class VideoRenderer:
         self._ready = self._loop.create_future()
         try:
             path = self._context.asset_path(item.asset)
+            guard = self._context.guard
+            if guard is not None:  # libmpv can take the process down: say what it plays
+                self._risk = await guard.enter(self._context.zone_id, item)
             self._owns_audio = (
                 item.audio and self._config.audio and self._audio.claim(self._context.zone_id)
             )
@@ -470,3 +474,6 @@ class VideoRenderer:
         if self._ready is not None and not self._ready.done():
             self._ready.cancel()
         self._loop = None
+        risk, self._risk = self._risk, None
+        if risk is not None and self._context.guard is not None:
+            self._context.guard.leave(risk)

@@ -199,7 +199,7 @@ class SimDevice:
         self.display = display = WatchedDisplay(self._make_display(), self._watch)
         self.player = player = Player(
             self.settings, clock=self.clock, assets=self.cache, display=display, wall=wall,
-            device=self.name, frame_ns=self.frame_ns,
+            device=self.name, frame_ns=self.frame_ns, state_dir=self.root,
         )  # fmt: skip
         player.add_listener(self._note_dips)
         player.add_listener(self._emit)
