@@ -114,6 +114,9 @@ class ServerConfig(_Section):
     claim_lockout_s: Seconds = Field(900.0, description="window of claim_max_failures")
     event_replay_size: int = Field(64, ge=1, le=10_000, description="events kept per device")
     screenshot_max_bytes: int = Field(8 * 1024**2, ge=1024)
+    probe_timeout_s: Seconds = Field(30.0, description="checking one uploaded file, at most")
+    probe_memory_bytes: int = Field(1024**3, ge=64 * 1024**2, description="per check")
+    max_image_megapixels: float = Field(90.0, gt=0, le=1000, description="larger pictures refused")
 
 
 class LoggingConfig(_Section):

@@ -8,6 +8,7 @@ seconds in all (the 9,400 x 9,400 PNG most of them), far less than committing me
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -30,6 +31,13 @@ def _ffmpeg(*args: str) -> None:
 
 def _testsrc(size: str, rate: int, seconds: float) -> list[str]:
     return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
+
+
+def padded_mp4(padding: int) -> bytes:
+    """A real 0.4 s MP4 followed by a ``free`` box of ``padding`` random bytes: a valid file of
+    any size from ~5 KB (players and probes skip ``free`` boxes)."""
+    clip = (CLIPS / "h264_160x90_0.4s.mp4").read_bytes()
+    return clip + (padding + 8).to_bytes(4, "big") + b"free" + os.urandom(padding)
 
 
 def quadrant_picture(size: tuple[int, int]) -> Image.Image:
@@ -60,16 +68,19 @@ class MediaMaker:
                 p, "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error"
             ),
             "vp9.webm": lambda p: self._encode(p, "libvpx-vp9", "-pix_fmt", "yuv420p"),
+            "h264.mov": lambda p: self._encode(p, "libx264", "-pix_fmt", "yuv420p", "-f", "mov"),
+            "h264.mkv": lambda p: self._encode(p, "libx264", "-pix_fmt", "yuv420p"),
             "av1.mp4": lambda p: self._encode(p, "libaom-av1", "-cpu-used", "8"),
             "mpeg2.mpg": lambda p: self._encode(p, "mpeg2video", "-pix_fmt", "yuv420p"),
             "mjpeg.avi": lambda p: self._encode(p, "mjpeg", "-pix_fmt", "yuvj420p"),
-            "odd_7x3.webm": lambda p: self._encode(p, "libvpx-vp9", size="7x3"),
+            "odd_7x3.webm": self._odd_size,
             "vfr.mp4": self._vfr,
             "tenth_of_a_second.mp4": lambda p: self._encode(p, "libx264", seconds=0.1),
             "4k.mp4": lambda p: self._encode(
                 p, "libx264", "-preset", "ultrafast", "-crf", "40", size="3840x2160", seconds=1
             ),
             "truncated.mp4": self._truncated,
+            "truncated_data.mp4": self._truncated_data,
             "no_moov.mp4": self._no_moov,
             "zero_bytes.mp4": lambda p: p.write_bytes(b""),
             "audio_only.m4a": lambda p: shutil.copyfile(CLIPS / "aac_1s.m4a", p),
@@ -86,6 +97,9 @@ class MediaMaker:
             "one_pixel.png": lambda p: Image.new("RGB", (1, 1), (200, 30, 30)).save(p),
             "seven_by_three.png": lambda p: quadrant_picture((7, 3)).save(p),
             "quadrants.jpg": lambda p: quadrant_picture((1600, 900)).save(p, quality=90),
+            "quadrants.webp": lambda p: quadrant_picture((160, 90)).save(p, "WEBP"),
+            "quadrants.bmp": lambda p: quadrant_picture((160, 90)).save(p, "BMP"),
+            "rotated_exif.jpg": self._exif_rotated,
             "big.jpg": lambda p: quadrant_picture((6000, 4000)).save(p, quality=80),
             "still.avif": lambda p: quadrant_picture((64, 36)).save(p, "AVIF"),
             "still.heic": lambda p: shutil.copyfile(DATA / "still.heic", p),
@@ -140,6 +154,14 @@ class MediaMaker:
         )  # fmt: skip
 
     @staticmethod
+    def _odd_size(path: Path) -> None:
+        """7x3 pixels, in 4:4:4 (4:2:0 would round the size down to even)."""
+        _ffmpeg(
+            "-f", "lavfi", "-i", "testsrc=size=7x3:rate=25:duration=0.5",
+            "-c:v", "libvpx-vp9", "-pix_fmt", "yuv444p", str(path),
+        )  # fmt: skip
+
+    @staticmethod
     def _vfr(path: Path) -> None:
         """Variable frame rate: frames 40 ms apart, then 120 ms, then 10 ms."""
         _ffmpeg(
@@ -158,10 +180,23 @@ class MediaMaker:
         full.unlink()
 
     @staticmethod
+    def _truncated_data(path: Path) -> None:
+        """A 4 s clip with its index first (faststart), cut at 60 %: the header still says
+        4 s, the pictures stop at about 2.4 s (an interrupted copy)."""
+        full = path.with_name("full-" + path.name)
+        _ffmpeg(
+            *_testsrc("320x180", 25, 4), "-c:v", "libx264", "-pix_fmt", "yuv420p",
+            "-movflags", "+faststart", str(full),
+        )  # fmt: skip
+        data = full.read_bytes()
+        path.write_bytes(data[: len(data) * 6 // 10])
+        full.unlink()
+
+    @staticmethod
     def _no_moov(path: Path) -> None:
-        """An MP4 with its ``moov`` box renamed: a header, media data, and no index."""
+        """An MP4 whose ``moov`` box (its index) is gone: a header, media data, no index."""
         data = (CLIPS / "h264_320x180_2s.mp4").read_bytes()
-        path.write_bytes(data.replace(b"moov", b"free", 1))
+        path.write_bytes(data.replace(b"moov", b"junk", 1))
 
     @staticmethod
     def _huge_palette(path: Path) -> None:
@@ -174,6 +209,13 @@ class MediaMaker:
             draw.rectangle((i * 587, 0, i * 587 + 586, 9399), fill=i)
         draw.ellipse((2000, 2000, 7400, 7400), fill=3)
         picture.save(path, optimize=True)
+
+    @staticmethod
+    def _exif_rotated(path: Path) -> None:
+        """A 160x90 JPEG whose EXIF says "turn me 90 degrees" (orientation 6): shown 90x160."""
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        quadrant_picture((160, 90)).save(path, exif=exif.tobytes())
 
     @staticmethod
     def _animated_gif(path: Path) -> None:
