@@ -284,7 +284,7 @@ class MpvOutput:
 
     def _positive(self, name: str) -> float | None:
         try:
-            value = self._player._get_property(name)
+            value = getattr(self._player, name.replace("-", "_"))  # mpv's property `name`
         except _MPV_EXCEPTIONS:
             return None
         return float(value) if isinstance(value, int | float) and value > 0 else None

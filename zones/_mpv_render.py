@@ -79,6 +79,8 @@ class _SwTarget:
             (SW_SIZE, ctypes.cast(self._size, ctypes.c_void_p)),
             (SW_FORMAT, ctypes.cast(self._format, ctypes.c_void_p)),
             (SW_STRIDE, ctypes.cast(ctypes.pointer(self._stride), ctypes.c_void_p)),
+            # Documented in pygame-ce's Surface reference despite its name; a get_view()
+            # BufferProxy, the other way to the address, locks the surface against blits.
             (SW_POINTER, ctypes.c_void_p(self.backing._pixels_address)),
             (BLOCK_FOR_TARGET_TIME, ctypes.cast(ctypes.pointer(self._block), ctypes.c_void_p)),
         ]
@@ -201,7 +203,9 @@ class SoftwareRenderThread:
             if back is None or not (fresh or forced):
                 return None
             load = self._load()
-            mpv._mpv_render_context_render(self._context._handle, back.params)
+            # render() builds its parameters from python-mpv's table, which lacks the sw_*
+            # ids: the raw binding takes our array (tests/test_dependency_privates.py).
+            mpv._mpv_render_context_render(self._context.handle, back.params)
             with self._swap_lock:
                 self._front, self._back = back, self._front
                 self._seq += 1

@@ -85,7 +85,9 @@ def rotate_by_filter(player: Any) -> None:
     """
     _bind()
     player["video-rotate"] = "no"  # the render API must never see a rotation
-    handle = player._event_handle  # hooks belong to the client that receives the events
+    # Hooks belong to the client that receives the events: python-mpv's event client, which it
+    # keeps private (tests/test_dependency_privates.py).
+    handle = player._event_handle
 
     def on_event(event: Any) -> None:
         if event.event_id.value != mpv.MpvEventID.HOOK:
@@ -93,8 +95,8 @@ def rotate_by_filter(player: Any) -> None:
         hook = event.data
         try:
             if hook.name == HOOK:
-                vf = rotation_filter(video_rotation(player._get_property("track-list")))
-                player._set_property("file-local-options/vf", vf)
+                vf = rotation_filter(video_rotation(player.track_list))
+                player.command("set", "file-local-options/vf", vf)
                 if vf:
                     log.debug("rotated clip", extra={"fields": {"filter": vf}})
         except Exception:  # a core shutting down; the file then fails by itself
