@@ -208,9 +208,8 @@ class Compositor:
         if scene is None or self._pending is not None:
             return
         rects = scene.warm(zone_ids)
-        warm_display = getattr(self.display, "warm", None)
-        if rects and warm_display is not None:
-            warm_display(scene.canvas, rects)
+        if rects:
+            self.display.warm(scene.canvas, rects)
 
     def next_change_ns(self, now_ns: int) -> int | None:
         if self._pending is not None:

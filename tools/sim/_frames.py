@@ -131,6 +131,9 @@ class WatchedDisplay:
         except Exception:
             log.exception("frame watch failed")  # a bug in the watch must not stop playback
 
+    def warm(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        self.inner.warm(canvas, rects)
+
     def close(self) -> None:
         self.inner.close()
 
