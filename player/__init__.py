@@ -14,6 +14,7 @@ from player._player import Player, content_key
 from player._presentation import Presentation, Switch, ZoneSequencer
 from player._schedule import is_active, resolve, window
 from player._sdnotify import SdNotifier, Watchdog
+from player._stalls import LoopStallProbe
 from player._timeline import TimelineEvent, TimelineWriter, read_timeline
 from player._wall import WallClock, system_clock_synchronised
 
@@ -23,6 +24,7 @@ __all__ = [
     "DeviceAdapter",
     "DirectoryAssets",
     "ImpressionFeed",
+    "LoopStallProbe",
     "MediaClock",
     "NS_PER_MS",
     "NS_PER_S",

@@ -40,6 +40,7 @@ from zones import (
     RenderContext,
     ScreenDisplay,
     configure_renderer,
+    load_renderers,
     start_image_decoder,
 )
 
@@ -366,6 +367,8 @@ class Player(FrameLoop):
             raise ZoneError(f"asset {sha256[:12]} is not available: {exc}") from exc
 
     async def _load(self, manifest: Manifest, layout: Layout) -> None:
+        types = {i.type for z in layout.zones for i in manifest.playlist(z.playlist).items}
+        await asyncio.to_thread(load_renderers, types)  # libmpv loads off the loop
         presentation = Presentation(
             manifest,
             layout,

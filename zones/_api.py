@@ -63,10 +63,11 @@ Modules named in ``LAZY_RENDERERS`` are imported the first time their type is ne
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -188,6 +189,20 @@ def register_renderer(item_type: str, factory: RendererFactory) -> None:
 
 def registered_types() -> list[str]:
     return sorted(_factories)
+
+
+def load_renderers(item_types: Iterable[str]) -> None:
+    """Import the modules of the lazily loaded types among ``item_types`` now.
+
+    Blocks (loading libmpv takes a tenth of a second): the player calls it in a thread before
+    it creates a layout's renderers, so ``create_renderer`` never imports on the event loop.
+    A module that fails to load is left for ``create_renderer`` to report, item by item.
+    """
+    for item_type in item_types:
+        module = LAZY_RENDERERS.get(item_type)
+        if module is not None and item_type not in _factories:
+            with contextlib.suppress(ImportError, OSError):
+                importlib.import_module(module)
 
 
 def create_renderer(item_type: str, context: RenderContext) -> Renderer:

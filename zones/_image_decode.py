@@ -100,6 +100,30 @@ def _resample(opened: Image.Image, target: tuple[int, int], mode: str) -> Image.
         if converted.size == target:
             return converted
         return converted.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    scale = min(source.width / target[0], source.height / target[1])
+    # Box-average first, LANCZOS the last factor of 2 or more (Pillow's reducing_gap=2.0).
+    factor = int(scale / 2)
+    if factor >= 2:
+        return _reduced_in_strips(source, mode, factor).resize(target, Image.Resampling.LANCZOS)
+    return _lanczos_in_strips(source, target, mode)
+
+
+def _reduced_in_strips(source: Image.Image, mode: str, factor: int) -> Image.Image:
+    """``source`` converted to ``mode`` and box-averaged ``factor`` times smaller, a band of
+    rows at a time (bands start on multiples of ``factor``: the result is the whole picture's
+    reduction)."""
+    width, height = source.size
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    rows = factor * max(1, _STRIP_PIXELS // (width * factor))
+    for top in range(0, height, rows):
+        strip = source.crop((0, top, width, min(height, top + rows))).convert(mode)
+        reduced.paste(strip.reduce(factor), (0, top // factor))
+    return reduced
+
+
+def _lanczos_in_strips(source: Image.Image, target: tuple[int, int], mode: str) -> Image.Image:
+    """``source`` resized to ``target`` with LANCZOS, converting a band of rows at a time
+    (for scales too small to box-average first)."""
     tw, th = target
     out = Image.new(mode, target)
     scale_y = source.height / th
