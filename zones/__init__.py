@@ -24,7 +24,7 @@ from zones._api import (
 )
 from zones._clock import ClockRenderer
 from zones._compositor import Compositor, Overlay, Scene
-from zones._display import Display, OffscreenDisplay, ScreenDisplay
+from zones._display import Display, DisplayWrapper, OffscreenDisplay, ScreenDisplay
 from zones._fonts import FONT_FILES, font
 from zones._geometry import fit_box, rotate_box, rotated_size
 from zones._image import ImageRenderer, Picture, decode_image, start_image_decoder
@@ -51,6 +51,7 @@ __all__ = [
     "Compositor",
     "CrashGuard",
     "Display",
+    "DisplayWrapper",
     "FONT_FILES",
     "ImageRenderer",
     "LAZY_RENDERERS",

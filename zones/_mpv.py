@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import mpv
 
 from core import ZoneError
+from zones._mpv_render import MPV_EXCEPTIONS as _MPV_EXCEPTIONS
 from zones._mpv_render import FrameInfo, SoftwareRenderThread
 from zones._mpv_rotation import rotate_by_filter
 
@@ -110,19 +111,6 @@ class VideoOutput(Protocol):
 
     def close(self) -> None:
         """Free the render context, then terminate the handle. Blocks; idempotent."""
-
-
-# Exceptions python-mpv raises for libmpv error codes (see mpv.ErrorCode.EXCEPTION_DICT).
-_MPV_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    MemoryError,
-    ValueError,
-    AttributeError,
-    TypeError,
-    RuntimeError,
-    SystemError,
-    NotImplementedError,
-    OSError,
-)
 
 
 class VideoOutputLost(ZoneError):

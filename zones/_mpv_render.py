@@ -42,6 +42,18 @@ SW_PIXEL_FORMAT = b"bgr0"
 _ROW_ALIGN_PX = 16  # 16 px * 4 bytes: rows on 64-byte boundaries, mpv's fast SIMD path
 STOP_TIMEOUT_S = 2.0  # a render call that takes longer is stuck inside libmpv
 
+# Exceptions python-mpv raises for libmpv error codes (see mpv.ErrorCode.EXCEPTION_DICT).
+MPV_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    MemoryError,
+    ValueError,
+    AttributeError,
+    TypeError,
+    RuntimeError,
+    SystemError,
+    NotImplementedError,
+    OSError,
+)
+
 
 @dataclass(frozen=True)
 class FrameInfo:
@@ -187,7 +199,7 @@ class SoftwareRenderThread:
                 forced, self._forced, self._dirty = self._forced, False, False
             try:
                 info = self._render(forced)
-            except (mpv.ShutdownError, *_RENDER_ERRORS) as exc:
+            except MPV_EXCEPTIONS as exc:  # ShutdownError included (a SystemError)
                 if not self._failed:
                     self._failed = True
                     self._on_failure(f"rendering failed: {exc}")
@@ -211,14 +223,3 @@ class SoftwareRenderThread:
                 self._seq += 1
                 self._latest = info = FrameInfo(load, self._seq, time.monotonic_ns())
         return info
-
-
-_RENDER_ERRORS: tuple[type[BaseException], ...] = (
-    MemoryError,
-    ValueError,
-    AttributeError,
-    TypeError,
-    RuntimeError,
-    SystemError,
-    OSError,
-)

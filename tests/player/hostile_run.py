@@ -31,7 +31,7 @@ from player import (
     TimelineEvent,
 )
 from protocol import Manifest
-from zones import OffscreenDisplay
+from zones import DisplayWrapper, OffscreenDisplay
 
 
 def _black(zone: pygame.Surface) -> bool:
@@ -43,37 +43,23 @@ def _black(zone: pygame.Surface) -> bool:
     return bool(near_black.count() == small.get_width() * small.get_height())
 
 
-class _Watch:
+class _Watch(DisplayWrapper):
     """Presents offscreen and notes every frame whose media zone shows nothing."""
 
     def __init__(self, inner: OffscreenDisplay, zone: pygame.Rect, clock: MediaClock) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.zone = zone
         self.clock = clock
         self.watching = False
         self.blank_at: list[int] = []
         self.checked = 0
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.inner.size
-
-    @property
-    def frames(self) -> int:
-        return self.inner.frames
-
     def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
-        self.inner.present(canvas, rects)
+        super().present(canvas, rects)
         if self.watching:
             self.checked += 1
             if _black(canvas.subsurface(self.zone)):
                 self.blank_at.append(self.clock.now_ns())
-
-    def warm(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
-        self.inner.warm(canvas, rects)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 async def _play(spec: dict[str, Any], manifest: Manifest) -> dict[str, Any]:
