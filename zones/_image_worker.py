@@ -9,9 +9,12 @@ reports the item as an error and starts a new child for the next picture. A deco
 is killed after ``timeout_s``.
 
 One child serves one request at a time (``ImageDecoder.decode`` blocks: call it off the
-event loop). It is started with ``spawn`` (a fresh interpreter: forking a process with mpv's
-and pygame's threads is unsafe) on the first request, and ends when its pipe closes (the
-player exits, even by SIGKILL) or at interpreter exit.
+event loop). It is a fresh interpreter (``python -m zones._image_child FD``; forking a
+process with mpv's and pygame's threads is unsafe), started with the player or on the first
+request, talking over a socket pair with ``multiprocessing.connection`` (pickled requests and
+pictures). Not ``multiprocessing.Process``: its ``spawn`` runs the parent's main script again
+in the child, which breaks any program without an ``if __name__ == "__main__"`` guard. The
+child ends when its socket closes (the player exits, even by SIGKILL) or at interpreter exit.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import atexit
 import contextlib
 import ctypes
 import logging
-import multiprocessing
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from core import ZoneError
@@ -40,7 +45,7 @@ class ImageDecoder:
     def __init__(self, *, timeout_s: float = 60.0) -> None:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
-        self._process: BaseProcess | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self.started = 0  # child processes started (a crash costs one more)
 
@@ -76,25 +81,30 @@ class ImageDecoder:
             self._connection()
 
     def _connection(self) -> Connection:
-        if self._conn is not None and self._process is not None and self._process.is_alive():
+        if self._conn is not None and self._process is not None and self._process.poll() is None:
             return self._conn
         self._stop(kill=True)
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        process = context.Process(target=_serve, args=(child,), name="image-decoder", daemon=True)
-        process.start()
-        child.close()
-        self._process, self._conn = process, parent
+        ours, theirs = socket.socketpair()
+        # The child finds our modules where we do (a source checkout run with PYTHONPATH too).
+        path = os.pathsep.join(p for p in sys.path if p and Path(p).is_dir())
+        with theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "zones._image_child", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path, "PYGAME_HIDE_SUPPORT_PROMPT": "1"},
+            )
+        self._process, self._conn = process, Connection(ours.detach())
         self.started += 1
-        return parent
+        return self._conn
 
     def _lost(self, what: str) -> ZoneError:
         """The child died while decoding: say how, and let the next request start another."""
         process = self._process
         code = None
         if process is not None:
-            process.join(1.0)
-            code = process.exitcode
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = process.wait(1.0)
         self._stop(kill=True)
         how = _exit_reason(code)
         log.error("the image decoder %s (%s)", what, how)
@@ -106,10 +116,11 @@ class ImageDecoder:
         if conn is not None:
             conn.close()  # the child's recv() ends: it exits by itself
         if process is not None:
-            process.join(0 if kill else 2.0)
-            if process.is_alive():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(0 if kill else 2.0)
+            if process.poll() is None:
                 process.kill()
-                process.join(2.0)
+                process.wait(2.0)
 
     def close(self) -> None:
         with self._lock:
@@ -126,8 +137,8 @@ def _exit_reason(code: int | None) -> str:
     return f"exit status {code}"
 
 
-def _serve(conn: Connection) -> None:
-    """The child: decode requests until the pipe closes."""
+def serve(conn: Connection) -> None:
+    """The child (``zones/_image_child.py``): decode requests until the socket closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the player's to handle
     libc = _libc()
     while True:
