@@ -26,6 +26,19 @@ from zones._clock import ClockRenderer
 from zones._compositor import Compositor, Overlay, Scene
 from zones._display import Display, DisplayWrapper, OffscreenDisplay, ScreenDisplay
 from zones._fonts import FONT_FILES, font
+from zones._frame_check import (
+    BLACK_AREA,
+    NEAR_BLACK_LUMA,
+    FreezeWatch,
+    black_share,
+    black_share_of,
+    is_black,
+    luma,
+    near_black,
+    near_black_mask,
+    picture_digest,
+    surface_image,
+)
 from zones._geometry import fit_box, rotate_box, rotated_size
 from zones._image import ImageRenderer, Picture, decode_image, start_image_decoder
 from zones._screens import NoContentScreen, PairingScreen
@@ -47,14 +60,17 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "BLACK_AREA",
     "ClockRenderer",
     "Compositor",
     "CrashGuard",
     "Display",
     "DisplayWrapper",
     "FONT_FILES",
+    "FreezeWatch",
     "ImageRenderer",
     "LAZY_RENDERERS",
+    "NEAR_BLACK_LUMA",
     "NoContentScreen",
     "OffscreenDisplay",
     "Overlay",
@@ -69,18 +85,26 @@ __all__ = [
     "TextRenderer",
     "VideoRenderers",
     "ZoneView",
+    "black_share",
+    "black_share_of",
     "configure_renderer",
     "create_renderer",
     "decode_image",
     "fit_box",
     "fit_font_size",
     "font",
+    "is_black",
     "load_renderers",
+    "luma",
+    "near_black",
+    "near_black_mask",
+    "picture_digest",
     "register_renderer",
     "registered_types",
     "renderer_config",
     "rotate_box",
     "rotated_size",
     "start_image_decoder",
+    "surface_image",
     "wrap",
 ]
