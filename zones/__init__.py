@@ -41,6 +41,7 @@ from zones._frame_check import (
 )
 from zones._geometry import fit_box, rotate_box, rotated_size
 from zones._image import ImageRenderer, Picture, decode_image, start_image_decoder
+from zones._png import png_bytes
 from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
 from zones._zoneview import ZoneView
@@ -99,6 +100,7 @@ __all__ = [
     "near_black",
     "near_black_mask",
     "picture_digest",
+    "png_bytes",
     "register_renderer",
     "registered_types",
     "renderer_config",

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import pygame
 import pytest
 
 from core import DisplayConfig, ZoneError
 from protocol import Item, Transition
-from zones import Compositor, DisplayWrapper, OffscreenDisplay, Scene, ScreenDisplay, ZoneView
+from zones import (
+    Compositor,
+    DisplayWrapper,
+    OffscreenDisplay,
+    Scene,
+    ScreenDisplay,
+    ZoneView,
+    png_bytes,
+)
 
 S = 1_000_000_000
 RED, BLUE, GREEN = (200, 0, 0), (0, 0, 200), (0, 200, 0)
@@ -566,3 +576,35 @@ def test_fade_frames_repaint_what_the_outgoing_item_does_not_cover(kind: str) ->
         if kind == "crossfade" and not covered:
             assert 10 <= r <= 14 and 58 <= b <= 66, (r, g, b)  # background 3/4 + blue 1/4
         scene.release()
+
+
+def _noisy_frame() -> pygame.Surface:
+    frame = pygame.Surface((1920, 1080))
+    for x in range(0, 1920, 5):
+        frame.fill(((x * 7) % 256, (x * 13) % 256, (x * 29) % 256), (x, 0, 3, 1080))
+        frame.fill(((x * 3) % 256, 40, 90), (0, x % 1080, 1920, 2))
+    return frame
+
+
+def _turns_taken_by_others(encode: Callable[[], object]) -> int:
+    """How often this thread got to run while ``encode`` ran on another one."""
+    worker = threading.Thread(target=encode)
+    worker.start()
+    turns = 0
+    while worker.is_alive():
+        turns += 1
+        time.sleep(0.001)
+    worker.join()
+    return turns
+
+
+def test_encoding_a_frame_as_png_leaves_the_gil_to_the_event_loop() -> None:
+    frame = _noisy_frame()
+    encoded: list[bytes] = []
+    turns = _turns_taken_by_others(lambda: encoded.append(png_bytes(frame)))
+    # pygame.image.save kept the GIL for the whole ~150 ms: the loop got one or two turns.
+    assert turns >= 10, turns
+    decoded = pygame.image.load(io.BytesIO(encoded[0]))
+    assert decoded.get_size() == (1920, 1080)
+    assert decoded.get_at((3, 0)) == frame.get_at((3, 0))
+    assert not frame.get_locked()

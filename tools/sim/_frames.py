@@ -24,7 +24,7 @@ import pygame
 from core import ConfigError
 from player import TimelineEvent
 from protocol import Transition
-from zones import Display, DisplayWrapper
+from zones import Display, DisplayWrapper, png_bytes
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,10 @@ class FrameWriter:
 
 
 def _write_png(surface: pygame.Surface, path: Path) -> None:
+    # zones.png_bytes, not pygame.image.save: that one keeps the GIL while it compresses,
+    # which stalled the devices' event loop ~100 ms per saved frame.
     tmp = path.with_suffix(".tmp.png")
-    pygame.image.save(surface, str(tmp))
+    tmp.write_bytes(png_bytes(surface))
     tmp.replace(path)
 
 
