@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import enum
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -167,6 +168,9 @@ def _return_free_memory() -> None:
 _BASE_OPTIONS: dict[str, str] = {
     "vo": "libmpv",
     "hwdec": "no",
+    # One core stays with the frame loop and the render threads: with every core decoding, a
+    # 4K clip starved the loop (switches 100+ ms late on 2 cores) and decoded slower anyway.
+    "vd-lavc-threads": str(max(1, (os.cpu_count() or 2) - 1)),
     "sws-fast": "yes",
     "keep-open": "yes",
     "idle": "yes",
