@@ -9,8 +9,9 @@ from player import LoopStallProbe
 
 
 def _hold_the_loop(seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    """Compute for ``seconds`` of this thread's CPU time (wall time may be longer: load)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         pass
 
 
@@ -20,8 +21,8 @@ async def test_a_callback_that_holds_the_loop_is_a_stall_of_its_length() -> None
         await asyncio.sleep(0.02)
         asyncio.get_running_loop().call_soon(_hold_the_loop, 0.05)
         await asyncio.sleep(0.05)
-    assert 45 <= probe.max_ms < 500
-    assert 35 <= probe.max_busy_ms <= probe.max_ms + 1  # our code, on the loop thread
+    assert 45 <= probe.max_busy_ms <= probe.max_ms + 1  # our code, on the loop thread
+    assert probe.max_ms < 5000
     assert probe.over(40) >= 1
     assert len(probe.stalls_ns) > 5
 
