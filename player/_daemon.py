@@ -68,6 +68,7 @@ class DeviceAdapter:
             items=items,
             dropped_frames=dropped,
             cache=self.cache.stats().as_metrics(),
+            quarantined=self.player.quarantined,
         )
 
     def feed_server_time(self, server_time: dt.datetime) -> None:
@@ -211,7 +212,11 @@ async def run_daemon(
             )
             try:
                 player = Player(
-                    settings, clock=clock or MediaClock(), assets=cache, display=display
+                    settings,
+                    clock=clock or MediaClock(),
+                    assets=cache,
+                    display=display,
+                    state_dir=root,
                 )
                 agent = SyncAgent(
                     settings, root, DeviceAdapter(player, cache), http=http, server_url=server_url

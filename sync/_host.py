@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from protocol import CacheMetrics, Manifest
+from protocol import CacheMetrics, Manifest, QuarantinedItem
 
 PlayerStateName = Literal["stopping", "idle", "loading", "playing"]
 
@@ -24,6 +24,7 @@ class HostStatus:
     items: dict[str, str] = field(default_factory=dict)
     dropped_frames: int = 0
     cache: CacheMetrics = field(default_factory=CacheMetrics)
+    quarantined: list[QuarantinedItem] = field(default_factory=list)
 
 
 class DeviceHost(Protocol):
