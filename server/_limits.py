@@ -50,6 +50,17 @@ class SlidingWindow:
             self._events[key].append(self._clock())
         return wait
 
+    def undo(self, key: str) -> None:
+        """Take back the latest event of ``key``: a slot reserved with ``hit`` before an
+        outcome was known, returned when the outcome did not count (a right guess).
+
+        Reserving first keeps the check and the count one step, so concurrent requests
+        cannot all pass the check before any of them is counted.
+        """
+        events = self._events.get(key)
+        if events:
+            events.pop()
+
     def count(self, key: str) -> int:
         return len(self._recent(key))
 

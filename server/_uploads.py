@@ -16,19 +16,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, insert, select, update
 
+from server._admin_content import referenced
 from server._auth import Admin, State
+from server._bodies import UPLOAD_CHUNK, JsonRoute, bounded_int
 from server._db import media, uploads
 from server._problems import ApiError, problem_doc
 from server._security import new_id
 from server._state import ServerState
-from server._store import adopt, hash_file, sniff_mime
+from server._store import adopt, hash_file, object_path, sniff_mime
 
-router = APIRouter(tags=["media"])
-CHUNK_SIZE = 8 * 1024 * 1024
-ONE_SHOT_MAX = 64 * 1024 * 1024
+router = APIRouter(tags=["media"], route_class=JsonRoute)
 _RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 ADMIN = (400, 401)
 Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -109,7 +110,7 @@ async def _status(state: ServerState, row: Any) -> UploadStatus:
         received=row.ranges,
         received_bytes=sum(hi - lo for lo, hi in row.ranges),
         status=row.status,
-        chunk_size=CHUNK_SIZE,
+        chunk_size=UPLOAD_CHUNK,
         expires_at=_utc(row.expires_at),
         media=info,
     )
@@ -171,9 +172,10 @@ async def upload_status(upload_id: str, state: State, admin: Admin) -> UploadSta
 
 def _parse_content_range(value: str | None, size: int) -> tuple[int, int]:
     match = _RANGE.match(value or "")
-    if match is None:
+    numbers = [bounded_int(g) for g in match.groups()] if match else []
+    if match is None or None in numbers:
         raise ApiError(400, "range_mismatch", "Content-Range must be 'bytes START-END/TOTAL'")
-    start, last, total = (int(g) for g in match.groups())
+    start, last, total = (n for n in numbers if n is not None)
     if total != size or start > last or last >= size:
         raise ApiError(416, "range_mismatch", f"range {start}-{last}/{total} does not fit {size}")
     return start, last + 1
@@ -234,16 +236,17 @@ async def register_media(state: ServerState, path: Path, name: str | None, sha: 
         raise ApiError(
             415, "unsupported_media_type", "not PNG, JPEG, WebP, GIF, MP4/MOV or MKV/WebM"
         )
-    await asyncio.to_thread(adopt, state.objects_dir, path, digest)
-    async with state.writer.begin() as conn:
-        row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
-        if row is None:
-            await conn.execute(
-                insert(media).values(
-                    sha256=digest, size=size, mime=mime, name=name, created_at=state.clock()
-                )
-            )
+    async with state.media_lock:
+        await asyncio.to_thread(adopt, state.objects_dir, path, digest)
+        async with state.writer.begin() as conn:
             row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
+            if row is None:
+                await conn.execute(
+                    insert(media).values(
+                        sha256=digest, size=size, mime=mime, name=name, created_at=state.clock()
+                    )
+                )
+                row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
     state.counters.inc("uploads_completed")
     return row
 
@@ -305,21 +308,15 @@ async def upload_small(
     name: Annotated[str | None, Query(max_length=255)] = None,
     sha256: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$")] = None,
 ) -> MediaInfo:
-    limit = min(ONE_SHOT_MAX, state.config.max_upload_bytes)
     state.uploads_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix="oneshot-", suffix=".part", dir=state.uploads_dir)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
             size = 0
+            # Bounded by server._bodies (64 MiB, or max_upload_bytes): larger files use a session.
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > limit:
-                    raise ApiError(
-                        413,
-                        "too_large",
-                        f"one-shot uploads take at most {limit} bytes; use a session",
-                    )
                 await asyncio.to_thread(handle.write, chunk)
         if size == 0:
             raise ApiError(400, "empty_body", "no bytes uploaded")
@@ -371,3 +368,23 @@ async def get_media(sha256: str, state: State, admin: Admin) -> MediaInfo:
     if row is None:
         raise ApiError(404, "media_not_found", f"no media {sha256}")
     return media_info(row)
+
+
+@router.delete(
+    "/api/v1/admin/media/{sha256}", status_code=204, responses=problem_doc(*ADMIN, 404, 409)
+)
+async def delete_media(
+    sha256: Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")], state: State, admin: Admin
+) -> Response:
+    """Delete a media file and its row; 409 ``media_in_use`` while a playlist uses it."""
+    async with state.content_lock, state.media_lock:
+        async with state.writer.begin() as conn:
+            user = await referenced(conn, "media", sha256)
+            if user is not None:
+                raise ApiError(409, "media_in_use", f"media {sha256} is used by {user}")
+            gone = await conn.execute(delete(media).where(media.c.sha256 == sha256))
+            if gone.rowcount == 0:
+                raise ApiError(404, "media_not_found", f"no media {sha256}")
+        # After the commit: a crash in between leaves an orphan file, never a row without one.
+        await asyncio.to_thread(object_path(state.objects_dir, sha256).unlink, missing_ok=True)
+    return Response(status_code=204)

@@ -1,0 +1,129 @@
+"""The outermost layer of the app, in front of FastAPI's own error middleware.
+
+Every response is counted here for /metrics, by route class and status class, so a 500 is
+counted like any other. An exception nothing else handled (a bug, a ``RecursionError``) is
+logged once and answered with a problem+json 500. Credentials in a query string are refused
+on every route, known or not, and ``OPTIONS`` is answered with the methods the path really
+has (Starlette's 405 names only the first route matching the path; fixed here too).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server._problems import problem_response
+
+log = logging.getLogger("signage.server")
+FORBIDDEN_QUERY_KEYS = {"token", "access_token"}
+ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+ROUTE_CLASSES = ("pairing", "device", "events", "assets", "admin", "operations", "other")
+
+
+def route_class(path: str) -> str:
+    """The label /metrics counts a path under: a handful of classes, never an id."""
+    if path in ("/api/v1/device/events", "/api/v1/admin/events"):
+        return "events"
+    for prefix, name in (
+        ("/api/v1/pairings", "pairing"),
+        ("/api/v1/device/", "device"),
+        ("/api/v1/assets/", "assets"),
+        ("/api/v1/admin/", "admin"),
+    ):
+        if path.startswith(prefix):
+            return name
+    if path in ("/healthz", "/metrics", "/openapi.json"):
+        return "operations"
+    return "other"
+
+
+def allowed_methods(paths: Mapping[str, Mapping[str, Any]], path: str) -> list[str]:
+    """Every method /openapi.json documents at ``path`` (HEAD with GET), plus OPTIONS; empty
+    when it documents no such path."""
+    methods: set[str] = set()
+    for template, operations in paths.items():
+        if _template_pattern(template).fullmatch(path):
+            methods |= {m.upper() for m in operations if m.upper() in ORDER}
+    if not methods:
+        return []
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods | {"OPTIONS"}, key=ORDER.index)
+
+
+@functools.lru_cache(maxsize=256)
+def _template_pattern(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template)))
+
+
+class Front:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        methods_of: Callable[[str], list[str]],
+        count: Callable[[str, str], None],
+    ) -> None:
+        self.app = app
+        self.methods_of = methods_of
+        self.count = count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        kind = route_class(path)
+        status: int | None = None
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if status == 405:
+                    message = _with_allow(message, self.methods_of(path))
+                self.count(kind, f"{status // 100}xx")
+            await send(message)
+
+        try:
+            query = scope.get("query_string", b"").decode("latin-1")
+            keys = {k.lower() for k, _ in parse_qsl(query, keep_blank_values=True)}
+            if keys & FORBIDDEN_QUERY_KEYS:
+                response = problem_response(
+                    400,
+                    "token_in_query",
+                    "credentials go in the Authorization header, never in the URL",
+                    instance=path,
+                )
+                await response(scope, receive, counting_send)
+                return
+            if scope["method"] == "OPTIONS":
+                await self._options(scope, receive, counting_send)
+                return
+            await self.app(scope, receive, counting_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], path)
+            if status is None:
+                response = problem_response(500, "internal_error", instance=path)
+                await response(scope, receive, counting_send)
+
+    async def _options(self, scope: Scope, receive: Receive, send: Send) -> None:
+        methods = self.methods_of(scope["path"])
+        if not methods:
+            await problem_response(404, "not_found", instance=scope["path"])(scope, receive, send)
+            return
+        allow = ", ".join(methods).encode()
+        await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", allow)]})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _with_allow(message: Message, methods: list[str]) -> Message:
+    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+    headers.append((b"allow", ", ".join(methods).encode()))
+    return {**message, "headers": headers}
