@@ -2,7 +2,7 @@
 
 from server._app import create_app, sweep_once
 from server._client import AdminApiError, AdminClient
-from server._run import RunningServer, run_in_thread
+from server._run import RunningServer, run_in_thread, uvicorn_config
 from server._security import load_admin_token
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "load_admin_token",
     "run_in_thread",
     "sweep_once",
+    "uvicorn_config",
 ]

@@ -33,11 +33,12 @@ from server._auth import AuthGate
 from server._bodies import BodyLimit, JsonRoute
 from server._db import commands, database_url, open_database, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
-from server._front import ROUTE_CLASSES, Front, allowed_methods
+from server._front import ROUTE_CLASSES, Front
 from server._hub import EventHub
 from server._limits import SlidingWindow
 from server._presence import Presence
 from server._problems import install_problem_handlers, problem_doc
+from server._routes import Routes
 from server._security import hash_token, load_admin_token
 from server._state import ServerState
 from server._uploads import remove_expired_uploads
@@ -255,12 +256,9 @@ def create_app(
         state = state_of()
         return state.config if state is not None else None
 
-    def methods_of(path: str) -> list[str]:
-        return allowed_methods(app.openapi()["paths"], path)
-
     # Outer to inner: SignageApp's Front, FastAPI's error middleware, AuthGate, BodyLimit.
-    app.add_middleware(BodyLimit, config_of=config_of)
-    app.add_middleware(AuthGate, state_of=state_of, methods_of=methods_of)
+    app.add_middleware(BodyLimit, config_of=config_of, routes=app.documented)
+    app.add_middleware(AuthGate, state_of=state_of, routes=app.documented)
     return app
 
 
@@ -268,13 +266,14 @@ class SignageApp(FastAPI):
     """FastAPI with ``server._front.Front`` outside everything, its own error layer included,
     so the 500s it sends are counted too."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.documented = Routes(lambda: self.openapi())
+
     def build_middleware_stack(self) -> ASGIApp:
         def count(route: str, status_class: str) -> None:
             state: ServerState | None = getattr(self.state, "signage", None)
             if state is not None:
                 state.counters.inc(f"http_{route}_{status_class}")
 
-        def methods_of(path: str) -> list[str]:
-            return allowed_methods(self.openapi()["paths"], path)
-
-        return Front(super().build_middleware_stack(), methods_of=methods_of, count=count)
+        return Front(super().build_middleware_stack(), routes=self.documented, count=count)

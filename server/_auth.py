@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server._db import devices
 from server._problems import ApiError, problem_response
+from server._routes import Routes
 from server._security import bearer_token, hash_token, same_hash
 from server._state import AuthedDevice, ServerState, client_address, get_state
 
@@ -156,11 +157,11 @@ class AuthGate:
         self,
         app: ASGIApp,
         state_of: Callable[[], ServerState | None],
-        methods_of: Callable[[str], list[str]],
+        routes: Routes,
     ) -> None:
         self.app = app
         self.state_of = state_of
-        self.methods_of = methods_of
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state_of()
@@ -168,7 +169,7 @@ class AuthGate:
         if (
             kind is None
             or state is None
-            or scope["method"] not in self.methods_of(scope["path"])
+            or scope["method"] not in self.routes.methods(scope["path"])
             or scope["method"] == "OPTIONS"
         ):
             await self.app(scope, receive, send)

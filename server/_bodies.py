@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import ServerConfig
 from server._problems import ApiError, problem_response
+from server._routes import Routes
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -69,8 +70,11 @@ RULES = [
 ]
 
 
-def body_limit(method: str, path: str, config: ServerConfig) -> int:
-    """The most bytes a request to ``method path`` may carry."""
+def body_limit(method: str, path: str, config: ServerConfig, takes_body: bool | None) -> int:
+    """The most bytes a request to ``method path`` may carry: nothing for an operation that
+    takes no body; the default for a path no operation has (the router answers 404/405)."""
+    if takes_body is False:
+        return 0
     for rule in RULES:
         if rule.method in (method, "*") and rule.path.match(path):
             return rule.limit(config)
@@ -85,9 +89,8 @@ def bounded_int(text: str) -> int | None:
 
 
 def too_large(limit: int) -> ApiError:
-    return ApiError(
-        413, "too_large", f"body larger than {limit} bytes", headers={"Connection": "close"}
-    )
+    detail = f"body larger than {limit} bytes" if limit else "this operation takes no body"
+    return ApiError(413, "too_large", detail, headers={"Connection": "close"})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -100,19 +103,26 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class BodyLimit:
     """Refuse a body over its route's limit: by its declared length, or as it streams in."""
 
-    def __init__(self, app: ASGIApp, config_of: Callable[[], ServerConfig | None]) -> None:
+    def __init__(
+        self, app: ASGIApp, config_of: Callable[[], ServerConfig | None], routes: Routes
+    ) -> None:
         self.app = app
         self.config_of = config_of
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         config = self.config_of()
         if scope["type"] != "http" or config is None:
             await self.app(scope, receive, send)
             return
-        limit = body_limit(scope["method"], scope["path"], config)
+        method, path = scope["method"], scope["path"]
+        limit = body_limit(method, path, config, self.routes.takes_body(method, path))
         declared = _header(scope, b"content-length")
         refusal: ApiError | None = None
-        if declared is not None:
+        if limit == 0 and _header(scope, b"transfer-encoding") is not None:
+            # Nothing reads a body here, so counting would never see it: refuse it now.
+            refusal = too_large(0)
+        elif declared is not None:
             length = bounded_int(declared.strip())
             if length is None:
                 refusal = ApiError(

@@ -9,20 +9,17 @@ has (Starlette's 405 names only the first route matching the path; fixed here to
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server._problems import problem_response
+from server._routes import Routes
 
 log = logging.getLogger("signage.server")
 FORBIDDEN_QUERY_KEYS = {"token", "access_token"}
-ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 ROUTE_CLASSES = ("pairing", "device", "events", "assets", "admin", "operations", "other")
 
 
@@ -43,35 +40,16 @@ def route_class(path: str) -> str:
     return "other"
 
 
-def allowed_methods(paths: Mapping[str, Mapping[str, Any]], path: str) -> list[str]:
-    """Every method /openapi.json documents at ``path`` (HEAD with GET), plus OPTIONS; empty
-    when it documents no such path."""
-    methods: set[str] = set()
-    for template, operations in paths.items():
-        if _template_pattern(template).fullmatch(path):
-            methods |= {m.upper() for m in operations if m.upper() in ORDER}
-    if not methods:
-        return []
-    if "GET" in methods:
-        methods.add("HEAD")
-    return sorted(methods | {"OPTIONS"}, key=ORDER.index)
-
-
-@functools.lru_cache(maxsize=256)
-def _template_pattern(template: str) -> re.Pattern[str]:
-    return re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template)))
-
-
 class Front:
     def __init__(
         self,
         app: ASGIApp,
         *,
-        methods_of: Callable[[str], list[str]],
+        routes: Routes,
         count: Callable[[str, str], None],
     ) -> None:
         self.app = app
-        self.methods_of = methods_of
+        self.routes = routes
         self.count = count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -87,7 +65,7 @@ class Front:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 if status == 405:
-                    message = _with_allow(message, self.methods_of(path))
+                    message = _with_allow(message, self.routes.methods(path))
                 self.count(kind, f"{status // 100}xx")
             await send(message)
 
@@ -114,7 +92,7 @@ class Front:
                 await response(scope, receive, counting_send)
 
     async def _options(self, scope: Scope, receive: Receive, send: Send) -> None:
-        methods = self.methods_of(scope["path"])
+        methods = self.routes.methods(scope["path"])
         if not methods:
             await problem_response(404, "not_found", instance=scope["path"])(scope, receive, send)
             return

@@ -12,7 +12,7 @@ def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from core import configure_logging
-    from server import create_app, load_admin_token
+    from server import create_app, load_admin_token, uvicorn_config
 
     overrides: dict[str, object] = {}
     if args.host is not None:
@@ -30,16 +30,15 @@ def _run(args: argparse.Namespace) -> int:
         # Shown once, on the terminal that started the server; the file keeps it (mode 0600).
         print(f"admin token (saved in {data_dir / 'admin_token'}): {token}", file=sys.stderr)
     app = create_app(settings, data_dir)
-    uvicorn.run(
+    config = uvicorn_config(
         app,
+        settings.server,
         host=settings.server.host,
         port=settings.server.port,
-        access_log=False,
         log_config=None,
         timeout_graceful_shutdown=5,
-        timeout_keep_alive=75,
-        ws="none",
     )
+    uvicorn.Server(config).run()
     return 0
 
 
