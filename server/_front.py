@@ -20,6 +20,7 @@ from server._routes import Routes
 
 log = logging.getLogger("signage.server")
 FORBIDDEN_QUERY_KEYS = {"token", "access_token"}
+WARN_PEERS_MAX = 100
 ROUTE_CLASSES = ("pairing", "device", "events", "assets", "admin", "operations", "other")
 
 
@@ -51,6 +52,7 @@ class Front:
         self.app = app
         self.routes = routes
         self.count = count
+        self._warned: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,6 +71,7 @@ class Front:
                 self.count(kind, f"{status // 100}xx")
             await send(message)
 
+        self._check_forwarding(scope)
         try:
             query = scope.get("query_string", b"").decode("latin-1")
             keys = {k.lower() for k, _ in parse_qsl(query, keep_blank_values=True)}
@@ -90,6 +93,23 @@ class Front:
             if status is None:
                 response = problem_response(500, "internal_error", instance=path)
                 await response(scope, receive, counting_send)
+
+    def _check_forwarding(self, scope: Scope) -> None:
+        """Say once per peer when its X-Forwarded-For is ignored: a proxy nobody listed in
+        server.forwarded_allow_ips makes every client look like the proxy to rate limits."""
+        forwarded = next((v for k, v in scope["headers"] if k == b"x-forwarded-for"), None)
+        client = scope.get("client")
+        if forwarded is None or not client or len(self._warned) >= WARN_PEERS_MAX:
+            return
+        entries = {part.strip() for part in forwarded.decode("latin-1").split(",")}
+        peer = str(client[0])
+        if peer not in entries and peer not in self._warned:
+            self._warned.add(peer)
+            log.warning(
+                "X-Forwarded-For from %s ignored: add the proxy's address to "
+                "server.forwarded_allow_ips, or clients are all known as the proxy",
+                peer,
+            )
 
     async def _options(self, scope: Scope, receive: Receive, send: Send) -> None:
         methods = self.routes.methods(scope["path"])

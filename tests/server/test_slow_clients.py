@@ -3,6 +3,7 @@ and stalled bodies are closed on time; event streams and slow-but-moving uploads
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import time
@@ -57,16 +58,14 @@ def _wait_closed(socks: list[socket.socket], within_s: float, trickle: bool) -> 
             if trickle and now >= next_trickle:
                 next_trickle = now + 0.25
                 for sock in list(open_socks):
-                    try:
+                    with contextlib.suppress(OSError):
                         sock.send(b"X-Slow: 1\r\n")
-                    except OSError:
-                        pass
             for key, _ in selector.select(timeout=0.05):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                if _closed_by_peer(sock):
-                    selector.unregister(sock)
-                    open_socks.discard(sock)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                if _closed_by_peer(ready):
+                    selector.unregister(ready)
+                    open_socks.discard(ready)
     return time.monotonic() - started
 
 
