@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 from tools.cli._common import add_config_options, data_dir_of, load_from_args
+from tools.cli._errors import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -29,17 +31,37 @@ def _run(args: argparse.Namespace) -> int:
     if created:
         # Shown once, on the terminal that started the server; the file keeps it (mode 0600).
         print(f"admin token (saved in {data_dir / 'admin_token'}): {token}", file=sys.stderr)
+    host, port = settings.server.host, settings.server.port
+    _check_port(host, port)
     app = create_app(settings, data_dir)
     config = uvicorn_config(
-        app,
-        settings.server,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_config=None,
-        timeout_graceful_shutdown=5,
+        app, settings.server, host=host, port=port, log_config=None, timeout_graceful_shutdown=5
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except SystemExit:
+        server.started = False  # uvicorn exits on a startup failure it has logged
+    if not server.started:
+        raise CliError(f"the server did not start on {host}:{port}: the lines above say why")
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Say plainly when the address is taken (uvicorn would log an errno and exit)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise CliError(
+            f"cannot listen on {host}:{port} ({reason}): another program uses that port "
+            "(see: ss -ltnp), or choose another with --port"
+        ) from exc
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
