@@ -22,6 +22,8 @@ from server import (
     _admin_content,
     _admin_devices,
     _admin_groups,
+    _admin_media,
+    _admin_reports,
     _assets,
     _device_api,
     _events_api,
@@ -31,6 +33,7 @@ from server import (
 )
 from server._auth import AuthGate
 from server._bodies import BodyLimit, JsonRoute
+from server._console import install_console
 from server._db import commands, database_url, open_database, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
 from server._front import ROUTE_CLASSES, Front
@@ -243,11 +246,13 @@ def create_app(
         _admin_devices,
         _admin_groups,
         _admin_content,
+        _admin_media,
+        _admin_reports,
         _uploads,
-        _retention,
     ):
         app.include_router(module.router)
     app.include_router(operations)
+    install_console(app)
 
     def state_of() -> ServerState | None:
         return getattr(app.state, "signage", None)

@@ -27,6 +27,7 @@ KIB = 1024
 MIB = 1024 * KIB
 DEFAULT_MAX = 64 * KIB  # pairing requests, claims, command results, anything not listed
 ADMIN_JSON_MAX = MIB
+UNDOCUMENTED_MAX = MIB  # the web console's forms (a long playlist), never read unrouted
 CONTENT_MAX = 4 * MIB  # a playlist of 1 000 items with long texts
 HEARTBEAT_MAX = 64 * KIB
 IMPRESSIONS_MAX = MIB  # 1 000 impressions of about 250 bytes
@@ -67,18 +68,20 @@ RULES = [
         for kind in ("playlists", "layouts", "schedules")
     ),
     _rule("*", "/api/v1/admin/{rest}", ADMIN_JSON_MAX),
+    _rule("PUT", "/media/uploads/{id}", UPLOAD_CHUNK_MAX),  # the web console's upload chunks
 ]
 
 
 def body_limit(method: str, path: str, config: ServerConfig, takes_body: bool | None) -> int:
     """The most bytes a request to ``method path`` may carry: nothing for an operation that
-    takes no body; the default for a path no operation has (the router answers 404/405)."""
+    takes no body; for a path /openapi.json does not document (the web console's forms, or
+    nothing: the router answers 404/405 unread), ``UNDOCUMENTED_MAX``."""
     if takes_body is False:
         return 0
     for rule in RULES:
         if rule.method in (method, "*") and rule.path.match(path):
             return rule.limit(config)
-    return DEFAULT_MAX
+    return DEFAULT_MAX if takes_body else UNDOCUMENTED_MAX
 
 
 def bounded_int(text: str) -> int | None:

@@ -135,12 +135,12 @@ impressions = Table(
     Column("device_id", String(64), nullable=False, index=True),
     Column("body", JSON, nullable=False),
     Column("received_at", Float, nullable=False, index=True),
-    # Set once the row is added to impression_days; the row itself stays until it is older
+    # Set once the row is added to daily_impressions; the row itself stays until it is older
     # than server.impressions_keep_days, so retried batches are still recognised.
     Column("summed_at", Float, index=True),
 )
 
-impression_days = Table(
+daily_impressions = Table(
     "impression_days",
     metadata,
     Column("device_id", String(64), primary_key=True),
@@ -164,6 +164,16 @@ uploads = Table(
     Column("media_sha256", String(64)),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the cookie's secret
+    Column("admin_token_hash", String(64), nullable=False),  # a new admin token ends it
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
 )
 
 

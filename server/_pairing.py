@@ -173,6 +173,21 @@ def _in_words(seconds: int) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
+async def _expired(state: ServerState, code: str, now: float) -> bool:
+    """Whether ``code`` was shown recently and ran out (an installer who was too slow)."""
+    async with state.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(pairings.c.id).where(
+                    pairings.c.code == code,
+                    pairings.c.status == "pending",
+                    pairings.c.expires_at <= now,
+                )
+            )
+        ).first()
+    return row is not None
+
+
 async def _claim(state: ServerState, body: ClaimRequest) -> ClaimResponse:
     """Flip the pending pairing to claimed and give it a device: the one this hardware
     already is (re-paired: its record, group and content kept, its token revoked), or new."""
@@ -188,6 +203,10 @@ async def _claim(state: ServerState, body: ClaimRequest) -> ClaimResponse:
             )
         ).first()
         if row is None:
+            if await _expired(state, body.code, now):
+                raise ApiError(
+                    410, "pairing_expired", "this code expired; the screen shows a new one"
+                )
             raise ApiError(404, "pairing_not_found", "no pending pairing has this code")
         req = PairingRequest.model_validate(row.request)
         known = (
@@ -250,7 +269,7 @@ async def _claim(state: ServerState, body: ClaimRequest) -> ClaimResponse:
     "/api/v1/admin/pairings/claim",
     status_code=201,
     response_model=ClaimResponse,
-    responses=problem_doc(401, 404, 429),
+    responses=problem_doc(401, 404, 410, 429),
 )
 async def claim(body: ClaimRequest, request: Request, state: State, admin: Admin) -> ClaimResponse:
     key = f"{admin}|{client_address(request)}"
@@ -267,7 +286,7 @@ async def claim(body: ClaimRequest, request: Request, state: State, admin: Admin
     try:
         claimed = await _claim(state, body)
     except ApiError as exc:
-        if exc.code == "pairing_not_found":
+        if exc.code in ("pairing_not_found", "pairing_expired"):
             state.counters.inc("claims_failed")
         else:
             state.claim_failures.undo(key)

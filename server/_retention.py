@@ -1,7 +1,7 @@
 """What the server keeps, and for how long: proof of play summed per day, then pruned; old
-commands pruned. The sweeper runs both; the admin API reads the daily sums.
+commands pruned. The sweeper runs both; server._admin_reports reads the daily sums.
 
-Raw impressions are summed into ``impression_days`` (plays = "start" events, played_ms = the
+Raw impressions are summed into ``daily_impressions`` (plays = "start" events, played_ms = the
 durations of "end" events, per device, UTC day, layout, zone and item) as soon as the sweeper
 sees them, so the report is current. The raw rows stay ``server.impressions_keep_days``
 (default 90) after they arrived, because they are what recognises a batch a device sends
@@ -12,42 +12,33 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
 from sqlalchemy import and_, delete, insert, or_, select, update
 
-from server._auth import Admin, State
-from server._bodies import JsonRoute
-from server._db import commands, impression_days, impressions
-from server._problems import problem_doc
+from server._db import commands, daily_impressions, impressions
 from server._state import ServerState
 
-router = APIRouter(tags=["reports"], route_class=JsonRoute)
 DAY_S = 86_400.0
 SUM_BATCH = 5_000
 SUM_BATCHES_PER_PASS = 20  # a sweeper pass stays short; a backlog is worked off over passes
-REPORT_MAX_ROWS = 100_000
-DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
-
-
-class ImpressionDay(BaseModel):
-    day: str
-    device_id: str
-    layout: str
-    zone: str
-    item: str
-    plays: int
-    played_ms: int
 
 
 _Key = tuple[str, str, str, str, str]
 
 
-def _key(device_id: str, body: dict[str, Any]) -> _Key:
+def impression_key(device_id: str, body: dict[str, Any]) -> _Key:
+    """(device, UTC day, layout, zone, item) of a raw impression's body."""
     at = dt.datetime.fromisoformat(body["at"]).astimezone(dt.UTC)
     return device_id, at.date().isoformat(), body["layout"], body["zone"], body["item"]
+
+
+def add_impression(total: list[int], body: dict[str, Any]) -> None:
+    """Count one raw impression into [plays, played_ms]."""
+    if body["event"] == "start":
+        total[0] += 1
+    else:
+        total[1] += int(body.get("duration_ms") or 0)
 
 
 async def sum_impressions(state: ServerState) -> int:
@@ -66,11 +57,7 @@ async def sum_impressions(state: ServerState) -> int:
                 break
             totals: dict[_Key, list[int]] = defaultdict(lambda: [0, 0])
             for row in rows:
-                total = totals[_key(row.device_id, row.body)]
-                if row.body["event"] == "start":
-                    total[0] += 1
-                else:
-                    total[1] += int(row.body.get("duration_ms") or 0)
+                add_impression(totals[impression_key(row.device_id, row.body)], row.body)
             for key, (plays, played_ms) in totals.items():
                 await _add(conn, key, plays, played_ms)
             await conn.execute(
@@ -83,7 +70,7 @@ async def sum_impressions(state: ServerState) -> int:
 
 
 async def _add(conn: Any, key: _Key, plays: int, played_ms: int) -> None:
-    t = impression_days.c
+    t = daily_impressions.c
     where = and_(
         t.device_id == key[0],
         t.day == key[1],
@@ -92,14 +79,14 @@ async def _add(conn: Any, key: _Key, plays: int, played_ms: int) -> None:
         t.item == key[4],
     )
     changed = await conn.execute(
-        update(impression_days)
+        update(daily_impressions)
         .where(where)
         .values(plays=t.plays + plays, played_ms=t.played_ms + played_ms)
     )
     if changed.rowcount == 0:
         device_id, day, layout, zone, item = key
         await conn.execute(
-            insert(impression_days).values(
+            insert(daily_impressions).values(
                 device_id=device_id,
                 day=day,
                 layout=layout,
@@ -134,30 +121,3 @@ async def prune(state: ServerState) -> tuple[int, int]:
             )
         )
     return old_impressions.rowcount, old_commands.rowcount
-
-
-@router.get(
-    "/api/v1/admin/impressions",
-    response_model=list[ImpressionDay],
-    responses=problem_doc(400, 401, 422),
-)
-async def impression_report(
-    state: State,
-    admin: Admin,
-    since: Annotated[str | None, Query(alias="from", pattern=DAY_PATTERN)] = None,
-    until: Annotated[str | None, Query(alias="to", pattern=DAY_PATTERN)] = None,
-    device: Annotated[str | None, Query(max_length=64)] = None,
-) -> list[ImpressionDay]:
-    """Plays and played time per UTC day, device, layout, zone and item (at most 100 000
-    rows, oldest day first)."""
-    t = impression_days.c
-    query = select(impression_days).order_by(t.day, t.device_id, t.layout, t.zone, t.item)
-    if since is not None:
-        query = query.where(t.day >= since)
-    if until is not None:
-        query = query.where(t.day <= until)
-    if device is not None:
-        query = query.where(t.device_id == device)
-    async with state.engine.connect() as conn:
-        rows = await conn.execute(query.limit(REPORT_MAX_ROWS))
-        return [ImpressionDay.model_validate(r._asdict()) for r in rows]

@@ -16,18 +16,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, insert, select, update
 
-from server._admin_content import referenced
 from server._auth import Admin, State
 from server._bodies import UPLOAD_CHUNK, JsonRoute, bounded_int
 from server._db import media, uploads
 from server._problems import ApiError, problem_doc
 from server._security import new_id
 from server._state import ServerState
-from server._store import adopt, hash_file, object_path, sniff_mime
+from server._store import adopt, hash_file, sniff_mime
 
 router = APIRouter(tags=["media"], route_class=JsonRoute)
 _RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
@@ -368,23 +366,3 @@ async def get_media(sha256: str, state: State, admin: Admin) -> MediaInfo:
     if row is None:
         raise ApiError(404, "media_not_found", f"no media {sha256}")
     return media_info(row)
-
-
-@router.delete(
-    "/api/v1/admin/media/{sha256}", status_code=204, responses=problem_doc(*ADMIN, 404, 409)
-)
-async def delete_media(
-    sha256: Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")], state: State, admin: Admin
-) -> Response:
-    """Delete a media file and its row; 409 ``media_in_use`` while a playlist uses it."""
-    async with state.content_lock, state.media_lock:
-        async with state.writer.begin() as conn:
-            user = await referenced(conn, "media", sha256)
-            if user is not None:
-                raise ApiError(409, "media_in_use", f"media {sha256} is used by {user}")
-            gone = await conn.execute(delete(media).where(media.c.sha256 == sha256))
-            if gone.rowcount == 0:
-                raise ApiError(404, "media_not_found", f"no media {sha256}")
-        # After the commit: a crash in between leaves an orphan file, never a row without one.
-        await asyncio.to_thread(object_path(state.objects_dir, sha256).unlink, missing_ok=True)
-    return Response(status_code=204)

@@ -203,6 +203,7 @@ class Simulation:
         options.progress(f"server {self.server_url}: content seeded ({content.source})")
         if self.server is not None:
             # A throwaway local server: its token lets the operator pair a real screen to it.
+            options.progress(f"web console: {self.server_url}/ (sign in with the admin token)")
             options.progress(f"admin token of this server: {self.server.admin_token}")
         self.make_devices()
         helpers: list[asyncio.Task[None]] = []
