@@ -84,7 +84,8 @@ def test_play_server_prints_the_code_and_saves_a_screenshot(
 ) -> None:
     shot = tmp_path / "last.png"
     command = [sys.executable, "-m", "tools", "play", "--server", live.url, "--headless"]
-    command += ["--data-dir", str(tmp_path / "state"), "--duration", "12", "--screenshot", str(shot)]
+    command += ["--data-dir", str(tmp_path / "state"), "--duration", "12"]
+    command += ["--screenshot", str(shot)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAGE_")}
     env |= {"SIGNAGE_DISPLAY__WIDTH": "320", "SIGNAGE_DISPLAY__HEIGHT": "180"}
     lines: list[str] = []

@@ -284,9 +284,9 @@ def test_a_server_whose_port_is_taken_says_so(tmp_path: Path) -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAGE_")}
+        command = [sys.executable, "-m", "tools", "server", "--port", str(port)]
         done = subprocess.run(
-            [sys.executable, "-m", "tools", "server", "--port", str(port)]
-            + ["--data-dir", str(tmp_path / "srv")],
+            [*command, "--data-dir", str(tmp_path / "srv")],
             capture_output=True,
             text=True,
             cwd=REPO,
