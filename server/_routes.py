@@ -9,10 +9,12 @@ limit refuses a body sent to an operation that takes none.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
 ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+SEEN_MAX = 4096
 Schema = Callable[[], Mapping[str, Any]]
 
 
@@ -20,9 +22,20 @@ class Routes:
     def __init__(self, schema: Schema) -> None:
         self._schema = schema
         self._table: list[tuple[re.Pattern[str], dict[str, bool]]] | None = None
+        # Looked up three times per request (front, gate, body limit), mostly for the same
+        # few device paths: remembered, within a bound (paths carry ids).
+        self._seen: OrderedDict[str, dict[str, bool]] = OrderedDict()
 
     def _operations(self, path: str) -> dict[str, bool]:
         """Method → takes a body, for every operation documented at ``path``."""
+        found = self._seen.get(path)
+        if found is None:
+            found = self._seen[path] = self._match(path)
+            if len(self._seen) > SEEN_MAX:
+                self._seen.popitem(last=False)
+        return found
+
+    def _match(self, path: str) -> dict[str, bool]:
         if self._table is None:
             self._table = [
                 (

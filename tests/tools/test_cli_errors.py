@@ -297,3 +297,17 @@ def test_a_server_whose_port_is_taken_says_so(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "address already in use" in done.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["admin"], ["server"]])
+def test_help_lists_the_exit_codes(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    for line in (
+        "  1    failed",
+        "  2    wrong command-line",
+        "  3    the server cannot be reached",
+    ):
+        assert line in out
+    assert "  130  interrupted" in out

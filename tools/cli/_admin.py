@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from tools.cli._common import add_config_options
-from tools.cli._errors import EXIT_INTERRUPTED, CliError, input_size, printable, read_document
+from tools.cli._errors import (
+    EXIT_CODES,
+    EXIT_INTERRUPTED,
+    CliError,
+    ExitCodesFormatter,
+    input_size,
+    printable,
+    read_document,
+)
 
 RESUME_FILE = "admin-uploads.json"
 
@@ -268,7 +276,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "admin",
         help="manage a server: pair, upload, assign, command",
-        description="Use the admin API.",
+        description="Use the admin API. A failure is one line on stderr saying what happened "
+        "and what to do; a 422 lists each invalid field.",
+        epilog=EXIT_CODES,
+        formatter_class=ExitCodesFormatter,
     )
     sub = parser.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
 

@@ -1,6 +1,7 @@
 """How the command line reports a failure: one readable line (a 422 adds one line per invalid
 field) saying what happened and what to do, an exit code from the documented table, and
-never a traceback (``SIGNAGE_DEBUG=1`` shows one for an internal error).
+never a traceback on a terminal (``SIGNAGE_DEBUG=1`` shows one; under systemd, where stderr is
+the journal, an internal error's traceback precedes its line).
 
 Exit codes (``signage --help`` and docs/install.md list them):
 
@@ -11,10 +12,12 @@ Exit codes (``signage --help`` and docs/install.md list them):
     3    the server cannot be reached, or what answers is not a signage server
     75   the player stopped for a ``restart`` command (player.restart_exit_code)
     130  interrupted (Ctrl+C, SIGINT)
+    141  stdout was closed before the output was written (``| head``)
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -36,9 +39,22 @@ EXIT_CODES = """exit codes:
   2    wrong command-line arguments
   3    the server cannot be reached, or what answers is not a signage server
   75   the player stopped for the server's "restart" command (systemd starts it again)
-  130  interrupted (Ctrl+C)"""
+  130  interrupted (Ctrl+C)
+  141  the output was closed early (a pipe into head)
+
+Failures are one line on stderr: what happened and what to do. SIGNAGE_DEBUG=1 adds the
+traceback of an internal error."""
 # Bidirectional overrides and isolates reorder what a terminal shows; escape them too.
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+class ExitCodesFormatter(argparse.HelpFormatter):
+    """argparse's help, with the exit-code table kept as written (descriptions still wrap)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("exit codes:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 class CliError(SignageError):
@@ -153,10 +169,19 @@ def describe(exc: BaseException) -> tuple[list[str], int]:
     return [f"internal error: {type(exc).__name__}: {exc} ({hint})"], EXIT_FAILED
 
 
+def _wants_traceback(exc: BaseException) -> bool:
+    """Asked for (SIGNAGE_DEBUG=1), or a bug in a systemd service (INVOCATION_ID is set):
+    there stderr is the journal, where the stack is what the next person needs."""
+    if os.environ.get("SIGNAGE_DEBUG"):
+        return not isinstance(exc, KeyboardInterrupt)
+    unexpected = not isinstance(exc, SignageError | OSError | KeyboardInterrupt)
+    return unexpected and bool(os.environ.get("INVOCATION_ID"))
+
+
 def report(exc: BaseException) -> int:
     """Print ``exc`` for a person on stderr; return its exit code."""
     lines, code = describe(exc)
-    if os.environ.get("SIGNAGE_DEBUG") and not isinstance(exc, KeyboardInterrupt):
+    if _wants_traceback(exc):
         traceback.print_exception(exc, file=sys.stderr)
     first, *rest = (printable(line) for line in lines)
     print(f"signage: {first}", *rest, sep="\n", file=sys.stderr)

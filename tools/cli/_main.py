@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from tools.cli._errors import EXIT_CODES, report
+from tools.cli._errors import EXIT_CODES, ExitCodesFormatter, report
 
 # Modules that add subcommands, in the order --help lists them.
 COMMAND_MODULES = [
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="signage",
         description="Signage player runtime for Raspberry Pi and Linux kiosks.",
         epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=ExitCodesFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True

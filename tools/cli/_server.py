@@ -7,7 +7,7 @@ import socket
 import sys
 
 from tools.cli._common import add_config_options, data_dir_of, load_from_args
-from tools.cli._errors import CliError
+from tools.cli._errors import EXIT_CODES, CliError, ExitCodesFormatter
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -70,7 +70,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the reference server",
         description="Run the bundled reference server (FastAPI on uvicorn, SQLite in the data "
         "dir). The admin token comes from SIGNAGE_ADMIN_TOKEN, or is generated at first start "
-        "into the data dir and printed once.",
+        "into the data dir and printed once. Every request body is bounded per route (413), "
+        "credentials are checked before a body is read, and slow clients are cut off "
+        "(server.header_timeout_s, server.body_timeout_s). Behind a reverse proxy, list it in "
+        "server.forwarded_allow_ips (default: 127.0.0.1 and ::1) so rate limits see each "
+        "client's own address; docs/server.md has a complete nginx site.",
+        epilog=EXIT_CODES,
+        formatter_class=ExitCodesFormatter,
     )
     parser.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: server.port, 8080)")
