@@ -7,8 +7,8 @@ document the security schemes in /openapi.json.
 
 Failed attempts are counted per client address: past ``server.auth_failures_per_ip`` within
 ``server.auth_failure_window_s`` the address gets 429 without its token being looked at (a
-device token already known to be valid still passes). Each attempt reserves its slot before
-it is evaluated, so concurrent guesses cannot all slip in before the first is counted.
+device token already known to be valid still passes). The check, the lookup and the count are
+one step per address, so concurrent guesses cannot all slip in before the first is counted.
 Tokens are accepted only in the ``Authorization`` header; query strings are refused in
 ``server._front``.
 """
@@ -48,8 +48,8 @@ def require_token(token: str | None) -> str:
     return token
 
 
-def _reserve(state: ServerState, address: str) -> None:
-    wait = state.auth_failures.hit(address)
+def _check_failures(state: ServerState, address: str) -> None:
+    wait = state.auth_failures.retry_after(address)
     if wait:
         raise ApiError(
             429,
@@ -114,19 +114,24 @@ async def authenticate_device(state: ServerState, token: str | None, address: st
     cached = _cached(state, token_hash)
     if cached is not None:
         return cached
-    _reserve(state, address)
-    device = await _lookup(state, token_hash)  # a 401 keeps the reserved slot: a failure
-    state.auth_failures.undo(address)
-    return device
+    # Check, look up and count as one step per address: concurrent guesses queue behind each
+    # other instead of all passing the check before the first failure is counted.
+    async with state.auth_lookups.hold(address):
+        _check_failures(state, address)
+        try:
+            return await _lookup(state, token_hash)
+        except ApiError:
+            state.auth_failures.hit(address)
+            raise
 
 
 def authenticate_admin(state: ServerState, token: str | None, address: str) -> str:
     """The hash of the admin credential (rate limits key on it, never on the secret)."""
     token_hash = hash_token(require_token(token))
-    _reserve(state, address)
+    _check_failures(state, address)  # no await from here on: check and count are one step
     if not same_hash(state.admin_token_hash, token_hash):
+        state.auth_failures.hit(address)
         raise ApiError(401, "invalid_token", "wrong admin token", headers=_UNAUTHORIZED)
-    state.auth_failures.undo(address)
     return token_hash
 
 

@@ -16,18 +16,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # httptools is optional; uvicorn then speaks h11
-    HttpToolsProtocol = None  # type: ignore[assignment,misc]
-
 
 def _base(http: str) -> type[Any]:
-    if http == "h11" or HttpToolsProtocol is None:
-        return H11Protocol
-    return HttpToolsProtocol
+    # Imported here: ``import server`` must not load an HTTP parser (tests/test_structure.py).
+    if http != "h11":
+        try:
+            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        except ImportError:  # httptools is optional; uvicorn then speaks h11
+            pass
+        else:
+            return HttpToolsProtocol
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    return H11Protocol
 
 
 def guarded_protocol(header_timeout_s: float, body_timeout_s: float, http: str = "auto") -> type:

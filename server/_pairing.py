@@ -188,11 +188,35 @@ async def _expired(state: ServerState, code: str, now: float) -> bool:
     return row is not None
 
 
-async def _claim(state: ServerState, body: ClaimRequest) -> ClaimResponse:
+async def _claim(state: ServerState, body: ClaimRequest, key: str) -> ClaimResponse:
     """Flip the pending pairing to claimed and give it a device: the one this hardware
-    already is (re-paired: its record, group and content kept, its token revoked), or new."""
+    already is (re-paired: its record, group and content kept, its token revoked), or new.
+
+    Claims run one at a time under the content lock, and the lockout of ``key`` is checked
+    and counted inside it: 300 simultaneous guesses evaluate at most ``claim_max_failures``
+    wrong codes, while simultaneous right ones (a script pairing a fleet) all succeed.
+    """
+    async with state.content_lock:
+        wait = state.claim_failures.retry_after(key)
+        if wait:
+            raise ApiError(
+                429,
+                "too_many_attempts",
+                f"too many wrong codes; try again in {_in_words(wait)}",
+                headers={"Retry-After": str(wait)},
+            )
+        try:
+            return await _claim_locked(state, body)
+        except ApiError as exc:
+            if exc.code in ("pairing_not_found", "pairing_expired"):
+                state.claim_failures.hit(key)
+                state.counters.inc("claims_failed")
+            raise
+
+
+async def _claim_locked(state: ServerState, body: ClaimRequest) -> ClaimResponse:
     now = state.clock()
-    async with state.content_lock, state.writer.begin() as conn:
+    async with state.writer.begin() as conn:
         row = (
             await conn.execute(
                 select(pairings).where(
@@ -272,28 +296,6 @@ async def _claim(state: ServerState, body: ClaimRequest) -> ClaimResponse:
     responses=problem_doc(401, 404, 410, 429),
 )
 async def claim(body: ClaimRequest, request: Request, state: State, admin: Admin) -> ClaimResponse:
-    key = f"{admin}|{client_address(request)}"
-    # The attempt takes its slot before it is evaluated and gives it back only if the code
-    # was right: concurrent guesses cannot all pass the check before one is counted.
-    wait = state.claim_failures.hit(key)
-    if wait:
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"too many wrong codes; try again in {_in_words(wait)}",
-            headers={"Retry-After": str(wait)},
-        )
-    try:
-        claimed = await _claim(state, body)
-    except ApiError as exc:
-        if exc.code in ("pairing_not_found", "pairing_expired"):
-            state.counters.inc("claims_failed")
-        else:
-            state.claim_failures.undo(key)
-        raise
-    except BaseException:
-        state.claim_failures.undo(key)
-        raise
-    state.claim_failures.undo(key)
+    claimed = await _claim(state, body, f"{admin}|{client_address(request)}")
     state.counters.inc("claims_succeeded")
     return claimed

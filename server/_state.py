@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import ServerConfig
 from server._hub import EventHub
-from server._limits import SlidingWindow
+from server._limits import KeyedLocks, SlidingWindow
 from server._presence import Presence
 
 
@@ -63,6 +63,7 @@ class ServerState:
     auth_failures: SlidingWindow  # per client address
     sse_connects: SlidingWindow  # per client address
     counters: Counters = field(default_factory=Counters)
+    auth_lookups: KeyedLocks = field(default_factory=KeyedLocks)  # per client address
     # One writer for content and assignments: publishing, conflict checks and version bumps
     # happen inside it, so two concurrent requests cannot both pass a check.
     content_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

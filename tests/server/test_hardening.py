@@ -252,3 +252,36 @@ async def test_bad_tokens_from_one_address_are_limited(ctx: Ctx) -> None:
     assert admin.status_code == 429
     ctx.clock.advance(ctx.state.config.auth_failure_window_s)
     assert (await ctx.client.get("/api/v1/admin/devices", headers=ctx.admin)).status_code == 200
+
+
+async def test_simultaneous_right_claims_all_succeed(ctx: Ctx) -> None:
+    """A script pairing a fleet claims many codes at once: none of them is a failure."""
+    count = ctx.state.config.claim_max_failures * 3
+    ctx.state.pairing_per_ip.limit = 1000  # one test address asks for every code
+    created = [
+        (await ctx.client.post("/api/v1/pairings", json={"hardware_id": f"hw-{n}"})).json()
+        for n in range(count)
+    ]
+    claims = await asyncio.gather(
+        *(
+            ctx.client.post(
+                "/api/v1/admin/pairings/claim", json={"code": c["code"]}, headers=ctx.admin
+            )
+            for c in created
+        )
+    )
+    assert [r.status_code for r in claims] == [201] * count
+
+
+async def test_many_valid_devices_behind_one_address_are_never_limited(ctx: Ctx) -> None:
+    """After a server restart (nothing cached) a site's screens behind one NAT address all
+    come back at once: none of them counts as a failure."""
+    count = ctx.state.config.auth_failures_per_ip + 10
+    ctx.state.pairing_per_ip.limit = 1000  # one test address asks for every code
+    tokens = [(await ctx.pair(f"hw-{n}"))[1] for n in range(count)]
+    ctx.state.auth_cache.clear()
+    answers = await asyncio.gather(
+        *(ctx.client.get("/api/v1/device/manifest", headers=device_headers(t)) for t in tokens)
+    )
+    assert [r.status_code for r in answers] == [200] * count
+    assert len(ctx.state.auth_lookups) == 0, "per-address locks are dropped after use"
