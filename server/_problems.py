@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from protocol import FieldProblem, Problem
 
@@ -162,6 +163,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         # Starlette re-raises after answering; server._front logs it once and counts the 500.
         return problem_response(500, "internal_error", instance=request.url.path)
 
+    async def on_disconnect(request: Request, exc: Exception) -> JSONResponse:
+        # The client left mid-body (or was cut off by the body timeout): nobody reads this
+        # answer, and it is not a server error.
+        return problem_response(400, "client_disconnected", instance=request.url.path)
+
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

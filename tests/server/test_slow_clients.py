@@ -70,14 +70,19 @@ def _wait_closed(socks: list[socket.socket], within_s: float, trickle: bool) -> 
 
 
 def test_slowloris_sockets_are_closed_and_others_still_served(live: RunningServer) -> None:
-    socks = [_connect(live) for _ in range(SOCKETS)]
+    last_connected = time.monotonic()
+    socks = []
+    for _ in range(SOCKETS):
+        socks.append(_connect(live))
+        last_connected = time.monotonic()
     try:
         for sock in socks:
             sock.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         # While they trickle, a normal client is served at once.
         assert httpx.get(f"{live.url}/healthz", timeout=5).status_code == 200
-        took = _wait_closed(socks, within_s=TIMEOUT_S + 5, trickle=True)
-        assert took >= TIMEOUT_S * 0.5  # closed by the header timeout, not at once
+        _wait_closed(socks, within_s=TIMEOUT_S + 5, trickle=True)
+        # Closed by the header timeout (the last socket's deadline), not at once.
+        assert time.monotonic() - last_connected >= TIMEOUT_S * 0.9
     finally:
         for sock in socks:
             sock.close()
