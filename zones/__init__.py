@@ -24,6 +24,19 @@ from zones._clock import ClockRenderer
 from zones._compositor import Compositor, Overlay, Scene
 from zones._display import Display, OffscreenDisplay, ScreenDisplay
 from zones._fonts import FONT_FILES, font
+from zones._frame_check import (
+    BLACK_AREA,
+    NEAR_BLACK_LUMA,
+    FreezeWatch,
+    black_share,
+    black_share_of,
+    is_black,
+    luma,
+    near_black,
+    near_black_mask,
+    picture_digest,
+    surface_image,
+)
 from zones._geometry import fit_box, rotate_box, rotated_size
 from zones._image import ImageRenderer, Picture, decode_image
 from zones._screens import NoContentScreen, PairingScreen
@@ -45,12 +58,15 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "BLACK_AREA",
     "ClockRenderer",
     "Compositor",
     "Display",
     "FONT_FILES",
+    "FreezeWatch",
     "ImageRenderer",
     "LAZY_RENDERERS",
+    "NEAR_BLACK_LUMA",
     "NoContentScreen",
     "OffscreenDisplay",
     "Overlay",
@@ -65,16 +81,24 @@ __all__ = [
     "TextRenderer",
     "VideoRenderers",
     "ZoneView",
+    "black_share",
+    "black_share_of",
     "configure_renderer",
     "create_renderer",
     "decode_image",
     "fit_box",
     "fit_font_size",
     "font",
+    "is_black",
+    "luma",
+    "near_black",
+    "near_black_mask",
+    "picture_digest",
     "register_renderer",
     "registered_types",
     "renderer_config",
     "rotate_box",
     "rotated_size",
+    "surface_image",
     "wrap",
 ]
