@@ -63,8 +63,9 @@ USAGE
 
 say() { printf '==> %s\n' "$*" >&2; }
 warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+# die MESSAGE [EXIT_CODE]: the code is the process's status, never part of the message.
 die() {
-    printf '%s: error: %s\n' "$PROG" "$*" >&2
+    printf '%s: error: %s\n' "$PROG" "$1" >&2
     exit "${2:-1}"
 }
 

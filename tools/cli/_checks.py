@@ -266,13 +266,28 @@ def check_service(probe: Probe) -> Finding:
     return Finding("service", Status.FAIL, detail, fix)
 
 
+def _paired_server(probe: Probe) -> str | None:
+    """The server ``credentials.json`` was paired with (``signage play --server URL``
+    writes no configuration), when it can be read."""
+    try:
+        data = json.loads((probe.state_dir / CREDENTIALS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    url = data.get("server_url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+
+
 def check_server(probe: Probe) -> Finding:
     url = probe.settings.sync.server_url
+    source = ""
+    if not url:
+        url = _paired_server(probe)
+        source = f" (the server in {CREDENTIALS_FILE})"
     if not url:
         return Finding(
             "server",
             Status.FAIL,
-            "no server configured (sync.server_url)",
+            "no server configured (sync.server_url) and not paired with one",
             "set server_url under [sync] in /etc/signage/player.toml, or rerun "
             "install.sh --server URL",
         )
@@ -287,7 +302,7 @@ def check_server(probe: Probe) -> Finding:
         return Finding(
             "server",
             Status.FAIL,
-            f"{health} is unreachable: {type(exc).__name__}: {exc}",
+            f"{health}{source} is unreachable: {type(exc).__name__}: {exc}",
             "check the address, that the server runs (systemctl status signage-server there), "
             "and the network from here (ping, firewall, proxy)",
         )
@@ -298,7 +313,7 @@ def check_server(probe: Probe) -> Finding:
             f"{health} answered HTTP {response.status_code}",
             "look at the server's log (journalctl -u signage-server)",
         )
-    detail = f"{health} answered in {elapsed_ms:.0f} ms"
+    detail = f"{health} answered in {elapsed_ms:.0f} ms{source}"
     skew = _clock_skew(response, probe.wall_clock())
     if skew is not None and abs(skew) > MAX_CLOCK_SKEW_S:
         return Finding(
