@@ -37,8 +37,9 @@ from zones import (
     Compositor,
     Display,
     RenderContext,
-    ScreenDisplay,
+    compositor_for,
     configure_renderer,
+    open_display,
 )
 
 log = logging.getLogger(__name__)
@@ -136,9 +137,10 @@ class Player(FrameLoop):
         if self._tasks:
             return
         configure_renderer("video", self.settings.video)
-        display = self._display or ScreenDisplay(self.settings.display)
+        # The path (GL or software) follows the display: display.renderer picks it.
+        display = self._display or open_display(self.settings.display)
         self._opened = display if self._display is None else None  # ours to close
-        self.compositor = Compositor(display, frame_ns=self._frame_ns)
+        self.compositor = compositor_for(display, frame_ns=self._frame_ns)
         self.events.restart()
         await self.state_changed()
         self._show_idle()
@@ -332,6 +334,7 @@ class Player(FrameLoop):
                 frame_ns=self._frame_ns,
                 # A virtual clock (it has advance_to) only moves when told: video follows it.
                 virtual_now=self.clock.now_ns if hasattr(self.clock, "advance_to") else None,
+                gl=self.compositor.gl if self.compositor is not None else None,
             )
 
         return context

@@ -10,6 +10,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from zones._api import (
     LAZY_RENDERERS,
+    GLTarget,
     RenderContext,
     Renderer,
     RendererFactory,
@@ -25,7 +26,11 @@ from zones._compositor import Compositor, Overlay, Scene
 from zones._display import Display, OffscreenDisplay, ScreenDisplay
 from zones._fonts import FONT_FILES, font
 from zones._geometry import fit_box, rotate_box, rotated_size
+from zones._gl import GLContext, GLInfo
+from zones._gl_compositor import GLCompositor
+from zones._gl_display import GLOffscreen, GLScreen, GLWindow
 from zones._image import ImageRenderer, Picture, decode_image
+from zones._screen import RendererChoice, compositor_for, offscreen_display, open_display
 from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
 from zones._zoneview import ZoneView
@@ -49,6 +54,13 @@ __all__ = [
     "Compositor",
     "Display",
     "FONT_FILES",
+    "GLCompositor",
+    "GLContext",
+    "GLInfo",
+    "GLOffscreen",
+    "GLScreen",
+    "GLTarget",
+    "GLWindow",
     "ImageRenderer",
     "LAZY_RENDERERS",
     "NoContentScreen",
@@ -58,6 +70,7 @@ __all__ = [
     "Picture",
     "RenderContext",
     "Renderer",
+    "RendererChoice",
     "RendererFactory",
     "Scene",
     "ScreenDisplay",
@@ -65,12 +78,15 @@ __all__ = [
     "TextRenderer",
     "VideoRenderers",
     "ZoneView",
+    "compositor_for",
     "configure_renderer",
     "create_renderer",
     "decode_image",
     "fit_box",
     "fit_font_size",
     "font",
+    "offscreen_display",
+    "open_display",
     "register_renderer",
     "registered_types",
     "renderer_config",

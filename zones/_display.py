@@ -155,15 +155,20 @@ class ScreenDisplay:
             touch_pages(self._screen, self._placement(canvas.get_size(), rect)[0])
 
     def quit_requested(self) -> bool:
-        """Drain the window's event queue (a desktop marks silent windows as hung);
-        True when the window was closed or Escape pressed."""
-        quit_seen = False
-        for event in pygame.event.get():
-            if event.type == pygame.QUIT or (
-                event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
-            ):
-                quit_seen = True
-        return quit_seen
+        """Drain the window's event queue; True when it was closed or Escape pressed."""
+        return quit_requested()
 
     def close(self) -> None:
         pygame.display.quit()
+
+
+def quit_requested() -> bool:
+    """Drain a window's event queue (a desktop marks silent windows as hung); True when the
+    window was closed or Escape pressed."""
+    quit_seen = False
+    for event in pygame.event.get():
+        if event.type == pygame.QUIT or (
+            event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
+        ):
+            quit_seen = True
+    return quit_seen

@@ -1,0 +1,92 @@
+"""Choosing the presentation path: GL or software, per ``display.renderer``.
+
+``auto`` (the default) takes the GL path when an OpenGL context of a usable version (ES 2.0 or
+later, desktop 3.0 or later) can be made on the configured video driver, else the software
+path, and logs the choice once with the reason. ``gl`` fails with that reason instead of
+falling back; ``software`` never tries GL. ``compositor_for`` gives a display its compositor,
+so the player needs to know nothing of the path it is on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from core import DisplayConfig, PlayerError
+from zones._compositor import Compositor
+from zones._display import Display, OffscreenDisplay, ScreenDisplay
+from zones._gl import GLInfo
+from zones._gl_compositor import GLCompositor
+from zones._gl_display import GLOffscreen, GLScreen, GLWindow
+
+log = logging.getLogger(__name__)
+
+RendererChoice = Literal["auto", "gl", "software"]
+
+
+def open_display(config: DisplayConfig) -> ScreenDisplay | GLWindow:
+    """The screen, on the path ``config.renderer`` asks for (see the module docs)."""
+    if config.renderer == "software":
+        log.info(
+            "presentation path", extra={"fields": {"path": "software", "reason": "configured"}}
+        )
+        return ScreenDisplay(config)
+    try:
+        window = GLWindow(config)
+    except PlayerError as exc:
+        if config.renderer == "gl":
+            raise PlayerError(f"display.renderer = gl, but {exc}") from exc
+        log.warning(
+            "presentation path: OpenGL unavailable, composing in software",
+            extra={"fields": {"path": "software", "reason": str(exc)}},
+        )
+        return ScreenDisplay(config)
+    _log_gl(window.info, window.context.vsync, config.renderer)
+    return window
+
+
+def offscreen_display(
+    size: tuple[int, int] = (1920, 1080), renderer: RendererChoice = "software"
+) -> OffscreenDisplay | GLOffscreen:
+    """A display that reaches no screen, for one of several players in a process (the
+    simulator, tests): an ``OffscreenDisplay`` in software, on the GL path a framebuffer of the
+    process's one context (SDL's offscreen driver with EGL when no window is open)."""
+    if renderer == "software":
+        return OffscreenDisplay(size)
+    try:
+        return GLOffscreen(size)
+    except PlayerError as exc:
+        if renderer == "gl":
+            raise
+        log.warning(
+            "presentation path: OpenGL unavailable, composing in software",
+            extra={"fields": {"path": "software", "reason": str(exc)}},
+        )
+        return OffscreenDisplay(size)
+
+
+def compositor_for(display: Display, *, frame_ns: int = 16_666_667) -> Compositor:
+    """The GL compositor for a GL display, the software one for any other."""
+    if isinstance(display, GLScreen):
+        return GLCompositor(display, frame_ns=frame_ns)
+    return Compositor(display, frame_ns=frame_ns)
+
+
+def _log_gl(info: GLInfo, vsync: bool, asked: str) -> None:
+    log.info(
+        "presentation path",
+        extra={
+            "fields": {
+                "path": "gl",
+                "reason": "configured" if asked == "gl" else "auto: an OpenGL context was made",
+                "renderer": info.renderer,
+                "version": info.version,
+                "vsync": vsync,
+            }
+        },
+    )
+    if info.software:
+        log.warning(
+            "OpenGL is a software rasteriser: every frame is drawn by the CPU",
+            extra={"fields": {"renderer": info.renderer}},
+        )
