@@ -10,6 +10,7 @@ so the player needs to know nothing of the path it is on.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Literal
 
 from core import DisplayConfig, PlayerError
@@ -26,10 +27,10 @@ RendererChoice = Literal["auto", "gl", "software"]
 
 def open_display(config: DisplayConfig) -> ScreenDisplay | GLWindow:
     """The screen, on the path ``config.renderer`` asks for (see the module docs)."""
-    if config.renderer == "software":
-        log.info(
-            "presentation path", extra={"fields": {"path": "software", "reason": "configured"}}
-        )
+    driver = config.driver or os.environ.get("SDL_VIDEODRIVER")
+    if config.renderer == "software" or (config.renderer == "auto" and driver == "dummy"):
+        reason = "configured" if config.renderer == "software" else "SDL's dummy driver has no GL"
+        log.info("presentation path", extra={"fields": {"path": "software", "reason": reason}})
         return ScreenDisplay(config)
     try:
         window = GLWindow(config)

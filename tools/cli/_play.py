@@ -36,7 +36,7 @@ def _read_manifest(path: Path) -> Manifest:
 
 async def _play(settings: Settings, manifest: Manifest, args: argparse.Namespace) -> int:
     from player import DirectoryAssets, MediaClock, Player, TimelineWriter
-    from zones import ScreenDisplay
+    from zones import open_display
 
     wanted = [a.sha256 for a in manifest.assets]
     assets = DirectoryAssets(args.assets, wanted=wanted)
@@ -45,7 +45,7 @@ async def _play(settings: Settings, manifest: Manifest, args: argparse.Namespace
     if missing:
         print(f"signage play: {missing} asset(s) not found in {args.assets}", file=sys.stderr)
     timeline = TimelineWriter(args.timeline) if args.timeline else None
-    display = ScreenDisplay(settings.display)
+    display = open_display(settings.display)
     player = Player(settings, clock=MediaClock(), assets=assets, timeline=timeline, display=display)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -70,10 +70,14 @@ async def _play(settings: Settings, manifest: Manifest, args: argparse.Namespace
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = {}
+    display: dict[str, object] = {}
+    if args.renderer is not None:
+        display["renderer"] = args.renderer
     if args.headless:
-        overrides = {"display": {"driver": "dummy", "fullscreen": False}}
-    settings = load_from_args(args, **overrides)
+        # SDL's dummy driver has no OpenGL; its offscreen driver has (EGL), for --renderer gl.
+        driver = "offscreen" if args.renderer == "gl" else "dummy"
+        display |= {"driver": driver, "fullscreen": False}
+    settings = load_from_args(args, **({"display": display} if display else {}))
     configure_logging(settings.logging.level, settings.logging.format)
     server_url = args.server or (None if args.manifest else settings.sync.server_url)
     if server_url:  # the unattended daemon: pairing, sync, cache (docs/operations.md)
@@ -113,7 +117,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--screenshot", type=Path, metavar="PNG", help="save the last frame when stopping"
     )
     parser.add_argument(
-        "--headless", action="store_true", help="no window (SDL dummy driver), e.g. for tests"
+        "--headless",
+        action="store_true",
+        help="no window (SDL's dummy driver; its offscreen one with --renderer gl), e.g. for tests",
+    )
+    parser.add_argument(
+        "--renderer",
+        choices=["auto", "gl", "software"],
+        help="presentation path (default: display.renderer, auto): GL or software compositing",
     )
     add_config_options(parser)
     parser.set_defaults(handler=_run)

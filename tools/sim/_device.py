@@ -34,7 +34,7 @@ from player import (
 from protocol import Manifest, Transition
 from sync import ManifestWatcher, SyncAgent, TokenAuth
 from tools.sim._clock import DeviceClock, RealDeviceClock
-from tools.sim._frames import WatchedDisplay, blank_regions
+from tools.sim._frames import blank_regions
 from zones import Display
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class SimDevice:
         self.codes: list[str] = []
         self._offset_s = 0.0
         self._task: asyncio.Task[None] | None = None
-        self.display: WatchedDisplay | None = None
+        self.display: Display | None = None
         self._clients: list[httpx.AsyncClient] = []
         self._watchers: list[ManifestWatcher] = []  # of every sync session, for their counts
 
@@ -196,7 +196,7 @@ class SimDevice:
             cache_root(self.root), client=cache_http, limits=Limits.from_config(self.settings.cache)
         )
         wall = WallClock(self.clock, synchronised=lambda: True)
-        self.display = display = WatchedDisplay(self._make_display(), self._watch)
+        self.display = display = self._make_display()
         self.player = player = Player(
             self.settings, clock=self.clock, assets=self.cache, display=display, wall=wall,
             device=self.name, frame_ns=self.frame_ns,
@@ -218,6 +218,9 @@ class SimDevice:
         player.add_listener(ImpressionFeed(agent.recorder))
         self._offset_s = (self.clock.now_ns() - self._run_t0_ns) / NS_PER_S
         await player.start()
+        assert player.compositor is not None
+        # Every presented frame, on either path (GL reads it back), is watched for black.
+        player.compositor.add_frame_listener(self._watch)
         await agent.restore()
         self._task = asyncio.create_task(self._run_agent(agent), name=f"sync-{self.name}")
 
@@ -253,8 +256,7 @@ class SimDevice:
 
     def quit_requested(self) -> bool:
         """A window's close button or Escape (also keeps the window's event queue drained)."""
-        inner = self.display.inner if self.display is not None else None
-        check = getattr(inner, "quit_requested", None)
+        check = getattr(self.display, "quit_requested", None)
         return bool(check()) if callable(check) else False
 
     def object_path(self, sha256: str) -> Path:

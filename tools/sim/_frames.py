@@ -25,7 +25,6 @@ import pygame
 
 from core import ConfigError
 from player import TimelineEvent
-from zones import Display
 
 log = logging.getLogger(__name__)
 
@@ -107,36 +106,6 @@ def blank_regions(canvas: pygame.Surface, regions: Sequence[pygame.Rect]) -> boo
         ):
             return True
     return False
-
-
-class WatchedDisplay:
-    """A display that hands every presented canvas to ``on_present`` after presenting it."""
-
-    def __init__(self, inner: Display, on_present: Callable[[pygame.Surface], None]) -> None:
-        self.inner = inner
-        self._on_present = on_present
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.inner.size
-
-    @property
-    def frames(self) -> int:
-        return self.inner.frames
-
-    def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
-        self.inner.present(canvas, rects)
-        try:
-            self._on_present(canvas)
-        except Exception:
-            log.exception("frame watch failed")  # a bug in the watch must not stop playback
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> object:
-        # ScreenDisplay extras (quit_requested) stay reachable through the wrapper.
-        return getattr(self.inner, name)
 
 
 class FrameWriter:
