@@ -28,3 +28,26 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture
+def gl() -> Iterator[None]:
+    """For tests that open GL displays (SDL offscreen + EGL headless; Mesa llvmpipe here):
+    a clean pygame display before, and whatever the test leaves open closed after, so later
+    tests get the dummy driver again."""
+    import pygame
+
+    from zones import GLContext
+
+    if pygame.display.get_init():
+        pygame.display.quit()
+    driver = os.environ.get("SDL_VIDEODRIVER")
+    yield
+    context = GLContext.current
+    if context is not None:
+        context.close()
+    pygame.display.quit()
+    if driver is None:
+        os.environ.pop("SDL_VIDEODRIVER", None)
+    else:
+        os.environ["SDL_VIDEODRIVER"] = driver

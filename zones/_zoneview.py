@@ -211,7 +211,9 @@ class ZoneView:
     def _paint_layer(self, layer: Layer, now_ns: int) -> bool:
         """The renderer's ``draw`` into the layer's surface, or on the GL path its ``draw_gl``
         into the layer's framebuffer."""
-        if layer.draws_gl and self.gpu is not None:
+        if self.gpu is not None and hasattr(layer.renderer, "draw_gl"):
+            if not layer.draws_gl:  # shown before its scene reached the GL compositor
+                layer.surface, layer.borrowed, layer.flat = _NO_SURFACE, True, None
             layer.target = layer.target or self.gpu(layer, self.rect.size)
             return bool(layer.renderer.draw_gl(layer.target, now_ns))  # type: ignore[attr-defined]
         return layer.renderer.draw(layer.surface, now_ns)
