@@ -215,7 +215,7 @@ class ZoneView:
             if not layer.draws_gl:  # shown before its scene reached the GL compositor
                 layer.surface, layer.borrowed, layer.flat = _NO_SURFACE, True, None
             layer.target = layer.target or self.gpu(layer, self.rect.size)
-            return bool(layer.renderer.draw_gl(layer.target, now_ns))  # type: ignore[attr-defined]
+            return bool(layer.renderer.draw_gl(layer.target, now_ns))
         return layer.renderer.draw(layer.surface, now_ns)
 
     def _flatten(self, layer: Layer, area: pygame.Rect | None = None) -> None:

@@ -47,8 +47,7 @@ def _starts(out: Path, device: str) -> list[tuple[str, str, str, float]]:
     for r in starts:
         first.setdefault(r["layout"], r["due"])
     return [
-        (r["layout"], r["zone"], r["item"], round(r["due"] - first[r["layout"]], 3))
-        for r in starts
+        (r["layout"], r["zone"], r["item"], round(r["due"] - first[r["layout"]], 3)) for r in starts
     ]
 
 

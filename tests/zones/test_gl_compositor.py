@@ -73,7 +73,7 @@ async def _image(
     context: RenderContext, asset: str, size: tuple[int, int], fit: str = "contain"
 ) -> Renderer:
     renderer = ImageRenderer(context)
-    item = ImageItem(id=asset, type="image", asset=asset, duration_ms=1000, fit=fit)  # type: ignore[arg-type]
+    item = ImageItem(id=asset, type="image", asset=asset, duration_ms=1000, fit=fit)
     await renderer.prepare(item, size)
     return renderer
 
@@ -131,13 +131,10 @@ async def test_the_gl_path_is_chosen_for_gl_displays_and_says_which_gpu() -> Non
 
 
 @pytest.mark.parametrize("kind", ["fade", "crossfade"])
-async def test_fades_blend_in_the_shader_like_software_and_move_one_way(
-    kind: str, assets: Callable[[str], Path]
-) -> None:
+async def test_fades_blend_in_the_shader_like_software_and_move_one_way(kind: str) -> None:
     """Red gives way to a blue picture over 1 s: each sampled frame equals software's, and
     the red channel only falls while the blue only rises (for a fade: falls to the
     background over the first half, then the picture rises)."""
-    context = _context(assets)
     size = (160, 90)
     steps = [n * 100 * MS for n in range(11)]
     runs: list[list[pygame.Surface]] = []
@@ -152,7 +149,7 @@ async def test_fades_blend_in_the_shader_like_software_and_move_one_way(
         compositor.compose(0)
         blue = pygame.Surface(size)
         blue.fill((0, 40, 230))
-        view.show(_Picture(blue), S, Transition(type=kind, duration_ms=1000))  # type: ignore[arg-type]
+        view.show(_Picture(blue), S, Transition(type=kind, duration_ms=1000))
         frames = []
         for step in steps:
             assert compositor.compose(S + step) is True, "every frame of a fade is new"
@@ -187,7 +184,7 @@ async def test_a_rotated_screen_matches_the_software_display(
     config = DisplayConfig(
         width=physical[0],
         height=physical[1],
-        rotation=rotation,  # type: ignore[arg-type]
+        rotation=rotation,
         fullscreen=False,
         driver="dummy",
         renderer="software",
@@ -321,7 +318,7 @@ async def test_only_damaged_rectangles_are_uploaded() -> None:
     compositor = GLCompositor(display)
     scene = Scene("ticks", (100, 50))
     view = scene.add_zone(ZoneView("z", pygame.Rect(0, 0, 100, 50)))
-    view.show(_Ticks(), 0)  # type: ignore[arg-type]
+    view.show(_Ticks(), 0)
     compositor.present(scene)
     compositor.compose(0)
     assert compositor.uploaded_pixels == 100 * 50, "the first frame uploads the whole layer"
@@ -342,7 +339,7 @@ async def test_a_lent_picture_is_uploaded_once_and_nothing_unchanged_is_presente
     pictures[0].fill((200, 10, 10))
     pictures[1].fill((10, 10, 200))
     for n in range(6):  # the slideshow cycles; its pictures are cached by the renderer
-        view.show(_Picture(pictures[n % 2]), n * S)  # type: ignore[arg-type]
+        view.show(_Picture(pictures[n % 2]), n * S)
         if n == 0:
             compositor.present(scene)
         assert compositor.compose(n * S) is True
@@ -426,11 +423,11 @@ async def test_a_renderer_draws_into_a_framebuffer_the_compositor_gives_it() -> 
         scene = Scene("gl", SIZE, "#000040")
         view = scene.add_zone(ZoneView("video", pygame.Rect(40, 20, 200, 100), 1))
         scene.add_zone(ZoneView("under", pygame.Rect(0, 0, 80, 80), 0)).show(
-            _Picture(_filled((64, 64, 64), (80, 80))),  # type: ignore[arg-type]
+            _Picture(_filled((64, 64, 64), (80, 80))),
             0,
         )
         band = _GLBand()
-        view.show(band, 0)  # type: ignore[arg-type]
+        view.show(band, 0)
         compositor.present(scene)
         assert compositor.compose(0)
         frames.append(compositor.frame())
@@ -520,7 +517,7 @@ async def test_several_players_share_one_context_with_a_framebuffer_each(
     for compositor, colour, size in ((red, (200, 0, 0), SIZE), (blue, (0, 0, 200), (160, 90))):
         scene = Scene("s", size)
         scene.add_zone(ZoneView("z", pygame.Rect((0, 0), size))).show(
-            _Picture(_filled(colour, size)),  # type: ignore[arg-type]
+            _Picture(_filled(colour, size)),
             0,
         )
         compositor.present(scene)
@@ -528,9 +525,11 @@ async def test_several_players_share_one_context_with_a_framebuffer_each(
     assert rgb(first.read(), 10, 10) == (200, 0, 0)
     assert rgb(second.read(), 10, 10) == (0, 0, 200)
     first.close()
-    assert not second.context.closed, "the context lives while a display uses it"
+    context = second.context
+    assert not context.closed, "the context lives while a display uses it"
     second.close()
-    assert second.context.closed and not pygame.display.get_init()
+    assert vars(context)["closed"], "closed with its last display"
+    assert not pygame.display.get_init()
 
 
 async def test_opengl_es_2_uploads_without_row_length(assets: Callable[[str], Path]) -> None:
@@ -546,7 +545,7 @@ async def test_opengl_es_2_uploads_without_row_length(assets: Callable[[str], Pa
     compositor = compositor_for(display)
     scene = _scene()
     await _fill(scene, _context(assets))
-    scene.add_zone(ZoneView("ticks", pygame.Rect(0, 150, 100, 20), 5)).show(_Ticks(), 0)  # type: ignore[arg-type]
+    scene.add_zone(ZoneView("ticks", pygame.Rect(0, 150, 100, 20), 5)).show(_Ticks(), 0)
     compositor.present(scene)
     compositor.compose(0)
     compositor.compose(MS)  # a damaged sub-rectangle: a packed copy goes up
@@ -557,7 +556,7 @@ async def test_opengl_es_2_uploads_without_row_length(assets: Callable[[str], Pa
     software = Compositor(OffscreenDisplay(SIZE))
     scene = _scene()
     await _fill(scene, _context(assets))
-    scene.add_zone(ZoneView("ticks", pygame.Rect(0, 150, 100, 20), 5)).show(_Ticks(), 0)  # type: ignore[arg-type]
+    scene.add_zone(ZoneView("ticks", pygame.Rect(0, 150, 100, 20), 5)).show(_Ticks(), 0)
     software.present(scene)
     software.compose(0)
     software.compose(MS)
@@ -608,3 +607,25 @@ def test_the_gl_binding_reads_the_driver_strings() -> None:
     assert size.value >= 2048
     assert display.context.get_proc_address(b"glClear") != 0
     display.close()
+
+
+async def test_the_player_hands_its_renderers_the_gl_context() -> None:
+    from core import Settings
+    from player import DirectoryAssets, Player, VirtualClock
+    from protocol import Manifest
+
+    manifest = Manifest.model_validate(
+        {"version": 1, "assets": [], "playlists": [], "layouts": [], "schedule": []}
+    )
+    for display in (GLOffscreen((64, 36)), OffscreenDisplay((64, 36))):
+        player = Player(
+            Settings(), clock=VirtualClock(), assets=DirectoryAssets(Path()), display=display
+        )
+        await player.start()
+        assert player.compositor is not None
+        context = player._context_for(manifest)("main")
+        expected = display.context if isinstance(display, GLOffscreen) else None
+        assert context.gl is expected
+        assert player.compositor.gl is expected
+        await player.stop()
+        display.close()
