@@ -82,6 +82,11 @@ class ScreenDisplay:
         except pygame.error as exc:
             raise PlayerError(f"cannot open the display: {exc}") from exc
         driver = pygame.display.get_driver()
+        if driver == "x11":
+            # SDL 2 otherwise presents a window surface through its 2D renderer (OpenGL):
+            # the whole window is uploaded and drawn per update (~13 ms for a 16x16 update
+            # under Xvfb with llvmpipe). Plain X11 (MIT-SHM) sends only the changed rects.
+            os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         physical = self._physical_size(config, driver)
         flags = pygame.FULLSCREEN if config.fullscreen and driver not in _HEADLESS_DRIVERS else 0
         try:

@@ -204,9 +204,8 @@ class GLCompositor(Compositor):
                 target.delete()
             target = self._readback = Framebuffer.create(self.gl, last.canvas)
         program = program_of(self.gl)
-        program.begin(
-            target.name, last.canvas, canvas_transform(last.canvas, last.canvas, 0, flip_y=False)
-        )
+        matrix = canvas_transform(last.canvas, last.canvas, 0, flip_y=False)
+        program.begin(target.name, last.canvas, matrix, exact=True)
         program.clear((0.0, 0.0, 0.0, 1.0))
         _draw(program, last.quads)
         return target.read()

@@ -23,7 +23,15 @@ from core import DisplayConfig, PlayerError
 from zones._display import quit_requested
 from zones._geometry import Rotation, rotated_size
 from zones._gl import GLContext, GLInfo
-from zones._gl_draw import Framebuffer, QuadProgram, Texture, byte_order, program_of, transform
+from zones._gl_draw import (
+    Framebuffer,
+    QuadProgram,
+    Texture,
+    byte_order,
+    exact,
+    program_of,
+    transform,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,8 @@ class GLScreen:
         """Bind this screen and map ``canvas`` pixels onto it; the program to draw with."""
         program = program_of(self.context)
         matrix = transform(canvas, self.physical, self.rotation, flip_y=self.flip_y)
-        program.begin(self.framebuffer, self.physical, matrix)
+        one_to_one = exact(canvas, self.physical, self.rotation)
+        program.begin(self.framebuffer, self.physical, matrix, exact=one_to_one)
         program.clear((0.0, 0.0, 0.0, 1.0))  # letterbox bars
         return program
 

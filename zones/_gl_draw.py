@@ -118,6 +118,8 @@ class QuadProgram:
             gl.glGetProgramInfoLog(program, 4096, None, log)
             raise PlayerError(f"shader program does not link: {log.value.decode()}")
         self.program = int(program)
+        self._filter = g.LINEAR
+        self._blending = True
         self._uniforms = {
             name: gl.glGetUniformLocation(program, name.encode())
             for name in (
@@ -139,10 +141,16 @@ class QuadProgram:
         gl.glBufferData(g.ARRAY_BUFFER, ctypes.sizeof(corners), corners, g.STATIC_DRAW)
         gl.check("building the quad program")
 
-    def begin(self, framebuffer: int, size: tuple[int, int], transform: Matrix) -> None:
+    def begin(
+        self, framebuffer: int, size: tuple[int, int], transform: Matrix, *, exact: bool = False
+    ) -> None:
         """Set every piece of state the draws rely on (a renderer drawing into its own
-        framebuffer, such as mpv, may have changed any of it)."""
+        framebuffer, such as mpv, may have changed any of it). ``exact``: canvas pixels land
+        on target pixels one to one (no scaling), so textures are sampled without filtering,
+        which a software rasteriser does several times faster."""
         gl = self.gl
+        self._filter = g.NEAREST if exact else g.LINEAR
+        self._blending = True
         gl.glBindFramebuffer(g.FRAMEBUFFER, framebuffer)
         gl.glViewport(0, 0, size[0], size[1])
         for capability in (g.SCISSOR_TEST, g.DEPTH_TEST, g.CULL_FACE, g.DITHER):
@@ -161,8 +169,16 @@ class QuadProgram:
         self.gl.glClearColor(*colour)
         self.gl.glClear(g.COLOR_BUFFER_BIT)
 
+    def _blend(self, needed: bool) -> None:
+        """Blending only where something shows through: an opaque copy costs a software
+        rasteriser a read of the target per pixel less."""
+        if needed != self._blending:
+            (self.gl.glEnable if needed else self.gl.glDisable)(g.BLEND)
+            self._blending = needed
+
     def fill(self, rect: Sequence[float], colour: Colour) -> None:
         u, gl = self._uniforms, self.gl
+        self._blend(colour[3] < 1.0)
         gl.glUniform4f(u["u_rect"], *rect)
         gl.glUniform4f(u["u_colour"], *colour)
         gl.glUniform1f(u["u_solid"], 1.0)
@@ -179,7 +195,10 @@ class QuadProgram:
         opaque: bool = True,
     ) -> None:
         u, gl = self._uniforms, self.gl
+        self._blend(alpha < 1.0 or not opaque)
         gl.glBindTexture(g.TEXTURE_2D, texture)
+        gl.glTexParameteri(g.TEXTURE_2D, g.TEXTURE_MIN_FILTER, self._filter)
+        gl.glTexParameteri(g.TEXTURE_2D, g.TEXTURE_MAG_FILTER, self._filter)
         gl.glUniform4f(u["u_rect"], *rect)
         gl.glUniform1f(u["u_solid"], 0.0)
         gl.glUniform1f(u["u_swizzle"], 1.0 if swizzle else 0.0)
@@ -193,6 +212,12 @@ def program_of(context: g.GLContext) -> QuadProgram:
     if not isinstance(program, QuadProgram):
         program = context.resources["quad"] = QuadProgram(context)
     return program
+
+
+def exact(canvas: tuple[int, int], target: tuple[int, int], rotation: Rotation) -> bool:
+    """The canvas maps onto the target one pixel to one pixel (``transform``'s scale is 1)."""
+    lw, lh = rotated_size(target, rotation)
+    return min(lw / canvas[0], lh / canvas[1]) == 1.0
 
 
 def transform(

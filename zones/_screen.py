@@ -1,10 +1,12 @@
 """Choosing the presentation path: GL or software, per ``display.renderer``.
 
 ``auto`` (the default) takes the GL path when an OpenGL context of a usable version (ES 2.0 or
-later, desktop 3.0 or later) can be made on the configured video driver, else the software
-path, and logs the choice once with the reason. ``gl`` fails with that reason instead of
-falling back; ``software`` never tries GL. ``compositor_for`` gives a display its compositor,
-so the player needs to know nothing of the path it is on.
+later, desktop 3.0 or later) can be made on the configured video driver and a GPU draws it,
+else the software path, and logs the choice once with the reason. A software rasteriser
+(Mesa's llvmpipe: no GPU, or no GPU driver) is not a usable context for ``auto``: it draws on
+the CPU, more slowly than the software path (docs/player.md has the figures). ``gl`` fails
+with the reason instead of falling back (and runs on llvmpipe); ``software`` never tries GL.
+``compositor_for`` gives a display its compositor, so the player knows nothing of its path.
 """
 
 from __future__ import annotations
@@ -40,6 +42,23 @@ def open_display(config: DisplayConfig) -> ScreenDisplay | GLWindow:
         log.warning(
             "presentation path: OpenGL unavailable, composing in software",
             extra={"fields": {"path": "software", "reason": str(exc)}},
+        )
+        return ScreenDisplay(config)
+    if config.renderer == "auto" and window.info.software:
+        # A software rasteriser draws on the CPU, slower than pygame's blits (llvmpipe: about
+        # 15 ms per 1080p textured quad on the development VM against 1 ms for a blit), and
+        # must redraw the whole frame where the software path sends only what changed.
+        renderer = window.info.renderer
+        window.close()
+        log.warning(
+            "presentation path: OpenGL is a software rasteriser, composing in software",
+            extra={
+                "fields": {
+                    "path": "software",
+                    "reason": "software rasteriser",
+                    "renderer": renderer,
+                }
+            },
         )
         return ScreenDisplay(config)
     _log_gl(window.info, window.context.vsync, config.renderer)
