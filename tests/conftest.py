@@ -51,3 +51,20 @@ def gl() -> Iterator[None]:
         os.environ.pop("SDL_VIDEODRIVER", None)
     else:
         os.environ["SDL_VIDEODRIVER"] = driver
+
+
+# Switch lateness measured by tests (headless and in a real X11 window), printed at the end of
+# the run: figures to read, not assertions (timing targets are the benchmarks' to check).
+LATENESS_REPORT: list[str] = []
+
+
+@pytest.fixture
+def lateness_report() -> list[str]:
+    return LATENESS_REPORT
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if LATENESS_REPORT:
+        terminalreporter.section("switch lateness measured by the suite (machine load applies)")
+        for line in LATENESS_REPORT:
+            terminalreporter.write_line(line)

@@ -577,8 +577,26 @@ def test_auto_falls_back_to_software_with_the_reason(caplog: pytest.LogCaptureFi
     pygame.display.quit()
 
 
-def test_a_gl_window_on_the_offscreen_driver_swaps_with_vsync_asked() -> None:
+def test_auto_takes_gl_only_when_a_gpu_draws_it(caplog: pytest.LogCaptureFixture) -> None:
+    """llvmpipe (no GPU) draws on the CPU, slower than the software path: auto passes it over
+    with the reason; a hardware renderer would be taken."""
+    caplog.set_level(logging.INFO)
+    probe = GLOffscreen((16, 16))
+    software_rasteriser = probe.info.software
+    probe.close()
     config = DisplayConfig(width=128, height=72, fullscreen=False, driver="offscreen")
+    display = open_display(config)
+    assert isinstance(display, ScreenDisplay if software_rasteriser else GLWindow)
+    display.close()
+    if software_rasteriser:
+        reasons = [str(getattr(r, "fields", {}).get("reason")) for r in caplog.records]
+        assert "software rasteriser" in reasons
+
+
+def test_a_gl_window_on_the_offscreen_driver_swaps_with_vsync_asked() -> None:
+    config = DisplayConfig(
+        width=128, height=72, fullscreen=False, driver="offscreen", renderer="gl"
+    )
     window = open_display(config)
     assert isinstance(window, GLWindow)
     assert window.driver == "offscreen" and window.size == (128, 72)

@@ -58,8 +58,11 @@ class Lateness:
         if self.error is not None:
             return f"{self.where:<26} {self.renderer:<8} failed: {self.error}"
         gl = f"  [{self.gl_renderer}]" if self.gl_renderer else ""
+        if self.gl_renderer and self.path != "gl":
+            gl = f"  [passed over: {self.gl_renderer}]"
+        path = f"{self.renderer}->{self.path}"
         return (
-            f"{self.where:<26} {self.renderer:<4}->{self.path:<8} {len(self.late_ms):>5}  "
+            f"{self.where:<26} {path:<18} {len(self.late_ms):>5}  "
             f"{self.p50:7.2f} {self.p99:7.2f} {self.max:7.2f}  "
             f"{self.p99 / FRAME_MS:5.2f} {self.max / FRAME_MS:5.2f}  "
             f"{'ok' if self.met else 'MISSED'}{gl}"
@@ -82,7 +85,7 @@ class Lateness:
 
 
 HEADER = (
-    f"{'where':<26} {'path':<14} {'n':>5}  {'p50':>7} {'p99':>7} {'max':>7}  "
+    f"{'where':<26} {'asked->path':<18} {'n':>5}  {'p50':>7} {'p99':>7} {'max':>7}  "
     f"{'p99/f':>5} {'max/f':>5}  (ms; /f: in 60 Hz frames)"
 )
 
