@@ -4,7 +4,9 @@ Runs the real video renderer (libmpv, software render API) on the committed test
 60 Hz frame loop standing in for the compositor. Reports: switch lateness (first frame of the
 new item presented, minus its deadline) and black/frozen frame counts for video→video,
 video→image and image→video; frames per second the software path sustains at 720p and 1080p;
-which decoders and sizes play; RSS and open descriptors over many switches.
+which decoders and sizes play; RSS and open descriptors over many switches. Then the clips
+played by the real player on each presentation path (``--renderer``), side by side: frames
+presented against expected, dropped, CPU per frame, and the GL renderer.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from zones import VideoRenderers
 
 DEFAULT_CLIPS = Path(__file__).resolve().parents[2] / "tests" / "data" / "video"
+PATH_CLIP = "h264_1920x1080_1s.mp4"
 
 
 async def _fps(video: VideoRenderers, clip: Path, passes: int) -> dict[str, Any]:
@@ -214,8 +217,16 @@ def _print(report: dict[str, Any]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    report = asyncio.run(_main(args))
-    _print(report)
+    from tools.bench._video_paths import format_rows, run_paths, screen_available
+
+    report = asyncio.run(_main(args)) if not args.paths_only else {}
+    if report:
+        _print(report)
+    renderers = ["gl", "software"] if args.renderer == "both" else [args.renderer]
+    clips = args.path_clip or [args.clips / c for c in ("h264_1280x720_1s.mp4", PATH_CLIP)]
+    headless = args.headless or not screen_available()
+    report["paths"] = run_paths(clips, renderers, args.path_seconds, headless=headless)
+    print("\n".join(format_rows(report["paths"])))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return 0
@@ -232,4 +243,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--leak-switches", type=int, default=1000, metavar="N")
     parser.add_argument("--passes", type=int, default=5, metavar="N", help="fps: plays per clip")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures")
+    parser.add_argument(
+        "--renderer",
+        choices=["gl", "software", "both"],
+        default="both",
+        help="presentation paths the clips are played on, side by side (default: both)",
+    )
+    parser.add_argument(
+        "--path-clip",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="a clip to play on each path (repeatable; default: the 720p and 1080p test clips; "
+        "on a Pi: a 1080p60 H.264 file, see docs/video.md)",
+    )
+    parser.add_argument(
+        "--path-seconds", type=float, default=10.0, metavar="S", help="play time per path"
+    )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="play the paths headless even when a screen is available",
+    )
+    parser.add_argument(
+        "--paths-only", action="store_true", help="only the paths part (skip switches, leaks)"
+    )
     parser.set_defaults(handler=_run)
