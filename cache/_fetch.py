@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import httpx
-from httpcore._async.http11 import AsyncHTTP11Connection
+from httpcore import AsyncHTTP11Connection
 
 from cache._store import hash_into, is_no_space
 from core import CacheError, DiskFull, HashMismatch
@@ -26,6 +26,8 @@ from core import CacheError, DiskFull, HashMismatch
 # httpcore asks for 64 KiB per read while asyncio's transport receives 256 KiB per recv, so
 # every recv was sliced into four h11 events: four times the Python work per byte. Reading
 # what the transport already holds halves the client's CPU per downloaded byte (docs/cache.md).
+# Neither httpcore nor httpx has a setting for it: the undocumented class attribute is the only
+# knob, checked against the pinned httpcore by tests/test_dependency_privates.py.
 HTTP_READ_BYTES = 256 * 1024
 if getattr(AsyncHTTP11Connection, "READ_NUM_BYTES", HTTP_READ_BYTES) < HTTP_READ_BYTES:
     AsyncHTTP11Connection.READ_NUM_BYTES = HTTP_READ_BYTES

@@ -166,6 +166,8 @@ class _SwTarget:
             (SW_SIZE, ctypes.cast(self._size, ctypes.c_void_p)),
             (SW_FORMAT, ctypes.cast(self._format, ctypes.c_void_p)),
             (SW_STRIDE, ctypes.cast(ctypes.pointer(self._stride), ctypes.c_void_p)),
+            # Documented in pygame-ce's Surface reference despite its name; a get_view()
+            # BufferProxy, the other way to the address, locks the surface against blits.
             (SW_POINTER, ctypes.c_void_p(backing._pixels_address)),
             (BLOCK_FOR_TARGET_TIME, ctypes.cast(ctypes.pointer(self._block), ctypes.c_void_p)),
         ]
@@ -310,7 +312,7 @@ class MpvOutput:
 
     def _positive(self, name: str) -> float | None:
         try:
-            value = self._player._get_property(name)
+            value = getattr(self._player, name.replace("-", "_"))  # mpv's property `name`
         except _MPV_EXCEPTIONS:
             return None
         return float(value) if isinstance(value, int | float) and value > 0 else None
@@ -392,7 +394,9 @@ class MpvOutput:
         with map_mpv_errors("rendering"):
             if not (self._context.update() or force):
                 return False
-            mpv._mpv_render_context_render(self._context._handle, target.params)
+            # render() builds its parameters from python-mpv's table, which lacks the sw_*
+            # ids: the raw binding takes our array (tests/test_dependency_privates.py).
+            mpv._mpv_render_context_render(self._context.handle, target.params)
         self._frames_since_open += 1
         return True
 

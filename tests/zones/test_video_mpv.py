@@ -259,3 +259,10 @@ def test_glibc_is_told_to_keep_few_arenas_once() -> None:
     first = _mpv._glibc_malloc()
     assert first is not None  # the development and kiosk systems use glibc
     assert _mpv._glibc_malloc() is first
+
+
+def test_ready_tells_the_clip_length_and_frame_duration(output: MpvOutput) -> None:
+    events = Recorder(output)
+    ready = events.wait(_open(output, H264), VideoEventKind.READY)  # 2 s at 25 frames/s
+    assert ready.duration_s == pytest.approx(2.0, abs=0.05)
+    assert ready.frame_s == pytest.approx(1 / 25)

@@ -35,6 +35,7 @@ class SimClock(VirtualClock):
 
     async def settle(self) -> None:
         loop = asyncio.get_running_loop()
+        # asyncio has no public "anything runnable?"; tests/test_dependency_privates.py checks it.
         ready = getattr(loop, "_ready", None)
         if ready is None:  # not a standard asyncio loop: keep the generic behaviour
             await super().settle()
