@@ -35,8 +35,9 @@ RECHECK = {
         "binding still takes (handle, parameter array)"
     ),
     "pygame-ce": (
-        "zones/_mpv.py gives mpv Surface._pixels_address as the software render target: check "
-        "that pygame-ce's Surface reference still documents it as the pixel buffer's address"
+        "zones/_mpv.py gives mpv Surface._pixels_address as the software render target and "
+        "zones/_gl_draw.py hands it to glTexSubImage2D: check that pygame-ce's Surface "
+        "reference still documents it as the pixel buffer's address"
     ),
 }
 CONSTRAINTS = Path(__file__).resolve().parents[1] / "constraints.txt"

@@ -306,8 +306,9 @@ class Texture:
             gl.glPixelStorei(g.UNPACK_ROW_LENGTH, pitch)
             gl.glPixelStorei(g.UNPACK_SKIP_PIXELS, area.x)
             gl.glPixelStorei(g.UNPACK_SKIP_ROWS, area.y)
-            address = surface._pixels_address
-            _sub_image(gl, area, address)
+            # The pixels' address without a lock or a copy (get_view() locks the surface for
+            # as long as the view lives); pinned in tests/test_dependency_privates.py.
+            _sub_image(gl, area, surface._pixels_address)
             gl.glPixelStorei(g.UNPACK_ROW_LENGTH, 0)
             gl.glPixelStorei(g.UNPACK_SKIP_PIXELS, 0)
             gl.glPixelStorei(g.UNPACK_SKIP_ROWS, 0)
