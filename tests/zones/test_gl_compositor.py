@@ -647,3 +647,23 @@ async def test_the_player_hands_its_renderers_the_gl_context() -> None:
         assert player.compositor.gl is expected
         await player.stop()
         display.close()
+
+
+async def test_released_layers_free_their_textures() -> None:
+    """Each switch to a new item makes a texture; the outgoing item's is deleted once it is
+    released (before the fix, finalizers appended to a list the compositor had already
+    swapped out, and a photo slideshow leaked 5.5 MB of GPU memory per switch)."""
+    import gc
+
+    display = GLOffscreen((64, 36))
+    compositor = GLCompositor(display)
+    scene = Scene("s", (64, 36))
+    view = scene.add_zone(ZoneView("z", pygame.Rect(0, 0, 64, 36)))
+    compositor.present(scene)
+    for n in range(20):
+        view.show(_Ticks(), n * S)
+        compositor.compose(n * S)
+        gc.collect()
+    assert compositor.freed >= 18
+    assert len(compositor._textures) <= 2
+    display.close()
