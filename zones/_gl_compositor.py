@@ -69,12 +69,10 @@ class GLCompositor(Compositor):
         self.screen = display
         self.gl: GLContext = display.context
         self._textures: weakref.WeakKeyDictionary[object, Texture] = weakref.WeakKeyDictionary()
-        self._doomed: list[Texture | Framebuffer] = []  # of freed layers: deleted next frame
         self._last: _Frame | None = None
         self._banner: tuple[Overlay, Texture] | None = None
         self._readback: Framebuffer | None = None
         self.uploaded_pixels = 0  # texture pixels uploaded so far (tests and benchmarks)
-        self.freed = 0  # textures and framebuffers of released layers deleted so far
 
     # -- scenes ------------------------------------------------------------------------------
 
@@ -84,7 +82,7 @@ class GLCompositor(Compositor):
 
     def _target_for(self, layer: Layer, size: tuple[int, int]) -> GLTarget:
         framebuffer = Framebuffer.create(self.gl, size)
-        weakref.finalize(layer, self._doom, framebuffer)
+        weakref.finalize(layer, self.gl.doom, framebuffer)  # freed with the layer
         return GLTarget(framebuffer.name, framebuffer.texture.name, size)
 
     # -- textures ----------------------------------------------------------------------------
@@ -101,7 +99,7 @@ class GLCompositor(Compositor):
         if texture is None:
             texture = Texture(self.gl, layer.surface.get_size())
             self._textures[key] = texture
-            weakref.finalize(key, self._doom, texture)
+            weakref.finalize(key, self.gl.doom, texture)
             pending = layer.surface.get_rect()
         elif layer.borrowed and texture.uploads:
             pending = None  # a lent picture never changes: uploaded once
@@ -110,22 +108,6 @@ class GLCompositor(Compositor):
             texture.upload(layer.surface, pending)
             self.uploaded_pixels += texture.uploaded_pixels - before
         return texture
-
-    def _doom(self, thing: Texture | Framebuffer) -> None:
-        """A layer or lent picture died (any thread may run this): free its GPU copy on the
-        next frame, on the event loop, where the context is current."""
-        self._doomed.append(thing)
-
-    def _delete_doomed(self) -> None:
-        doomed, self._doomed = self._doomed, []
-        if doomed:
-            # Mesa (llvmpipe at least) frees a deleted texture that frames have sampled only
-            # when the context is idle: without this, 5.5 MB leaked per photo switch. Only
-            # frames after a release pay for the wait.
-            self.gl.gl.glFinish()
-        for thing in doomed:
-            thing.delete()
-        self.freed += len(doomed)
 
     def warm(self, zone_ids: Collection[str]) -> None:
         """Before a deadline at which ``zone_ids`` switch item: upload the incoming items'
@@ -148,7 +130,7 @@ class GLCompositor(Compositor):
             changed = True
         if not changed:
             return False
-        self._delete_doomed()
+        self.gl.collect()
         frame = self._frame(scene, now_ns, overlay)
         program = self.screen.begin(frame.canvas)
         _draw(program, frame.quads)
@@ -195,7 +177,7 @@ class GLCompositor(Compositor):
         rect = overlay.rect(canvas)
         if self._banner is None or self._banner[0] is not overlay:
             if self._banner is not None:
-                self._doomed.append(self._banner[1])
+                self.gl.doom(self._banner[1])
             banner = overlay.banner(rect.size)
             texture = Texture(self.gl, rect.size)
             texture.upload(banner)
@@ -215,6 +197,7 @@ class GLCompositor(Compositor):
             if target is not None:
                 target.delete()
             target = self._readback = Framebuffer.create(self.gl, last.canvas)
+            weakref.finalize(self, self.gl.doom, target)
         program = program_of(self.gl)
         matrix = canvas_transform(last.canvas, last.canvas, 0, flip_y=False)
         program.begin(target.name, last.canvas, matrix, exact=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections.abc import Sequence
 
 import pygame
@@ -152,6 +153,8 @@ class GLOffscreen(GLScreen):
         super().__init__(context, size, rotation)
         self._target = Framebuffer.create(context, size)
         self.framebuffer = self._target.name
+        # A display dropped without close() (a simulated power cut) still frees its memory.
+        self._finalizer = weakref.finalize(self, context.doom, self._target)
 
     def swap(self) -> None:
         self.context.gl.glFinish()  # "presented": the GPU has finished drawing it
@@ -162,8 +165,9 @@ class GLOffscreen(GLScreen):
         return self._target.read()
 
     def close(self) -> None:
-        self._target.delete()
-        super().close()
+        if self._finalizer.detach() is not None:
+            self._target.delete()
+            super().close()
 
 
 def _physical_size(config: DisplayConfig, driver: str) -> Size:

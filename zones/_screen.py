@@ -74,7 +74,7 @@ def offscreen_display(
     if renderer == "software":
         return OffscreenDisplay(size)
     try:
-        return GLOffscreen(size)
+        display = GLOffscreen(size)
     except PlayerError as exc:
         if renderer == "gl":
             raise
@@ -83,6 +83,10 @@ def offscreen_display(
             extra={"fields": {"path": "software", "reason": str(exc)}},
         )
         return OffscreenDisplay(size)
+    if renderer == "auto" and display.info.software:
+        display.close()
+        return OffscreenDisplay(size)  # as open_display: a software rasteriser is passed over
+    return display
 
 
 def compositor_for(display: Display, *, frame_ns: int = 16_666_667) -> Compositor:

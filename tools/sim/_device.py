@@ -244,6 +244,9 @@ class SimDevice:
             self.frames += self.player.frames
             self.dropped_frames += self.player.dropped_frames
             await self.player.stop()
+        if self.display is not None:
+            self.display.close()  # a GL display's framebuffer lives in the shared context
+            self.display = None
         if self.agent is not None:
             await self.agent.recorder.drain()
             self.agent.close()
