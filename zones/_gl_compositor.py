@@ -31,7 +31,15 @@ from zones._api import GLTarget
 from zones._compositor import Compositor, Overlay, Scene
 from zones._gl import GLContext
 from zones._gl_display import GLScreen
-from zones._gl_draw import Colour, Framebuffer, QuadProgram, Texture, byte_order, program_of
+from zones._gl_draw import (
+    Colour,
+    Framebuffer,
+    Pool,
+    QuadProgram,
+    Texture,
+    byte_order,
+    program_of,
+)
 from zones._gl_draw import transform as canvas_transform
 from zones._zoneview import Layer, ZoneView
 
@@ -69,6 +77,9 @@ class GLCompositor(Compositor):
         self.screen = display
         self.gl: GLContext = display.context
         self._textures: weakref.WeakKeyDictionary[object, Texture] = weakref.WeakKeyDictionary()
+        # Released layers' textures and framebuffers, for the next items of the same size.
+        self.textures = Pool(self.gl, lambda size: Texture(self.gl, size), keep=6)
+        self.framebuffers = Pool(self.gl, lambda size: Framebuffer.create(self.gl, size), keep=4)
         self._last: _Frame | None = None
         self._banner: tuple[Overlay, Texture] | None = None
         self._readback: Framebuffer | None = None
@@ -81,8 +92,8 @@ class GLCompositor(Compositor):
         super().present(scene)
 
     def _target_for(self, layer: Layer, size: tuple[int, int]) -> GLTarget:
-        framebuffer = Framebuffer.create(self.gl, size)
-        weakref.finalize(layer, self.gl.doom, framebuffer)  # freed with the layer
+        framebuffer = self.framebuffers.take(size)
+        weakref.finalize(layer, self.framebuffers.give_back, framebuffer)  # with the layer
         return GLTarget(framebuffer.name, framebuffer.texture.name, size)
 
     # -- textures ----------------------------------------------------------------------------
@@ -91,15 +102,15 @@ class GLCompositor(Compositor):
         """The layer's texture, with what changed since the last frame uploaded.
 
         A lent picture (``borrowed``) owns its texture for as long as the picture lives;
-        other layers own theirs.
+        other layers own theirs. Either way the texture goes back to the pool after.
         """
         key: object = layer.surface if layer.borrowed else layer
         texture = self._textures.get(key)
         pending = layer.take_pending()
         if texture is None:
-            texture = Texture(self.gl, layer.surface.get_size())
+            texture = self.textures.take(layer.surface.get_size())
             self._textures[key] = texture
-            weakref.finalize(key, self.gl.doom, texture)
+            weakref.finalize(key, self.textures.give_back, texture)
             pending = layer.surface.get_rect()
         elif layer.borrowed and texture.uploads:
             pending = None  # a lent picture never changes: uploaded once

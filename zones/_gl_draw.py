@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ctypes
 import math
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import pygame
 
@@ -394,3 +396,46 @@ def read_pixels(gl: g.GL, framebuffer: int, size: tuple[int, int]) -> pygame.Sur
     frame = pygame.Surface(size)  # pygame's own 32-bit format, as the software path gives
     frame.blit(picture, (0, 0))
     return frame
+
+
+class _Sized(Protocol):
+    @property
+    def size(self) -> tuple[int, int]: ...
+
+    def delete(self) -> None: ...
+
+
+T = TypeVar("T", bound=_Sized)
+
+
+class Pool(Generic[T]):
+    """GL objects of released layers, kept for the next layer of the same size.
+
+    A slideshow then allocates nothing per switch, and deletes nothing: on Mesa a deleted
+    texture that recent frames sampled is only freed once the context is idle, so each
+    deletion costs a wait for the GPU (``GLContext.collect``). ``give_back`` may be called from
+    any thread (finalizers); at most ``keep`` objects wait, the oldest are deleted.
+    """
+
+    def __init__(self, context: g.GLContext, create: Callable[[tuple[int, int]], T], keep: int):
+        self._context = context
+        self._create = create
+        self._keep = keep
+        self._returned: deque[T] = deque()
+        self._spares: list[T] = []
+        self.created = 0
+
+    def give_back(self, thing: T) -> None:
+        self._returned.append(thing)
+
+    def take(self, size: tuple[int, int]) -> T:
+        while self._returned:
+            self._spares.append(self._returned.popleft())
+        found = next((i for i, spare in enumerate(self._spares) if spare.size == size), None)
+        thing = self._spares.pop(found) if found is not None else None
+        while len(self._spares) > self._keep:
+            self._context.doom(self._spares.pop(0))
+        if thing is None:
+            thing = self._create(size)
+            self.created += 1
+        return thing

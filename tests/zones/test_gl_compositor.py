@@ -653,10 +653,11 @@ async def test_the_player_hands_its_renderers_the_gl_context() -> None:
         display.close()
 
 
-async def test_released_layers_free_their_textures() -> None:
-    """Each switch to a new item makes a texture; the outgoing item's is deleted once it is
-    released (before the fix, finalizers appended to a list the compositor had already
-    swapped out, and a photo slideshow leaked 5.5 MB of GPU memory per switch)."""
+async def test_released_layers_give_their_textures_back() -> None:
+    """Each switch to a new item needs a texture; the outgoing item's comes back once it is
+    released and serves the next one (before the fix, finalizers appended to a list the
+    compositor had already swapped out, and a photo slideshow leaked 5.5 MB of GPU memory
+    per switch). Textures of sizes no longer shown are deleted once the pool is full."""
     import gc
 
     display = GLOffscreen((64, 36))
@@ -668,6 +669,13 @@ async def test_released_layers_free_their_textures() -> None:
         view.show(_Ticks(), n * S)
         compositor.compose(n * S)
         gc.collect()
-    assert display.context.freed >= 18
+    assert compositor.textures.created <= 3, "reused, not made anew per switch"
     assert len(compositor._textures) <= 2
+    for n in range(20, 40):  # zones of ever new sizes: the pool keeps a few, deletes the rest
+        scene = Scene("s", (64, 36))
+        scene.add_zone(ZoneView("z", pygame.Rect(0, 0, n, 36))).show(_Ticks(), n * S)
+        compositor.present(scene)
+        compositor.compose(n * S)
+        gc.collect()
+    assert display.context.freed >= 10
     display.close()

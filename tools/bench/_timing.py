@@ -130,7 +130,7 @@ def _switch_runs(manifest: Manifest, directory: Path, args: argparse.Namespace) 
 
     path = directory / "manifest.json"
     path.write_text(manifest.model_dump_json(by_alias=True))
-    renderers = ["gl", "software"] if args.renderer == "both" else [args.renderer]
+    renderers = ["software", "gl"] if args.renderer == "both" else [args.renderer]
     runs = []
 
     def run(where: str, display: str | None) -> None:
