@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from core._errors import ConfigError
 
@@ -40,12 +40,27 @@ class _Section(BaseModel):
 
 class PlayerConfig(_Section):
     preload_ms: int = Field(2000, ge=0, le=60_000, description="prepare the next item this early")
+    preroll_min_ms: int = Field(
+        500, ge=0, le=600_000, description="least lead of a scheduled layout's preparation"
+    )
+    preroll_max_ms: int = Field(
+        15_000, ge=0, le=600_000, description="most lead of a scheduled layout's preparation"
+    )
+    preroll_factor: float = Field(
+        2.0, ge=1.0, le=10.0, description="lead = this times the layout's measured load time"
+    )
     frame_rate_hz: int = Field(60, ge=1, le=240, description="upper bound of presented frames/s")
     identify_s: int = Field(30, ge=1, le=3600, description="how long 'identify' shows the name")
     restart_exit_code: int = Field(75, ge=1, le=255, description="exit code of 'restart'")
     reboot_command: list[str] | None = Field(
         None, description="argv run by the 'reboot' command; disabled when unset"
     )
+
+    @model_validator(mode="after")
+    def _preroll_bounds(self) -> PlayerConfig:
+        if self.preroll_min_ms > self.preroll_max_ms:
+            raise ValueError("preroll_min_ms must not exceed preroll_max_ms")
+        return self
 
 
 class DisplayConfig(_Section):

@@ -11,6 +11,7 @@ from player._clock import NS_PER_MS, NS_PER_S, Clock, MediaClock, VirtualClock
 from player._daemon import DeviceAdapter, ImpressionFeed, play_from_server, run_daemon
 from player._machine import PlayerState
 from player._player import Player, content_key
+from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation, Switch, ZoneSequencer
 from player._schedule import is_active, resolve, window
 from player._sdnotify import SdNotifier, Watchdog
@@ -23,6 +24,7 @@ __all__ = [
     "DeviceAdapter",
     "DirectoryAssets",
     "ImpressionFeed",
+    "LoadTimes",
     "MediaClock",
     "NS_PER_MS",
     "NS_PER_S",
@@ -39,6 +41,7 @@ __all__ = [
     "ZoneSequencer",
     "content_key",
     "is_active",
+    "item_key",
     "play_from_server",
     "read_timeline",
     "resolve",

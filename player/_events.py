@@ -18,8 +18,13 @@ Listener = Callable[[TimelineEvent], None]
 class EventSink:
     """Stamps events with media seconds since start and wall time; fans them out."""
 
-    def __init__(self, device: str, clock: Clock, wall: WallClock) -> None:
+    def __init__(
+        self, device: str, clock: Clock, wall: WallClock, *, measured: bool = True
+    ) -> None:
+        """``measured`` False (a virtual clock): ``late_ms`` and ``load_ms`` are null, since
+        media time stood still while the work they would measure happened."""
         self.device = device
+        self.measured = measured
         self._clock = clock
         self._wall = wall
         self._listeners: list[Listener] = []
@@ -38,9 +43,11 @@ class EventSink:
     def switches(self, switches: list[Switch], presented_ns: int, layout: str | None) -> None:
         """Report zone switches as presented at ``presented_ns`` (late_ms is measured from it)."""
         for switch in switches:
-            late = None
-            if switch.due_ns is not None and switch.kind != "error":
+            late = load = None
+            if self.measured and switch.due_ns is not None and switch.kind != "error":
                 late = (presented_ns - switch.due_ns) / NS_PER_MS
+            if self.measured and switch.load_ns is not None:
+                load = switch.load_ns / NS_PER_MS
             self.emit(
                 TimelineEvent(
                     t=self.seconds(presented_ns),
@@ -52,6 +59,7 @@ class EventSink:
                     event=switch.kind,  # type: ignore[arg-type]
                     due=None if switch.due_ns is None else self.seconds(switch.due_ns),
                     late_ms=late,
+                    load_ms=load,
                     error=switch.error,
                 )
             )

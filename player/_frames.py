@@ -3,7 +3,8 @@
 ``Player`` inherits it; the attributes declared here are the player's own. Each pass swaps in a
 pre-rolled layout whose instant has come, lets the presentation switch items, composes and
 presents a frame if anything changed, reports the switches of that frame with the time it was
-presented, then sleeps until the next deadline (warming a switch frame's memory first, see
+presented (read right after the display's present call returned, before any listener runs),
+then sleeps until the next deadline (warming a switch frame's memory first, see
 ``player._warmup``) or until woken.
 """
 
@@ -29,6 +30,9 @@ class FrameLoop:
     _current: Presentation | None
     _unreported: list[Switch]
     _tick_listeners: list[Callable[[], None]]
+    # Called with the presented instant after each presented frame, once its switches are
+    # reported and its time is taken (Player.add_frame_listener).
+    _frame_listeners: list[Callable[[int], None]]
     _frame_ns: int
     _frame_wake: asyncio.Event
     _warmup: SwitchWarmup
@@ -58,6 +62,8 @@ class FrameLoop:
                 if current is not None:
                     switches += current.take_switches()
                 self._report(switches, presented)
+                for listener in self._frame_listeners:
+                    listener(presented)
             elif current is not None:
                 self._report([s for s in current.take_switches() if s.kind == "error"], now)
             for callback in self._tick_listeners:

@@ -27,12 +27,13 @@ from player._events import EventSink, Listener
 from player._frames import FrameLoop
 from player._idle import IdleScreens, Pairing
 from player._machine import PlayerState, build_machine
+from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation, Switch
 from player._schedule import resolve
 from player._timeline import TimelineWriter
 from player._wall import WallClock
 from player._warmup import SwitchWarmup
-from protocol import Layout, Manifest
+from protocol import Item, Layout, Manifest
 from zones import (
     Compositor,
     Display,
@@ -81,10 +82,16 @@ class Player(FrameLoop):
         self._opened: Display | None = None
         self._frame_ns = frame_ns or NS_PER_S // settings.player.frame_rate_hz
         self._preload_ns = settings.player.preload_ms * NS_PER_MS
-        self.events = EventSink(self.device, clock, self.wall)
+        self.load_times = LoadTimes(settings.player)
+        # A virtual clock (it has advance_to) stands still while work happens: lateness and
+        # load times measured on it are zero by construction, so they are not reported.
+        self.events = EventSink(
+            self.device, clock, self.wall, measured=not hasattr(clock, "advance_to")
+        )
         if timeline is not None:
             self.events.add(timeline.write)
         self._tick_listeners: list[Callable[[], None]] = []
+        self._frame_listeners: list[Callable[[int], None]] = []
         self.compositor: Compositor | None = None
         self.state = PlayerState.IDLE
         self._machine = build_machine(self)
@@ -113,13 +120,17 @@ class Player(FrameLoop):
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._unreported: list[Switch] = []  # reported with the next presented frame
-        # A layout switch at a schedule boundary is prepared preload_ms ahead ("armed") and
-        # swapped in on the first frame at the boundary.
+        # A layout switch at a schedule boundary is prepared ahead (the pre-roll lead, from
+        # measured load times: player._preroll), "armed", and swapped in on the first frame at
+        # the boundary; its first deadline is the boundary however long loading took.
         self._start_at: int | None = None
         self._armed: tuple[Presentation, int] | None = None
+        # The schedule change the player last looked ahead to: a layout that starts there was
+        # announced, even when the player only gets round to loading it after the instant.
+        self._boundary: dt.datetime | None = None
         self.dropped_frames = 0
         self.frames = 0
-        self.wall.add_listener(lambda _jump: self._reconsider())
+        self.wall.add_listener(self._wall_jumped)
         assets.add_listener(lambda _sha: self._schedule_wake.set())
 
     # -- public API -------------------------------------------------------------------------
@@ -132,6 +143,12 @@ class Player(FrameLoop):
         """``callback()`` at least once a second from the frame loop (a watchdog ping)."""
         self._tick_listeners.append(callback)
         self._frame_wake.set()
+
+    def add_frame_listener(self, callback: Callable[[int], None]) -> None:
+        """``callback(presented_ns)`` after every presented frame, once its time was taken and
+        its switches reported (the simulator's frame checks). It runs on the frame loop: hand
+        heavy work to a thread."""
+        self._frame_listeners.append(callback)
 
     async def start(self) -> None:
         if self._tasks:
@@ -263,7 +280,10 @@ class Player(FrameLoop):
             return
         start_at, self._start_at = self._start_at, None
         now = self.clock.now_ns()
-        incoming.start(now if start_at is None else max(now, start_at))
+        # Announced by the schedule: due at the boundary, even when loading ended after it
+        # (then it is late, by what a viewer saw). Unannounced (boot, new content, reload):
+        # due now, the instant it is ready; its load time is reported apart (load_ms).
+        incoming.start(now if start_at is None else start_at)
         if start_at is not None and start_at > now:
             self._armed = (incoming, start_at)  # pre-rolled: swapped in by the frame loop
             self._frame_wake.set()
@@ -309,6 +329,10 @@ class Player(FrameLoop):
             self._target_key = content_key(current.manifest, current.layout) if current else None
         self._schedule_wake.set()
 
+    def _wall_jumped(self, _jump_ns: int) -> None:
+        self._boundary = None  # a step of the wall clock announces nothing
+        self._reconsider()
+
     def _disarm(self) -> None:
         self._start_at = None
         if self._armed is not None:
@@ -345,6 +369,9 @@ class Player(FrameLoop):
         except SignageError as exc:
             raise ZoneError(f"asset {sha256[:12]} is not available: {exc}") from exc
 
+    def _item_loaded(self, item: Item, load_ns: int) -> None:
+        self.load_times.record(item_key(item), load_ns)
+
     async def _load(self, manifest: Manifest, layout: Layout) -> None:
         presentation = Presentation(
             manifest,
@@ -352,7 +379,9 @@ class Player(FrameLoop):
             clock=self.clock,
             preload_ns=self._preload_ns,
             context_for=self._context_for(manifest),
+            on_loaded=self._item_loaded,
         )
+        started = self.clock.now_ns()
         try:
             await presentation.prime()
         except asyncio.CancelledError:
@@ -363,6 +392,7 @@ class Player(FrameLoop):
             presentation.release()
             await self._fire("load_failed")
             return
+        self.load_times.record(_layout_key(manifest, layout), self.clock.now_ns() - started)
         self._report(presentation.take_switches(), self.clock.now_ns())
         self._incoming = presentation
         self._load_task = None
@@ -418,11 +448,13 @@ class Player(FrameLoop):
             elif self.state is PlayerState.IDLE and not self._load_pending:
                 self._show_idle()  # waiting for assets; whatever plays keeps playing
             return next_change
-        start_at = None
+        start_at = self._passed_boundary(manifest, layout, now)
+        self._boundary = next_change
         if (
             next_change is not None
             and self._current is not None
-            and self.wall.media_ns_of(next_change) - self.clock.now_ns() <= self._preload_ns
+            and self.wall.media_ns_of(next_change) - self.clock.now_ns()
+            <= self._preroll_ns(manifest, next_change)
         ):
             upcoming = resolve(manifest, next_change, playable=self._playable)[0]
             if upcoming is not None:
@@ -433,6 +465,30 @@ class Player(FrameLoop):
             await self._fire("load")
         return next_change
 
+    def _passed_boundary(self, manifest: Manifest, layout: Layout, now: dt.datetime) -> int | None:
+        """The media instant of the schedule change at which ``layout`` began, if that change
+        was announced and has passed (the lead was too short, or there was none)."""
+        boundary = self._boundary
+        if boundary is None or boundary > now or content_key(manifest, layout) == self._target_key:
+            return None
+        before = resolve(manifest, boundary - dt.timedelta(microseconds=1), playable=self._playable)
+        after = resolve(manifest, boundary, playable=self._playable)
+        if (
+            after[0] is None
+            or after[0].id != layout.id
+            or (before[0] and before[0].id == layout.id)
+        ):
+            return None
+        return self.wall.media_ns_of(boundary)
+
+    def _preroll_ns(self, manifest: Manifest, at: dt.datetime) -> int:
+        """How long before ``at`` (a schedule boundary) the layout due then starts loading."""
+        upcoming = resolve(manifest, at, playable=self._playable)[0]
+        if upcoming is None:
+            return self.load_times.min_ns
+        key = _layout_key(manifest, upcoming)
+        return self.load_times.lead_ns(self.load_times.layout_estimate_ns(manifest, upcoming, key))
+
     async def _schedule_loop(self) -> None:
         check_ns = 5 * NS_PER_S  # how often a silent wall-clock jump is looked for
         # A virtual clock (anything with advance_to) only jumps when told: no polling there.
@@ -440,10 +496,11 @@ class Player(FrameLoop):
         next_change = await self._reschedule()
         while True:
             due = None
-            if next_change is not None:
+            if next_change is not None and self._manifest is not None:
                 due = self.wall.media_ns_of(next_change)
-                if due - self._preload_ns > self.clock.now_ns():
-                    due -= self._preload_ns  # pre-roll the next layout
+                lead = self._preroll_ns(self._manifest, next_change)
+                if due - lead > self.clock.now_ns():
+                    due -= lead  # pre-roll the next layout
             wake = due
             if polls:
                 poll = self.clock.now_ns() + check_ns
@@ -453,3 +510,8 @@ class Player(FrameLoop):
             jumped = self.wall.check() != 0
             if woken or jumped or (due is not None and self.clock.now_ns() >= due):
                 next_change = await self._reschedule()
+
+
+def _layout_key(manifest: Manifest, layout: Layout) -> str:
+    """The key a layout's load times are recorded under (what it plays, not its id alone)."""
+    return f"layout:{content_key(manifest, layout)}"

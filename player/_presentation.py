@@ -36,6 +36,7 @@ class Switch:
     due_ns: int | None
     error: str | None = None
     layout: str | None = None
+    load_ns: int | None = None  # a start: how long preparing the item took (media clock)
 
 
 @dataclass
@@ -43,7 +44,7 @@ class _Upcoming:
     index: int
     item: Item
     renderer: Renderer
-    task: asyncio.Task[None]
+    task: asyncio.Task[int]  # the preparation; its result is how long it took
     due_ns: int | None = None  # None: as soon as the current item ends
     staged: bool = False
 
@@ -59,8 +60,10 @@ class ZoneSequencer:
         *,
         clock: Clock,
         preload_ns: int,
+        on_loaded: Callable[[Item, int], None] | None = None,
     ) -> None:
         self.view = view
+        self._on_loaded = on_loaded
         self.playlist = playlist
         self.context = context
         self._clock = clock
@@ -85,9 +88,14 @@ class ZoneSequencer:
         task.add_done_callback(lambda _: self.context.wake())
         return _Upcoming(index, item, renderer, task, due_ns)
 
-    async def _run_prepare(self, renderer: Renderer, item: Item) -> None:
+    async def _run_prepare(self, renderer: Renderer, item: Item) -> int:
         async with self._clock.busy():
+            started = self._clock.now_ns()
             await renderer.prepare(item, self.view.rect.size)
+            took = self._clock.now_ns() - started
+        if self._on_loaded is not None:
+            self._on_loaded(item, took)
+        return took
 
     async def prime(self) -> None:
         """Prepare the first playable item (the zone's first frame); broken items are skipped."""
@@ -218,7 +226,10 @@ class ZoneSequencer:
         self._current_due = due
         duration = upcoming.item.duration_ms
         self._current_end = None if duration is None or due is None else due + duration * NS_PER_MS
-        self.switches.append(Switch("start", self.view.zone_id, upcoming.item.id, due))
+        load = upcoming.task.result()
+        self.switches.append(
+            Switch("start", self.view.zone_id, upcoming.item.id, due, load_ns=load)
+        )
 
     def next_wake_ns(self, now_ns: int) -> int | None:
         """The next instant ``tick`` has something to do (None: only when woken)."""
@@ -314,6 +325,7 @@ class Presentation:
         clock: Clock,
         preload_ns: int,
         context_for: Callable[[str], RenderContext],
+        on_loaded: Callable[[Item, int], None] | None = None,
     ) -> None:
         self.manifest = manifest
         self.layout = layout
@@ -330,6 +342,7 @@ class Presentation:
                     context_for(zone.id),
                     clock=clock,
                     preload_ns=preload_ns,
+                    on_loaded=on_loaded,
                 )
             )
 

@@ -5,9 +5,11 @@ One JSON object per line, a contract other tools read::
     {"t": 12.5, "wall": "2026-11-21T10:00:12.500000+00:00", "device": "lobby",
      "layout": "l1", "zone": "main", "item": "i2", "event": "start", "due": 12.5, "late_ms": 0.8}
 
-``t`` and ``due`` are seconds on the media clock since the player started; ``late_ms`` is
-measured from the frame actually presented. ``state`` events carry ``"state"``; ``error``
-events carry ``"error"`` (the reason).
+``t`` and ``due`` are seconds on the media clock since the player started; ``late_ms`` is the
+instant the frame was handed to the display (its present call returned) minus ``due``.
+``start`` events also carry ``"load_ms"``, how long preparing the item took. On a virtual
+clock both are null: media time stands still while that work happens. ``state`` events carry
+``"state"``; ``error`` events carry ``"error"`` (the reason).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class TimelineEvent:
     event: EventKind
     due: float | None = None
     late_ms: float | None = None
+    load_ms: float | None = None
     state: str | None = None
     error: str | None = None
 
@@ -48,6 +51,8 @@ class TimelineEvent:
             "due": None if self.due is None else round(self.due, 6),
             "late_ms": None if self.late_ms is None else round(self.late_ms, 3),
         }
+        if self.event == "start":
+            record["load_ms"] = None if self.load_ms is None else round(self.load_ms, 3)
         if self.event == "state":
             record["state"] = self.state
         if self.event == "error":

@@ -23,12 +23,15 @@ from server import (
     _admin_content,
     _admin_devices,
     _admin_groups,
+    _admin_media,
+    _admin_reports,
     _assets,
     _device_api,
     _events_api,
     _pairing,
     _uploads,
 )
+from server._console import install_console
 from server._db import commands, database_url, open_database, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
 from server._hub import EventHub
@@ -263,10 +266,13 @@ def create_app(
         _admin_devices,
         _admin_groups,
         _admin_content,
+        _admin_media,
+        _admin_reports,
         _uploads,
     ):
         app.include_router(module.router)
     app.include_router(operations)
+    install_console(app)
 
     def count(name: str) -> None:
         state = getattr(app.state, "signage", None)

@@ -149,6 +149,16 @@ uploads = Table(
 )
 
 
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the cookie's secret
+    Column("admin_token_hash", String(64), nullable=False),  # a new admin token ends it
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+)
+
+
 def database_url(data_dir: Path, configured: str | None) -> str:
     return configured or f"sqlite+aiosqlite:///{data_dir / 'server.sqlite3'}"
 

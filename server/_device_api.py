@@ -217,6 +217,8 @@ async def heartbeat(request: Request, device: Device, state: State) -> Heartbeat
     state.counters.inc("heartbeats")
     await mark_seen(state, device.id)
     state.presence.record_metrics(device.id, body.metrics.model_dump(mode="json"))
+    if state.hub.dashboard_count():
+        state.hub.broadcast("heartbeat", {"device_id": device.id})
     cached = await manifest_of(state, device.id)
     return HeartbeatResponse(
         server_time=dt.datetime.fromtimestamp(state.clock(), dt.UTC),
@@ -318,6 +320,7 @@ async def post_screenshot(request: Request, device: Device, state: State) -> Scr
         await conn.execute(
             update(devices).where(devices.c.id == device.id).values(screenshot_at=state.clock())
         )
+    state.hub.broadcast("screenshot", {"device_id": device.id})
     return ScreenshotStored(size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 

@@ -168,11 +168,26 @@ async def poll_pairing(
     return PairingPending(status="pending", expires_at=_utc(row.expires_at))
 
 
+async def _expired(state: ServerState, code: str, now: float) -> bool:
+    """Whether ``code`` was shown recently and ran out (an installer who was too slow)."""
+    async with state.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(pairings.c.id).where(
+                    pairings.c.code == code,
+                    pairings.c.status == "pending",
+                    pairings.c.expires_at <= now,
+                )
+            )
+        ).first()
+    return row is not None
+
+
 @router.post(
     "/api/v1/admin/pairings/claim",
     status_code=201,
     response_model=ClaimResponse,
-    responses=problem_doc(401, 404, 429),
+    responses=problem_doc(401, 404, 410, 429),
 )
 async def claim(body: ClaimRequest, request: Request, state: State, admin: Admin) -> ClaimResponse:
     key = f"{admin}|{_client_ip(request)}"
@@ -217,6 +232,8 @@ async def claim(body: ClaimRequest, request: Request, state: State, admin: Admin
     if row is None:
         state.claim_failures.hit(key)
         state.counters.inc("claims_failed")
+        if await _expired(state, body.code, now):
+            raise ApiError(410, "pairing_expired", "this code expired; the screen shows a new one")
         raise ApiError(404, "pairing_not_found", "no pending pairing has this code")
     event = state.pairing_events.pop(row.id, None)
     if event is not None:

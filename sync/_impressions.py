@@ -43,6 +43,7 @@ class ImpressionRecorder:
         self._hurry = asyncio.Event()  # write now: drain() or FLUSH_BATCH rows pending
         self._written = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._draining = False  # drain() waits for the flusher: it must not wait out a delay
         self.uploaded = 0
         self.duplicates = 0  # re-sent after a lost acknowledgement; the server counted them once
         self.report.impressions_dropped = queue.dropped
@@ -77,15 +78,27 @@ class ImpressionRecorder:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        if self.flush_delay_s > 0 and not self._hurry.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._hurry.wait(), self.flush_delay_s)
-        self._hurry.clear()
-        await self.flush()
+        """Write what is pending after the delay (at once when hurried), one batch per wake.
 
-    async def flush(self) -> None:
+        Records that arrive while a batch is being written wait for their own delay (or a
+        full batch, or a drain): they are not written behind the batch's back, so how many
+        transactions a run makes does not depend on thread timing.
+        """
         while self._pending:
-            batch, self._pending = self._pending, []
+            if self.flush_delay_s > 0 and not self._hurry.is_set() and not self._draining:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), self.flush_delay_s)
+            self._hurry.clear()
+            await self._write(self._take())
+            if len(self._pending) >= FLUSH_BATCH:
+                self._hurry.set()
+
+    def _take(self) -> list[Impression]:
+        batch, self._pending = self._pending, []
+        return batch
+
+    async def _write(self, batch: list[Impression]) -> None:
+        if batch:
             dropped = await asyncio.to_thread(self.queue.add, batch)
             if dropped:
                 self.report.impressions_dropped += dropped
@@ -95,12 +108,22 @@ class ImpressionRecorder:
                 )
         self._written.set()
 
+    async def flush(self) -> None:
+        """Write everything pending now, including what arrives meanwhile."""
+        while self._pending:
+            await self._write(self._take())
+        self._written.set()
+
     async def drain(self) -> None:
         """Write everything recorded so far, including a flush already under way."""
         self._hurry.set()  # a flush gathering records writes them now
-        if self._flusher is not None and not self._flusher.done():
-            await asyncio.shield(self._flusher)
-        await self.flush()
+        self._draining = True
+        try:
+            if self._flusher is not None and not self._flusher.done():
+                await asyncio.shield(self._flusher)
+            await self.flush()
+        finally:
+            self._draining = False
 
     async def upload_once(self, client: DeviceClient) -> int:
         """Send queued impressions in batches until the queue is empty; returns how many."""

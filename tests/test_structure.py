@@ -25,6 +25,7 @@ DIRECT = {
     "httptools",
     "httpx",
     "httpx_sse",
+    "jinja2",
     "mpv",
     "psutil",
     "pydantic",
@@ -49,7 +50,8 @@ EXPECTED: dict[str, set[str]] = {
     "cache": _BASE | {"httpx", "psutil", "sqlite_utils", "tenacity"},
     "sync": _SYNC,
     "player": _SYNC | {"PIL", "pygame", "transitions"},
-    "server": _BASE | {"fastapi", "httpx", "sqlalchemy", "sse_starlette", "uvicorn"},
+    # jinja2: the web console's templates, mounted by create_app.
+    "server": _BASE | {"fastapi", "httpx", "jinja2", "sqlalchemy", "sse_starlette", "uvicorn"},
     "tools": _BASE,  # the command line imports the rest inside its handlers
 }
 

@@ -25,6 +25,19 @@ from zones._clock import ClockRenderer
 from zones._compositor import Compositor, Overlay, Scene
 from zones._display import Display, OffscreenDisplay, ScreenDisplay
 from zones._fonts import FONT_FILES, font
+from zones._frame_check import (
+    BLACK_AREA,
+    NEAR_BLACK_LUMA,
+    FreezeWatch,
+    black_share,
+    black_share_of,
+    is_black,
+    luma,
+    near_black,
+    near_black_mask,
+    picture_digest,
+    surface_image,
+)
 from zones._geometry import fit_box, rotate_box, rotated_size
 from zones._gl import GLContext, GLInfo
 from zones._gl_compositor import GLCompositor
@@ -50,10 +63,12 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "BLACK_AREA",
     "ClockRenderer",
     "Compositor",
     "Display",
     "FONT_FILES",
+    "FreezeWatch",
     "GLCompositor",
     "GLContext",
     "GLInfo",
@@ -63,6 +78,7 @@ __all__ = [
     "GLWindow",
     "ImageRenderer",
     "LAZY_RENDERERS",
+    "NEAR_BLACK_LUMA",
     "NoContentScreen",
     "OffscreenDisplay",
     "Overlay",
@@ -78,6 +94,8 @@ __all__ = [
     "TextRenderer",
     "VideoRenderers",
     "ZoneView",
+    "black_share",
+    "black_share_of",
     "compositor_for",
     "configure_renderer",
     "create_renderer",
@@ -85,12 +103,18 @@ __all__ = [
     "fit_box",
     "fit_font_size",
     "font",
+    "is_black",
+    "luma",
+    "near_black",
+    "near_black_mask",
     "offscreen_display",
     "open_display",
+    "picture_digest",
     "register_renderer",
     "registered_types",
     "renderer_config",
     "rotate_box",
     "rotated_size",
+    "surface_image",
     "wrap",
 ]

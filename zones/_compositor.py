@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 import pygame
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from zones._gl import GLContext
 
 log = logging.getLogger(__name__)
-FrameListener = Callable[[pygame.Surface], None]
+FrameListener = Callable[[pygame.Surface, Sequence[pygame.Rect]], None]
 
 
 class Scene:
@@ -194,11 +194,14 @@ class Compositor:
         self._overlay: Overlay | None = None
         self._last_canvas: pygame.Surface | None = None
         self._frame_listeners: list[FrameListener] = []
+        self._changed: list[pygame.Rect] = []  # canvas rectangles of the last presented frame
 
     def add_frame_listener(self, callback: FrameListener) -> None:
-        """``callback(frame)`` after every presented frame, with the frame in canvas
-        orientation (the simulator's black-frame watch). The surface may be the live canvas:
-        copy it to keep it. On the GL path each call reads the frame back from the GPU."""
+        """``callback(frame, rects)`` right after every presented frame, with the frame in
+        canvas orientation and the canvas rectangles that changed (the simulator's frame
+        watch). The surface may be the live canvas: read it before the next frame, copy it to
+        keep it. On the GL path the frame is read back from the GPU (glReadPixels), inside
+        ``compose``: on a real clock that time counts into the frame's presented instant."""
         self._frame_listeners.append(callback)
 
     @property
@@ -231,7 +234,7 @@ class Compositor:
         overlay = self._overlay
         if overlay is not None:
             overlay.tick(now_ns)
-        presented = self._compose_scene(scene, now_ns, overlay)
+        presented = self._compose_scene(scene, now_ns, overlay)  # sets _changed
         if overlay is not None and not overlay.visible:
             self._overlay = None
         if replaced is not None and replaced is not scene:
@@ -240,7 +243,7 @@ class Compositor:
             frame = self._listened_frame(scene)
             for callback in self._frame_listeners:
                 try:
-                    callback(frame)
+                    callback(frame, self._changed)
                 except Exception:
                     log.exception("frame listener failed")  # never stops playback
         return presented
@@ -250,6 +253,7 @@ class Compositor:
         rects = scene.compose(now_ns, overlay)
         if not rects:
             return False
+        self._changed = rects
         self.display.present(scene.canvas, rects)
         self._last_canvas = scene.canvas
         return True

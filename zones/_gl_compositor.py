@@ -134,13 +134,13 @@ class GLCompositor(Compositor):
     # -- frames ------------------------------------------------------------------------------
 
     def _compose_scene(self, scene: Scene, now_ns: int, overlay: Overlay | None) -> bool:
-        changed = scene.take_invalidated()
-        for view in scene.zones:
-            changed = view.update(now_ns) is not None or changed
+        rects = [scene.canvas.get_rect()] if scene.take_invalidated() else []
+        rects += [rect for view in scene.zones if (rect := view.update(now_ns)) is not None]
         if overlay is not None and overlay.changed():
-            changed = True
-        if not changed:
+            rects.append(overlay.rect(scene.canvas.get_size()))
+        if not rects:
             return False
+        self._changed = rects
         self.gl.collect()
         frame = self._frame(scene, now_ns, overlay)
         program = self.screen.begin(frame.canvas)

@@ -385,6 +385,12 @@ class VideoRenderer:
         return self._started_at + self._duration_ns
 
     @property
+    def frame_interval_ns(self) -> int | None:
+        """The clip's frame interval (1 / its frame rate), once known: frozen-frame checks
+        allow a picture to stay this long plus one display frame."""
+        return self._frame_ns or None
+
+    @property
     def expected_end_ns(self) -> int | None:
         """When a video without a duration will end, so the next item is ready by then."""
         virtual_end = self._virtual_end_ns()

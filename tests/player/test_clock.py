@@ -123,7 +123,11 @@ def test_timeline_lines_follow_the_contract(tmp_path: Path) -> None:
     path = tmp_path / "out" / "timeline.jsonl"
     writer = TimelineWriter(path)
     wall = dt.datetime(2026, 11, 23, 9, 0, 1, 500000, tzinfo=dt.UTC)
-    writer(TimelineEvent(1.5, wall, "d1", "l1", "main", "i1", "start", due=1.5, late_ms=0.25))
+    writer(
+        TimelineEvent(
+            1.5, wall, "d1", "l1", "main", "i1", "start", due=1.5, late_ms=0.25, load_ms=12.5
+        )
+    )
     writer(TimelineEvent(2.0, wall, "d1", "l1", None, None, "state", state="playing"))
     writer(TimelineEvent(3.0, wall, "d1", "l1", "main", "i2", "error", due=3.0, error="bad"))
     writer.close()
@@ -138,8 +142,9 @@ def test_timeline_lines_follow_the_contract(tmp_path: Path) -> None:
         "event": "start",
         "due": 1.5,
         "late_ms": 0.25,
+        "load_ms": 12.5,
     }
-    assert lines[1]["state"] == "playing" and "error" not in lines[1]
+    assert lines[1]["state"] == "playing" and "error" not in lines[1] and "load_ms" not in lines[1]
     assert lines[2]["error"] == "bad" and "state" not in lines[2]
     writer(TimelineEvent(4.0, wall, "d1", None, None, None, "state", state="idle"))
     assert len(read_timeline(path)) == 3, "a closed writer drops events instead of raising"

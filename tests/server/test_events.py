@@ -267,3 +267,19 @@ async def test_dashboard_hears_command_results(live: RunningServer) -> None:
         data = json.loads(event["data"])
         assert data["command_id"] == command_id and data["ok"] is False
         assert data["message"] == "no display" and data["device_id"] == device_id
+
+
+async def test_replay_resumes_after_the_last_event_seen_not_at_it(live: RunningServer) -> None:
+    async with session(live) as (client, admin):
+        device_id, token = await pair(client, admin)
+        async with open_stream(client, token) as stream:
+            await stream.next()  # the manifest hint...
+            await stream.next()  # ...and the configuration every stream opens with
+            sent = [await command(client, admin, device_id) for _ in range(3)]
+            seen = [await asyncio.wait_for(stream.next(), timeout=5) for _ in range(3)]
+        assert [json.loads(e["data"])["id"] for e in seen] == sent
+        # The device saw the second command last (the third was lost with the connection).
+        async with open_stream(client, token, last_event_id=seen[1]["id"]) as stream:
+            first = await asyncio.wait_for(stream.next(), timeout=5)
+        assert first["event"] == "command" and first["id"] == seen[2]["id"]
+        assert json.loads(first["data"])["id"] == sent[2], "the event seen is not sent again"

@@ -67,7 +67,8 @@ async def test_expired_pairing_returns_410_and_cannot_be_claimed(ctx: Ctx) -> No
     expired = await ctx.client.get(url, headers=_poll_headers(created))
     assert expired.status_code == 410 and expired.json()["code"] == "pairing_expired"
     claim = await _claim(ctx, created["code"])
-    assert claim.status_code == 404
+    # Still refused, and said in words: the installer was too slow, the screen has a new code.
+    assert claim.status_code == 410 and claim.json()["code"] == "pairing_expired"
 
 
 async def test_new_request_from_same_hardware_replaces_pending_code(ctx: Ctx) -> None:
@@ -188,3 +189,27 @@ async def test_a_poll_with_a_wrong_token_does_not_unhook_the_device_waiting(ctx:
     await _claim(ctx, created["code"])
     response = await asyncio.wait_for(poll, timeout=10)
     assert response.json()["status"] == "paired"
+
+
+async def test_two_polls_that_both_read_claimed_hand_the_token_over_once(ctx: Ctx) -> None:
+    """Two polls of one claimed pairing (a retry racing the original) can both read the row
+    as "claimed" before either hands the token over; only the status flip may decide, or the
+    second would replace the device token the first one already gave the device."""
+    from server._pairing import _hand_over, _pairing_row
+    from server._problems import ApiError
+    from server._security import hash_token
+
+    created = await _request(ctx)
+    assert (await _claim(ctx, created["code"])).status_code == 201
+    poll_hash = hash_token(created["poll_token"])
+    first_read = await _pairing_row(ctx.state, created["pairing_id"], poll_hash)
+    second_read = await _pairing_row(ctx.state, created["pairing_id"], poll_hash)
+    assert first_read.status == second_read.status == "claimed"
+    handed = await _hand_over(ctx.state, first_read)
+    with pytest.raises(ApiError) as refused:
+        await _hand_over(ctx.state, second_read)
+    assert (refused.value.status, refused.value.code) == (410, "pairing_consumed")
+    manifest = await ctx.client.get(
+        "/api/v1/device/manifest", headers=device_headers(handed.device_token)
+    )
+    assert manifest.status_code == 200, "the token the device got is the one that works"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from protocol import Impression
-from sync import ImpressionQueue, ImpressionRecorder, SyncReport, open_database
+from sync import ImpressionQueue, ImpressionRecorder, SyncDatabase, SyncReport, open_database
 from sync._impressions import FLUSH_BATCH
 
 
@@ -69,12 +70,47 @@ async def test_drain_writes_what_a_delayed_flush_gathers_at_once(tmp_path: Path)
     assert items == ["i0", "i1", "i2"]  # in the order played
 
 
+class GatedQueue(CountingQueue):
+    """Each write waits for its gate, so a test can record while a write is under way."""
+
+    def __init__(self, database: SyncDatabase) -> None:
+        super().__init__(database)
+        self.gates = [threading.Event(), threading.Event()]
+        self.entered = [threading.Event(), threading.Event()]
+
+    def add(self, impressions: list[Impression]) -> int:
+        index = min(self.adds, 1)
+        self.entered[index].set()
+        if not self.gates[index].wait(10):
+            raise AssertionError("gate never opened")
+        return super().add(impressions)
+
+
 async def test_a_full_batch_is_written_without_waiting_for_the_delay(tmp_path: Path) -> None:
-    recorder, queue = _recorder(tmp_path, 3600.0)
+    queue = GatedQueue(open_database(tmp_path))
+    recorder = ImpressionRecorder(queue, SyncReport(), flush_delay_s=3600.0)
     _record(recorder, FLUSH_BATCH)
+    assert await asyncio.to_thread(queue.entered[0].wait, 10), "a full batch is written at once"
+    _record(recorder, 1)  # arrives while the batch is being written: it waits for the next one
+    queue.gates[0].set()
     await _until(lambda: len(queue) == FLUSH_BATCH)
-    _record(recorder, 1)
-    await asyncio.sleep(0.1)
-    assert len(queue) == FLUSH_BATCH  # one more waits for the next batch or a drain
-    await recorder.drain()
+    # The record that came during the write is not written behind the batch's back: no second
+    # write starts before a drain (or another full batch, or the delay).
+    assert not await asyncio.to_thread(queue.entered[1].wait, 0.5)
+    queue.gates[1].set()
+    await asyncio.wait_for(recorder.drain(), 10)
     assert len(queue) == FLUSH_BATCH + 1
+    assert queue.adds == 2
+
+
+async def test_drain_during_a_write_does_not_wait_out_the_delay(tmp_path: Path) -> None:
+    queue = GatedQueue(open_database(tmp_path))
+    recorder = ImpressionRecorder(queue, SyncReport(), flush_delay_s=3600.0)
+    _record(recorder, 2)  # gathering: the flusher waits out its delay
+    draining = asyncio.create_task(recorder.drain())  # the device stops: write now
+    assert await asyncio.to_thread(queue.entered[0].wait, 10)
+    _record(recorder, 1)  # a last record while that write is under way
+    for gate in queue.gates:
+        gate.set()
+    await asyncio.wait_for(draining, 10)  # not an hour
+    assert len(queue) == 3

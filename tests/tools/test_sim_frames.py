@@ -1,4 +1,4 @@
-"""Frame policies, the black-frame watch and switch captures."""
+"""Frame policies and switch captures."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ import pytest
 
 from core import ConfigError
 from player import TimelineEvent
+from protocol import Transition
 from tools.sim._frames import (
     FramePolicy,
     FrameWriter,
     SwitchFrames,
-    blank_regions,
     frame_name,
-    is_flat,
 )
 
 
@@ -27,39 +26,6 @@ def test_policies_parse_and_print() -> None:
     for bad in ("every:", "every:-1", "every:0", "all", ""):
         with pytest.raises(ConfigError, match="--frames"):
             FramePolicy.parse(bad)
-
-
-def test_flat_surfaces_and_detail() -> None:
-    flat = pygame.Surface((640, 360))
-    flat.fill((20, 12, 40))
-    assert is_flat(flat)
-    noisy = flat.copy()
-    noisy.set_at((5, 5), (22, 13, 41))  # JPEG-like noise stays flat
-    assert is_flat(noisy)
-    text = flat.copy()
-    pygame.draw.rect(text, (255, 255, 255), pygame.Rect(300, 150, 40, 12))  # a text stroke
-    assert not is_flat(text)
-    small = pygame.Surface((260, 100))
-    small.fill((0, 0, 0))
-    pygame.draw.line(small, (255, 255, 255), (10, 50), (250, 50), 6)
-    assert not is_flat(small)
-    picture = pygame.Surface((640, 360))
-    for x in range(640):  # a gradient: the sparse grid of probes tells it at once
-        pygame.draw.line(picture, (x * 255 // 639, 40, 90), (x, 0), (x, 359))
-    assert not is_flat(picture)
-    assert is_flat(picture.subsurface(pygame.Rect(0, 0, 2, 360)))  # within noise: flat
-
-
-def test_blank_regions_look_at_the_canvas_and_each_media_zone() -> None:
-    canvas = pygame.Surface((1920, 1080))
-    canvas.fill((10, 32, 64))
-    assert blank_regions(canvas, [])
-    pygame.draw.rect(canvas, (255, 196, 61), pygame.Rect(1700, 1000, 200, 60))  # the clock
-    assert not blank_regions(canvas, [])
-    main_zone = pygame.Rect(0, 0, 1920, 960)
-    assert blank_regions(canvas, [main_zone])  # the image zone shows nothing
-    pygame.draw.circle(canvas, (200, 90, 60), (900, 500), 200)
-    assert not blank_regions(canvas, [main_zone])
 
 
 def _pngs(folder: Path) -> list[str]:
@@ -122,3 +88,40 @@ async def test_two_layouts_presented_at_one_virtual_instant_get_a_picture_each(
             frame_name(0.15, "day", "main", "welcome"),
         ]
     )
+
+
+@pytest.mark.parametrize("policy", ["switch", "switch+start"])
+async def test_an_item_fading_in_is_taken_once_the_transition_has_finished(
+    tmp_path: Path, policy: str
+) -> None:
+    # The screen shows the outgoing item (red) until the fade ends, then the new one (blue).
+    screen = pygame.Surface((8, 8))
+    screen.fill((200, 0, 0))
+    fades = {"b": Transition(type="fade", duration_ms=500)}
+    writer = FrameWriter()
+    frames = SwitchFrames(
+        FramePolicy.parse(policy),
+        tmp_path,
+        lambda: screen.copy(),
+        writer,
+        lambda item: fades.get(item or ""),
+    )
+    frames(_start(8.0, "main", "b"))  # fade frame 0: still red
+    frames.frame(8.0)
+    frames.frame(8.25)  # the dip
+    screen.fill((0, 0, 200))
+    frames.frame(8.5)  # finished: blue
+    frames.frame(8.6)
+    await writer.drain()
+    writer.close()
+    end = frame_name(8.5, "day", "main", "b", "fade-end")
+    expected = (
+        [end]
+        if policy == "switch"
+        else sorted([end, frame_name(8.0, "day", "main", "b", "fade-start")])
+    )
+    assert _pngs(tmp_path) == expected
+    assert end.endswith("_b_fade-end.png")
+    loaded = pygame.image.load(str(tmp_path / end))
+    assert loaded.get_at((0, 0))[:3] == (0, 0, 200), "the incoming item, not the outgoing one"
+    assert str(FramePolicy.parse(policy)) == policy

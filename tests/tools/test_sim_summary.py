@@ -26,7 +26,7 @@ def rec(t: float, event: str, item: str | None = None, **extra: Any) -> dict[str
         "zone": "main",
         "item": item,
         "event": event,
-        "due": t,
+        "due": extra.pop("due", t),
         "late_ms": extra.pop("late_ms", None),
         **extra,
     }
@@ -138,3 +138,35 @@ def test_expectations_report_each_failure() -> None:
     assert any("item 'b' started but must not" in f for f in failures)
     assert any("state 'STOPPING'" in f for f in failures)
     assert any("update latency max 0.5 s" in f for f in failures)
+
+
+def test_deadline_checks_on_a_virtual_and_a_real_clock() -> None:
+    virtual = [
+        rec(10.0, "start", "a"),  # on its deadline's frame: t == due
+        rec(20.016, "start", "b", due=20.0),  # a frame later: missed
+        rec(30.0, "end", "b"),
+    ]
+    checks = summarize(virtual, duration_s=30, real_s=1, speed="max", devices=["sim-1"])
+    assert checks["late_ms"]["count"] == 0
+    assert {k: checks["deadlines"][k] for k in ("checked", "on_frame", "missed")} == {
+        "checked": 2,
+        "on_frame": 1,
+        "missed": 1,
+    }
+    assert checks["deadlines"]["first_missed"][0]["item"] == "b"
+    assert checks["per_device"]["sim-1"]["deadlines"]["missed"] == 1
+    assert "1 of 2 presented on their deadline's frame, 1 missed" in format_table(checks)
+    assert "not measured on a virtual clock" in format_table(checks)
+    failures = check_expectations(
+        Expect(max_missed_deadlines=0, max_late_ms_p99=5.0), checks, virtual
+    )
+    assert any("1 start(s) missed their deadline's frame" in f for f in failures)
+    assert any("late_ms is not measured on a virtual clock" in f for f in failures)
+    # A real clock: within one display frame (16.67 ms at 60 Hz) is on the deadline's frame.
+    real = [rec(1.0, "start", "a", late_ms=16.0), rec(2.0, "start", "b", late_ms=17.0)]
+    measured = summarize(real, duration_s=3, real_s=3, speed="1", devices=["sim-1"])
+    assert (measured["deadlines"]["on_frame"], measured["deadlines"]["missed"]) == (1, 1)
+    slow_display = summarize(
+        real, duration_s=3, real_s=3, speed="1", devices=["sim-1"], frame_ms=1000 / 30
+    )
+    assert slow_display["deadlines"]["missed"] == 0

@@ -492,7 +492,10 @@ async def test_screenshots_and_frame_listeners_work_on_the_gl_path(
     display = GLOffscreen(SIZE)
     compositor = compositor_for(display)
     seen: list[pygame.Surface] = []
-    compositor.add_frame_listener(seen.append)
+    changed: list[list[pygame.Rect]] = []
+    compositor.add_frame_listener(
+        lambda frame, rects: (seen.append(frame), changed.append(list(rects)))
+    )
     scene = _scene()
     await _fill(scene, _context(assets))
     compositor.present(scene)
@@ -503,6 +506,7 @@ async def test_screenshots_and_frame_listeners_work_on_the_gl_path(
     frame = compositor.frame()
     assert frame is not None and len(seen) == 1
     assert difference(picture, frame) == 0 and difference(seen[0], frame) == 0
+    assert pygame.Rect((0, 0), SIZE) in changed[0], "a new scene changes everything"
     display.close()
 
 

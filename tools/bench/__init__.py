@@ -1,5 +1,10 @@
 """Benchmarks (``signage bench NAME``), one module per subject.
 
+Every benchmark checks its figures against their targets through ``tools.bench._verdict``:
+each target is printed next to its figure, and the exit status is 0 when all are met, 1 when
+one is missed, 2 when the benchmark cannot run. Each has ``--quick``, a short smoke run that
+the test suite runs.
+
 Each entry of ``BENCHMARKS`` names a module with ``register(subparsers)`` that adds one
 sub-benchmark (``signage bench server``...) and sets ``handler=``. Adding a benchmark is a
 one-line edit here; the command line calls this package's ``register``, which imports every
@@ -26,7 +31,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "bench",
         help="run a benchmark",
-        description="Measure a component; figures are ratios, rates or frame counts.",
+        description=(
+            "Measure a component; figures are ratios, rates or frame counts, each printed with "
+            "its target. Exit status: 0 every target met, 1 a target missed, 2 could not run. "
+            "--quick: a short smoke run."
+        ),
     )
     benches = parser.add_subparsers(
         dest="benchmark", metavar="BENCHMARK", parser_class=type(parser)

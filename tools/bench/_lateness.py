@@ -50,6 +50,15 @@ class Lateness:
         return max(self.late_ms) if self.late_ms else float("nan")
 
     @property
+    def software_rasteriser(self) -> bool:
+        """GL drawn by the CPU (Mesa llvmpipe...): its lateness says nothing about a GPU."""
+        import re
+
+        return self.path == "gl" and bool(
+            re.search(r"llvmpipe|softpipe|swrast|software rasterizer", self.gl_renderer or "", re.I)
+        )
+
+    @property
     def met(self) -> bool:
         """p99 within one 60 Hz frame and max within two (DESIGN section 14)."""
         return bool(self.late_ms) and self.p99 <= FRAME_MS and self.max <= 2 * FRAME_MS

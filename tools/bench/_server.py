@@ -10,6 +10,42 @@ import argparse
 import json
 from typing import Any
 
+from tools.bench._verdict import Verdict
+
+HEARTBEATS_TARGET_PER_S = 3000  # per core (one server process), with p99 under P99_TARGET_MS
+P99_TARGET_MS = 50.0
+FAN_OUT_TARGET_S = 2.0
+
+
+def _sustained(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The fastest step that kept 95 % of its rate with p99 under target and no error."""
+    good = [
+        s
+        for s in result["steps"]
+        if s["achieved_per_s"] >= 0.95 * s["target_per_s"]
+        and s["p99_ms"] < P99_TARGET_MS
+        and not s["errors"]
+    ]
+    return max(good, key=lambda s: s["achieved_per_s"]) if good else None
+
+
+def _verdict(result: dict[str, Any]) -> Verdict:
+    verdict = Verdict()
+    best = _sustained(result)
+    verdict.check(
+        f"heartbeats/s sustained with p99 < {P99_TARGET_MS:g} ms (one process)",
+        None if best is None else round(best["achieved_per_s"]),
+        ">=",
+        HEARTBEATS_TARGET_PER_S,
+    )
+    f = result["fan_out"]
+    verdict.check("SSE streams held", f["connected"], ">=", f["streams"])
+    verdict.check("SSE streams reached by a change", f["delivered"], ">=", f["streams"])
+    verdict.check(
+        "SSE fan-out to every stream", round(f["fan_out_s"], 3), "<", FAN_OUT_TARGET_S, " s"
+    )
+    return verdict
+
 
 def _print_report(result: dict[str, Any]) -> None:
     print(f"{'target/s':>9} {'ok/s':>9} {'429':>6} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8}")
@@ -18,12 +54,7 @@ def _print_report(result: dict[str, Any]) -> None:
             f"{s['target_per_s']:>9} {s['achieved_per_s']:>9.0f} {s['rejected']:>6} "
             f"{s['errors']:>6} {s['p50_ms']:>8.1f} {s['p99_ms']:>8.1f}"
         )
-    good = [
-        s
-        for s in result["steps"]
-        if s["achieved_per_s"] >= 0.95 * s["target_per_s"] and s["p99_ms"] < 50 and not s["errors"]
-    ]
-    best = max(good, key=lambda s: s["achieved_per_s"]) if good else None
+    best = _sustained(result)
     if best is None:
         print("sustained: no step kept p99 < 50 ms at 95 % of its target rate")
     else:
@@ -76,6 +107,8 @@ def _run(args: argparse.Namespace) -> int:
             }
         }
     )
+    if args.quick:
+        args.devices, args.streams, args.step_s, args.max_rate = 20, 10, 1.0, 100
     options = {
         "devices": args.devices,
         "streams": args.streams,
@@ -93,11 +126,13 @@ def _run(args: argparse.Namespace) -> int:
         )
         load.start()
         result = _wait_for(load, results)
+    verdict = _verdict(result)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result | {"targets": verdict.as_json()}, indent=2))
     else:
         _print_report(result)
-    return 0
+        print(verdict.report())
+    return verdict.exit_code()
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,4 +151,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--max-rate", type=int, default=1600, help="highest heartbeats/s tried (doubling from 100)"
     )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="20 devices, 10 streams, one 1 s step at 100/s (a smoke run: misses the rate target)",
+    )
     parser.set_defaults(handler=_run)

@@ -4,9 +4,17 @@ Runs the real video renderer (libmpv, software render API) on the committed test
 60 Hz frame loop standing in for the compositor. Reports: switch lateness (first frame of the
 new item presented, minus its deadline) and black/frozen frame counts for video→video,
 video→image and image→video; frames per second the software path sustains at 720p and 1080p;
-which decoders and sizes play; RSS and open descriptors over many switches. Then the clips
-played by the real player on each presentation path (``--renderer``), side by side: frames
-presented against expected, dropped, CPU per frame, and the GL renderer.
+which decoders and sizes play; RSS and open descriptors over many switches. Black and frozen
+frames are judged by the detector the simulator and the tests use (``zones.is_black``, each item
+against its own reference render; ``zones.FreezeWatch``).
+
+Targets (DESIGN section 14): for every kind of switch, lateness p99 within one 60 Hz frame and
+max within two, no black frame, no frozen frame; every frame of a 1080p clip presented on the
+software path; no descriptor and at most ``RSS_TARGET_MB`` of memory kept over the leak run.
+Then the clips played by the real player on each presentation path (``--renderer``), side by
+side: frames presented against expected, dropped, CPU per frame, and the GL renderer (targets:
+no dropped frame and under 40 % of one core, except on a software rasteriser, whose GL figures
+are not a GPU's).
 """
 
 from __future__ import annotations
@@ -22,12 +30,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools.bench._video_switch import FRAME_NS, _context, _item, _switch_run
+from tools.bench._verdict import Verdict, cannot_run
+from tools.bench._video_switch import FRAME_NS, _context, _item, _switch_run, reference_mask
 
 if TYPE_CHECKING:
     from zones import VideoRenderers
 
 DEFAULT_CLIPS = Path(__file__).resolve().parents[2] / "tests" / "data" / "video"
+FRAME_MS = FRAME_NS / 1e6
+RSS_TARGET_MB = 20.0  # kept after the warm-up switches of the leak run
 PATH_CLIP = "h264_1920x1080_1s.mp4"
 
 
@@ -158,7 +169,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
     clips: Path = args.clips
     if not (clips / "h264_320x180_2s.mp4").is_file():
-        raise SystemExit(f"test clips not found in {clips}: pass --clips DIR (tests/data/video)")
+        cannot_run(f"test clips not found in {clips}: pass --clips DIR (tests/data/video)")
     video = VideoRenderers(VideoConfig())
     h264, vp9, short = (
         clips / "h264_320x180_2s.mp4",
@@ -167,11 +178,20 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     )
     size, n = (640, 360), args.switches
     try:
+        refs = {clip: await reference_mask(video, clip, size) for clip in (h264, vp9, short)}
         runs = [
-            await _switch_run(video, "video→video", lambda i: (h264, vp9)[i % 2], size, n),
-            await _switch_run(video, "video→image", lambda i: None if i % 2 else h264, size, n),
-            await _switch_run(video, "image→video", lambda i: h264 if i % 2 else None, size, n),
-            await _switch_run(video, "video→video at end", lambda i: short, size, n, at_end=True),
+            await _switch_run(
+                video, "video→video", lambda i: (h264, vp9)[i % 2], size, n, references=refs
+            ),
+            await _switch_run(
+                video, "video→image", lambda i: None if i % 2 else h264, size, n, references=refs
+            ),
+            await _switch_run(
+                video, "image→video", lambda i: h264 if i % 2 else None, size, n, references=refs
+            ),
+            await _switch_run(
+                video, "video→video at end", lambda i: short, size, n, references=refs, at_end=True
+            ),
         ]
         fps = [
             await _fps(video, clips / name, args.passes)
@@ -195,7 +215,8 @@ def _print(report: dict[str, Any]) -> None:
             f"{row['kind']:<12} {row['switches']:>3} switches  lateness p50 "
             f"{row['lateness_p50_ms']} ms  p99 {row['lateness_p99_ms']} ms  max "
             f"{row['lateness_max_ms']} ms  black frames {row['black_frames']}  frozen "
-            f"{row['frozen_switches']} (longest unchanged picture at a switch: "
+            f"{row['frozen_frames']} (longest hold {row['longest_hold_ms']} ms; "
+            f"longest unchanged picture at a switch: "
             f"{row['max_gap_at_switch_frames']} frames, elsewhere "
             f"{row['steady_max_gap_frames']}; late prepares {row['late_prepares']})"
         )
@@ -216,7 +237,38 @@ def _print(report: dict[str, Any]) -> None:
     )
 
 
+def verdict(report: dict[str, Any]) -> Verdict:
+    checks = Verdict()
+    for row in report["switching"]:
+        kind = row["kind"]
+        checks.check(
+            f"{kind} lateness p99", row["lateness_p99_ms"], "<=", round(FRAME_MS, 1), " ms"
+        )
+        checks.check(
+            f"{kind} lateness max", row["lateness_max_ms"], "<=", round(2 * FRAME_MS, 1), " ms"
+        )
+        checks.check(f"{kind} black frames", row["black_frames"], "==", 0)
+        checks.check(f"{kind} frozen frames", row["frozen_frames"], "==", 0)
+    for row in report["fps"]:
+        checks.check(f"{row['size']} frames presented", row["presented_ratio"], ">=", 1.0)
+    leaks = report["leaks"]
+    checks.check("descriptors kept over the leak run", leaks["fd_growth"], "<=", 0)
+    checks.check(
+        "memory kept over the leak run", leaks["rss_growth_mb"], "<=", RSS_TARGET_MB, " MB"
+    )
+    return checks
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.quick:
+        args.switches, args.leak_switches, args.passes = 4, 30, 1
+    if args.switches < 1 or args.leak_switches < 2 or args.passes < 1:
+        cannot_run("--switches and --passes must be >= 1, --leak-switches >= 2")
+    report = asyncio.run(_main(args))
+    checks = verdict(report)
+    report["targets"] = checks.as_json()
+    _print(report)
+    print(checks.report())
     from tools.bench._video_paths import format_rows, run_paths, screen_available
 
     report = asyncio.run(_main(args)) if not args.paths_only else {}
@@ -229,7 +281,7 @@ def _run(args: argparse.Namespace) -> int:
     print("\n".join(format_rows(report["paths"])))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    return 0
+    return checks.exit_code()
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -243,6 +295,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--leak-switches", type=int, default=1000, metavar="N")
     parser.add_argument("--passes", type=int, default=5, metavar="N", help="fps: plays per clip")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="4 switches per kind, 30 leak switches, one fps pass, the 1080p clip for 2 s on "
+        "each path (a smoke run)",
+    )
     parser.add_argument(
         "--renderer",
         choices=["gl", "software", "both"],

@@ -2,8 +2,9 @@
 
 Items are cut on deadlines on the 60 Hz grid (or, ``at_end``, when a video without a duration
 ends); the next one is prepared ``PRELOAD_NS`` ahead. Measured: lateness of the first presented
-frame of each item, black frames, and gaps (in display frames) between picture changes around
-each switch against the same gaps elsewhere.
+frame of each item; black and frozen frames by the shared detector (``zones.is_black`` against
+each item's reference render, ``zones.FreezeWatch``); and gaps (in display frames) between
+picture changes around each switch against the same gaps elsewhere.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pygame
+    from PIL import Image
 
     from zones import VideoRenderers
 
@@ -50,9 +52,12 @@ class _Still:
     def __init__(self, size: tuple[int, int]) -> None:
         import pygame
 
+        from zones import near_black_mask
+
         self._picture = pygame.Surface(size)
         self._picture.fill((200, 120, 40))
         self._painted = False
+        self.reference = near_black_mask(self._picture)
 
     def start(self, at_ns: int) -> None:
         self._painted = False
@@ -76,7 +81,8 @@ class SwitchRun:
     kind: str
     lateness_ms: list[float] = field(default_factory=list)
     black_frames: int = 0
-    frozen_switches: int = 0
+    frozen_frames: int = 0  # pictures held longer than a source frame plus a display frame
+    longest_hold_ms: float = 0.0
     late_prepares: int = 0  # the next item was not ready at its deadline
     max_gap_frames: int = 0
     steady_max_gap_frames: int = 0
@@ -91,7 +97,8 @@ class SwitchRun:
             "lateness_p99_ms": round(p99, 2),
             "lateness_max_ms": round(late[-1], 2),
             "black_frames": self.black_frames,
-            "frozen_switches": self.frozen_switches,
+            "frozen_frames": self.frozen_frames,
+            "longest_hold_ms": round(self.longest_hold_ms, 1),
             "late_prepares": self.late_prepares,
             "max_gap_at_switch_frames": self.max_gap_frames,
             "steady_max_gap_frames": self.steady_max_gap_frames,
@@ -105,9 +112,8 @@ def _analyse(run: SwitchRun, changes: list[tuple[int, Kind]], switches: list[int
     """Gaps, in display frames, between picture changes around each switch.
 
     25 fps content on a 60 Hz display changes every 2 or 3 display frames; a gap of more than
-    3 where video plays on either side is a frozen frame (a still image is meant to stay still).
+    3 where video plays on either side is what ``zones.FreezeWatch`` counts as frozen.
     """
-    limit = -(-VIDEO_FRAME_NS // FRAME_NS)
     for at in switches:
         before = [c for c in changes if c[0] < at]
         after = [c for c in changes if at <= c[0] <= at + WINDOW_TICKS]
@@ -118,7 +124,6 @@ def _analyse(run: SwitchRun, changes: list[tuple[int, Kind]], switches: list[int
             points.append(after[0][0])
         worst = max((b - a for a, b in itertools.pairwise(points)), default=0)
         run.max_gap_frames = max(run.max_gap_frames, worst)
-        run.frozen_switches += worst > limit
     near = [(at - WINDOW_TICKS, at + WINDOW_TICKS) for at in switches]
 
     def steady(tick: int) -> bool:
@@ -134,6 +139,38 @@ def _analyse(run: SwitchRun, changes: list[tuple[int, Kind]], switches: list[int
     )
 
 
+async def reference_mask(video: VideoRenderers, clip: Path, size: tuple[int, int]) -> Image.Image:
+    """A clip's reference render at ``size``: where any of its frames is near black.
+
+    A playing video changes, so its own render is every frame it shows: the clip is played
+    once through the renderer and the near-black masks of its frames are united.
+    """
+    import pygame
+    from PIL import ImageChops
+
+    from zones import near_black_mask
+
+    surface = pygame.Surface(size)
+    renderer = video(_context())
+    await renderer.prepare(_item(clip, 0, duration_ms=None), size)
+    union: Image.Image | None = None
+    tick = time.monotonic_ns()
+    renderer.start(tick)
+    try:
+        while not renderer.ended and tick < time.monotonic_ns() + 30 * 10**9:
+            if renderer.draw(surface, tick):
+                mask = near_black_mask(surface)
+                union = mask if union is None else ImageChops.lighter(union, mask)
+            tick += FRAME_NS
+            await asyncio.sleep(max(tick - time.monotonic_ns(), 0) / 1e9)
+    finally:
+        renderer.stop()
+        renderer.release()
+    if union is None:
+        raise ValueError(f"{clip.name} showed no frame")
+    return union
+
+
 async def _switch_run(
     video: VideoRenderers,
     kind: str,
@@ -141,11 +178,23 @@ async def _switch_run(
     size: tuple[int, int],
     switches: int,
     *,
+    references: dict[Path, Image.Image],
     at_end: bool = False,  # videos without a duration, switched when they end
 ) -> SwitchRun:
     import pygame
 
+    from zones import FreezeWatch, is_black, picture_digest
+
     run = SwitchRun(kind)
+    freeze = FreezeWatch(VIDEO_FRAME_NS, FRAME_NS)
+
+    def reference(renderer: Any, index: int) -> Image.Image:
+        if isinstance(renderer, _Still):
+            return renderer.reference
+        clip = plan(index)
+        assert clip is not None
+        return references[clip]
+
     surface, screen = pygame.Surface(size), pygame.Surface(size)
     item_ns = 45 * FRAME_NS  # deadlines on the 60 Hz grid
 
@@ -192,23 +241,32 @@ async def _switch_run(
             following.start(tick if at_end else deadline or tick)
             current.stop()
             current.release()
+            if not isinstance(current, _Still):
+                freeze.stop(tick)  # held until the frame the next item shows on
             current, index, pending = following, index + 1, deadline or tick
         if current.draw(surface, tick):
             screen.blit(surface, (0, 0))
             presented = time.monotonic_ns()
-            changes.append(
-                ((tick - t0) // FRAME_NS, "image" if isinstance(current, _Still) else "video")
-            )
+            still = isinstance(current, _Still)
+            changes.append(((tick - t0) // FRAME_NS, "image" if still else "video"))
             if pending is not None:
                 run.lateness_ms.append((presented - pending) / 1e6)
                 switched_at.append((pending - t0) // FRAME_NS)
                 pending = None
-        run.black_frames += pygame.transform.average_color(screen)[:3] == (0, 0, 0)
+            # Checked once per new picture (an unchanged screen was checked already), after
+            # the presented time was taken.
+            run.black_frames += is_black(screen, reference=reference(current, index))
+            if not still:
+                freeze.picture(tick, picture_digest(screen))
         tick += FRAME_NS
         behind = time.monotonic_ns() - tick
         if behind > FRAME_NS:  # a frame took too long: skip the ticks already missed
             tick += behind // FRAME_NS * FRAME_NS
     current.stop()
     current.release()
+    if not isinstance(current, _Still):
+        freeze.stop(tick)
+    run.frozen_frames = freeze.frozen
+    run.longest_hold_ms = freeze.longest_hold_ns / 1e6
     _analyse(run, changes, switched_at)
     return run

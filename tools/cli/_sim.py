@@ -85,7 +85,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--start", type=_start, metavar="ISO", help="wall time at the start (default: now)"
     )
     parser.add_argument(
-        "--frames", metavar="POLICY", help="none, switch, first or every:N (see docs)"
+        "--frames",
+        metavar="POLICY",
+        help="none, switch, first (+start: also a transition's first frame) or every:N (see docs)",
     )
     parser.add_argument(
         "--out",

@@ -1,7 +1,8 @@
 """One simulated device: the real cache, player and sync agent, wired as the daemon wires them.
 
 The differences from ``player.run_daemon`` are the simulator's and nothing else: the display
-is offscreen (or a window for the demo) and watched for black frames, the wall clock comes from
+is offscreen (or a window for the demo) and its frames are checked for black and frozen
+pictures on a worker thread (``tools.sim._frame_watch``), the wall clock comes from
 the simulation's clock, the timeline goes to the run's file, the pairing code is handed to the
 simulated operator, and the device can be stopped and started again over the same state
 directory (a power cut).
@@ -14,11 +15,12 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
 import pygame
+from PIL import Image
 
 from cache import AssetCache, Limits, cache_root
 from core import Settings
@@ -31,16 +33,16 @@ from player import (
     TimelineWriter,
     WallClock,
 )
-from protocol import Manifest, Transition
+from protocol import Item, Manifest, Transition
 from sync import ManifestWatcher, SyncAgent, TokenAuth
 from tools.sim._clock import DeviceClock, RealDeviceClock
-from tools.sim._frames import blank_regions
-from zones import Display
+from tools.sim._frame_watch import SAMPLE, Fade, FrameJob, FrameWatch, ZoneShot
+from zones import Display, surface_image
 
 log = logging.getLogger(__name__)
 
 CodeHandler = Callable[["SimDevice", str], None]
-BlackHandler = Callable[["SimDevice", float, pygame.Surface], None]
+BlackHandler = Callable[["SimDevice", float, str, Image.Image], None]
 MAX_BLACK_SAVED = 10  # black frames kept as PNG per device, for diagnosis
 IMPRESSION_FLUSH_S = 1.0  # on a virtual clock: proof of play written once per real second
 Listener = Callable[[TimelineEvent], None]
@@ -93,16 +95,23 @@ class SimDevice:
         self._run_t0_ns = run_t0_ns
         self._on_code = on_code
         self.listeners: list[Listener] = []
+        # After every presented frame, with its media time since the run began (seconds).
+        self.frame_listeners: list[Callable[[float], None]] = []
         self.on_black: BlackHandler | None = None
         self.black_times: list[float] = []
-        self._items: dict[str, Transition | None] = {}
-        self._media: set[str] = set()
-        self._dipping: dict[str, int] = {}
+        self._items: dict[str, Item] = {}
+        # Per zone, its last start: (item, due on the media clock, presented instant, previous
+        # item): what the frame checks need to know about transitions and playing videos.
+        self._starts: dict[str, tuple[Item, int, int, Item | None]] = {}
+        self._presented: tuple[pygame.Surface, list[pygame.Rect]] | None = None
+        self.frame_watch: FrameWatch | None = None
         self.manifest: Manifest | None = None
         self.player: Player | None = None
         self.agent: SyncAgent | None = None
         self.cache: AssetCache | None = None
-        self.black_frames = 0
+        # Counts of the frame watches of earlier sessions (a restart starts a new watch).
+        self._folded = {"black_frames": 0, "frozen_frames": 0, "checked_frames": 0}
+        self._folded["unchecked_frames"] = 0
         self.dropped_frames = 0
         self.frames = 0
         self.starts = 0
@@ -127,36 +136,126 @@ class SimDevice:
         for listener in list(self.listeners):
             listener(shifted)
 
-    def _note_dips(self, event: TimelineEvent) -> None:
-        """A "fade" dips to the background on purpose: that zone is not checked meanwhile."""
-        if event.event != "start" or self.manifest is None or event.zone is None:
+    def _note_start(self, event: TimelineEvent) -> None:
+        """Remember each zone's last start (its transition, a video's start) for the checks."""
+        if event.event != "start" or event.zone is None or event.due is None:
             return
-        transition = self._items.get(event.item or "")
-        if transition is not None and transition.type == "fade":
-            now = self.clock.now_ns()
-            self._dipping[event.zone] = now + transition.duration_ms * 1_000_000
+        item = self._items.get(event.item or "")
+        if item is None:
+            return
+        now = self.clock.now_ns()  # listeners run right after the frame was presented
+        due = now - round((event.t - event.due) * NS_PER_S)
+        previous = self._starts.get(event.zone)
+        self._starts[event.zone] = (item, due, now, previous[0] if previous else None)
 
-    def _watch(self, canvas: pygame.Surface) -> None:
-        player = self.player
-        manifest = self.manifest
-        if player is None or manifest is None or player.state.value != "playing":
+    def transition_of(self, item_id: str | None) -> Transition | None:
+        """The transition an item of the current manifest comes in with."""
+        item = self._items.get(item_id or "")
+        return item.transition if item is not None else None
+
+    def _on_present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        self._presented = (canvas, list(rects))  # judged once the frame's time was taken
+
+    def _frame_done(self, presented_ns: int) -> None:
+        """After a presented frame: hand the image and video zones it changed to the watch."""
+        presented, self._presented = self._presented, None
+        for listener in self.frame_listeners:
+            listener((presented_ns - self._run_t0_ns) / NS_PER_S)
+        player, manifest, watch = self.player, self.manifest, self.frame_watch
+        if presented is None or player is None or manifest is None or watch is None:
             return
+        canvas, rects = presented
         layout_id, items, _ = player.snapshot()
         if layout_id is None or layout_id not in {x.id for x in manifest.layouts}:
-            return
+            return  # an idle screen, or a layout of an older manifest
         layout = manifest.layout(layout_id)
+        if canvas.get_size() != (layout.width, layout.height):
+            return
+        scene = player.compositor.active if player.compositor is not None else None
+        background = pygame.Color(layout.background)
+        shots = []
+        for index, zone in enumerate(layout.zones):
+            item = self._items.get(items.get(zone.id, ""))
+            box = pygame.Rect(zone.x, zone.y, zone.w, zone.h).clip(canvas.get_rect())
+            if item is None or item.type not in ("image", "video") or box.w < 1 or box.h < 1:
+                continue
+            if not any(box.colliderect(rect) for rect in rects):
+                continue  # unchanged since it was last checked
+            above = [
+                pygame.Rect(z.x, z.y, z.w, z.h).clip(box).move(-box.x, -box.y)
+                for z in layout.zones[index + 1 :] + layout.zones[:index]
+                if (z.z, layout.zones.index(z)) > (zone.z, index)
+            ]
+            shots.append(self._shot(zone.id, item, canvas, box, background, scene, above))
+        if shots:
+            watch.submit(
+                FrameJob(
+                    presented_ns,
+                    (presented_ns - self._run_t0_ns) / NS_PER_S,
+                    shots,
+                    display_frame_ns=NS_PER_S // self.settings.player.frame_rate_hz,
+                    check_frozen=not isinstance(self.clock, DeviceClock),
+                )
+            )
+
+    def _shot(
+        self,
+        zone_id: str,
+        item: Item,
+        canvas: pygame.Surface,
+        box: pygame.Rect,
+        background: pygame.Color,
+        scene: object,
+        above: list[pygame.Rect],
+    ) -> ZoneShot:
+        fade = started = interval = None
+        start = self._starts.get(zone_id)
         now = self.clock.now_ns()
-        media = {
-            zone.id
-            for zone in layout.zones
-            if items.get(zone.id) in self._media and self._dipping.get(zone.id, 0) < now
-        }
-        regions = [pygame.Rect(z.x, z.y, z.w, z.h) for z in layout.zones if z.id in media]
-        if canvas.get_size() == (layout.width, layout.height) and blank_regions(canvas, regions):
-            self.black_frames += 1
-            if self.on_black is not None and self.black_frames <= MAX_BLACK_SAVED:
-                t = (now - self._run_t0_ns) / NS_PER_S
-                self.on_black(self, t, canvas.copy())
+        if start is not None and start[0].id == item.id:
+            transition = item.transition
+            if transition is not None and transition.type != "cut" and transition.duration_ms:
+                progress = (now - start[1]) / (transition.duration_ms * 1_000_000)
+                if progress < 1.0 and start[3] is not None:
+                    fade = Fade(transition.type, max(0.0, progress), start[3])
+            if item.type == "video":
+                started = start[2]
+                view = getattr(scene, "zone", None)
+                renderer = view(zone_id).renderer if view is not None else None
+                interval = getattr(renderer, "frame_interval_ns", None)
+        picture = surface_image(canvas, (box.x, box.y, box.w, box.h), SAMPLE)
+        full = None
+        if started is not None and not isinstance(self.clock, DeviceClock):
+            full = canvas.subsurface(box).copy()  # the frozen check tells pictures apart
+        return ZoneShot(
+            zone_id,
+            picture,
+            box.size,
+            item,
+            (background.r, background.g, background.b),
+            fade=fade,
+            video_started_ns=started,
+            full=full,
+            frame_interval_ns=interval if isinstance(interval, int) else None,
+            covered=tuple((r.x, r.y, r.w, r.h) for r in above if r.w > 0 and r.h > 0),
+        )
+
+    def _black_found(self, t: float, zone: str, picture: Image.Image) -> None:
+        """On the watch's thread: a black zone at media time ``t``."""
+        self.black_times.append(round(t, 3))
+        if self.on_black is not None and len(self.black_times) <= MAX_BLACK_SAVED:
+            self.on_black(self, t, zone, picture)
+
+    def _watch_count(self, name: str) -> int:
+        live = getattr(self.frame_watch, name, 0) if self.frame_watch is not None else 0
+        return self._folded[name] + int(live)
+
+    def _fold_watch(self, watch: FrameWatch) -> None:
+        for name in self._folded:
+            self._folded[name] += getattr(watch, name)
+
+    @property
+    def black_frames(self) -> int:
+        return self._watch_count("black_frames")
 
     @property
     def streaming(self) -> bool:
@@ -171,9 +270,7 @@ class SimDevice:
 
     def _learn(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        every = [item for p in manifest.playlists for item in p.items]
-        self._items = {item.id: item.transition for item in every}
-        self._media = {item.id for item in every if item.type in ("image", "video")}
+        self._items = {item.id: item for p in manifest.playlists for item in p.items}
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -197,12 +294,18 @@ class SimDevice:
         )
         wall = WallClock(self.clock, synchronised=lambda: True)
         self.display = display = self._make_display()
+        self.frame_watch = FrameWatch(
+            self.object_path,
+            self._black_found,
+            wait_when_full=isinstance(self.clock, DeviceClock),
+        )
         self.player = player = Player(
             self.settings, clock=self.clock, assets=self.cache, display=display, wall=wall,
             device=self.name, frame_ns=self.frame_ns,
         )  # fmt: skip
-        player.add_listener(self._note_dips)
+        player.add_listener(self._note_start)
         player.add_listener(self._emit)
+        player.add_frame_listener(self._frame_done)
         self.agent = agent = SyncAgent(
             self.settings,
             self.root,
@@ -219,8 +322,8 @@ class SimDevice:
         self._offset_s = (self.clock.now_ns() - self._run_t0_ns) / NS_PER_S
         await player.start()
         assert player.compositor is not None
-        # Every presented frame, on either path (GL reads it back), is watched for black.
-        player.compositor.add_frame_listener(self._watch)
+        # What each frame showed, on either path (GL reads it back from the GPU).
+        player.compositor.add_frame_listener(self._on_present)
         await agent.restore()
         self._task = asyncio.create_task(self._run_agent(agent), name=f"sync-{self.name}")
 
@@ -247,6 +350,10 @@ class SimDevice:
         if self.display is not None:
             self.display.close()  # a GL display's framebuffer lives in the shared context
             self.display = None
+        if self.frame_watch is not None:
+            await asyncio.to_thread(self.frame_watch.close)
+            self._fold_watch(self.frame_watch)
+            self.frame_watch = None
         if self.agent is not None:
             await self.agent.recorder.drain()
             self.agent.close()
@@ -273,6 +380,9 @@ class SimDevice:
             "frames": self.frames + (live.frames if live else 0),
             "dropped_frames": self.dropped_frames + (live.dropped_frames if live else 0),
             "black_frames": self.black_frames,
+            "frozen_frames": self._watch_count("frozen_frames"),
+            "checked_frames": self._watch_count("checked_frames"),
+            "unchecked_frames": self._watch_count("unchecked_frames"),
             # How the device heard of manifests: event streams opened, and polls while they
             # failed (each sync session's watcher; a restart or re-pairing starts a new one).
             "sse_connects": sum(w.connects for w in self._watchers),

@@ -5,10 +5,9 @@ Policies (``--frames``): ``none``; ``switch``, the first frame presented after e
 layout change), which keeps a simulated day to a few dozen files; ``every:N``, what was on
 screen every N seconds of media time (a time-lapse).
 
-A black frame is a presented frame that shows nothing: the whole canvas one flat colour, or an
-image or video zone one flat colour (content there is never flat). The watch first looks at
-a sparse grid of pixels (a picture is told apart in microseconds), then, only when those agree,
-at the frame scaled down, so it is cheap enough to run on every frame.
+Black and frozen frames are judged elsewhere (``tools.sim._frame_watch``, off the event loop);
+the compositor's frame listener tells the device what each frame showed and which rectangles
+it changed (on either presentation path).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +24,10 @@ import pygame
 
 from core import ConfigError
 from player import TimelineEvent
+from protocol import Transition
 
 log = logging.getLogger(__name__)
 
-_COARSE_STEP, _FINE_STEP, _SMALL = 8, 4, 400  # sampling of big and small regions, in pixels
-_PROBES = 5  # per side: a 5x5 grid of pixels looked at before the full check
-_TOLERANCE = 4  # per channel: JPEG noise on a flat slide still counts as flat
 _MAX_PENDING = 32  # frames waiting for the encoder; beyond this the oldest policy wins
 
 
@@ -38,74 +35,30 @@ _MAX_PENDING = 32  # frames waiting for the encoder; beyond this the oldest poli
 class FramePolicy:
     kind: str  # "none" | "switch" | "first" | "every"
     every_s: float = 0.0
+    # switch/first: an item that comes in with a transition is also taken at its first frame
+    # (the picture after the transition is always taken).
+    transition_start: bool = False
 
     @classmethod
     def parse(cls, text: str) -> FramePolicy:
         if text in ("none", "switch", "first"):
             return cls(text)
+        if text in ("switch+start", "first+start"):
+            return cls(text.partition("+")[0], transition_start=True)
         match = re.fullmatch(r"every:(\d+(?:\.\d+)?)", text)
         if match and float(match.group(1)) > 0:
             return cls("every", float(match.group(1)))
         raise ConfigError(
-            [f"--frames: use none, switch, first or every:N (N seconds > 0), got {text!r}"]
+            [
+                "--frames: use none, switch, first (each with +start to add a transition's "
+                f"first frame) or every:N (N seconds > 0), got {text!r}"
+            ]
         )
 
     def __str__(self) -> str:
-        return f"every:{self.every_s:g}" if self.kind == "every" else self.kind
-
-
-def is_flat(surface: pygame.Surface) -> bool:
-    """True when a surface is one colour (within JPEG noise).
-
-    Judged on a copy scaled down 4 to 8 times (nearest pixel): text strokes and picture detail
-    survive that, and the check costs a fraction of a millisecond per frame.
-    """
-    width, height = surface.get_size()
-    if width < 1 or height < 1:
-        return False
-    if _differs_somewhere(surface, width, height):
-        return False  # most frames: a few pixels tell, in microseconds
-    step = _FINE_STEP if min(width, height) < _SMALL else _COARSE_STEP
-    sample = pygame.transform.scale(surface, (max(1, width // step), max(1, height // step)))
-    first = sample.get_at((0, 0))
-    matching = pygame.mask.from_threshold(sample, first, (_TOLERANCE,) * 3 + (255,)).count()
-    return bool(matching == sample.get_width() * sample.get_height())
-
-
-def _differs_somewhere(surface: pygame.Surface, width: int, height: int) -> bool:
-    """True when two of a sparse grid of pixels differ by more than JPEG noise.
-
-    A picture, a slide with text or a video frame almost always does; only frames that look
-    flat on this grid pay for the full check.
-    """
-    first = surface.get_at((0, 0))
-    for gx in range(1, _PROBES + 1):
-        x = gx * (width - 1) // (_PROBES + 1)
-        for gy in range(1, _PROBES + 1):
-            pixel = surface.get_at((x, gy * (height - 1) // (_PROBES + 1)))
-            if (
-                abs(pixel.r - first.r) > _TOLERANCE
-                or abs(pixel.g - first.g) > _TOLERANCE
-                or abs(pixel.b - first.b) > _TOLERANCE
-            ):
-                return True
-    return False
-
-
-def blank_regions(canvas: pygame.Surface, regions: Sequence[pygame.Rect]) -> bool:
-    """The canvas shows nothing, or one of ``regions`` (image/video zones) shows nothing."""
-    if is_flat(canvas):
-        return True
-    bounds = canvas.get_rect()
-    for rect in regions:
-        clipped = rect.clip(bounds)
-        if (
-            clipped.w >= _COARSE_STEP
-            and clipped.h >= _COARSE_STEP
-            and is_flat(canvas.subsurface(clipped))
-        ):
-            return True
-    return False
+        if self.kind == "every":
+            return f"every:{self.every_s:g}"
+        return self.kind + ("+start" if self.transition_start else "")
 
 
 class FrameWriter:
@@ -147,13 +100,23 @@ def _write_png(surface: pygame.Surface, path: Path) -> None:
     tmp.replace(path)
 
 
-def frame_name(t: float, layout: str | None, zone: str | None, item: str | None) -> str:
-    parts = [f"{t:012.3f}", *(p for p in (layout, zone, item) if p)]
+def frame_name(
+    t: float, layout: str | None, zone: str | None, item: str | None, moment: str = ""
+) -> str:
+    """``<t>_<layout>_<zone>_<item>[_<moment>].png``; ``moment`` says which frame of a
+    transition it is (``fade-end``, ``crossfade-start``...)."""
+    parts = [f"{t:012.3f}", *(p for p in (layout, zone, item, moment) if p)]
     return "_".join(parts) + ".png"
 
 
 class SwitchFrames:
-    """A timeline listener that saves the presented frame of switches, as the policy says."""
+    """A timeline listener that saves the presented frame of switches, as the policy says.
+
+    An item that comes in with a fade or crossfade is taken once the transition has finished
+    (the first frame presented at or after its end, named ``..._<kind>-end.png``), since its
+    first frame still shows the outgoing item; with ``+start`` also at that first frame
+    (``..._<kind>-start.png``). ``frame(t)`` is called after every presented frame.
+    """
 
     def __init__(
         self,
@@ -161,11 +124,14 @@ class SwitchFrames:
         folder: Path,
         grab: Callable[[], pygame.Surface | None],
         writer: FrameWriter,
+        transition_of: Callable[[str | None], Transition | None] = lambda _item: None,
     ) -> None:
         self.policy = policy
         self.folder = folder
         self._grab = grab
         self._writer = writer
+        self._transition_of = transition_of
+        self._after: list[tuple[float, str | None, str | None, str | None, str]] = []
         self._last: tuple[float, str | None] | None = None
         self._seen: set[tuple[str | None, str | None, str | None]] = set()
         self._layout: str | None = None
@@ -185,10 +151,34 @@ class SwitchFrames:
             if key in self._seen and not new_layout:
                 return
             self._seen.add(key)
+        transition = self._transition_of(event.item)
+        if transition is not None and transition.type != "cut" and transition.duration_ms:
+            end = (event.due if event.due is not None else event.t) + transition.duration_ms / 1000
+            self._after.append((end, event.layout, event.zone, event.item, transition.type))
+            if self.policy.transition_start:
+                self._save(
+                    event.t, event.layout, event.zone, event.item, f"{transition.type}-start"
+                )
+            return
+        if self._save(event.t, event.layout, event.zone, event.item):
+            self._last = (event.t, event.layout)
+
+    def frame(self, t: float) -> None:
+        """A frame was presented at ``t``: take the transitions that have finished by then."""
+        if not self._after:
+            return
+        due = [entry for entry in self._after if entry[0] <= t + 1e-9]
+        if not due:
+            return
+        self._after = [entry for entry in self._after if entry[0] > t + 1e-9]
+        for _end, layout, zone, item, kind in due:
+            self._save(t, layout, zone, item, f"{kind}-end")
+
+    def _save(
+        self, t: float, layout: str | None, zone: str | None, item: str | None, moment: str = ""
+    ) -> bool:
         frame = self._grab()
         if frame is None:
-            return
-        self._last = (event.t, event.layout)
-        self._writer.save(
-            frame, self.folder / frame_name(event.t, event.layout, event.zone, event.item)
-        )
+            return False
+        self._writer.save(frame, self.folder / frame_name(t, layout, zone, item, moment))
+        return True

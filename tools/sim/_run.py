@@ -24,6 +24,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import pygame
+from PIL import Image
 
 from core import ConfigError, SignageError
 from player import NS_PER_S, TimelineWriter, read_timeline
@@ -165,19 +166,22 @@ class Simulation:
             device.listeners.append(self.watch)
             device.on_black = self._black_frame
             if self.options.frames.kind in ("switch", "first"):
-                device.listeners.append(
-                    SwitchFrames(
-                        self.options.frames,
-                        self.out / "frames" / name,
-                        functools.partial(_grab, device),
-                        self.frame_writer,
-                    )
+                frames = SwitchFrames(
+                    self.options.frames,
+                    self.out / "frames" / name,
+                    functools.partial(_grab, device),
+                    self.frame_writer,
+                    transition_of=device.transition_of,
                 )
+                device.listeners.append(frames)
+                device.frame_listeners.append(frames.frame)
             self.devices.append(device)
 
-    def _black_frame(self, device: SimDevice, t: float, frame: pygame.Surface) -> None:
-        device.black_times.append(round(t, 3))
-        self.frame_writer.save(frame, self.out / "frames" / device.name / f"black-{t:012.3f}.png")
+    def _black_frame(self, device: SimDevice, t: float, zone: str, picture: Image.Image) -> None:
+        """On the frame watch's thread: keep the black zone's (sampled) picture."""
+        folder = self.out / "frames" / device.name
+        folder.mkdir(parents=True, exist_ok=True)
+        picture.convert("RGB").save(folder / f"black-{t:012.3f}_{zone}.png")
 
     async def _timelapse(self) -> None:
         every = self.options.frames.every_s
@@ -203,6 +207,7 @@ class Simulation:
         options.progress(f"server {self.server_url}: content seeded ({content.source})")
         if self.server is not None:
             # A throwaway local server: its token lets the operator pair a real screen to it.
+            options.progress(f"web console: {self.server_url}/ (sign in with the admin token)")
             options.progress(f"admin token of this server: {self.server.admin_token}")
         self.make_devices()
         helpers: list[asyncio.Task[None]] = []
@@ -340,6 +345,10 @@ class Simulation:
         if self.server is not None:
             await asyncio.to_thread(self.server.stop)
 
+    def options_frame_rate_hz(self) -> int:
+        """The devices' display frame rate (they share one configuration but their names)."""
+        return self.devices[0].settings.player.frame_rate_hz if self.devices else 60
+
     def _result(self, real_s: float) -> SimResult:
         import json
 
@@ -355,10 +364,14 @@ class Simulation:
             publications=self.events.publications if self.events else [],
             measured_latencies=self.events.measured_latencies() if self.events else None,
             repairs=self.repairs,
+            # A real-clock start is on its deadline's frame when less than a frame late.
+            frame_ms=1000 / self.options_frame_rate_hz(),
         )
         for device in self.devices:
             summary["per_device"][device.name].update(device.totals())
             summary["per_device"][device.name]["black_frame_times"] = device.black_times
+        for key in ("frozen_frames", "checked_frames", "unchecked_frames"):
+            summary[key] = sum(stats[key] for stats in summary["per_device"].values())
         summary["frames_saved"] = self.frame_writer.written
         summary["frames_policy"] = str(self.options.frames)
         failures: list[str] = []

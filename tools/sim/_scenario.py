@@ -167,6 +167,7 @@ class Expect(_Strict):
     max_errors: Annotated[int, Field(ge=0)] | None = None
     max_black_frames: Annotated[int, Field(ge=0)] | None = None
     max_late_ms_p99: Annotated[float, Field(ge=0)] | None = None
+    max_missed_deadlines: Annotated[int, Field(ge=0)] | None = None
     max_update_latency_s: Annotated[float, Field(gt=0)] | None = None
     min_switches: Annotated[int, Field(ge=0)] | None = None
     items_played: list[str] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from typing import Any
 from tools.sim._scenario import Expect
 
 Record = Mapping[str, Any]
+FRAME_MS = 1000 / 60  # one display frame at the player's default frame_rate_hz
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,44 @@ def update_latencies(records: Sequence[Record], publications: Iterable[Publicati
     return latencies
 
 
-def _device_stats(records: Sequence[Record]) -> dict[str, Any]:
+def on_deadline_frame(start: Record, frame_ms: float = FRAME_MS) -> bool:
+    """Was this start presented on its deadline's own frame?
+
+    With ``late_ms`` measured (a real clock): within one display frame of the deadline. On a
+    virtual clock (``late_ms`` null) the frame loop wakes on the deadline itself, so its frame
+    is at ``due`` exactly (to the timeline's microsecond).
+    """
+    late = start.get("late_ms")
+    if late is not None:
+        return 0 <= float(late) < frame_ms
+    return abs(float(start["t"]) - float(start["due"])) < 1e-6
+
+
+def deadline_checks(records: Sequence[Record], frame_ms: float = FRAME_MS) -> dict[str, Any]:
+    """Starts with a deadline: how many were presented on the deadline's frame, and which not."""
+    starts = [r for r in records if r["event"] == "start" and r.get("due") is not None]
+    missed = [r for r in starts if not on_deadline_frame(r, frame_ms)]
+    return {
+        "checked": len(starts),
+        "on_frame": len(starts) - len(missed),
+        "missed": len(missed),
+        "first_missed": [
+            {k: r.get(k) for k in ("t", "due", "late_ms", "device", "layout", "zone", "item")}
+            for r in missed[:10]
+        ],
+    }
+
+
+def _device_stats(records: Sequence[Record], frame_ms: float) -> dict[str, Any]:
     starts = [r for r in records if r["event"] == "start"]
     late = [float(r["late_ms"]) for r in starts if r.get("late_ms") is not None]
+    load = [float(r["load_ms"]) for r in starts if r.get("load_ms") is not None]
+    checks = deadline_checks(records, frame_ms)
     return {
         "switches": len(starts),
         "late_ms": distribution(late),
+        "load_ms": distribution(load),
+        "deadlines": {k: checks[k] for k in ("checked", "on_frame", "missed")},
         "errors": sum(1 for r in records if r["event"] == "error"),
         "state_changes": sum(1 for r in records if r["event"] == "state"),
     }
@@ -94,6 +127,7 @@ def summarize(
     publications: Sequence[Publication] = (),
     measured_latencies: Sequence[float] | None = None,
     repairs: int = 0,
+    frame_ms: float = FRAME_MS,
 ) -> dict[str, Any]:
     """The ``summary.json`` body.
 
@@ -104,7 +138,7 @@ def summarize(
     per_device = {}
     for device in devices:
         mine = [r for r in records if r["device"] == device]
-        per_device[device] = _device_stats(mine) | {"black_frames": black.get(device, 0)}
+        per_device[device] = _device_stats(mine, frame_ms) | {"black_frames": black.get(device, 0)}
     starts = [r for r in records if r["event"] == "start"]
     latencies = (
         list(measured_latencies)
@@ -112,7 +146,8 @@ def summarize(
         else update_latencies(records, publications)
     )
     errors = [r for r in records if r["event"] == "error"]
-    return _device_stats(records) | {
+    return _device_stats(records, frame_ms) | {
+        "deadlines": deadline_checks(records, frame_ms),
         "duration_s": duration_s,
         "real_s": round(real_s, 3),
         "speedup": round(duration_s / real_s, 1) if real_s > 0 else None,
@@ -143,15 +178,25 @@ def _fmt(value: Any, unit: str = "") -> str:
 def format_table(summary: Mapping[str, Any]) -> str:
     """A readable summary for stdout: totals, then one row per device."""
     late = summary["late_ms"]
+    deadlines = summary["deadlines"]
     latency = summary.get("update_latency_s")
     lines = [
         f"simulated {summary['duration_s']:g} s on {summary['devices']} device(s) "
         f"in {summary['real_s']:.1f} s (speed {summary['speed']}, x{summary['speedup'] or '-'})",
         "",
         f"  switches        {summary['switches']}",
+        f"  deadlines       {deadlines['on_frame']} of {deadlines['checked']} presented on "
+        f"their deadline's frame, {deadlines['missed']} missed",
         f"  late_ms         p50 {_fmt(late['p50'])}  p99 {_fmt(late['p99'])}  "
-        f"max {_fmt(late['max'])}  (one 60 Hz frame = 16.67)",
-        f"  black frames    {summary['black_frames']}",
+        f"max {_fmt(late['max'])}  (one 60 Hz frame = 16.67)"
+        + ("" if late["count"] else "  (not measured on a virtual clock)"),
+        f"  black frames    {summary['black_frames']}"
+        + (
+            f"  (frozen {summary['frozen_frames']}; {summary['checked_frames']} frames checked, "
+            f"{summary['unchecked_frames']} not)"
+            if "checked_frames" in summary
+            else ""
+        ),
         f"  errors          {summary['errors']}",
         f"  state changes   {summary['state_changes']}  {' '.join(summary['states'])}",
     ]
@@ -208,7 +253,18 @@ def check_expectations(
         _require(
             failures,
             p99 is not None and p99 <= expect.max_late_ms_p99,
-            f"late_ms p99 is {p99}, at most {expect.max_late_ms_p99} expected",
+            f"late_ms p99 is {p99}, at most {expect.max_late_ms_p99} expected"
+            if p99 is not None
+            else "late_ms is not measured on a virtual clock (max_missed_deadlines checks it)",
+        )
+    if expect.max_missed_deadlines is not None:
+        missed = summary["deadlines"]["missed"]
+        _require(
+            failures,
+            missed <= expect.max_missed_deadlines,
+            f"{missed} start(s) missed their deadline's frame, at most "
+            f"{expect.max_missed_deadlines} expected "
+            f"(first: {summary['deadlines']['first_missed'][:3]})",
         )
     if expect.max_update_latency_s is not None:
         wanted = summary["publications"] * summary["devices"]

@@ -1,0 +1,129 @@
+"""Every ``signage bench`` runs in ``--quick`` mode and reports each figure with its target.
+
+The figures themselves are not asserted (a shared CI machine measures what it measures): the
+run must end with status 0 (every target met) or 1 (a target missed), never 2 (could not run)
+or a traceback, print every target next to its figure with ok/MISSED, and agree with its
+own verdict. What "missed" means is tested once, on the shared policy (tools/bench/_verdict).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tools import main
+from tools.bench._verdict import MISSED_EXIT, Verdict
+
+TARGET_LINE = re.compile(r"^\[(ok|MISSED)\] (.+): (.+) \(target (<=|<|>=|>|==) (.+)\)$")
+
+
+def _targets(out: str) -> list[re.Match[str]]:
+    return [m for line in out.splitlines() if (m := TARGET_LINE.match(line))]
+
+
+def _check_run(status: int, out: str, names: list[str]) -> None:
+    assert status in (0, MISSED_EXIT), out
+    found = _targets(out)
+    for name in names:
+        assert any(name in m[2] for m in found), f"no target for {name!r} in:\n{out}"
+    missed = [m for m in found if m[1] == "MISSED"]
+    assert status == (MISSED_EXIT if missed else 0), "the exit status follows the verdict"
+    assert re.search(r"(all \d+ targets met|\d+ of \d+ targets MISSED) \(load average", out)
+
+
+@pytest.mark.slow
+def test_bench_cache_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["bench", "cache", "--quick", "--workdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    _check_run(status, out, ["hashing throughput", "download throughput"])
+    assert re.search(r"^hashing : cache .* ratio \d+\.\d\d \(target >= 0.9", out, re.M)
+    assert "CPU per GiB" in out
+    assert list(tmp_path.iterdir()) == []  # the work directory is removed
+
+
+@pytest.mark.slow
+def test_bench_server_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["bench", "server", "--quick", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    (step,) = result["steps"]
+    assert step["target_per_s"] == 100 and step["sent"] == 100
+    assert result["fan_out"]["connected"] == result["fan_out"]["delivered"] == 10
+    names = [t["name"] for t in result["targets"]]
+    assert any("heartbeats/s" in n for n in names) and any("fan-out" in n for n in names)
+    assert status == (0 if all(t["met"] for t in result["targets"]) else MISSED_EXIT)
+    assert status == MISSED_EXIT, "100 heartbeats/s cannot meet the 3000/s target"
+
+
+@pytest.mark.slow
+def test_bench_server_quick_prints_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["bench", "server", "--quick"])
+    _check_run(status, capsys.readouterr().out, ["heartbeats/s", "SSE fan-out", "streams held"])
+
+
+@pytest.mark.slow
+def test_bench_update_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["bench", "update", "--quick"])
+    _check_run(status, capsys.readouterr().out, ["sse update latency", "polling update latency"])
+
+
+@pytest.mark.slow
+def test_bench_timing_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    figures = tmp_path / "timing.json"
+    status = main(["bench", "timing", "--quick", "--json", str(figures)])
+    out = capsys.readouterr().out
+    _check_run(
+        status,
+        out,
+        ["switch lateness p99", "switch lateness max", "player drift", "static slideshow CPU"],
+    )
+    assert re.search(r"player \(absolute deadlines\) [+-]\d+\.\d ms/h \(95 % interval", out)
+    assert re.search(r"baseline \(chained sleeps\) +[+-]\d+\.\d ms/h", out)
+    data = json.loads(figures.read_text())
+    assert data["switches"] == 60
+    assert data["player_drift"]["low_ms_per_h"] <= data["player_drift"]["high_ms_per_h"]
+
+
+@pytest.mark.slow
+def test_bench_video_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    figures = tmp_path / "video.json"
+    status = main(["bench", "video", "--quick", "--json", str(figures)])
+    out = capsys.readouterr().out
+    kinds = ["video→video", "video→image", "image→video", "video→video at end"]
+    names = [f"{k} {what}" for k in kinds for what in ("lateness p99", "black frames", "frozen")]
+    _check_run(status, out, [*names, "1920x1080 frames presented", "descriptors kept"])
+    report = json.loads(figures.read_text())
+    assert [row["kind"] for row in report["switching"]] == kinds
+    assert all(row["switches"] == 4 for row in report["switching"])
+    results = {row["clip"]: row["result"] for row in report["decoders"]}
+    assert results["truncated_h264.mp4"].startswith("error")
+    assert results["aac_1s.m4a"].startswith("error")
+    assert all(results[name] == "plays" for name in results if name.endswith((".webm", ".mkv")))
+    assert report["leaks"]["switches"] == 30 and report["leaks"]["handles_created"] == 2
+
+
+def test_a_missed_target_is_exit_status_1_and_says_so() -> None:
+    verdict = Verdict()
+    verdict.check("lateness p99", 5.0, "<=", 16.7, " ms")
+    assert verdict.exit_code() == 0 and verdict.lines() == [
+        "[ok] lateness p99: 5 ms (target <= 16.70 ms)"
+    ]
+    verdict.check("black frames", 1, "==", 0)
+    verdict.check("fan-out", None, "<", 2.0, " s")
+    assert verdict.exit_code() == MISSED_EXIT
+    assert verdict.lines()[1:] == [
+        "[MISSED] black frames: 1 (target == 0)",
+        "[MISSED] fan-out: not measured (target < 2 s)",
+    ]
+    assert "2 of 3 targets MISSED" in verdict.report()
+
+
+def test_a_benchmark_that_cannot_run_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "video", "--quick", "--clips", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "signage bench: test clips not found" in capsys.readouterr().err
