@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pygame
@@ -493,9 +493,12 @@ async def test_screenshots_and_frame_listeners_work_on_the_gl_path(
     compositor = compositor_for(display)
     seen: list[pygame.Surface] = []
     changed: list[list[pygame.Rect]] = []
-    compositor.add_frame_listener(
-        lambda frame, rects: (seen.append(frame), changed.append(list(rects)))
-    )
+
+    def listen(frame: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        seen.append(frame)
+        changed.append(list(rects))
+
+    compositor.add_frame_listener(listen)
     scene = _scene()
     await _fill(scene, _context(assets))
     compositor.present(scene)
