@@ -82,6 +82,9 @@ class DisplayConfig(_Section):
     rotation: Literal[0, 90, 180, 270] = 0
     driver: str | None = Field(None, description="SDL video driver, e.g. kmsdrm, x11, dummy")
     hide_cursor: bool = True
+    renderer: Literal["auto", "gl", "software"] = Field(
+        "auto", description="auto: OpenGL when a context can be made, else software"
+    )
 
 
 class VideoConfig(_Section):

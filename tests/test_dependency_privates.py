@@ -48,8 +48,8 @@ RECHECK = {
         "still reach register_event_callback"
     ),
     "pygame-ce": (
-        "zones/_mpv_render.py gives mpv Surface._pixels_address as the software render target: "
-        "check that pygame-ce's Surface reference still documents it as the pixel buffer's "
+        "zones/_mpv_render.py gives mpv Surface._pixels_address as the software render target "
+        "and zones/_gl_draw.py hands it to glTexSubImage2D: check that pygame-ce's Surface reference still documents it as the pixel buffer's "
         "address"
     ),
     "uvicorn": (

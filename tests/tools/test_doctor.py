@@ -370,6 +370,10 @@ def test_a_crashing_check_is_reported_and_the_others_still_run(tmp_path: Path) -
     findings = run_checks(probe(tmp_path, disk_usage=broken, transport=serving(200)))
     assert [f.check for f in findings] == [
         "display",
+        "gl",
+        "pi-gpu",
+        "groups",
+        "packages",
         "libmpv",
         "fonts",
         "disk",
@@ -378,7 +382,7 @@ def test_a_crashing_check_is_reported_and_the_others_still_run(tmp_path: Path) -
         "credentials",
         "service",
     ]
-    disk = findings[3]
+    disk = findings[7]
     assert disk.status is Status.FAIL
     assert "statvfs exploded" in disk.detail
 
@@ -406,6 +410,9 @@ def test_command_reports_a_bad_config_and_exits_1(
     assert f"state directory {tmp_path / 'state'}" in out
     for check in (
         "display",
+        "gl",
+        "pi-gpu",
+        "groups",
         "libmpv",
         "fonts",
         "disk",

@@ -73,10 +73,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "doctor",
         help="check that this machine can play, and say what to fix",
-        description="Check the display (KMSDRM, X11 or Wayland), libmpv, the bundled fonts, free "
-        "space of the state directory, clock synchronization, the server's /healthz, the "
-        "device credentials and the systemd service. Prints what to fix; exit 1 when something "
-        "is wrong.",
+        description="Check the display (KMSDRM, X11 or Wayland), the OpenGL the GL path gets "
+        "(vendor, renderer, version; a software rasteriser such as llvmpipe warns), on a "
+        "Raspberry Pi the KMS overlay and GPU device nodes, the service user's video and render "
+        "groups, the GL packages, libmpv, the bundled fonts, free space of the state directory, "
+        "clock synchronization, the server's /healthz, the device credentials and the systemd "
+        "service. Prints what to fix; exit 1 when something is wrong.",
     )
     add_config_options(parser)
     parser.set_defaults(handler=_run)

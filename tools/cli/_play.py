@@ -38,7 +38,7 @@ def _read_manifest(path: Path) -> Manifest:
 
 async def _play(settings: Settings, manifest: Manifest, args: argparse.Namespace) -> int:
     from player import DirectoryAssets, MediaClock, Player, TimelineWriter
-    from zones import ScreenDisplay
+    from zones import open_display
 
     wanted = [a.sha256 for a in manifest.assets]
     assets = DirectoryAssets(args.assets, wanted=wanted)
@@ -47,7 +47,7 @@ async def _play(settings: Settings, manifest: Manifest, args: argparse.Namespace
     if missing:
         print(f"signage play: {missing} asset(s) not found in {args.assets}", file=sys.stderr)
     timeline = TimelineWriter(args.timeline) if args.timeline else None
-    display = ScreenDisplay(settings.display)
+    display = open_display(settings.display)
     player = Player(
         settings,
         clock=MediaClock(),
@@ -94,10 +94,14 @@ def _announce_pairing(
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = {}
+    display: dict[str, object] = {}
+    if args.renderer is not None:
+        display["renderer"] = args.renderer
     if args.headless:
-        overrides = {"display": {"driver": "dummy", "fullscreen": False}}
-    settings = load_from_args(args, **overrides)
+        # SDL's dummy driver has no OpenGL; its offscreen driver has (EGL), for --renderer gl.
+        driver = "offscreen" if args.renderer == "gl" else "dummy"
+        display |= {"driver": driver, "fullscreen": False}
+    settings = load_from_args(args, **({"display": display} if display else {}))
     configure_logging(settings.logging.level, settings.logging.format)
     if args.screenshot is not None and not args.screenshot.parent.is_dir():
         # Said now, not after an hour of playing.
@@ -148,7 +152,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="save the last frame when stopping (with --server too)",
     )
     parser.add_argument(
-        "--headless", action="store_true", help="no window (SDL dummy driver), e.g. for tests"
+        "--headless",
+        action="store_true",
+        help="no window (SDL's dummy driver; its offscreen one with --renderer gl), e.g. for tests",
+    )
+    parser.add_argument(
+        "--renderer",
+        choices=["auto", "gl", "software"],
+        help="presentation path (default: display.renderer, auto): GL or software compositing",
     )
     add_config_options(parser)
     parser.set_defaults(handler=_run)
