@@ -9,6 +9,7 @@ closest known one.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import tomllib
@@ -17,7 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core._errors import ConfigError
 
@@ -52,6 +61,9 @@ class PlayerConfig(_Section):
     frame_rate_hz: int = Field(60, ge=1, le=240, description="upper bound of presented frames/s")
     identify_s: int = Field(30, ge=1, le=3600, description="how long 'identify' shows the name")
     restart_exit_code: int = Field(75, ge=1, le=255, description="exit code of 'restart'")
+    quarantine_s: float = Field(
+        86_400.0, gt=0, le=30 * 86_400, description="skip an item that crashed the player this long"
+    )
     reboot_command: list[str] | None = Field(
         None, description="argv run by the 'reboot' command; disabled when unset"
     )
@@ -70,6 +82,9 @@ class DisplayConfig(_Section):
     rotation: Literal[0, 90, 180, 270] = 0
     driver: str | None = Field(None, description="SDL video driver, e.g. kmsdrm, x11, dummy")
     hide_cursor: bool = True
+    renderer: Literal["auto", "gl", "software"] = Field(
+        "auto", description="auto: OpenGL when a context can be made, else software"
+    )
     power: Literal["auto", "cec", "drm", "x11", "none"] = Field(
         "auto", description="how the screen is put in standby and woken"
     )
@@ -86,6 +101,13 @@ class VideoConfig(_Section):
     stall_s: Seconds = Field(5.0, description="skip a playing video that yields no frame this long")
     command_timeout_s: Seconds = Field(5.0, description="an mpv call this slow: replace the handle")
     spare_handles: int = Field(2, ge=0, le=8, description="idle mpv handles kept for reuse")
+
+
+class ImageConfig(_Section):
+    max_megapixels: float = Field(
+        90.0, gt=0, le=1000, description="refuse pictures with more pixels (memory bound)"
+    )
+    decode_timeout_s: Seconds = Field(60.0, description="a picture decoding longer is skipped")
 
 
 class CacheConfig(_Section):
@@ -126,6 +148,37 @@ class ServerConfig(_Section):
     claim_lockout_s: Seconds = Field(900.0, description="window of claim_max_failures")
     event_replay_size: int = Field(64, ge=1, le=10_000, description="events kept per device")
     screenshot_max_bytes: int = Field(8 * 1024**2, ge=1024)
+    probe_timeout_s: Seconds = Field(30.0, description="checking one uploaded file, at most")
+    probe_memory_bytes: int = Field(1024**3, ge=64 * 1024**2, description="per check")
+    max_image_megapixels: float = Field(90.0, gt=0, le=1000, description="larger pictures refused")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="proxies trusted to set X-Forwarded-For/-Proto: addresses or networks, "
+        "comma-separated; '*' any; '' none",
+    )
+    header_timeout_s: Seconds = Field(15.0, description="a request's headers must arrive within")
+    body_timeout_s: Seconds = Field(60.0, description="longest silence inside a request body")
+    keepalive_timeout_s: Seconds = Field(75.0, description="idle keep-alive connections closed")
+    device_token_ttl_s: float = Field(
+        90 * 86_400.0, ge=3600, le=3650 * 86_400.0, description="device tokens expire after"
+    )
+    auth_failures_per_ip: int = Field(30, ge=1, description="bad tokens per address and window")
+    auth_failure_window_s: Seconds = Field(300.0, description="window of auth_failures_per_ip")
+    sse_connects_per_ip: int = Field(300, ge=1, description="event stream connects per minute")
+    impressions_keep_days: int = Field(90, ge=1, le=3650, description="raw proof-of-play rows")
+    commands_keep_days: int = Field(30, ge=1, le=3650, description="finished or expired commands")
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for entry in (part.strip() for part in value.split(",")):
+            if entry in ("", "*"):
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an address or a network") from exc
+        return value
 
 
 class LoggingConfig(_Section):
@@ -138,6 +191,7 @@ class Settings(_Section):
     player: PlayerConfig = PlayerConfig()
     display: DisplayConfig = DisplayConfig()
     video: VideoConfig = VideoConfig()
+    image: ImageConfig = ImageConfig()
     cache: CacheConfig = CacheConfig()
     sync: SyncConfig = SyncConfig()
     server: ServerConfig = ServerConfig()

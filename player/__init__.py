@@ -19,6 +19,7 @@ from player._schedule import Resolution, is_active, resolve, resolve_at, share_s
 from player._sdnotify import SdNotifier, Watchdog
 from player._sequencer import Switch, ZonePosition, ZoneSequencer
 from player._share import ZonePlan
+from player._stalls import LoopStallProbe
 from player._timeline import TimelineEvent, TimelineWriter, read_timeline
 from player._wall import WallClock, system_clock_synchronised
 from player._windows import hour_start_ns
@@ -30,6 +31,7 @@ __all__ = [
     "DirectoryAssets",
     "ImpressionFeed",
     "LoadTimes",
+    "LoopStallProbe",
     "MediaClock",
     "NS_PER_MS",
     "NS_PER_S",

@@ -29,21 +29,25 @@ from player._machine import PlayerState, build_machine
 from player._power import PowerController
 from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation, Switch
+from player._quarantine import ItemQuarantine
 from player._resume import Suspended, content_key, resume_positions
 from player._schedule import resolve, resolve_at
 from player._standby import ScreenPower
 from player._timeline import TimelineWriter
 from player._wall import WallClock
 from player._warmup import SwitchWarmup
-from protocol import Interrupt, Item, Layout, Manifest
+from protocol import Interrupt, Item, Layout, Manifest, QuarantinedItem
 from zones import (
     Compositor,
     Display,
     NoPower,
     RenderContext,
-    ScreenDisplay,
     choose_power,
+    compositor_for,
     configure_renderer,
+    load_renderers,
+    open_display,
+    start_image_decoder,
 )
 
 log = logging.getLogger(__name__)
@@ -63,11 +67,14 @@ class Player(FrameLoop, ScreenPower):
         wall: WallClock | None = None,
         device: str = "",
         frame_ns: int | None = None,
+        state_dir: Path | None = None,
         power: PowerController | None = None,
     ) -> None:
         """``frame_ns``: the shortest interval between frames that only animate (default
         ``1 / frame_rate_hz``); the simulator samples animation below 1 Hz at ``--speed max``.
-        Deadlines are presented on the first frame at or after them, whatever this is."""
+        Deadlines are presented on the first frame at or after them, whatever this is.
+        ``state_dir``: where the crash guard (``player._quarantine``) keeps its records;
+        without one nothing is recorded and nothing skipped (tests, benchmarks)."""
         if frame_ns is not None and frame_ns <= 0:
             raise ValueError(f"frame_ns must be positive, got {frame_ns}")
         self.settings = settings
@@ -85,6 +92,11 @@ class Player(FrameLoop, ScreenPower):
         self.events = EventSink(
             self.device, clock, self.wall, measured=not hasattr(clock, "advance_to")
         )
+        self._quarantine = None
+        if state_dir is not None:
+            self._quarantine = ItemQuarantine(
+                state_dir, hold_s=settings.player.quarantine_s, now=self.wall.now
+            )
         if timeline is not None:
             self.events.add(timeline.write)
         self._tick_listeners: list[Callable[[], None]] = []
@@ -163,13 +175,19 @@ class Player(FrameLoop, ScreenPower):
         if self._tasks:
             return
         configure_renderer("video", self.settings.video)
-        display = self._display or ScreenDisplay(self.settings.display)
+        configure_renderer("image", self.settings.image)
+        # Its first picture would otherwise wait for the decoder process to start.
+        self._spawn(asyncio.to_thread(start_image_decoder))
+        if self._quarantine is not None:
+            await asyncio.to_thread(self._quarantine.recover)
+        # The path (GL or software) follows the display: display.renderer picks it.
+        display = self._display or open_display(self.settings.display)
         self._opened = display if self._display is None else None  # ours to close
         if self.power.choose:
             self.power.choose = False
             if self._opened is not None:  # a screen of our own: its power is ours to switch
                 await self._choose_power()
-        self.compositor = Compositor(display, frame_ns=self._frame_ns)
+        self.compositor = compositor_for(display, frame_ns=self._frame_ns)
         self.events.restart()
         await self.state_changed()
         self._show_idle()
@@ -200,6 +218,8 @@ class Player(FrameLoop, ScreenPower):
         self._tasks = []
         if self.compositor is not None:
             self.compositor.release_active()
+        if self._quarantine is not None:
+            await self._quarantine.close()  # a clean stop: nothing was in flight
         if self._opened is not None:
             self._opened.close()
             self._opened = None
@@ -247,6 +267,11 @@ class Player(FrameLoop, ScreenPower):
     def frame(self) -> pygame.Surface | None:
         """A copy of the last presented frame (the simulator saves one after each switch)."""
         return None if self.compositor is None else self.compositor.frame()
+
+    @property
+    def quarantined(self) -> list[QuarantinedItem]:
+        """Items skipped because the player died while they played (crash guard)."""
+        return [] if self._quarantine is None else self._quarantine.items
 
     def snapshot(self) -> tuple[str | None, dict[str, str], int]:
         """(layout id, {zone: item}, dropped frames) of what is on screen."""
@@ -431,6 +456,8 @@ class Player(FrameLoop, ScreenPower):
                 frame_ns=self._frame_ns,
                 # A virtual clock (it has advance_to) only moves when told: video follows it.
                 virtual_now=self.clock.now_ns if hasattr(self.clock, "advance_to") else None,
+                guard=self._quarantine,
+                gl=self.compositor.gl if self.compositor is not None else None,
             )
 
         return context
@@ -453,6 +480,9 @@ class Player(FrameLoop, ScreenPower):
         *,
         overlay: bool = False,
     ) -> None:
+        types = {i.type for z in layout.zones for i in manifest.playlist(z.playlist).items}
+        async with self.clock.busy():  # (a virtual clock waits for the thread)
+            await asyncio.to_thread(load_renderers, types)  # libmpv loads off the loop
         presentation = Presentation(
             manifest,
             layout,

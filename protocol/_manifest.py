@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -217,6 +219,20 @@ class Asset(WireModel):
     sha256: Sha256
     size: int = Field(strict=True, ge=0, le=1 << 40)
     mime: Annotated[str, StringConstraints(pattern=r"^(image|video)/[a-z0-9.+-]{1,64}$")]
+    # What the server's probe found (optional: absent for files it has not probed).
+    width: int | None = Field(None, strict=True, ge=1, le=1 << 20)
+    height: int | None = Field(None, strict=True, ge=1, le=1 << 20)
+    duration_ms: int | None = Field(None, strict=True, ge=0, le=1 << 40)
+
+    @model_serializer(mode="wrap")
+    def _omit_unknown(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Unknown probe figures are left out, not sent as null: a manifest of unprobed files
+        is byte for byte what it was before these fields existed."""
+        data: dict[str, Any] = handler(self)
+        for name in ("width", "height", "duration_ms"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class ManifestConfig(WireModel):

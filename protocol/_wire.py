@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints
 
 from protocol._manifest import ManifestConfig
 from protocol._scheduling import unused
-from protocol._types import Id, PairingCode, ShortText, Token, WireModel
+from protocol._types import Id, PairingCode, Sha256, ShortText, Token, WireModel
 
 PROTOCOL_VERSION = 1
 CommandName = Literal[
@@ -66,11 +66,15 @@ PairingStatus = Annotated[PairingPending | PairingPaired, Field(discriminator="s
 
 class ClaimRequest(WireModel):
     code: PairingCode
-    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    # Optional: a re-paired device keeps its name unless one is given; a new device without
+    # one takes the name it asked for, else its hardware id.
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class ClaimResponse(WireModel):
     device_id: Id
+    re_paired: bool = Field(False, description="the hardware was known: same device record")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class TokenRotated(WireModel):
@@ -98,6 +102,17 @@ class PowerMetrics(WireModel):
     error: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
+class QuarantinedItem(WireModel):
+    """An item the player skips: it was playing when the player died abnormally."""
+
+    asset: Sha256
+    zone: Id
+    item: Id
+    since: dt.datetime
+    until: dt.datetime  # or until the item's asset changes
+    reason: Annotated[str, StringConstraints(max_length=300)]
+
+
 class Metrics(WireModel):
     cpu_percent: float = Field(ge=0, le=100 * 1024)
     memory_percent: float = Field(ge=0, le=100)
@@ -116,6 +131,7 @@ class Metrics(WireModel):
     impressions_dropped: int = Field(0, ge=0)
     manifest_version: int | None = Field(None, ge=0)
     manifest_error: Annotated[str, StringConstraints(max_length=500)] | None = None
+    quarantined: list[QuarantinedItem] = Field(default_factory=list, max_length=64)
     power: PowerMetrics | None = Field(None, exclude_if=unused)
     interrupt: Id | None = Field(None, exclude_if=unused)
 
@@ -138,6 +154,10 @@ class HeartbeatResponse(WireModel):
     manifest_etag: Annotated[str, StringConstraints(max_length=128)]
     heartbeat_interval_s: int = Field(ge=5, le=3_600)
     commands: list[Command] = Field(default_factory=list, max_length=100)
+    # When the token used for this call stops working, and from when the device should rotate
+    # it (compared with ``server_time``, not the device's clock).
+    token_expires_at: dt.datetime | None = None
+    token_refresh_at: dt.datetime | None = None
 
 
 class CommandResult(WireModel):

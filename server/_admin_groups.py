@@ -10,11 +10,12 @@ from sqlalchemy import delete, insert, select, update
 from protocol import Id
 from server._admin_devices import ADMIN, ContentSet, Name, StrictBody, check_content
 from server._auth import Admin, State
+from server._bodies import JsonRoute
 from server._content import announce, refresh_devices
 from server._db import devices, groups
 from server._problems import ApiError, problem_doc
 
-router = APIRouter(tags=["devices"])
+router = APIRouter(tags=["devices"], route_class=JsonRoute)
 
 
 class GroupBody(StrictBody):

@@ -1,10 +1,9 @@
-"""Admin API for proof of play: plays and played time per UTC day (or hour), device, layout,
-zone, item.
+"""Admin API for proof of play: plays and played time per UTC day, device, layout, zone, item.
 
-Summed from the raw impressions at each request: plays are "start" events, played time the
-durations of "end" events, the day (hour) is the UTC date (hour) the impression happened.
-Per hour it shows the share of airtime an item was given (``share`` in the manifest) against
-what it asked for.
+Plays are "start" events, played time the durations of "end" events, the day is the UTC date
+the impression happened. The sums come from server._retention's daily table. Per hour
+(``by=hour``: the share of airtime each item was given, against what its ``share`` asked) they
+are summed from the raw impressions, which are kept ``server.impressions_keep_days``.
 """
 
 from __future__ import annotations
@@ -18,11 +17,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from server._auth import Admin, State
-from server._db import impressions
+from server._bodies import JsonRoute
+from server._db import daily_impressions, impressions
 from server._problems import problem_doc
+from server._retention import add_impression, impression_key
 from server._state import ServerState
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], route_class=JsonRoute)
 REPORT_MAX_ROWS = 100_000
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -43,26 +44,58 @@ async def impression_days(
     since: str | None = None,
     until: str | None = None,
     device: str | None = None,
-    by: Literal["day", "hour"] = "day",
 ) -> list[ImpressionDay]:
-    query = select(impressions.c.device_id, impressions.c.body)
+    """The daily sums the sweeper keeps, plus the impressions it has not summed yet: the
+    report is current, and stays whole after raw rows are pruned (server._retention)."""
+    t = daily_impressions.c
+    summed = select(daily_impressions)
+    fresh = select(impressions.c.device_id, impressions.c.body).where(
+        impressions.c.summed_at.is_(None)
+    )
+    if since is not None:
+        summed = summed.where(t.day >= since)
+    if until is not None:
+        summed = summed.where(t.day <= until)
     if device is not None:
-        query = query.where(impressions.c.device_id == device)
-    Key = tuple[str, str | None, str, str, str, str]
-    totals: dict[Key, list[int]] = defaultdict(lambda: [0, 0])
+        summed = summed.where(t.device_id == device)
+        fresh = fresh.where(impressions.c.device_id == device)
+    totals: dict[tuple[str, str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     async with state.engine.connect() as conn:
-        for row in await conn.execute(query):
-            body = row.body
-            at = dt.datetime.fromisoformat(body["at"]).astimezone(dt.UTC)
-            day = at.date().isoformat()
+        for row in await conn.execute(summed):
+            total = totals[(row.day, row.device_id, row.layout, row.zone, row.item)]
+            total[0] += row.plays
+            total[1] += row.played_ms
+        for row in await conn.execute(fresh):
+            dev, day, layout, zone, item = impression_key(row.device_id, row.body)
+            if (since is None or day >= since) and (until is None or day <= until):
+                add_impression(totals[(day, dev, layout, zone, item)], row.body)
+    return [
+        ImpressionDay(
+            day=day, device_id=dev, layout=layout, zone=zone, item=item, plays=p, played_ms=ms
+        )
+        for (day, dev, layout, zone, item), (p, ms) in sorted(totals.items())
+    ][:REPORT_MAX_ROWS]
+
+
+async def impression_hours(
+    state: ServerState,
+    since: str | None = None,
+    until: str | None = None,
+    device: str | None = None,
+) -> list[ImpressionDay]:
+    """Sums per UTC hour, from the raw impressions still kept."""
+    raw = select(impressions.c.device_id, impressions.c.body)
+    if device is not None:
+        raw = raw.where(impressions.c.device_id == device)
+    totals: dict[tuple[str, str, str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    async with state.engine.connect() as conn:
+        for row in await conn.execute(raw):
+            dev, day, layout, zone, item = impression_key(row.device_id, row.body)
             if (since is not None and day < since) or (until is not None and day > until):
                 continue
-            hour = at.strftime("%Y-%m-%dT%H:00Z") if by == "hour" else None
-            total = totals[(day, hour, row.device_id, body["layout"], body["zone"], body["item"])]
-            if body["event"] == "start":
-                total[0] += 1
-            else:
-                total[1] += int(body.get("duration_ms") or 0)
+            at = dt.datetime.fromisoformat(row.body["at"]).astimezone(dt.UTC)
+            hour = at.strftime("%Y-%m-%dT%H:00Z")
+            add_impression(totals[(day, hour, dev, layout, zone, item)], row.body)
     return [
         ImpressionDay(
             day=day,
@@ -74,9 +107,7 @@ async def impression_days(
             plays=p,
             played_ms=ms,
         )
-        for (day, hour, dev, layout, zone, item), (p, ms) in sorted(
-            totals.items(), key=lambda kv: tuple(x or "" for x in kv[0])
-        )
+        for (day, hour, dev, layout, zone, item), (p, ms) in sorted(totals.items())
     ][:REPORT_MAX_ROWS]
 
 
@@ -94,6 +125,8 @@ async def impression_report(
     device: Annotated[str | None, Query(max_length=64)] = None,
     by: Literal["day", "hour"] = "day",
 ) -> list[ImpressionDay]:
-    """Plays and played time per UTC day (``by=hour``: per hour), device, layout, zone and
-    item (at most 100 000 rows, oldest first)."""
-    return await impression_days(state, since, until, device, by)
+    """Plays and played time per UTC day (``by=hour``: per hour, from the raw impressions
+    still kept), device, layout, zone and item (at most 100 000 rows, oldest first)."""
+    if by == "hour":
+        return await impression_hours(state, since, until, device)
+    return await impression_days(state, since, until, device)

@@ -135,10 +135,7 @@ class ContentSnapshot:
             tables[name] = {
                 r.id: r.body for r in await conn.execute(select(table.c.id, table.c.body))
             }
-        media_rows = {
-            r.sha256: Asset(sha256=r.sha256, size=r.size, mime=r.mime)
-            for r in await conn.execute(select(media))
-        }
+        media_rows = {r.sha256: _asset(r) for r in await conn.execute(select(media))}
         group_rows = {r.id: r for r in await conn.execute(select(groups))}
         interrupt_rows = list(await conn.execute(live_interrupts(state.clock())))
         power_rows = {
@@ -213,6 +210,18 @@ class ContentSnapshot:
         body = manifest.model_dump(mode="json", by_alias=True)
         digest = hashlib.sha256(canonical_json(body)).hexdigest()
         return _Content(body, digest, frozenset(a.sha256 for a in manifest.assets))
+
+
+def _asset(row: Any) -> Asset:
+    probe = row.probe or {}
+    return Asset(
+        sha256=row.sha256,
+        size=row.size,
+        mime=row.mime,
+        width=probe.get("width"),
+        height=probe.get("height"),
+        duration_ms=probe.get("duration_ms"),
+    )
 
 
 async def refresh_devices(

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     event,
+    inspect,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -40,6 +42,8 @@ devices = Table(
     # The previous token stays valid until the rotated one is first used: a lost rotation
     # response must not lock the device out.
     Column("previous_token_hash", String(64), unique=True),
+    Column("token_expires_at", Float),  # null: a token from before expiry existed
+    Column("previous_token_expires_at", Float),
     Column("group_id", String(64), ForeignKey("groups.id", ondelete="SET NULL")),
     Column("schedule", JSON),
     Column("default_layout", String(64)),
@@ -85,6 +89,7 @@ media = Table(
     Column("mime", String(64), nullable=False),
     Column("name", String(255)),
     Column("created_at", Float, nullable=False),
+    Column("probe", JSON),  # server._probe.MediaProbe; null for media stored before probing
 )
 
 playlists = Table(
@@ -131,7 +136,22 @@ impressions = Table(
     Column("id", String(64), primary_key=True),
     Column("device_id", String(64), nullable=False, index=True),
     Column("body", JSON, nullable=False),
-    Column("received_at", Float, nullable=False),
+    Column("received_at", Float, nullable=False, index=True),
+    # Set once the row is added to daily_impressions; the row itself stays until it is older
+    # than server.impressions_keep_days, so retried batches are still recognised.
+    Column("summed_at", Float, index=True),
+)
+
+daily_impressions = Table(
+    "impression_days",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),  # UTC date of the impression, YYYY-MM-DD
+    Column("layout", String(64), primary_key=True),
+    Column("zone", String(64), primary_key=True),
+    Column("item", String(64), primary_key=True),
+    Column("plays", Integer, nullable=False),  # "start" events
+    Column("played_ms", BigInteger, nullable=False),  # durations of "end" events
 )
 
 uploads = Table(
@@ -221,4 +241,21 @@ async def open_database(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        await conn.run_sync(_add_columns)
     return engine
+
+
+# Nullable columns added to existing tables since the first release: create_all makes new
+# tables whole but never changes an existing one, so a database from before gets them here.
+_ADDED_COLUMNS = {"media": ["probe"]}
+
+
+def _add_columns(conn: Connection) -> None:
+    existing = inspect(conn)
+    for table_name, names in _ADDED_COLUMNS.items():
+        have = {c["name"] for c in existing.get_columns(table_name)}
+        table = metadata.tables[table_name]
+        for name in names:
+            if name not in have:
+                kind = table.c[name].type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}")

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from protocol import CacheMetrics, Manifest, PowerMetrics
+from protocol import CacheMetrics, Manifest, PowerMetrics, QuarantinedItem
 
 PlayerStateName = Literal["stopping", "idle", "loading", "playing"]
 
@@ -26,6 +26,7 @@ class HostStatus:
     cache: CacheMetrics = field(default_factory=CacheMetrics)
     power: PowerMetrics | None = None
     interrupt: str | None = None  # the interrupt on screen
+    quarantined: list[QuarantinedItem] = field(default_factory=list)
 
 
 class DeviceHost(Protocol):

@@ -10,19 +10,22 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from zones._api import (
     LAZY_RENDERERS,
+    CrashGuard,
+    GLTarget,
     RenderContext,
     Renderer,
     RendererFactory,
     Size,
     configure_renderer,
     create_renderer,
+    load_renderers,
     register_renderer,
     registered_types,
     renderer_config,
 )
 from zones._clock import ClockRenderer
 from zones._compositor import Compositor, Overlay, Scene
-from zones._display import Display, OffscreenDisplay, ScreenDisplay
+from zones._display import Display, DisplayWrapper, OffscreenDisplay, ScreenDisplay
 from zones._fonts import FONT_FILES, font
 from zones._frame_check import (
     BLACK_AREA,
@@ -38,7 +41,11 @@ from zones._frame_check import (
     surface_image,
 )
 from zones._geometry import fit_box, rotate_box, rotated_size
-from zones._image import ImageRenderer, Picture, decode_image
+from zones._gl import GLContext, GLInfo
+from zones._gl_compositor import GLCompositor
+from zones._gl_display import GLOffscreen, GLScreen, GLWindow
+from zones._image import ImageRenderer, Picture, decode_image, start_image_decoder
+from zones._png import png_bytes
 from zones._power import (
     BackendName,
     CecPower,
@@ -50,6 +57,7 @@ from zones._power import (
     choose_power,
     power_backend,
 )
+from zones._screen import RendererChoice, compositor_for, offscreen_display, open_display
 from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
 from zones._zoneview import ZoneView
@@ -74,10 +82,19 @@ __all__ = [
     "CecPower",
     "ClockRenderer",
     "Compositor",
+    "CrashGuard",
     "Display",
+    "DisplayWrapper",
     "DrmPower",
     "FONT_FILES",
     "FreezeWatch",
+    "GLCompositor",
+    "GLContext",
+    "GLInfo",
+    "GLOffscreen",
+    "GLScreen",
+    "GLTarget",
+    "GLWindow",
     "ImageRenderer",
     "LAZY_RENDERERS",
     "NEAR_BLACK_LUMA",
@@ -89,6 +106,7 @@ __all__ = [
     "Picture",
     "RenderContext",
     "Renderer",
+    "RendererChoice",
     "RendererFactory",
     "Scene",
     "ScreenDisplay",
@@ -102,6 +120,7 @@ __all__ = [
     "black_share",
     "black_share_of",
     "choose_power",
+    "compositor_for",
     "configure_renderer",
     "create_renderer",
     "decode_image",
@@ -109,16 +128,21 @@ __all__ = [
     "fit_font_size",
     "font",
     "is_black",
+    "load_renderers",
     "luma",
     "near_black",
     "near_black_mask",
+    "offscreen_display",
+    "open_display",
     "picture_digest",
+    "png_bytes",
     "power_backend",
     "register_renderer",
     "registered_types",
     "renderer_config",
     "rotate_box",
     "rotated_size",
+    "start_image_decoder",
     "surface_image",
     "wrap",
 ]

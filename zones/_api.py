@@ -52,6 +52,23 @@ thus costs the compositor and the display a copy of that line, not of the zone.
 ``draw`` may raise ``ZoneError`` for a failure found while playing (a decoder crash): the zone
 reports it and moves on. Renderers never sleep, never block the loop and never touch the display.
 
+**Drawing with OpenGL** (the hook GL video uses). On the GL path (``display.renderer``) the
+player passes the compositor's context as ``RenderContext.gl`` (None in software), so
+``prepare`` can set up GL resources, e.g. ``MpvRenderContext(mpv, "opengl",
+opengl_init_params={"get_proc_address": context.gl.get_proc_address})`` (the context is
+current on the event-loop thread, the only thread that may use it). A renderer that has a
+``draw_gl(target: GLTarget, now_ns) -> bool`` method then never gets ``draw`` while its scene
+is composed on the GPU: the compositor gives each of its layers (current, outgoing in a fade)
+a framebuffer the size of the zone (``target.framebuffer``, its colour texture
+``target.texture``) and calls ``draw_gl`` where it would call ``draw``, with the same contract
+(True when the pixels changed; the first call after ``start`` draws everything). Row 0 of the
+framebuffer (GL's y = 0) is the top of the zone, as in a surface: mpv renders that way with
+``flip_y`` left at 0, into ``{"fbo": target.framebuffer, "w": w, "h": h}``. Colour is straight
+RGBA; an ``opaque`` renderer's alpha is ignored. The renderer may leave any GL state changed:
+the compositor sets all of its own before drawing. A renderer with a ``presented()`` method
+is told after every swap that showed a frame it drew with ``draw_gl`` (mpv:
+``report_swap()``). In software the same renderer is drawn with ``draw`` into a surface.
+
 Renderer types register a factory by item type, so ``zones._video`` adds ``"video"`` without the
 compositor importing mpv::
 
@@ -63,10 +80,11 @@ Modules named in ``LAZY_RENDERERS`` are imported the first time their type is ne
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -77,8 +95,18 @@ if TYPE_CHECKING:
     import pygame
 
     from protocol import Item
+    from zones._gl import GLContext
 
 Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class GLTarget:
+    """A zone-sized framebuffer a ``draw_gl`` renderer draws into (see the module docs)."""
+
+    framebuffer: int  # GL framebuffer object name
+    texture: int  # its colour attachment (RGBA8), what the compositor samples
+    size: Size
 
 
 def _no_wake() -> None:
@@ -87,6 +115,28 @@ def _no_wake() -> None:
 
 def _utc_now(now_ns: int) -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class CrashGuard(Protocol):
+    """Keeps a record of items running in code that can take the whole process down.
+
+    libmpv decodes in the player's own process: a file that makes it abort (an assertion, a
+    segfault) kills the player, and a restart would play the same file again, forever. A
+    renderer of such an item calls ``enter`` before the risky code first touches the file and
+    ``leave`` once it no longer does; the player (``player._quarantine``) records the items in
+    between on disk, and after an abnormal exit skips them for a while.
+    """
+
+    async def enter(self, zone: str, item: Item) -> object:
+        """Record ``item`` as running (on disk before this returns); a token for ``leave``.
+
+        Raises ZoneError (naming zone and item) when the item is quarantined.
+        """
+        ...
+
+    def leave(self, token: object) -> None:
+        """The item no longer runs (never waits)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -100,6 +150,8 @@ class RenderContext:
     ``loop.call_soon_threadsafe(context.wake)``). ``virtual_now()`` is given only when media
     time is virtual (the simulator): the media clock's now. A renderer that otherwise times itself
     on real time (video) then times itself on it, so a clip lasts its length in media time.
+    ``gl`` is the compositor's OpenGL context on the GL path (None in software): see "Drawing
+    with OpenGL" in the module docs.
     """
 
     zone_id: str
@@ -109,6 +161,8 @@ class RenderContext:
     wake: Callable[[], None] = field(default=_no_wake)
     frame_ns: int = 16_666_667
     virtual_now: Callable[[], int] | None = None
+    guard: CrashGuard | None = None
+    gl: GLContext | None = None
 
 
 @runtime_checkable
@@ -165,6 +219,20 @@ def register_renderer(item_type: str, factory: RendererFactory) -> None:
 
 def registered_types() -> list[str]:
     return sorted(_factories)
+
+
+def load_renderers(item_types: Iterable[str]) -> None:
+    """Import the modules of the lazily loaded types among ``item_types`` now.
+
+    Blocks (loading libmpv takes a tenth of a second): the player calls it in a thread before
+    it creates a layout's renderers, so ``create_renderer`` never imports on the event loop.
+    A module that fails to load is left for ``create_renderer`` to report, item by item.
+    """
+    for item_type in item_types:
+        module = LAZY_RENDERERS.get(item_type)
+        if module is not None and item_type not in _factories:
+            with contextlib.suppress(ImportError, OSError):
+                importlib.import_module(module)
 
 
 def create_renderer(item_type: str, context: RenderContext) -> Renderer:

@@ -25,9 +25,13 @@ _HEADLESS_SIZE = (1920, 1080)
 
 
 class Display(Protocol):
-    """Where the compositor presents. A display may also have ``warm(canvas, rects)``: touch
-    the memory the next ``present`` of ``rects`` writes (see zones._memory); it is optional,
-    and the compositor skips it for displays without one (the simulator's frame writer)."""
+    """Where the compositor presents.
+
+    ``warm`` is part of the contract, not an extra: the compositor calls it before every
+    frame that switches an item, whatever the display is, so a switch frame's copy runs warm.
+    A display that wraps another forwards it (``DisplayWrapper`` does); one with nothing to
+    warm implements it as a no-op. (It used to be optional and looked up by name: a wrapper
+    that did not forward it silently lost the warm-up and its switches ran late.)"""
 
     @property
     def size(self) -> Size:
@@ -41,7 +45,40 @@ class Display(Protocol):
 
     def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None: ...
 
+    def warm(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        """Touch the memory the next ``present`` of ``rects`` writes (see zones._memory)."""
+        ...
+
     def close(self) -> None: ...
+
+
+class DisplayWrapper:
+    """A display in front of another (a frame watch, a recorder): everything goes to ``inner``.
+
+    A wrapper subclasses this and overrides only what it changes (usually ``present``, calling
+    ``super().present`` first); the rest of the contract, ``warm`` included, is forwarded, so a
+    wrapper cannot lose it.
+    """
+
+    def __init__(self, inner: Display) -> None:
+        self.inner = inner
+
+    @property
+    def size(self) -> Size:
+        return self.inner.size
+
+    @property
+    def frames(self) -> int:
+        return self.inner.frames
+
+    def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        self.inner.present(canvas, rects)
+
+    def warm(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        self.inner.warm(canvas, rects)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class OffscreenDisplay:
@@ -82,6 +119,11 @@ class ScreenDisplay:
         except pygame.error as exc:
             raise PlayerError(f"cannot open the display: {exc}") from exc
         driver = pygame.display.get_driver()
+        if driver == "x11":
+            # SDL 2 otherwise presents a window surface through its 2D renderer (OpenGL):
+            # the whole window is uploaded and drawn per update (~13 ms for a 16x16 update
+            # under Xvfb with llvmpipe). Plain X11 (MIT-SHM) sends only the changed rects.
+            os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         physical = self._physical_size(config, driver)
         flags = pygame.FULLSCREEN if config.fullscreen and driver not in _HEADLESS_DRIVERS else 0
         try:
@@ -155,15 +197,20 @@ class ScreenDisplay:
             touch_pages(self._screen, self._placement(canvas.get_size(), rect)[0])
 
     def quit_requested(self) -> bool:
-        """Drain the window's event queue (a desktop marks silent windows as hung);
-        True when the window was closed or Escape pressed."""
-        quit_seen = False
-        for event in pygame.event.get():
-            if event.type == pygame.QUIT or (
-                event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
-            ):
-                quit_seen = True
-        return quit_seen
+        """Drain the window's event queue; True when it was closed or Escape pressed."""
+        return quit_requested()
 
     def close(self) -> None:
         pygame.display.quit()
+
+
+def quit_requested() -> bool:
+    """Drain a window's event queue (a desktop marks silent windows as hung); True when the
+    window was closed or Escape pressed."""
+    quit_seen = False
+    for event in pygame.event.get():
+        if event.type == pygame.QUIT or (
+            event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
+        ):
+            quit_seen = True
+    return quit_seen

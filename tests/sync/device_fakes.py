@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image
 
-from protocol import Manifest, PowerMetrics
+from protocol import Manifest, PowerMetrics, QuarantinedItem
 from sync import HostStatus
 
 
@@ -36,6 +36,7 @@ class FakeHost:
         self.state: Any = "playing"
         self.power: PowerMetrics | None = PowerMetrics(wanted="on", backend="none")
         self.display_commands: list[tuple[bool, float | None]] = []
+        self.quarantined: list[QuarantinedItem] = []
 
     def show_pairing(
         self, code: str, server_url: str, device_name: str, expires_at: dt.datetime
@@ -52,6 +53,7 @@ class FakeHost:
             layout=layout,
             items={"main": "i1"} if layout else {},
             power=self.power,
+            quarantined=self.quarantined,
         )
 
     def feed_server_time(self, server_time: dt.datetime) -> None:

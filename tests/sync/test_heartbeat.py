@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from protocol import Command
+from protocol import Command, QuarantinedItem
 from sync import DeviceClient, HeartbeatLoop, HostSampler, SyncReport, jittered, read_temperature
 from tests.sync.device_fakes import FakeHost
 
@@ -120,6 +120,25 @@ async def test_a_beat_reports_metrics_and_applies_the_answer(tmp_path: Path) -> 
     assert hints == ['"e2"']
 
 
+async def test_quarantined_items_are_reported_in_the_heartbeat(tmp_path: Path) -> None:
+    server, host = Server(), FakeHost()
+    since = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
+    host.quarantined = [
+        QuarantinedItem(
+            asset="a" * 64,
+            zone="main",
+            item="v1",
+            since=since,
+            until=since + dt.timedelta(days=1),
+            reason="the player stopped abnormally while it was playing",
+        )
+    ]
+    await loop_for(server, host, tmp_path, SyncReport()).beat()
+    (entry,) = server.bodies[0]["metrics"]["quarantined"]
+    assert entry["zone"] == "main" and entry["item"] == "v1" and entry["asset"] == "a" * 64
+    assert entry["until"] == "2026-11-22T09:00:00Z"
+
+
 async def test_retry_after_on_429_is_honoured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,3 +199,35 @@ async def test_an_answer_the_protocol_does_not_allow_is_retried_not_fatal(
         await loop.run()
     assert loop.failures == 0 and loop.beats == 1, "the second beat went through"
     assert delays[0] == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize(
+    ("refresh_at", "rotated"),
+    [
+        (SERVER_TIME + dt.timedelta(days=1), False),  # whatever the device's own clock says
+        (SERVER_TIME, True),
+        (None, False),
+    ],
+)
+async def test_token_rotation_is_due_by_the_servers_time(
+    tmp_path: Path, refresh_at: dt.datetime | None, rotated: bool
+) -> None:
+    server, host = Server(), FakeHost()
+    body = {
+        "server_time": SERVER_TIME.isoformat(),
+        "manifest_etag": '"e2"',
+        "heartbeat_interval_s": 45,
+        "token_expires_at": (SERVER_TIME + dt.timedelta(days=30)).isoformat(),
+    }
+    if refresh_at is not None:
+        body["token_refresh_at"] = refresh_at.isoformat()
+    server.responses.append(httpx.Response(200, json=body))
+    due: list[bool] = []
+
+    async def on_token_due() -> None:
+        due.append(True)
+
+    loop = loop_for(server, host, tmp_path, SyncReport())
+    loop.on_token_due = on_token_due
+    await loop.beat()
+    assert due == ([True] if rotated else [])

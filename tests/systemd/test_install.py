@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -131,6 +132,7 @@ def test_commands_are_printed_not_run(install: Installer) -> None:
     apt_install = next(c for c in commands if "apt-get install" in c)
     for package in ("libmpv2", "fonts-dejavu-core", "python3-venv", "polkitd", "v4l-utils"):
         assert package in apt_install.split()
+    assert "ffmpeg" not in apt_install.split(), "only the server needs ffprobe"
     assert "systemd-sysusers /etc/sysusers.d/signage.conf" in commands
     assert "python3 -m venv /opt/signage/venv" in commands
     pip = next(c for c in commands if " pip install " in c)
@@ -216,6 +218,8 @@ def test_with_server_installs_and_enables_the_reference_server(
     assert (server.host, server.port) == ("0.0.0.0", 8080)
     assert "systemctl enable signage-server.service" in done.commands
     assert "systemctl restart signage-server.service" in done.commands
+    apt_install = next(c for c in done.commands if "apt-get install" in c)
+    assert "ffmpeg" in apt_install.split(), "the server probes uploads with ffprobe"
 
 
 def test_no_reboot_command_leaves_out_the_permission(install: Installer, stage: Path) -> None:
@@ -273,6 +277,9 @@ def test_bad_input_is_refused_with_a_clear_error(install: Installer, stage: Path
         done = install(*args)
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr, (args, done.stderr)
+        # The exit code is the process's status, not part of the sentence.
+        error = next(line for line in done.stderr.splitlines() if ": error: " in line)
+        assert not re.search(r" [0-9]+$", error), error
     assert files_under(stage) == {}
     missing = install("--server", SERVER, root=stage / "absent")
     assert missing.returncode == 2
@@ -287,6 +294,7 @@ def test_a_real_install_needs_root(install: Installer, tmp_path: Path) -> None:
     done = install("--server", SERVER, root=None, extra_path=fake)
     assert done.returncode == 1
     assert "run as root" in done.stderr
+    assert done.stderr.rstrip().endswith("or stage with --root DIR / --dry-run"), done.stderr
 
 
 def test_restart_exit_code_default_matches_the_unit() -> None:

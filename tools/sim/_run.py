@@ -27,7 +27,7 @@ import pygame
 from PIL import Image
 
 from core import ConfigError, SignageError
-from player import NS_PER_S, TimelineWriter, read_timeline
+from player import NS_PER_S, LoopStallProbe, TimelineWriter, read_timeline
 from server import AdminClient, RunningServer, run_in_thread
 from tools.sim._airtime import interrupt_summary, power_summary, share_of_voice
 from tools.sim._clock import RealDeviceClock, Speed, TimeDriver, device_clock, make_clock
@@ -89,6 +89,8 @@ class Simulation:
         self.events: EventRunner | None = None
         self.stopping = asyncio.Event()
         self.ran_s = 0.0
+        # How long the loop stays busy, on the real clock (a virtual one runs flat out).
+        self.stalls = None if self.driver.virtual else LoopStallProbe()
 
     # -- media time ------------------------------------------------------------------------
 
@@ -228,6 +230,8 @@ class Simulation:
             if options.adopt:
                 helpers.append(asyncio.create_task(self._adopt()))
             await self._warm_up()
+            if self.stalls is not None:
+                helpers.append(asyncio.create_task(self._probe_stalls(self.stalls)))
             self.events = events = EventRunner(self)
             # (time, rank, order): the end of an outage comes before events at the same time.
             queue: list[tuple[float, int, int, Event | Restore]] = []
@@ -245,6 +249,10 @@ class Simulation:
         finally:
             await self._shut_down(helpers)
         return self._result(time.monotonic() - real0)
+
+    async def _probe_stalls(self, probe: LoopStallProbe) -> None:
+        async with probe.running():
+            await asyncio.Event().wait()  # until cancelled with the other helpers
 
     def request_stop(self) -> None:
         """End the run early (Ctrl-C, the window closed); the summary covers what ran."""
@@ -391,6 +399,13 @@ class Simulation:
         summary["share_of_voice"] = share_of_voice(
             records, self.seeded.manifest if self.seeded is not None else None
         )
+        summary["loop_stalls"] = None
+        if self.stalls is not None:  # one event loop runs every device (and the watch)
+            summary["loop_stalls"] = {
+                "busy_max_ms": round(self.stalls.max_busy_ms, 3),
+                "late_p99_ms": round(self.stalls.percentile_ms(0.99), 3),
+                "late_max_ms": round(self.stalls.max_ms, 3),
+            }
         summary["frames_saved"] = self.frame_writer.written
         summary["frames_policy"] = str(self.options.frames)
         failures: list[str] = []
