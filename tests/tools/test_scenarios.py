@@ -180,10 +180,18 @@ async def test_day_with_night_standby(tmp_path: Path) -> None:
     assert morning["t"] <= 87000
     lunch = [r["t"] for r in starts(records, item="lunch")]
     assert lunch and min(lunch) >= 4 * 3600 and max(lunch) < 7 * 3600, "only 11:00 to 14:00"
-    takeover = result.summary["interrupts"]["takeovers"][0]
+    takeovers = result.summary["interrupts"]["takeovers"]
     # Sent at 15:00: it takes over once it arrived (real speed meanwhile: milliseconds of
-    # media time), and ends on its instant, 15:10.
-    assert 28800 <= takeover["t"] < 28802 and takeover["ended_t"] == 29400.0
+    # media time) until the power cut at 15:04; the device boots 20 s later with the interrupt
+    # from its stored manifest, and it ends on its instant, 15:10, with the server away.
+    assert [(t["interrupt"], t["ended_t"]) for t in takeovers] == [
+        (takeovers[0]["interrupt"], 29040.0),
+        (takeovers[0]["interrupt"], 29400.0),
+    ]
+    assert 28800 <= takeovers[0]["t"] < 28802
+    assert 29060 <= takeovers[1]["t"] < 29062
+    restarted = [r for r in records if r["event"] == "start" and 29040 <= r["t"] < 29400]
+    assert restarted and {r["layout"] for r in restarted} == {"emergency"}
     # The shop playlist resumed where it would have been: the first item after the interrupt
     # keeps a deadline from the playlist's own reckoning, not the interrupt's end.
     resumed = next(r for r in starts(records, layout="shop") if r["t"] >= 29400)

@@ -259,17 +259,18 @@ class EventRunner:
             self.sim.streams.accept()
             self.sse_broken = False
             self.note("event streams back")
-            # Reconnecting takes the devices' (real-time) backoff: real speed until they have
-            # (those left unpaired on purpose never will).
-            devices = [d for d in self.sim.devices if d.name not in self.sim.no_repair]
-            self.windows.append(
-                Window(
-                    "reconnecting the event streams",
-                    asyncio.Event(),
-                    self.sim.clock.now_ns() + int(EFFECT_WAIT_S * NS_PER_S),
-                    check=lambda: all(d.streaming for d in devices),
-                )
+        # Reconnecting takes the devices' (real-time) backoff: real speed until they have
+        # (those left unpaired on purpose never will), or a command sent just after would
+        # wait for a reconnection that compressed time hid.
+        devices = [d for d in self.sim.devices if d.name not in self.sim.no_repair]
+        self.windows.append(
+            Window(
+                "reconnecting the event streams",
+                asyncio.Event(),
+                self.sim.clock.now_ns() + int(EFFECT_WAIT_S * NS_PER_S),
+                check=lambda: all(d.streaming for d in devices),
             )
+        )
 
     async def stop_server(self, event: StopServer) -> list[Restore]:
         sim = self.sim
