@@ -76,6 +76,16 @@ RELEASE_TIMEOUT_S = 2.0  # how long freeing waits for mpv to drop its video outp
 _ABANDONED: list[object] = []  # outputs whose core did not let go: kept alive, never freed
 
 
+def hwdec_for(configured: str, context: GLContext) -> str:
+    """The ``hwdec`` mpv gets in ``context``: an automatic mode (``auto``, ``auto-safe``...)
+    decodes in software on a software rasteriser (llvmpipe: there is no GPU to decode on or
+    to keep frames in, and probing the GPU decoders only slows each handle's start); a named
+    decoder is always tried as configured."""
+    if context.info.software and configured.startswith("auto"):
+        return "no"
+    return configured
+
+
 @runtime_checkable
 class GLVideoOutput(VideoOutput, Protocol):
     """A VideoOutput that draws with OpenGL into a ``GLTarget`` on the event-loop thread."""
@@ -146,7 +156,7 @@ class GLMpvOutput(MpvHandle):
         super().__init__(
             audio_output=audio_output,
             audio_device=audio_device,
-            options=dict(GL_OPTIONS, hwdec=hwdec),
+            options=dict(GL_OPTIONS, hwdec=hwdec_for(hwdec, context)),
         )
         self._player.observe_property("current-vo", self._on_vo)
 

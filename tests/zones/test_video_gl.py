@@ -33,7 +33,7 @@ from zones import (
 )
 from zones._gl_draw import Framebuffer
 from zones._mpv import VideoEvent, VideoEventKind
-from zones._mpv_gl import GLMpvOutput, outputs_of
+from zones._mpv_gl import GLMpvOutput, hwdec_for, outputs_of
 from zones._video import VideoRenderer, VideoRenderers
 
 from .gl_support import TOLERANCE, difference, difference_stats, rgb
@@ -464,3 +464,20 @@ async def test_a_video_renderer_without_gl_draws_in_software() -> None:
     renderers.close()
     compositor: Compositor = compositor_for(OffscreenDisplay((4, 4)))
     assert compositor.gl is None
+
+
+async def test_hardware_decoding_follows_the_config_and_is_off_on_a_software_rasteriser() -> None:
+    display = GLOffscreen((16, 16))
+    context = display.context
+    assert context.info.software, "llvmpipe here: the automatic modes decode in software"
+    assert [hwdec_for(mode, context) for mode in ("auto-safe", "auto", "auto-copy")] == ["no"] * 3
+    assert hwdec_for("vaapi", context) == "vaapi", "a named decoder is tried as configured"
+    automatic = await asyncio.to_thread(GLMpvOutput, context, hwdec="auto-safe")
+    named = await asyncio.to_thread(GLMpvOutput, context, hwdec="vaapi-copy")
+    try:
+        assert automatic._player.hwdec == "no"
+        assert named._player.hwdec == "vaapi-copy"
+    finally:
+        automatic.close()
+        named.close()
+    display.close()
