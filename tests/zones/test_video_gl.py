@@ -17,7 +17,8 @@ import pygame
 import pytest
 
 from core import VideoConfig, ZoneError
-from tests.fakes.fake_mpv import FakeGLMpvFactory
+from protocol import Transition
+from tests.fakes.fake_mpv import FakeGLMpvFactory, FakeMpvFactory
 from tests.media import QUADRANTS, MediaMaker
 from tests.zones._video_support import CLIPS, H264, HEVC, ODD, SHORT, VP9, asset_path, video_item
 from zones import (
@@ -41,6 +42,7 @@ from .test_video_rotation import CORNERS, _colour_name, _reference
 
 pytestmark = pytest.mark.usefixtures("gl")
 
+S = 1_000_000_000
 MS = 1_000_000
 HD = CLIPS / "h264_1920x1080_1s.mp4"
 UHD = CLIPS / "h264_3840x2160_1s.mp4"
@@ -481,3 +483,50 @@ async def test_hardware_decoding_follows_the_config_and_is_off_on_a_software_ras
         automatic.close()
         named.close()
     display.close()
+
+
+@pytest.mark.parametrize("into_video", [True, False], ids=["picture→video", "video→picture"])
+async def test_a_video_zone_crossfades_in_the_shader_like_software(into_video: bool) -> None:
+    """A crossfade between a picture and a video: on the GL path the video's framebuffer is
+    blended by the compositor's shader; each sampled frame matches the software path's and
+    moves one way. (Fake outputs: a flat colour per frame, blue 200, so the blend is exact.)"""
+    size = (160, 90)
+    steps = [n * 100 * MS for n in range(11)]
+    runs: list[list[tuple[int, int]]] = []
+    for display in (OffscreenDisplay(size), GLOffscreen(size)):
+        compositor = compositor_for(display)
+        renderers = VideoRenderers(
+            VideoConfig(), output_factory=FakeMpvFactory(), gl_output_factory=FakeGLMpvFactory()
+        )
+        video = renderers(_context(compositor.gl))
+        await video.prepare(video_item(H264), size)
+        assert (video._gl_output is not None) == (compositor.gl is not None)
+        picture = _Still((220, 20, 20), size)
+        first, second = (picture, video) if into_video else (video, picture)
+        scene = Scene("s", size, "#000000")
+        view = scene.add_zone(ZoneView("v", pygame.Rect((0, 0), size)))
+        compositor.present(scene)
+        view.show(first, 0)
+        assert compositor.compose(0)
+        view.show(second, S, Transition(type="crossfade", duration_ms=1000))
+        samples = []
+        for step in steps:
+            assert compositor.compose(S + step), "every frame of a fade is new"
+            frame = compositor.frame()
+            assert frame is not None
+            red, _green, blue = rgb(frame, 80, 45)
+            samples.append((red, blue))
+        runs.append(samples)
+        video.release()
+        renderers.close()
+        display.close()
+    software, gl = runs
+    for (sr, sb), (gr, gb) in zip(software, gl, strict=True):
+        assert abs(sr - gr) <= 2 and abs(sb - gb) <= 2, (software, gl)
+    reds, blues = [r for r, _ in gl], [b for _, b in gl]
+    if into_video:
+        assert (reds[0], blues[-1]) == (220, 200)
+        assert reds == sorted(reds, reverse=True) and blues == sorted(blues), gl
+    else:
+        assert (blues[0], reds[-1]) == (200, 220)
+        assert blues == sorted(blues, reverse=True) and reds == sorted(reds), gl
