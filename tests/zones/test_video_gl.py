@@ -475,13 +475,16 @@ async def test_hardware_decoding_follows_the_config_and_is_off_on_a_software_ras
     assert [hwdec_for(mode, context) for mode in ("auto-safe", "auto", "auto-copy")] == ["no"] * 3
     assert hwdec_for("vaapi", context) == "vaapi", "a named decoder is tried as configured"
     automatic = await asyncio.to_thread(GLMpvOutput, context, hwdec="auto-safe")
-    named = await asyncio.to_thread(GLMpvOutput, context, hwdec="vaapi-copy")
+    renderers = VideoRenderers(VideoConfig(hwdec="vaapi-copy"))  # as the player configures it
+    named = await asyncio.to_thread(renderers._mpv_gl_factory, context)
+    assert isinstance(named, GLMpvOutput)
     try:
         assert automatic._player.hwdec == "no"
         assert named._player.hwdec == "vaapi-copy"
     finally:
         automatic.close()
         named.close()
+        renderers.close()
     display.close()
 
 
