@@ -86,6 +86,15 @@ def hwdec_for(configured: str, context: GLContext) -> str:
     return configured
 
 
+def _decoding_options(hwdec: str) -> dict[str, str]:
+    """GL_OPTIONS with ``hwdec``; decoding in software, mpv loads no hardware interop either
+    (creating the render context would otherwise probe CUDA, VAAPI... and log their absence)."""
+    options = dict(GL_OPTIONS, hwdec=hwdec)
+    if hwdec == "no":
+        options["gpu-hwdec-interop"] = "no"
+    return options
+
+
 @runtime_checkable
 class GLVideoOutput(VideoOutput, Protocol):
     """A VideoOutput that draws with OpenGL into a ``GLTarget`` on the event-loop thread."""
@@ -156,7 +165,7 @@ class GLMpvOutput(MpvHandle):
         super().__init__(
             audio_output=audio_output,
             audio_device=audio_device,
-            options=dict(GL_OPTIONS, hwdec=hwdec_for(hwdec, context)),
+            options=_decoding_options(hwdec_for(hwdec, context)),
         )
         self._player.observe_property("current-vo", self._on_vo)
 

@@ -480,7 +480,9 @@ async def test_hardware_decoding_follows_the_config_and_is_off_on_a_software_ras
     assert isinstance(named, GLMpvOutput)
     try:
         assert automatic._player.hwdec == "no"
+        assert automatic._player["gpu-hwdec-interop"] == "no", "nothing probed for nothing"
         assert named._player.hwdec == "vaapi-copy"
+        assert named._player["gpu-hwdec-interop"] != "no"
     finally:
         automatic.close()
         named.close()
