@@ -106,7 +106,7 @@ class VideoConfig(_Section):
     hwdec: HwDec = Field(
         "auto-safe",
         description="mpv hardware decoding on the GL path (the software path always decodes "
-        "in software); on a Pi: v4l2m2m-copy (H.264) or drm (HEVC), see docs/video.md",
+        "in software); on a Pi name it: v4l2m2m-copy (H.264) or drm (HEVC), see docs/video.md",
     )
 
 
