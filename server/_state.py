@@ -96,11 +96,14 @@ class ServerState:
             del self.auth_cache[token_hash]
 
     async def forget_device_auth(self, device_id: str) -> None:
-        """The device's tokens changed: every replica looks them up again."""
+        """The device's tokens changed: every replica looks them up again (this one at once,
+        the others when the message reaches them)."""
+        self._forget_auth(device_id)
         await self.bus.send("forget_auth", {"device": device_id})
 
     async def note_commands(self, device_id: str) -> None:
         """The device has a new command: every replica's heartbeats look for it."""
+        self.devices_with_commands.add(device_id)
         await self.bus.send("commands", {"device": device_id})
 
     @contextlib.asynccontextmanager
