@@ -52,7 +52,7 @@ async def delete_media(
     async with state.content_lock:
         async with state.writer.begin() as conn:
             await lock_content(conn)
-            user = await referenced(conn, "media", sha256)
+            user = await referenced(conn, "media", sha256, state.clock())
             if user is not None:
                 raise ApiError(409, "media_in_use", f"media {sha256} is used by {user}")
             gone = await conn.execute(delete(media).where(media.c.sha256 == sha256))

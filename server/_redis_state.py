@@ -117,7 +117,10 @@ MANIFEST_TTL_S = 7 * 86_400  # rebuilt from the database when gone
 
 
 def _parse_seq(event_id: str) -> Seq | None:
-    ms, _, seq = event_id.strip().partition("-")
+    """A stream id (``ms-seq``; a bare ``ms`` means ``ms-0``, as Redis reads it)."""
+    ms, dash, seq = event_id.strip().partition("-")
+    if not dash:
+        seq = "0"
     if not ms.isdigit() or not seq.isdigit():
         return None
     return int(ms), int(seq)
