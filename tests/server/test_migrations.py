@@ -246,7 +246,7 @@ def _same(rows: list[dict[str, Any]], stored: list[dict[str, Any]]) -> bool:
     return sorted(map(canonical, rows)) == sorted(map(canonical, stored))
 
 
-@pytest.mark.parametrize("extra", [None, "console_sessions"])
+@pytest.mark.parametrize("extra", [None, "console_sessions", "interrupts"])
 async def test_a_release_database_is_adopted_and_upgraded_with_nothing_lost(
     backend: Backend, tmp_path: Path, extra: str | None
 ) -> None:
