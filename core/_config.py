@@ -147,6 +147,10 @@ class ServerConfig(_Section):
     port: Port = 8080
     admin_token: SecretStr | None = None
     database_url: SecretStr | None = Field(None, description="default: SQLite in the data dir")
+    redis_url: SecretStr | None = Field(
+        None, description="shared state of several replicas; default: in this process"
+    )
+    auto_migrate: bool = Field(True, description="upgrade the database schema at start")
     public_url: str | None = Field(None, description="address shown on pairing screens")
     pairing_ttl_s: Seconds = 300.0
     heartbeat_interval_s: Seconds = 30.0

@@ -2,16 +2,23 @@
 
 from server._app import create_app, sweep_once
 from server._client import AdminApiError, AdminClient, ServerUnreachable
+from server._db import database_url
+from server._migrations import Migrated, MigrationError, migrate_database, migration_sql
 from server._run import RunningServer, run_in_thread, uvicorn_config
 from server._security import load_admin_token
 
 __all__ = [
     "AdminApiError",
     "AdminClient",
+    "Migrated",
+    "MigrationError",
     "RunningServer",
     "ServerUnreachable",
     "create_app",
+    "database_url",
     "load_admin_token",
+    "migrate_database",
+    "migration_sql",
     "run_in_thread",
     "sweep_once",
     "uvicorn_config",

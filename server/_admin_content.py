@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocol import ImageItem, Layout, Playlist, ScheduleEntry, VideoItem
 from server._auth import Admin, State
 from server._bodies import JsonRoute
-from server._content import announce, conflicts, live_interrupts, refresh_devices
+from server._content import Refreshed, announce, conflicts, live_interrupts, refresh_devices
 from server._db import devices, groups, interrupts, layouts, media, playlists, schedules
 from server._problems import ApiError, problem_doc
 from server._state import ServerState
@@ -48,14 +48,14 @@ async def _upsert(
     return True
 
 
-async def publish(state: ServerState, conn: AsyncConnection) -> list[str]:
+async def publish(state: ServerState, conn: AsyncConnection) -> Refreshed:
     """Rebuild manifests inside the caller's transaction; the caller announces after commit."""
     return await refresh_devices(conn, state)
 
 
 async def _save(
     state: ServerState, table: Any, item_id: str, body: dict[str, Any], conn: AsyncConnection
-) -> tuple[bool, list[str]]:
+) -> tuple[bool, Refreshed]:
     created = await _upsert(conn, table, item_id, body, state.clock())
     return created, await publish(state, conn)
 
@@ -74,21 +74,20 @@ async def put_playlist(
 ) -> Playlist:
     _check_path(playlist_id, body.id)
     shas = {i.asset: i.type for i in body.items if isinstance(i, ImageItem | VideoItem)}
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            known = {
-                r.sha256: r.mime
-                for r in await conn.execute(select(media).where(media.c.sha256.in_(list(shas))))
-            }
-            for sha, kind in shas.items():
-                if sha not in known:
-                    raise ApiError(409, "unknown_asset", f"asset {sha} was not uploaded")
-                if not known[sha].startswith(f"{kind}/"):
-                    raise ApiError(
-                        409, "asset_type_mismatch", f"asset {sha} is {known[sha]}, not a {kind}"
-                    )
-            created, changed = await _save(state, playlists, playlist_id, _dump(body), conn)
-        announce(state, changed)
+    async with state.content_transaction() as conn:
+        known = {
+            r.sha256: r.mime
+            for r in await conn.execute(select(media).where(media.c.sha256.in_(list(shas))))
+        }
+        for sha, kind in shas.items():
+            if sha not in known:
+                raise ApiError(409, "unknown_asset", f"asset {sha} was not uploaded")
+            if not known[sha].startswith(f"{kind}/"):
+                raise ApiError(
+                    409, "asset_type_mismatch", f"asset {sha} is {known[sha]}, not a {kind}"
+                )
+        created, changed = await _save(state, playlists, playlist_id, _dump(body), conn)
+    await announce(state, changed)
     _created(response, created)
     return body
 
@@ -102,18 +101,17 @@ async def put_layout(
     layout_id: str, body: Layout, response: Response, state: State, admin: Admin
 ) -> Layout:
     _check_path(layout_id, body.id)
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            known = await _ids(conn, playlists)
-            for zone in body.zones:
-                if zone.playlist not in known:
-                    raise ApiError(
-                        409,
-                        "unknown_playlist",
-                        f"zone {zone.id!r} uses unknown playlist {zone.playlist!r}",
-                    )
-            created, changed = await _save(state, layouts, layout_id, _dump(body), conn)
-        announce(state, changed)
+    async with state.content_transaction() as conn:
+        known = await _ids(conn, playlists)
+        for zone in body.zones:
+            if zone.playlist not in known:
+                raise ApiError(
+                    409,
+                    "unknown_playlist",
+                    f"zone {zone.id!r} uses unknown playlist {zone.playlist!r}",
+                )
+        created, changed = await _save(state, layouts, layout_id, _dump(body), conn)
+    await announce(state, changed)
     _created(response, created)
     return body
 
@@ -160,14 +158,13 @@ async def put_schedule(
     schedule_id: str, body: ScheduleEntry, response: Response, state: State, admin: Admin
 ) -> ScheduleEntry:
     _check_path(schedule_id, body.id)
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            if body.layout not in await _ids(conn, layouts):
-                raise ApiError(409, "unknown_layout", f"layout {body.layout!r} does not exist")
-            sets = [s for s in await _assigned_sets(conn) if schedule_id in s]
-            await check_schedule_sets(conn, sets, replacing=body)
-            created, changed = await _save(state, schedules, schedule_id, _dump(body), conn)
-        announce(state, changed)
+    async with state.content_transaction() as conn:
+        if body.layout not in await _ids(conn, layouts):
+            raise ApiError(409, "unknown_layout", f"layout {body.layout!r} does not exist")
+        sets = [s for s in await _assigned_sets(conn) if schedule_id in s]
+        await check_schedule_sets(conn, sets, replacing=body)
+        created, changed = await _save(state, schedules, schedule_id, _dump(body), conn)
+    await announce(state, changed)
     _created(response, created)
     return body
 
@@ -234,7 +231,7 @@ def _register_read_delete(collection: str) -> None:
         return body
 
     async def delete_item(item_id: str, state: State, admin: Admin) -> Response:
-        async with state.content_lock, state.writer.begin() as conn:
+        async with state.content_transaction() as conn:
             user = await referenced(conn, kind, item_id, state.clock())
             if user is not None:
                 raise ApiError(409, f"{kind}_in_use", f"{kind} {item_id!r} is used by {user}")

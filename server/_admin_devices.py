@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
@@ -17,6 +18,7 @@ from server._bodies import JsonRoute
 from server._content import announce, refresh_devices
 from server._db import commands, devices, groups, layouts, schedules
 from server._device_api import command_model
+from server._presence import DeviceLive
 from server._problems import ApiError, problem_doc
 from server._security import new_id
 from server._state import ServerState
@@ -78,8 +80,13 @@ def _utc(ts: float | None) -> dt.datetime | None:
     return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
-def device_info(state: ServerState, row: Any) -> DeviceInfo:
-    live = state.presence.get(row.id)
+async def device_infos(state: ServerState, rows: Sequence[Any]) -> list[DeviceInfo]:
+    """The rows with their presence (one look-up for all of them)."""
+    live = await state.presence.live(r.id for r in rows)
+    return [device_info(row, live.get(row.id)) for row in rows]
+
+
+def device_info(row: Any, live: DeviceLive | None) -> DeviceInfo:
     own = row.schedule is not None or row.default_layout is not None
     return DeviceInfo(
         id=row.id,
@@ -121,7 +128,7 @@ async def list_devices(state: State, admin: Admin) -> list[DeviceInfo]:
         rows = await conn.execute(
             select(devices).where(devices.c.revoked_at.is_(None)).order_by(devices.c.created_at)
         )
-        return [device_info(state, r) for r in rows]
+    return await device_infos(state, rows.all())
 
 
 @router.get(
@@ -130,7 +137,7 @@ async def list_devices(state: State, admin: Admin) -> list[DeviceInfo]:
     responses=problem_doc(*ADMIN, 404),
 )
 async def get_device(device_id: str, state: State, admin: Admin) -> DeviceInfo:
-    return device_info(state, await _device(state, device_id))
+    return (await device_infos(state, [await _device(state, device_id)]))[0]
 
 
 @router.patch(
@@ -145,23 +152,18 @@ async def patch_device(device_id: str, body: DevicePatch, state: State, admin: A
         values["name"] = body.name
     if "group" in body.model_fields_set:
         values["group_id"] = body.group
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            if body.group is not None:
-                group = (
-                    await conn.execute(select(groups).where(groups.c.id == body.group))
-                ).first()
-                if group is None:
-                    raise ApiError(409, "unknown_group", f"group {body.group!r} does not exist")
-                if group.schedule:
-                    await check_schedule_sets(conn, [list(group.schedule)])
-            if values:
-                await conn.execute(
-                    update(devices).where(devices.c.id == device_id).values(**values)
-                )
-            changed = await refresh_devices(conn, state, [device_id])
-        announce(state, changed)
-    return device_info(state, await _device(state, device_id))
+    async with state.content_transaction() as conn:
+        if body.group is not None:
+            group = (await conn.execute(select(groups).where(groups.c.id == body.group))).first()
+            if group is None:
+                raise ApiError(409, "unknown_group", f"group {body.group!r} does not exist")
+            if group.schedule:
+                await check_schedule_sets(conn, [list(group.schedule)])
+        if values:
+            await conn.execute(update(devices).where(devices.c.id == device_id).values(**values))
+        changed = await refresh_devices(conn, state, [device_id])
+    await announce(state, changed)
+    return (await device_infos(state, [await _device(state, device_id)]))[0]
 
 
 async def check_content(conn: Any, body: ContentSet) -> None:
@@ -184,21 +186,20 @@ async def check_content(conn: Any, body: ContentSet) -> None:
 )
 async def assign_device(device_id: str, body: ContentSet, state: State, admin: Admin) -> DeviceInfo:
     await _device(state, device_id)
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            await check_content(conn, body)
-            await conn.execute(
-                update(devices)
-                .where(devices.c.id == device_id)
-                .values(
-                    schedule=body.schedule,
-                    default_layout=body.default_layout,
-                    timezone=body.timezone,
-                )
+    async with state.content_transaction() as conn:
+        await check_content(conn, body)
+        await conn.execute(
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(
+                schedule=body.schedule,
+                default_layout=body.default_layout,
+                timezone=body.timezone,
             )
-            changed = await refresh_devices(conn, state, [device_id])
-        announce(state, changed)
-    return device_info(state, await _device(state, device_id))
+        )
+        changed = await refresh_devices(conn, state, [device_id])
+    await announce(state, changed)
+    return (await device_infos(state, [await _device(state, device_id)]))[0]
 
 
 @router.delete(
@@ -209,16 +210,15 @@ async def assign_device(device_id: str, body: ContentSet, state: State, admin: A
 async def unassign_device(device_id: str, state: State, admin: Admin) -> DeviceInfo:
     """Drop the device's own set: it follows its group again (or plays nothing)."""
     await _device(state, device_id)
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            await conn.execute(
-                update(devices)
-                .where(devices.c.id == device_id)
-                .values(schedule=None, default_layout=None)
-            )
-            changed = await refresh_devices(conn, state, [device_id])
-        announce(state, changed)
-    return device_info(state, await _device(state, device_id))
+    async with state.content_transaction() as conn:
+        await conn.execute(
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(schedule=None, default_layout=None)
+        )
+        changed = await refresh_devices(conn, state, [device_id])
+    await announce(state, changed)
+    return (await device_infos(state, [await _device(state, device_id)]))[0]
 
 
 @router.delete(
@@ -238,12 +238,12 @@ async def revoke_device(device_id: str, state: State, admin: Admin) -> Response:
         )
         if gone.rowcount == 0:
             raise ApiError(404, "device_not_found", f"no device {device_id!r}")
-    state.forget_device_auth(device_id)
-    state.hub.close_device(device_id)
-    state.presence.forget(device_id)
+    await state.forget_device_auth(device_id)
+    await state.hub.close_device(device_id)
+    await state.presence.forget(device_id)
     state.presence_writes.pop(device_id, None)
-    state.manifests.pop(device_id, None)
-    state.hub.broadcast("device", {"device_id": device_id, "status": "revoked"})
+    await state.manifests.drop(device_id)
+    await state.hub.broadcast("device", {"device_id": device_id, "status": "revoked"})
     return Response(status_code=204)
 
 
@@ -255,7 +255,7 @@ async def revoke_device(device_id: str, state: State, admin: Admin) -> Response:
 )
 async def send_command(device_id: str, body: CommandRequest, state: State, admin: Admin) -> Command:
     await _device(state, device_id)
-    live = state.presence.get(device_id)
+    live = (await state.presence.live([device_id])).get(device_id)
     metrics = live.metrics if live is not None else None
     if body.name in POWER_COMMANDS and metrics and "power" not in metrics:
         # A player that predates them would refuse every heartbeat answer carrying one.
@@ -279,8 +279,8 @@ async def send_command(device_id: str, body: CommandRequest, state: State, admin
         )
         row = (await conn.execute(select(commands).where(commands.c.id == command_id))).one()
     command = command_model(row)
-    state.devices_with_commands.add(device_id)
-    state.hub.publish(device_id, "command", command.model_dump(mode="json"))
+    await state.note_commands(device_id)
+    await state.hub.publish(device_id, "command", command.model_dump(mode="json"))
     return command
 
 

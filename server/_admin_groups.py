@@ -47,7 +47,7 @@ async def list_groups(state: State, admin: Admin) -> list[GroupInfo]:
     "/api/v1/admin/groups/{group_id}", response_model=GroupInfo, responses=problem_doc(*ADMIN, 422)
 )
 async def put_group(group_id: Id, body: GroupBody, state: State, admin: Admin) -> GroupInfo:
-    async with state.content_lock, state.writer.begin() as conn:
+    async with state.content_transaction() as conn:
         row = (await conn.execute(select(groups).where(groups.c.id == group_id))).first()
         if row is None:
             await conn.execute(insert(groups).values(id=group_id, name=body.name))
@@ -62,31 +62,26 @@ async def put_group(group_id: Id, body: GroupBody, state: State, admin: Admin) -
     responses=problem_doc(*ADMIN, 404, 409, 422),
 )
 async def assign_group(group_id: str, body: ContentSet, state: State, admin: Admin) -> GroupInfo:
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            if (
-                await conn.execute(select(groups.c.id).where(groups.c.id == group_id))
-            ).first() is None:
-                raise ApiError(404, "group_not_found", f"no group {group_id!r}")
-            await check_content(conn, body)
-            await conn.execute(
-                update(groups)
-                .where(groups.c.id == group_id)
-                .values(
-                    schedule=body.schedule,
-                    default_layout=body.default_layout,
-                    timezone=body.timezone,
-                )
+    async with state.content_transaction() as conn:
+        if (await conn.execute(select(groups.c.id).where(groups.c.id == group_id))).first() is None:
+            raise ApiError(404, "group_not_found", f"no group {group_id!r}")
+        await check_content(conn, body)
+        await conn.execute(
+            update(groups)
+            .where(groups.c.id == group_id)
+            .values(
+                schedule=body.schedule,
+                default_layout=body.default_layout,
+                timezone=body.timezone,
             )
-            members = [
-                r.id
-                for r in await conn.execute(
-                    select(devices.c.id).where(devices.c.group_id == group_id)
-                )
-            ]
-            changed = await refresh_devices(conn, state, members)
-            row = (await conn.execute(select(groups).where(groups.c.id == group_id))).one()
-        announce(state, changed)
+        )
+        members = [
+            r.id
+            for r in await conn.execute(select(devices.c.id).where(devices.c.group_id == group_id))
+        ]
+        changed = await refresh_devices(conn, state, members)
+        row = (await conn.execute(select(groups).where(groups.c.id == group_id))).one()
+    await announce(state, changed)
     return group_info(row)
 
 
@@ -94,20 +89,17 @@ async def assign_group(group_id: str, body: ContentSet, state: State, admin: Adm
     "/api/v1/admin/groups/{group_id}", status_code=204, responses=problem_doc(*ADMIN, 404)
 )
 async def delete_group(group_id: str, state: State, admin: Admin) -> Response:
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            members = [
-                r.id
-                for r in await conn.execute(
-                    select(devices.c.id).where(devices.c.group_id == group_id)
-                )
-            ]
-            await conn.execute(
-                update(devices).where(devices.c.group_id == group_id).values(group_id=None)
-            )
-            gone = await conn.execute(delete(groups).where(groups.c.id == group_id))
-            if gone.rowcount == 0:
-                raise ApiError(404, "group_not_found", f"no group {group_id!r}")
-            changed = await refresh_devices(conn, state, members)
-        announce(state, changed)
+    async with state.content_transaction() as conn:
+        members = [
+            r.id
+            for r in await conn.execute(select(devices.c.id).where(devices.c.group_id == group_id))
+        ]
+        await conn.execute(
+            update(devices).where(devices.c.group_id == group_id).values(group_id=None)
+        )
+        gone = await conn.execute(delete(groups).where(groups.c.id == group_id))
+        if gone.rowcount == 0:
+            raise ApiError(404, "group_not_found", f"no group {group_id!r}")
+        changed = await refresh_devices(conn, state, members)
+    await announce(state, changed)
     return Response(status_code=204)

@@ -117,63 +117,57 @@ async def send_interrupt(state: ServerState, body: InterruptRequest) -> Interrup
     if ends is not None and ends <= max(starts, now):
         raise ApiError(422, "interrupt_ended", "the interrupt would end before it starts or now")
     interrupt_id = new_id("int")
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            if (
-                await conn.execute(select(layouts.c.id).where(layouts.c.id == body.layout))
-            ).first() is None:
-                raise ApiError(409, "unknown_layout", f"layout {body.layout!r} does not exist")
-            if body.device is not None:
-                found = await conn.execute(
-                    select(devices.c.id).where(
-                        devices.c.id == body.device, devices.c.revoked_at.is_(None)
-                    )
-                )
-                if found.first() is None:
-                    raise ApiError(404, "device_not_found", f"no device {body.device!r}")
-            elif (
-                await conn.execute(select(groups.c.id).where(groups.c.id == body.group))
-            ).first() is None:
-                raise ApiError(404, "group_not_found", f"no group {body.group!r}")
-            await conn.execute(
-                insert(interrupts).values(
-                    id=interrupt_id,
-                    device_id=body.device,
-                    group_id=body.group,
-                    layout=body.layout,
-                    priority=body.priority,
-                    starts_at=starts,
-                    ends_at=ends,
-                    created_at=now,
+    async with state.content_transaction() as conn:
+        if (
+            await conn.execute(select(layouts.c.id).where(layouts.c.id == body.layout))
+        ).first() is None:
+            raise ApiError(409, "unknown_layout", f"layout {body.layout!r} does not exist")
+        if body.device is not None:
+            found = await conn.execute(
+                select(devices.c.id).where(
+                    devices.c.id == body.device, devices.c.revoked_at.is_(None)
                 )
             )
-            row = (
-                await conn.execute(select(interrupts).where(interrupts.c.id == interrupt_id))
-            ).one()
-            changed = await refresh_devices(conn, state, await _members(conn, row))
-        announce(state, changed)
-    state.hub.broadcast("interrupt", {"id": interrupt_id, "status": "sent"})
+            if found.first() is None:
+                raise ApiError(404, "device_not_found", f"no device {body.device!r}")
+        elif (
+            await conn.execute(select(groups.c.id).where(groups.c.id == body.group))
+        ).first() is None:
+            raise ApiError(404, "group_not_found", f"no group {body.group!r}")
+        await conn.execute(
+            insert(interrupts).values(
+                id=interrupt_id,
+                device_id=body.device,
+                group_id=body.group,
+                layout=body.layout,
+                priority=body.priority,
+                starts_at=starts,
+                ends_at=ends,
+                created_at=now,
+            )
+        )
+        row = (await conn.execute(select(interrupts).where(interrupts.c.id == interrupt_id))).one()
+        changed = await refresh_devices(conn, state, await _members(conn, row))
+    await announce(state, changed)
+    await state.hub.broadcast("interrupt", {"id": interrupt_id, "status": "sent"})
     return interrupt_info(row, now)
 
 
 async def clear_interrupt(state: ServerState, interrupt_id: str) -> InterruptInfo:
     """Clear an interrupt (idempotent): it leaves the manifests; the schedule resumes."""
     now = state.clock()
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            row = await _row(conn, interrupt_id)
-            if row is None:
-                raise ApiError(404, "interrupt_not_found", f"no interrupt {interrupt_id!r}")
-            if row.cleared_at is None:
-                await conn.execute(
-                    update(interrupts).where(interrupts.c.id == interrupt_id).values(cleared_at=now)
-                )
-            row = (
-                await conn.execute(select(interrupts).where(interrupts.c.id == interrupt_id))
-            ).one()
-            changed = await refresh_devices(conn, state, await _members(conn, row))
-        announce(state, changed)
-    state.hub.broadcast("interrupt", {"id": interrupt_id, "status": "cleared"})
+    async with state.content_transaction() as conn:
+        row = await _row(conn, interrupt_id)
+        if row is None:
+            raise ApiError(404, "interrupt_not_found", f"no interrupt {interrupt_id!r}")
+        if row.cleared_at is None:
+            await conn.execute(
+                update(interrupts).where(interrupts.c.id == interrupt_id).values(cleared_at=now)
+            )
+        row = (await conn.execute(select(interrupts).where(interrupts.c.id == interrupt_id))).one()
+        changed = await refresh_devices(conn, state, await _members(conn, row))
+    await announce(state, changed)
+    await state.hub.broadcast("interrupt", {"id": interrupt_id, "status": "cleared"})
     return interrupt_info(row, now)
 
 

@@ -19,7 +19,7 @@ from server._auth import Admin, State
 from server._bodies import JsonRoute
 from server._db import media, playlists
 from server._problems import ApiError, problem_doc
-from server._state import ServerState
+from server._state import ServerState, lock_content
 from server._store import object_path
 
 router = APIRouter(tags=["media"], route_class=JsonRoute)
@@ -46,9 +46,12 @@ async def delete_media(
     sha256: Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")], state: State, admin: Admin
 ) -> Response:
     """Delete a media file and its row; 409 ``media_in_use`` while a playlist uses it."""
-    # media_lock: an upload of the same bytes cannot adopt the file while it is removed.
-    async with state.content_lock, state.media_lock:
+    # The content lock until the file is gone: an upload of the same bytes in this process
+    # cannot adopt the file meanwhile (another replica's, in the instant between the commit
+    # and the unlink, could: its media would then need uploading again).
+    async with state.content_lock:
         async with state.writer.begin() as conn:
+            await lock_content(conn)
             user = await referenced(conn, "media", sha256, state.clock())
             if user is not None:
                 raise ApiError(409, "media_in_use", f"media {sha256} is used by {user}")

@@ -48,20 +48,19 @@ async def set_power(
     """Store (or, with None, remove) a power schedule and republish what it reaches."""
     reached = await _target_devices(state, kind, target_id)
     target = f"{kind}:{target_id}"
-    async with state.content_lock:
-        async with state.writer.begin() as conn:
-            where = power_schedules.c.target == target
-            await conn.execute(delete(power_schedules).where(where))
-            if body is not None:
-                await conn.execute(
-                    insert(power_schedules).values(
-                        target=target,
-                        body=body.model_dump(mode="json", by_alias=True),
-                        updated_at=state.clock(),
-                    )
+    async with state.content_transaction() as conn:
+        where = power_schedules.c.target == target
+        await conn.execute(delete(power_schedules).where(where))
+        if body is not None:
+            await conn.execute(
+                insert(power_schedules).values(
+                    target=target,
+                    body=body.model_dump(mode="json", by_alias=True),
+                    updated_at=state.clock(),
                 )
-            changed = await refresh_devices(conn, state, reached)
-        announce(state, changed)
+            )
+        changed = await refresh_devices(conn, state, reached)
+    await announce(state, changed)
 
 
 async def power_of(state: ServerState, kind: str, target_id: str) -> PowerSchedule | None:

@@ -35,17 +35,17 @@ from server import (
 )
 from server._auth import AuthGate
 from server._bodies import BodyLimit, JsonRoute
+from server._bus import Wakeups
 from server._console import install_console
+from server._console_session import SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_S
 from server._db import commands, database_url, open_database, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
 from server._front import ROUTE_CLASSES, Front
-from server._hub import EventHub
-from server._limits import SlidingWindow
-from server._presence import Presence
 from server._probe import ProbeLimits, Prober
 from server._problems import install_problem_handlers, problem_doc
 from server._routes import Routes
 from server._security import hash_token, load_admin_token
+from server._shared import open_shared
 from server._state import ServerState
 from server._uploads import remove_expired_uploads
 
@@ -53,15 +53,20 @@ log = logging.getLogger("signage.server")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 PAIRING_KEEP_S = 3600.0
 PRESENCE_FLUSH_S = 1.0
+SWEEPER_LEASE_S = 30.0  # a replica that stops renewing it hands the sweeping over after this
 
 
 async def sweep_once(state: ServerState) -> None:
     """Mark silent devices offline, drop abandoned uploads and stale pairings, sum proof of
-    play per day and prune what is past its keep time."""
+    play per day and prune what is past its keep time. With several replicas, whoever holds
+    the sweeper's lease does it; the others only write their own queued presence."""
+    if not await state.leases.hold("sweeper", SWEEPER_LEASE_S):
+        await flush_presence(state)
+        return
     now = state.clock()
-    for device_id, last_seen in state.presence.expired(now):
+    for device_id, last_seen in await state.presence.expired(now):
         queue_presence_write(state, device_id, "offline", last_seen)
-        publish_presence(state, device_id, "offline", now)
+        await publish_presence(state, device_id, "offline", now)
     await flush_presence(state)
     await remove_expired_uploads(state)
     async with state.writer.begin() as conn:
@@ -86,13 +91,14 @@ async def _sweeper(state: ServerState) -> None:
             log.exception("sweeper pass failed")
 
 
-def _build_state(
+async def _build_state(
     settings: Settings, data_dir: Path, engine: Any, clock: Callable[[], float]
 ) -> ServerState:
     config = settings.server
     secret = config.admin_token.get_secret_value() if config.admin_token else None
     token, _ = load_admin_token(secret, data_dir)
-    interval = max(5, round(config.heartbeat_interval_s))
+    shared = await open_shared(config, clock)
+    window = shared.window
     return ServerState(
         config=config,
         data_dir=data_dir,
@@ -100,17 +106,18 @@ def _build_state(
         writer=writer_of(engine),
         clock=clock,
         admin_token_hash=hash_token(token),
-        hub=EventHub(config.event_replay_size),
-        presence=Presence(interval * config.offline_after_missed),
-        pairing_per_ip=SlidingWindow(config.pairing_requests_per_ip, 60.0, clock),
-        pairing_per_hardware=SlidingWindow(config.pairing_requests_per_hardware_id, 60.0, clock),
-        claim_failures=SlidingWindow(config.claim_max_failures, config.claim_lockout_s, clock),
-        auth_failures=SlidingWindow(
-            config.auth_failures_per_ip, config.auth_failure_window_s, clock
-        ),
-        sse_connects=SlidingWindow(config.sse_connects_per_ip, 60.0, clock),
-        # Two per half interval: a restarting device may send one early, a storm may not.
-        heartbeat_limit=SlidingWindow(2, interval / 2, clock),
+        hub=shared.hub,
+        presence=shared.presence,
+        manifests=shared.manifests,
+        bus=shared.bus,
+        wakeups=Wakeups(shared.bus),
+        leases=shared.leases,
+        pairing_per_ip=window("pairing_ip", config.pairing_requests_per_ip, 60.0),
+        pairing_per_hardware=window("pairing_hw", config.pairing_requests_per_hardware_id, 60.0),
+        claim_failures=window("claims", config.claim_max_failures, config.claim_lockout_s),
+        auth_failures=window("auth", config.auth_failures_per_ip, config.auth_failure_window_s),
+        sse_connects=window("sse", config.sse_connects_per_ip, 60.0),
+        signin_failures=window("signin", SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_S),
         prober=Prober(
             ProbeLimits(
                 timeout_s=config.probe_timeout_s,
@@ -118,17 +125,18 @@ def _build_state(
                 max_image_pixels=int(config.max_image_megapixels * 1_000_000),
             )
         ),
+        closers=[shared.close],
     )
 
 
-def _metrics_text(state: ServerState) -> str:
+async def _metrics_text(state: ServerState) -> str:
     lines = []
 
     def metric(name: str, kind: str, value: float, labels: str = "") -> None:
         lines.append(f"# TYPE signage_{name} {kind}")
         lines.append(f"signage_{name}{labels} {value}")
 
-    metric("devices_online", "gauge", state.presence.online_count())
+    metric("devices_online", "gauge", await state.presence.online_count())
     metric("sse_device_streams", "gauge", state.hub.stream_count())
     metric("sse_dashboard_streams", "gauge", state.hub.dashboard_count())
     counters = state.counters.values
@@ -187,8 +195,12 @@ def _lifespan(
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = await open_database(url)
-        state = _build_state(settings, data_dir, engine, now)
+        engine = await open_database(url, migrate=settings.server.auto_migrate)
+        try:
+            state = await _build_state(settings, data_dir, engine, now)
+        except BaseException:
+            await engine.dispose()
+            raise
         if not state.prober.ffprobe_available():
             log.warning("ffprobe not found (Debian package ffmpeg): video uploads are refused")
         async with engine.connect() as conn:
@@ -206,9 +218,13 @@ def _lifespan(
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            await flush_presence(state)
-            state.hub.close_all()
-            await engine.dispose()
+            try:
+                await flush_presence(state)
+            finally:
+                state.hub.close_all()
+                for close in state.closers:
+                    await close()
+                await engine.dispose()
 
     return lifespan
 
@@ -231,7 +247,8 @@ async def healthz(request: Request) -> dict[str, str]:
 )
 async def metrics(request: Request) -> PlainTextResponse:
     text_format = "text/plain; version=0.0.4"
-    return PlainTextResponse(_metrics_text(request.app.state.signage), media_type=text_format)
+    body = await _metrics_text(request.app.state.signage)
+    return PlainTextResponse(body, media_type=text_format)
 
 
 def create_app(

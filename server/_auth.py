@@ -7,8 +7,11 @@ document the security schemes in /openapi.json.
 
 Failed attempts are counted per client address: past ``server.auth_failures_per_ip`` within
 ``server.auth_failure_window_s`` the address gets 429 without its token being looked at (a
-device token already known to be valid still passes). The check, the lookup and the count are
-one step per address, so concurrent guesses cannot all slip in before the first is counted.
+device token already known to be valid still passes). A device token's lookup reserves its
+place in the count before the database is asked and gives it back when the token was good,
+and lookups from one address wait for each other in each process, so concurrent guesses,
+through any number of replicas, cannot all slip in before the first is counted. An admin
+token is compared first (no database) and a wrong one counted in the same step as the check.
 Tokens are accepted only in the ``Authorization`` header; query strings are refused in
 ``server._front``.
 """
@@ -48,15 +51,13 @@ def require_token(token: str | None) -> str:
     return token
 
 
-def _check_failures(state: ServerState, address: str) -> None:
-    wait = state.auth_failures.retry_after(address)
-    if wait:
-        raise ApiError(
-            429,
-            "too_many_failures",
-            f"too many failed authentications from this address; try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
+def _too_many(wait: int) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_failures",
+        f"too many failed authentications from this address; try again in {wait} s",
+        headers={"Retry-After": str(wait)},
+    )
 
 
 def _cached(state: ServerState, token_hash: str) -> AuthedDevice | None:
@@ -100,7 +101,7 @@ async def _lookup(state: ServerState, token_hash: str) -> AuthedDevice:
                 .where(devices.c.id == row.id)
                 .values(previous_token_hash=None, previous_token_expires_at=None)
             )
-        state.forget_device_auth(row.id)
+        await state.forget_device_auth(row.id)
     device = AuthedDevice(
         id=row.id, token_hash=token_hash, expires_at=expires_at, previous=not current
     )
@@ -114,24 +115,35 @@ async def authenticate_device(state: ServerState, token: str | None, address: st
     cached = _cached(state, token_hash)
     if cached is not None:
         return cached
-    # Check, look up and count as one step per address: concurrent guesses queue behind each
-    # other instead of all passing the check before the first failure is counted.
+    # Lookups from one address queue behind each other here, and each reserves its failure
+    # before asking the database: guesses cannot all pass the check before one is counted.
     async with state.auth_lookups.hold(address):
-        _check_failures(state, address)
+        wait, reservation = await state.auth_failures.reserve(address)
+        if wait:
+            raise _too_many(wait)
         try:
-            return await _lookup(state, token_hash)
+            device = await _lookup(state, token_hash)
         except ApiError:
-            state.auth_failures.hit(address)
+            raise  # the reservation stays: a failure, counted
+        except BaseException:
+            await state.auth_failures.release(address, reservation)
             raise
+        await state.auth_failures.release(address, reservation)
+        return device
 
 
-def authenticate_admin(state: ServerState, token: str | None, address: str) -> str:
+async def authenticate_admin(state: ServerState, token: str | None, address: str) -> str:
     """The hash of the admin credential (rate limits key on it, never on the secret)."""
     token_hash = hash_token(require_token(token))
-    _check_failures(state, address)  # no await from here on: check and count are one step
     if not same_hash(state.admin_token_hash, token_hash):
-        state.auth_failures.hit(address)
+        # Counted and checked in one step: past the limit, a wrong token is not even answered.
+        wait = await state.auth_failures.hit(address)
+        if wait:
+            raise _too_many(wait)
         raise ApiError(401, "invalid_token", "wrong admin token", headers=_UNAUTHORIZED)
+    wait = await state.auth_failures.retry_after(address)
+    if wait:
+        raise _too_many(wait)
     return token_hash
 
 
@@ -185,7 +197,7 @@ class AuthGate:
         verdict = scope.setdefault("state", {})
         try:
             if kind == "admin":
-                verdict[ADMIN_KEY] = authenticate_admin(state, token, address)
+                verdict[ADMIN_KEY] = await authenticate_admin(state, token, address)
             else:
                 verdict[DEVICE_KEY] = await authenticate_device(state, token, address)
         except ApiError as exc:
@@ -220,7 +232,7 @@ async def require_admin(
     if isinstance(known, str):
         return known
     token = credentials.credentials if credentials else None
-    return authenticate_admin(get_state(request), token, client_address(request))
+    return await authenticate_admin(get_state(request), token, client_address(request))
 
 
 Device = Annotated[AuthedDevice, Depends(current_device)]

@@ -19,7 +19,6 @@ from fastapi import Request
 from sqlalchemy import delete, insert, select
 
 from server._db import console_sessions
-from server._limits import SlidingWindow
 from server._security import hash_token, new_token, same_hash
 from server._state import ServerState, get_state
 
@@ -61,17 +60,6 @@ def is_https(request: Request) -> bool:
 def client_address(request: Request) -> str:
     # uvicorn has already replaced the peer by X-Forwarded-For when the proxy is trusted.
     return request.client.host if request.client else "unknown"
-
-
-def signin_limit(request: Request) -> SlidingWindow:
-    """Failed sign-ins per client address, shared by every console request of this app."""
-    app_state = request.app.state
-    window: SlidingWindow | None = getattr(app_state, "console_signin_failures", None)
-    if window is None:
-        state = get_state(request)
-        window = SlidingWindow(SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_S, state.clock)
-        app_state.console_signin_failures = window
-    return window
 
 
 async def open_session(state: ServerState) -> str:

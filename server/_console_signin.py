@@ -15,7 +15,6 @@ from server._console_session import (
     close_session,
     is_https,
     open_session,
-    signin_limit,
 )
 from server._console_web import enter, environment, read_form
 from server._security import hash_token, same_hash
@@ -62,9 +61,12 @@ async def signin(request: Request) -> Response:
     check_same_site(request)
     state = get_state(request)
     form = await read_form(request)
-    limit = signin_limit(request)
+    limit = state.signin_failures
     key = client_address(request)
-    wait = limit.retry_after(key)
+    token = form.get("token")
+    right = bool(token) and same_hash(state.admin_token_hash, hash_token(token or ""))
+    # A wrong token is counted and checked in one step (any replica); a right one is checked.
+    wait = await (limit.retry_after(key) if right else limit.hit(key))
     if wait:
         until = state.clock() + wait
         text = dt.datetime.fromtimestamp(until, dt.UTC).strftime("%H:%M UTC")
@@ -76,16 +78,14 @@ async def signin(request: Request) -> Response:
         )
         page.headers["Retry-After"] = str(wait)
         return page
-    token = form.get("token")
-    if not token or not same_hash(state.admin_token_hash, hash_token(token)):
-        limit.hit(key)
+    if not right:
         return _signin_page(
             request,
             error="That is not this server's admin token.",
             until=None,
             status=401,
         )
-    limit.reset(key)
+    await limit.reset(key)
     secret = await open_session(state)
     response = RedirectResponse(_safe_next(form.get("next", "/devices")), status_code=303)
     response.set_cookie(

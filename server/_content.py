@@ -43,7 +43,8 @@ from server._db import (
     power_schedules,
     schedules,
 )
-from server._state import CachedManifest, ServerState
+from server._manifests import CachedManifest
+from server._state import ServerState
 
 WEEK_MIN = 7 * 1440
 
@@ -224,19 +225,28 @@ def _asset(row: Any) -> Asset:
     )
 
 
+@dataclass(frozen=True)
+class Refreshed:
+    """Manifests rebuilt in a transaction; ``announce`` them after it commits."""
+
+    manifests: dict[str, CachedManifest]
+    changed: list[str]  # devices whose version went up
+
+
 async def refresh_devices(
     conn: AsyncConnection, state: ServerState, device_ids: Sequence[str] | None = None
-) -> list[str]:
-    """Rebuild the manifests of the given (default: all live) devices; bump the version of
-    each whose content changed and return those ids (the caller announces after commit)."""
+) -> Refreshed:
+    """Rebuild the manifests of the given (default: all live) devices and bump the version of
+    each whose content changed, inside the caller's transaction (a content transaction)."""
     query = select(devices).where(devices.c.revoked_at.is_(None))
     if device_ids is not None:
         query = query.where(devices.c.id.in_(list(device_ids)))
     rows = (await conn.execute(query)).all()
     if not rows:
-        return []
+        return Refreshed({}, [])
     snapshot = await ContentSnapshot.load(conn, state)
     changed: list[dict[str, Any]] = []
+    built: dict[str, CachedManifest] = {}
     for device in rows:
         content = snapshot.content(snapshot.assignment(device))
         version = device.manifest_version
@@ -246,7 +256,7 @@ async def refresh_devices(
         # The content was validated as a Manifest; only the version differs per device.
         body = canonical_json(content.body | {"version": version})
         etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
-        state.manifests[device.id] = CachedManifest(etag, body, version, content.assets)
+        built[device.id] = CachedManifest(etag, body, version, content.assets, content.digest)
     if changed:
         await conn.execute(
             update(devices)
@@ -254,14 +264,17 @@ async def refresh_devices(
             .values(manifest_version=bindparam("b_version"), manifest_digest=bindparam("b_digest")),
             changed,
         )
-    return [c["b_id"] for c in changed]
+    return Refreshed(built, [c["b_id"] for c in changed])
 
 
-def announce(state: ServerState, device_ids: Iterable[str]) -> None:
-    for device_id in device_ids:
-        cached = state.manifests.get(device_id)
-        if cached is not None:
-            state.hub.publish(device_id, "manifest", {"etag": cached.etag})
+async def announce(state: ServerState, refreshed: Refreshed) -> None:
+    """After the commit: store the manifests (any replica then serves them), then tell each
+    device whose version went up."""
+    await state.manifests.put_many(refreshed.manifests)
+    await state.hub.publish_many(
+        (device_id, "manifest", {"etag": refreshed.manifests[device_id].etag})
+        for device_id in refreshed.changed
+    )
 
 
 # --- schedule conflicts ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ PostgreSQL; JSON bodies are the validated wire models, dumped by alias.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,11 @@ from sqlalchemy import (
     String,
     Table,
     event,
-    inspect,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+log = logging.getLogger("signage.server")
 metadata = MetaData()
 WRITE_OPTION = "signage_write"
 
@@ -85,7 +86,7 @@ media = Table(
     "media",
     metadata,
     Column("sha256", String(64), primary_key=True),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("mime", String(64), nullable=False),
     Column("name", String(255)),
     Column("created_at", Float, nullable=False),
@@ -158,11 +159,12 @@ uploads = Table(
     "uploads",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("sha256", String(64)),  # what the client announced, checked at completion
     Column("name", String(255)),
     Column("ranges", JSON, nullable=False),  # received [start, end) pairs, merged
-    Column("status", String(10), nullable=False),  # open | completed
+    # open | completing (one replica checks and stores it, until expires_at) | completed
+    Column("status", String(10), nullable=False),
     Column("media_sha256", String(64)),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
@@ -234,28 +236,37 @@ def writer_of(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{WRITE_OPTION: True})
 
 
-async def open_database(url: str) -> AsyncEngine:
-    engine = create_async_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-        await conn.run_sync(_add_columns)
+async def open_database(url: str, *, migrate: bool = True) -> AsyncEngine:
+    """The engine, with the schema brought to the newest revision (``server._migrations``);
+    with ``migrate=False``, refused unless it already is."""
+    from server._migrations import require_current, upgrade
+
+    engine = new_engine(url)
+    try:
+        if migrate:
+            migrated = await upgrade(engine)
+            if migrated.before != migrated.after:
+                log.info("database: %s", migrated.describe())
+        else:
+            await require_current(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
     return engine
 
 
-# Nullable columns added to existing tables since the first release: create_all makes new
-# tables whole but never changes an existing one, so a database from before gets them here.
-_ADDED_COLUMNS = {"media": ["probe"]}
+def new_engine(url: str) -> AsyncEngine:
+    """An engine on ``url`` as the server uses it, the schema as it is."""
+    engine = create_async_engine(url, **_pool_options(url))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
 
 
-def _add_columns(conn: Connection) -> None:
-    existing = inspect(conn)
-    for table_name, names in _ADDED_COLUMNS.items():
-        have = {c["name"] for c in existing.get_columns(table_name)}
-        table = metadata.tables[table_name]
-        for name in names:
-            if name not in have:
-                kind = table.c[name].type.compile(dialect=conn.dialect)
-                conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}")
+def _pool_options(url: str) -> dict[str, Any]:
+    if url.startswith("postgresql"):
+        # Connections are cheap to hold and slow to open; a reconnect wave of event streams
+        # queues for them rather than failing. pre_ping: a restarted database is survived.
+        return {"pool_size": 10, "max_overflow": 20, "pool_timeout": 60, "pool_pre_ping": True}
+    return {}

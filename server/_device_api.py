@@ -26,10 +26,11 @@ from server._auth import Device, State
 from server._bodies import JsonRoute, parse_json
 from server._content import refresh_devices
 from server._db import commands, devices, impressions
-from server._presence import Transition
+from server._manifests import CachedManifest
+from server._presence import Seen, Transition
 from server._problems import ApiError, problem_doc, validation_error
 from server._security import hash_token, new_token
-from server._state import AuthedDevice, CachedManifest, ServerState
+from server._state import AuthedDevice, ServerState
 
 router = APIRouter(tags=["device"], route_class=JsonRoute)
 AUTH = (401, 400, 429)
@@ -42,23 +43,29 @@ class ScreenshotStored(BaseModel):
 
 
 async def manifest_of(state: ServerState, device_id: str) -> CachedManifest:
-    cached = state.manifests.get(device_id)
+    cached = await state.manifests.get(device_id)
     if cached is None:
-        async with state.content_lock, state.writer.begin() as conn:
-            await refresh_devices(conn, state, [device_id])
-        cached = state.manifests[device_id]
+        async with state.content_transaction() as conn:
+            refreshed = await refresh_devices(conn, state, [device_id])
+        # Stored, not announced: a device asking for its manifest is getting it now.
+        await state.manifests.put_many(refreshed.manifests)
+        cached = refreshed.manifests[device_id]
     return cached
 
 
 async def mark_seen(state: ServerState, device_id: str) -> None:
-    """Presence in memory; the database only hears about transitions (and rarely last_seen)."""
+    """Presence in memory (or Redis); the database only hears about transitions (and rarely
+    last_seen)."""
     now = state.clock()
-    transition, write_last_seen = state.presence.seen(device_id, now)
-    if transition is None and not write_last_seen:
+    await record_seen(state, device_id, await state.presence.seen(device_id, now), now)
+
+
+async def record_seen(state: ServerState, device_id: str, seen: Seen, now: float) -> None:
+    if seen.transition is None and not seen.write_last_seen:
         return
-    queue_presence_write(state, device_id, transition, now)
-    if transition is not None:
-        publish_presence(state, device_id, transition, now)
+    queue_presence_write(state, device_id, seen.transition, now)
+    if seen.transition is not None:
+        await publish_presence(state, device_id, seen.transition, now)
 
 
 def queue_presence_write(
@@ -108,9 +115,11 @@ async def flush_presence(state: ServerState) -> int:
     return len(pending)
 
 
-def publish_presence(state: ServerState, device_id: str, status: Transition, at: float) -> None:
+async def publish_presence(
+    state: ServerState, device_id: str, status: Transition, at: float
+) -> None:
     state.counters.inc(f"transitions_{status}")
-    state.hub.broadcast(
+    await state.hub.broadcast(
         "device",
         {
             "device_id": device_id,
@@ -177,27 +186,27 @@ def command_model(row: Any) -> Command:
 )
 async def heartbeat(request: Request, device: Device, state: State) -> HeartbeatResponse:
     interval = state.heartbeat_interval()
-    wait = state.heartbeat_limit.hit(device.id)
-    if wait:
+    try:
+        # Parsed by hand (bounded by server._bodies before it is read).
+        body = Heartbeat.model_validate(parse_json(await request.body()))
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+    now = state.clock()
+    # The rate limit, presence and metrics in one step (one round trip to Redis).
+    seen = await state.presence.beat(device.id, now, body.metrics.model_dump(mode="json"))
+    if seen.retry_after:
         state.counters.inc("heartbeats_rejected")
         raise ApiError(
             429,
             "heartbeat_too_frequent",
             f"heartbeat at most every {interval} s",
-            headers={"Retry-After": str(wait)},
+            headers={"Retry-After": str(seen.retry_after)},
         )
-    try:
-        # Parsed by hand, after the rate limit: most refused heartbeats cost no parsing.
-        body = Heartbeat.model_validate(parse_json(await request.body()))
-    except ValidationError as exc:
-        raise validation_error(exc) from exc
     state.counters.inc("heartbeats")
-    await mark_seen(state, device.id)
-    state.presence.record_metrics(device.id, body.metrics.model_dump(mode="json"))
-    if state.hub.dashboard_count():
-        state.hub.broadcast("heartbeat", {"device_id": device.id})
+    await record_seen(state, device.id, seen, now)
+    if state.hub.dashboards_open():
+        await state.hub.broadcast("heartbeat", {"device_id": device.id})
     cached = await manifest_of(state, device.id)
-    now = state.clock()
     expires_at, refresh_at = token_schedule(state, device)
     return HeartbeatResponse(
         server_time=_utc(now),
@@ -251,7 +260,7 @@ async def command_result(
                 .where(commands.c.id == command_id)
                 .values(completed_at=now, result=body.model_dump(mode="json"))
             )
-            state.hub.broadcast(
+            await state.hub.broadcast(
                 "command_result",
                 {"device_id": device.id, "command_id": command_id, "name": row.name}
                 | body.model_dump(mode="json"),
@@ -318,7 +327,7 @@ async def post_screenshot(request: Request, device: Device, state: State) -> Scr
         await conn.execute(
             update(devices).where(devices.c.id == device.id).values(screenshot_at=state.clock())
         )
-    state.hub.broadcast("screenshot", {"device_id": device.id})
+    await state.hub.broadcast("screenshot", {"device_id": device.id})
     return ScreenshotStored(size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -343,5 +352,5 @@ async def rotate_token(device: Device, state: State) -> TokenRotated:
                 previous_token_expires_at=device.expires_at,
             )
         )
-    state.forget_device_auth(device.id)
+    await state.forget_device_auth(device.id)
     return TokenRotated(device_token=token)

@@ -30,7 +30,8 @@ def _sse(event: Event) -> ServerSentEvent:
 
 
 async def _drain(subscriber: Subscriber) -> AsyncIterator[Event]:
-    """Events until the subscriber is closed (replaced, revoked or too far behind)."""
+    """Events until the subscriber is closed (replaced, revoked or too far behind); those the
+    replay already sent are skipped."""
     closed = asyncio.create_task(subscriber.closed.wait())
     getter: asyncio.Task[Event] | None = None
     try:
@@ -39,7 +40,9 @@ async def _drain(subscriber: Subscriber) -> AsyncIterator[Event]:
             done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
                 return
-            yield getter.result()
+            event = getter.result()
+            if event.seq > subscriber.floor:
+                yield event
     finally:
         closed.cancel()
         if getter is not None:
@@ -49,7 +52,7 @@ async def _drain(subscriber: Subscriber) -> AsyncIterator[Event]:
 async def _device_stream(
     state: ServerState, device_id: str, last_event_id: str | None
 ) -> AsyncIterator[ServerSentEvent]:
-    subscription = state.hub.subscribe(device_id, last_event_id)
+    subscription = await state.hub.subscribe(device_id, last_event_id)
     state.counters.inc("sse_connects")
     try:
         await mark_seen(state, device_id)
@@ -83,13 +86,13 @@ async def _device_stream(
     finally:
         if state.hub.unsubscribe(device_id, subscription.subscriber):
             # The current stream closed: its silence starts now; the sweeper decides later.
-            state.presence.touch(device_id, state.clock())
+            await state.presence.touch(device_id, state.clock())
 
 
-def _limit_connects(state: ServerState, request: Request) -> None:
+async def _limit_connects(state: ServerState, request: Request) -> None:
     """Reconnect storms from one address (a broken client, a hostile one) are refused
     before they subscribe; ``Retry-After`` spreads the retries out."""
-    wait = state.sse_connects.hit(client_address(request))
+    wait = await state.sse_connects.hit(client_address(request))
     if wait:
         raise ApiError(
             429,
@@ -106,7 +109,7 @@ async def device_events(
     state: State,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> EventSourceResponse:
-    _limit_connects(state, request)
+    await _limit_connects(state, request)
     return EventSourceResponse(
         _device_stream(state, device.id, last_event_id),
         ping=state.config.sse_ping_s,
@@ -125,5 +128,5 @@ async def _dashboard_stream(state: ServerState) -> AsyncIterator[ServerSentEvent
 
 @router.get("/api/v1/admin/events", responses={**SSE_DOC, **problem_doc(400, 401, 429)})
 async def admin_events(request: Request, admin: Admin, state: State) -> EventSourceResponse:
-    _limit_connects(state, request)
+    await _limit_connects(state, request)
     return EventSourceResponse(_dashboard_stream(state), ping=state.config.sse_ping_s)

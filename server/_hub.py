@@ -1,8 +1,13 @@
 """Event fan-out: per-device channels with ids and a replay buffer, and a dashboard bus.
 
-Ids come from one counter that starts at the boot time in milliseconds, so they keep
-increasing across server restarts and a ``Last-Event-ID`` from an earlier run is recognised
-as unknown rather than silently matched.
+``Hub`` is the interface; ``EventHub`` keeps channels in this process, and
+``server._redis_hub.RedisHub`` keeps them in Redis streams so a device can reconnect to any
+replica with its ``Last-Event-ID``. A device has one stream at a time: opening a second one,
+on any replica, closes the first.
+
+In this process, ids come from one counter that starts at the boot time in milliseconds, so
+they keep increasing across server restarts and a ``Last-Event-ID`` from an earlier run is
+recognised as unknown rather than silently matched.
 """
 
 from __future__ import annotations
@@ -10,25 +15,34 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 QUEUE_LIMIT = 256
+
+Seq = tuple[int, int]  # an event's place in its device's order (Redis stream ids are two parts)
 
 
 @dataclass(frozen=True)
 class Event:
-    id: int
+    id: str
     name: str
     data: dict[str, Any]
+    seq: Seq = (0, 0)
 
 
 @dataclass(eq=False)
 class Subscriber:
-    """One open stream. ``closed`` is set when it is replaced, revoked or overflows."""
+    """One open stream. ``closed`` is set when it is replaced, revoked or overflows.
+
+    ``floor``: events at or below it were replayed already; the live ones that raced the
+    replay are skipped by whoever drains the queue.
+    """
 
     queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    floor: Seq = (0, 0)
 
     def offer(self, event: Event) -> None:
         try:
@@ -38,6 +52,56 @@ class Subscriber:
             self.closed.set()
 
 
+@dataclass(frozen=True)
+class Subscription:
+    subscriber: Subscriber
+    replay: list[Event]
+    gap: bool  # the replay cannot be complete: the client must re-fetch the manifest
+    last_id: str
+
+
+class Hub(Protocol):
+    async def publish(self, device_id: str, name: str, data: dict[str, Any]) -> None: ...
+
+    async def publish_many(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+        """(device_id, name, data) each: a fan-out, sent in as few round trips as possible."""
+        ...
+
+    async def subscribe(self, device_id: str, last_event_id: str | None) -> Subscription:
+        """Open a device stream, replacing (closing) the one already open, on any replica."""
+        ...
+
+    def unsubscribe(self, device_id: str, subscriber: Subscriber) -> bool:
+        """Drop the stream if it is still the current one here; False if it was replaced."""
+        ...
+
+    async def close_device(self, device_id: str) -> None:
+        """End the device's stream wherever it is open, and forget its events (revoked)."""
+        ...
+
+    def close_all(self) -> None:
+        """End every stream of this process (shutdown): clients reconnect to another."""
+        ...
+
+    def stream_count(self) -> int: ...
+
+    def dashboard_subscribe(self) -> Subscriber: ...
+
+    def dashboard_unsubscribe(self, subscriber: Subscriber) -> None: ...
+
+    async def broadcast(self, name: str, data: dict[str, Any]) -> None:
+        """An event for every dashboard stream, on every replica."""
+        ...
+
+    def dashboards_open(self) -> bool:
+        """Whether a dashboard listens anywhere (heartbeat events are sent only then)."""
+        ...
+
+    def dashboard_count(self) -> int:
+        """Dashboard streams of this process."""
+        ...
+
+
 @dataclass
 class _Channel:
     buffer: deque[Event]
@@ -45,28 +109,18 @@ class _Channel:
     subscriber: Subscriber | None = None
 
 
-@dataclass(frozen=True)
-class Subscription:
-    subscriber: Subscriber
-    replay: list[Event]
-    gap: bool  # the replay cannot be complete: the client must re-fetch the manifest
-    last_id: int
-
-
 class EventHub:
+    """A ``Hub`` in this process's memory."""
+
     def __init__(self, replay_size: int = 64) -> None:
         self._replay_size = replay_size
         self._next_id = int(time.time() * 1000)
         self._channels: dict[str, _Channel] = {}
         self._dashboards: set[Subscriber] = set()
 
-    def _new_id(self) -> int:
+    def _new_event(self, name: str, data: dict[str, Any]) -> Event:
         self._next_id += 1
-        return self._next_id
-
-    @property
-    def last_id(self) -> int:
-        return self._next_id
+        return Event(str(self._next_id), name, data, (self._next_id, 0))
 
     def _channel(self, device_id: str) -> _Channel:
         channel = self._channels.get(device_id)
@@ -75,18 +129,23 @@ class EventHub:
             self._channels[device_id] = channel
         return channel
 
-    def publish(self, device_id: str, name: str, data: dict[str, Any]) -> Event:
+    def _publish(self, device_id: str, name: str, data: dict[str, Any]) -> None:
         channel = self._channel(device_id)
-        event = Event(self._new_id(), name, data)
+        event = self._new_event(name, data)
         channel.buffer.append(event)
         while len(channel.buffer) > self._replay_size:
-            channel.evicted_upto = channel.buffer.popleft().id
+            channel.evicted_upto = channel.buffer.popleft().seq[0]
         if channel.subscriber is not None:
             channel.subscriber.offer(event)
-        return event
 
-    def subscribe(self, device_id: str, last_event_id: str | None) -> Subscription:
-        """Open a device stream, replacing (closing) the one already open."""
+    async def publish(self, device_id: str, name: str, data: dict[str, Any]) -> None:
+        self._publish(device_id, name, data)
+
+    async def publish_many(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+        for device_id, name, data in events:
+            self._publish(device_id, name, data)
+
+    async def subscribe(self, device_id: str, last_event_id: str | None) -> Subscription:
         channel = self._channel(device_id)
         if channel.subscriber is not None:
             channel.subscriber.closed.set()
@@ -97,27 +156,27 @@ class EventHub:
         if last_event_id is not None and last_event_id.strip().isdigit():
             last = int(last_event_id)
             if channel.evicted_upto <= last <= self._next_id:
-                replay = [e for e in channel.buffer if e.id > last]
+                replay = [e for e in channel.buffer if e.seq[0] > last]
                 gap = False
-        return Subscription(subscriber, replay, gap, self._next_id)
+        return Subscription(subscriber, replay, gap, str(self._next_id))
 
     def unsubscribe(self, device_id: str, subscriber: Subscriber) -> bool:
-        """Drop the stream if it is still the current one; False if it was replaced."""
         channel = self._channels.get(device_id)
         if channel is None or channel.subscriber is not subscriber:
             return False
         channel.subscriber = None
         return True
 
-    def close_device(self, device_id: str) -> None:
+    async def close_device(self, device_id: str) -> None:
         channel = self._channels.pop(device_id, None)
         if channel is not None and channel.subscriber is not None:
             channel.subscriber.closed.set()
 
     def close_all(self) -> None:
-        """End every stream (shutdown): clients reconnect to the next server."""
-        for device_id in list(self._channels):
-            self.close_device(device_id)
+        for channel in self._channels.values():
+            if channel.subscriber is not None:
+                channel.subscriber.closed.set()
+        self._channels.clear()
         for subscriber in list(self._dashboards):
             subscriber.closed.set()
 
@@ -134,10 +193,13 @@ class EventHub:
     def dashboard_unsubscribe(self, subscriber: Subscriber) -> None:
         self._dashboards.discard(subscriber)
 
-    def broadcast(self, name: str, data: dict[str, Any]) -> None:
-        event = Event(self._new_id(), name, data)
+    async def broadcast(self, name: str, data: dict[str, Any]) -> None:
+        event = self._new_event(name, data)
         for subscriber in list(self._dashboards):
             subscriber.offer(event)
+
+    def dashboards_open(self) -> bool:
+        return bool(self._dashboards)
 
     def dashboard_count(self) -> int:
         return len(self._dashboards)

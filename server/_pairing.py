@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import (
     ClaimRequest,
@@ -22,6 +23,7 @@ from protocol import (
 from server._auth import Admin, State, require_token
 from server._bodies import JsonRoute
 from server._db import devices, pairings
+from server._limits import Window
 from server._problems import ApiError, problem_doc
 from server._security import hash_token, new_id, new_token, pairing_code, same_hash
 from server._state import ServerState, client_address
@@ -35,8 +37,8 @@ def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
-def _limit(window: Any, key: str, code: str) -> None:
-    wait = window.hit(key)
+async def _limit(window: Window, key: str, code: str) -> None:
+    wait = await window.hit(key)
     if wait:
         raise ApiError(429, code, "too many requests", headers={"Retry-After": str(wait)})
 
@@ -61,12 +63,13 @@ async def _unique_code(conn: Any, now: float) -> str:
     responses=problem_doc(429, 503),
 )
 async def request_pairing(body: PairingRequest, request: Request, state: State) -> PairingCreated:
-    _limit(state.pairing_per_ip, client_address(request), "rate_limited")
-    _limit(state.pairing_per_hardware, body.hardware_id, "rate_limited")
+    await _limit(state.pairing_per_ip, client_address(request), "rate_limited")
+    await _limit(state.pairing_per_hardware, body.hardware_id, "rate_limited")
     now = state.clock()
     poll_token = new_token()
     pairing_id = new_id("pr")
-    async with state.content_lock, state.writer.begin() as conn:
+    # One at a time on every replica, so that no two pending pairings share a code.
+    async with state.content_transaction() as conn:
         # A new request from the same hardware replaces its pending code.
         await conn.execute(
             delete(pairings).where(
@@ -141,24 +144,13 @@ async def poll_pairing(
     token_hash = hash_token(require_token(credentials.credentials if credentials else None))
     # Listen for the claim before reading the row: a claim committed while the row is being
     # read would otherwise find no one to wake, and the device would wait out its long poll.
-    event: asyncio.Event | None = None
-    owner = False  # this poll made the event, so it removes it (a bad poll cannot)
-    if wait > 0:
-        event = state.pairing_events.get(pairing_id)
-        if event is None:
-            event = state.pairing_events[pairing_id] = asyncio.Event()
-            owner = True
-    try:
+    with state.wakeups.listen(f"pairing:{pairing_id}") as claimed:
         row = await _pairing_row(state, pairing_id, token_hash)
         remaining = row.expires_at - state.clock()
-        if row.status == "pending" and remaining > 0 and event is not None:
+        if row.status == "pending" and remaining > 0 and wait > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=min(wait, remaining))
+                await asyncio.wait_for(claimed.wait(), timeout=min(wait, remaining))
             row = await _pairing_row(state, pairing_id, token_hash)
-    finally:
-        unclaimed = event is not None and not event.is_set()
-        if owner and unclaimed and state.pairing_events.get(pairing_id) is event:
-            state.pairing_events.pop(pairing_id, None)
     if row.status == "claimed":
         return await _hand_over(state, row)
     if row.status == "consumed":
@@ -173,18 +165,17 @@ def _in_words(seconds: int) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
-async def _expired(state: ServerState, code: str, now: float) -> bool:
+async def _expired(conn: AsyncConnection, code: str, now: float) -> bool:
     """Whether ``code`` was shown recently and ran out (an installer who was too slow)."""
-    async with state.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(pairings.c.id).where(
-                    pairings.c.code == code,
-                    pairings.c.status == "pending",
-                    pairings.c.expires_at <= now,
-                )
+    row = (
+        await conn.execute(
+            select(pairings.c.id).where(
+                pairings.c.code == code,
+                pairings.c.status == "pending",
+                pairings.c.expires_at <= now,
             )
-        ).first()
+        )
+    ).first()
     return row is not None
 
 
@@ -192,12 +183,14 @@ async def _claim(state: ServerState, body: ClaimRequest, key: str) -> ClaimRespo
     """Flip the pending pairing to claimed and give it a device: the one this hardware
     already is (re-paired: its record, group and content kept, its token revoked), or new.
 
-    Claims run one at a time under the content lock, and the lockout of ``key`` is checked
-    and counted inside it: 300 simultaneous guesses evaluate at most ``claim_max_failures``
-    wrong codes, while simultaneous right ones (a script pairing a fleet) all succeed.
+    Claims run one at a time (a content transaction: on every replica), and a wrong code's
+    place in the lockout of ``key`` is reserved before the code is looked up, released when
+    it was right: 300 simultaneous guesses, through any number of replicas, evaluate at most
+    ``claim_max_failures`` wrong codes, while simultaneous right ones (a script pairing a
+    fleet) all succeed.
     """
-    async with state.content_lock:
-        wait = state.claim_failures.retry_after(key)
+    async with state.content_transaction() as conn:
+        wait, reservation = await state.claim_failures.reserve(key)
         if wait:
             raise ApiError(
                 429,
@@ -206,87 +199,91 @@ async def _claim(state: ServerState, body: ClaimRequest, key: str) -> ClaimRespo
                 headers={"Retry-After": str(wait)},
             )
         try:
-            return await _claim_locked(state, body)
+            claimed, pairing_id, re_paired = await _claim_in(state, conn, body)
         except ApiError as exc:
             if exc.code in ("pairing_not_found", "pairing_expired"):
-                state.claim_failures.hit(key)
-                state.counters.inc("claims_failed")
+                state.counters.inc("claims_failed")  # the reservation stays: it counts
+            else:
+                await state.claim_failures.release(key, reservation)
             raise
+        except BaseException:
+            await state.claim_failures.release(key, reservation)
+            raise
+        await state.claim_failures.release(key, reservation)
+    if re_paired:
+        # The old token is void: drop it from every replica's cache, end its stream.
+        await state.forget_device_auth(claimed.device_id)
+        await state.hub.close_device(claimed.device_id)
+    await state.wakeups.wake(f"pairing:{pairing_id}")
+    return claimed
 
 
-async def _claim_locked(state: ServerState, body: ClaimRequest) -> ClaimResponse:
+async def _claim_in(
+    state: ServerState, conn: AsyncConnection, body: ClaimRequest
+) -> tuple[ClaimResponse, str, bool]:
     now = state.clock()
-    async with state.writer.begin() as conn:
-        row = (
-            await conn.execute(
-                select(pairings).where(
-                    pairings.c.code == body.code,
-                    pairings.c.status == "pending",
-                    pairings.c.expires_at > now,
-                )
-            )
-        ).first()
-        if row is None:
-            if await _expired(state, body.code, now):
-                raise ApiError(
-                    410, "pairing_expired", "this code expired; the screen shows a new one"
-                )
-            raise ApiError(404, "pairing_not_found", "no pending pairing has this code")
-        req = PairingRequest.model_validate(row.request)
-        known = (
-            await conn.execute(
-                select(devices)
-                .where(devices.c.hardware_id == req.hardware_id, devices.c.revoked_at.is_(None))
-                .order_by(devices.c.created_at.desc())
-                .limit(1)
-            )
-        ).first()
-        described = {
-            "model": req.model,
-            "resolution": req.resolution,
-            "player_version": req.player_version,
-        }
-        if known is not None:
-            device_id, name = known.id, body.name or known.name
-            await conn.execute(
-                update(devices)
-                .where(devices.c.id == device_id)
-                .values(
-                    name=name,
-                    token_hash=None,
-                    previous_token_hash=None,
-                    token_expires_at=None,
-                    previous_token_expires_at=None,
-                    **described,
-                )
-            )
-        else:
-            device_id, name = new_id("dev"), body.name or req.name or req.hardware_id[:64]
-            await conn.execute(
-                insert(devices).values(
-                    id=device_id,
-                    name=name,
-                    hardware_id=req.hardware_id,
-                    status="offline",
-                    manifest_version=0,
-                    created_at=now,
-                    **described,
-                )
-            )
-        # Single use: the code stops matching the moment it is claimed.
+    row = (
         await conn.execute(
-            update(pairings)
-            .where(pairings.c.id == row.id, pairings.c.status == "pending")
-            .values(status="claimed", device_id=device_id)
+            select(pairings).where(
+                pairings.c.code == body.code,
+                pairings.c.status == "pending",
+                pairings.c.expires_at > now,
+            )
         )
+    ).first()
+    if row is None:
+        if await _expired(conn, body.code, now):
+            raise ApiError(410, "pairing_expired", "this code expired; the screen shows a new one")
+        raise ApiError(404, "pairing_not_found", "no pending pairing has this code")
+    req = PairingRequest.model_validate(row.request)
+    known = (
+        await conn.execute(
+            select(devices)
+            .where(devices.c.hardware_id == req.hardware_id, devices.c.revoked_at.is_(None))
+            .order_by(devices.c.created_at.desc())
+            .limit(1)
+        )
+    ).first()
+    described = {
+        "model": req.model,
+        "resolution": req.resolution,
+        "player_version": req.player_version,
+    }
     if known is not None:
-        # The old token is void: drop it from the cache and end the stream it opened.
-        state.forget_device_auth(device_id)
-        state.hub.close_device(device_id)
-    event = state.pairing_events.pop(row.id, None)
-    if event is not None:
-        event.set()
-    return ClaimResponse(device_id=device_id, re_paired=known is not None, name=name)
+        device_id, name = known.id, body.name or known.name
+        await conn.execute(
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(
+                name=name,
+                token_hash=None,
+                previous_token_hash=None,
+                token_expires_at=None,
+                previous_token_expires_at=None,
+                **described,
+            )
+        )
+    else:
+        device_id, name = new_id("dev"), body.name or req.name or req.hardware_id[:64]
+        await conn.execute(
+            insert(devices).values(
+                id=device_id,
+                name=name,
+                hardware_id=req.hardware_id,
+                status="offline",
+                manifest_version=0,
+                created_at=now,
+                **described,
+            )
+        )
+    # Single use: the code stops matching the moment it is claimed.
+    await conn.execute(
+        update(pairings)
+        .where(pairings.c.id == row.id, pairings.c.status == "pending")
+        .values(status="claimed", device_id=device_id)
+    )
+    claimed = ClaimResponse(device_id=device_id, re_paired=known is not None, name=name)
+    return claimed, row.id, known is not None
 
 
 @router.post(

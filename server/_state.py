@@ -1,30 +1,35 @@
-"""What one server process holds: settings, database, presence, events, limits, counters."""
+"""What one server process holds: settings, database, shared state, limits, counters.
+
+The state several replicas must agree on (presence, events, manifests, limits, wake-ups)
+lives behind interfaces: in this process by default, in Redis with ``server.redis_url``
+(``server._shared``). What stays here is either per process by nature (open streams, the
+token cache, counters) or kept in step with the other replicas through the bus.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core import ServerConfig
-from server._hub import EventHub
-from server._limits import KeyedLocks, SlidingWindow
-from server._presence import Presence
+from server._bus import Bus, Leases, Wakeups
+from server._hub import Hub
+from server._limits import KeyedLocks, Window
+from server._manifests import ManifestStore
+from server._presence import PresenceStore
 from server._probe import Prober
 
-
-@dataclass(frozen=True)
-class CachedManifest:
-    etag: str
-    body: bytes
-    version: int
-    assets: frozenset[str]
+# PostgreSQL advisory lock taken by every content transaction, on every replica.
+CONTENT_LOCK = 0x5349_474E_4354  # "SIGNCT"
 
 
 @dataclass(frozen=True)
@@ -55,34 +60,61 @@ class ServerState:
     writer: AsyncEngine  # the same pool; its transactions take the write lock first
     clock: Callable[[], float]
     admin_token_hash: str
-    hub: EventHub
-    presence: Presence
-    pairing_per_ip: SlidingWindow
-    pairing_per_hardware: SlidingWindow
-    claim_failures: SlidingWindow
-    heartbeat_limit: SlidingWindow
+    hub: Hub
+    presence: PresenceStore
+    manifests: ManifestStore
+    bus: Bus
+    wakeups: Wakeups
+    leases: Leases
+    pairing_per_ip: Window
+    pairing_per_hardware: Window
+    claim_failures: Window
     prober: Prober
-    auth_failures: SlidingWindow  # per client address
-    sse_connects: SlidingWindow  # per client address
+    auth_failures: Window  # per client address
+    sse_connects: Window  # per client address
+    signin_failures: Window  # the web console's, per client address
     counters: Counters = field(default_factory=Counters)
     auth_lookups: KeyedLocks = field(default_factory=KeyedLocks)  # per client address
-    # One writer for content and assignments: publishing, conflict checks and version bumps
-    # happen inside it, so two concurrent requests cannot both pass a check.
+    # Content writes one at a time in this process (content_transaction adds the database's
+    # lock for the other replicas).
     content_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Storing and deleting media files: a deletion cannot remove a file an upload just adopted.
-    media_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    manifests: dict[str, CachedManifest] = field(default_factory=dict)
-    pairing_events: dict[str, asyncio.Event] = field(default_factory=dict)
-    # Hot-path caches, so a heartbeat normally touches no database at all: token hash →
-    # device (dropped on rotation and revocation), and devices with undelivered commands.
+    # Hot-path cache, so a heartbeat normally touches no database at all: token hash →
+    # device, dropped on rotation and revocation (on every replica, through the bus).
     auth_cache: dict[str, AuthedDevice] = field(default_factory=dict)
+    # Devices with undelivered commands, kept in step by the bus ("commands" messages).
     devices_with_commands: set[str] = field(default_factory=set)
     presence_writes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
-    def forget_device_auth(self, device_id: str) -> None:
+    def __post_init__(self) -> None:
+        self.bus.on("forget_auth", lambda p: self._forget_auth(p["device"]))
+        self.bus.on("commands", lambda p: self.devices_with_commands.add(p["device"]))
+
+    def _forget_auth(self, device_id: str) -> None:
         for token_hash in [h for h, d in self.auth_cache.items() if d.id == device_id]:
             del self.auth_cache[token_hash]
+
+    async def forget_device_auth(self, device_id: str) -> None:
+        """The device's tokens changed: every replica looks them up again (this one at once,
+        the others when the message reaches them)."""
+        self._forget_auth(device_id)
+        await self.bus.send("forget_auth", {"device": device_id})
+
+    async def note_commands(self, device_id: str) -> None:
+        """The device has a new command: every replica's heartbeats look for it."""
+        self.devices_with_commands.add(device_id)
+        await self.bus.send("commands", {"device": device_id})
+
+    @contextlib.asynccontextmanager
+    async def content_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction for content, assignments, media and pairing codes, one at a
+        time on every replica: checks (conflicts, references, free codes), writes and version
+        bumps cannot interleave. SQLite's write lock already spans processes; PostgreSQL
+        takes an advisory lock until the commit."""
+        async with self.content_lock, self.writer.begin() as conn:
+            await lock_content(conn)
+            yield conn
 
     @property
     def objects_dir(self) -> Path:
@@ -98,6 +130,12 @@ class ServerState:
 
     def heartbeat_interval(self) -> int:
         return max(5, round(self.config.heartbeat_interval_s))
+
+
+async def lock_content(conn: AsyncConnection) -> None:
+    """The other replicas' half of the content lock, held until ``conn`` commits."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CONTENT_LOCK})
 
 
 def client_address(request: Request) -> str:

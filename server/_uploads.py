@@ -3,6 +3,11 @@
 create session → PUT chunks with ``Content-Range`` (any order, retries welcome) → GET the
 session to see what arrived → complete (idempotent; checks size and the announced sha256)
 → or DELETE to abort. Chunks land at their offset in one partial file, so memory stays flat.
+
+Several replicas may serve one session (they share the data directory): the received ranges
+are merged under the row's lock, and a completion first claims the session in the database
+(``open`` → ``completing``), so two replicas completing at once store one media file and
+give both callers the same answer.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from server._store import adopt, hash_file
 router = APIRouter(tags=["media"], route_class=JsonRoute)
 _RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 ADMIN = (400, 401)
+COMPLETION_POLL_S = 0.2
+COMPLETION_MARGIN_S = 60.0  # beyond probe_timeout_s: hashing and storing a large file
 Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 BINARY_BODY = {
     "requestBody": {
@@ -142,6 +149,14 @@ async def _session(state: ServerState, upload_id: str, *, open_only: bool = Fals
     return row
 
 
+def _open(row: Any) -> Any:
+    if row is None:
+        raise ApiError(404, "upload_not_found", "no such upload session")
+    if row.status != "open":
+        raise ApiError(409, "upload_completed", "the upload is already complete")
+    return row
+
+
 def _lock(state: ServerState, upload_id: str) -> asyncio.Lock:
     return state.upload_locks.setdefault(upload_id, asyncio.Lock())
 
@@ -232,12 +247,22 @@ async def put_chunk(
         row = await _session(state, upload_id, open_only=True)
         start, end = _parse_content_range(content_range, row.size)
         await _write_at(_partial(state, upload_id), request, start, end)
-        ranges = merge_ranges(row.ranges, start, end)
         async with state.writer.begin() as conn:
+            # Read again under the row's lock: another replica may have merged a chunk since.
+            current = _open(
+                (
+                    await conn.execute(
+                        select(uploads).where(uploads.c.id == upload_id).with_for_update()
+                    )
+                ).first()
+            )
             await conn.execute(
                 update(uploads)
                 .where(uploads.c.id == upload_id)
-                .values(ranges=ranges, expires_at=state.clock() + state.config.upload_session_ttl_s)
+                .values(
+                    ranges=merge_ranges(current.ranges, start, end),
+                    expires_at=state.clock() + state.config.upload_session_ttl_s,
+                )
             )
         return await _status(state, await _session(state, upload_id))
 
@@ -252,22 +277,22 @@ async def register_media(state: ServerState, path: Path, name: str | None, sha: 
     except ProbeRejected as rejected:
         state.counters.inc("uploads_rejected")
         raise ApiError(rejected.status, rejected.code, rejected.detail) from None
-    async with state.media_lock:
+    # The content transaction: a deletion of the same bytes cannot remove the file adopted here.
+    async with state.content_transaction() as conn:
         await asyncio.to_thread(adopt, state.objects_dir, path, digest)
-        async with state.writer.begin() as conn:
-            row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
-            if row is None:
-                await conn.execute(
-                    insert(media).values(
-                        sha256=digest,
-                        size=size,
-                        mime=probe.mime,
-                        name=name,
-                        created_at=state.clock(),
-                        probe=probe.model_dump(mode="json"),
-                    )
+        row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
+        if row is None:
+            await conn.execute(
+                insert(media).values(
+                    sha256=digest,
+                    size=size,
+                    mime=probe.mime,
+                    name=name,
+                    created_at=state.clock(),
+                    probe=probe.model_dump(mode="json"),
                 )
-                row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
+            )
+            row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
     state.counters.inc("uploads_completed")
     return row
 
@@ -279,27 +304,69 @@ async def register_media(state: ServerState, path: Path, name: str | None, sha: 
 )
 async def complete_upload(upload_id: str, state: State, admin: Admin) -> MediaInfo:
     async with _lock(state, upload_id):
-        row = await _session(state, upload_id)
-        if row.status == "completed":
-            # Idempotent: a retried completion gets the same answer, and no second media.
-            async with state.engine.connect() as conn:
-                done = (
-                    await conn.execute(select(media).where(media.c.sha256 == row.media_sha256))
-                ).first()
-            if done is None:
-                raise ApiError(404, "media_not_found", "the uploaded media was deleted since")
-            return media_info(done)
-        if row.ranges != [[0, row.size]]:
-            missing = row.size - sum(hi - lo for lo, hi in row.ranges)
-            raise ApiError(409, "upload_incomplete", f"{missing} bytes not received yet")
-        stored = await register_media(state, _partial(state, upload_id), row.name, row.sha256)
+        while True:
+            row = await _session(state, upload_id)
+            if row.status == "completed":
+                return await _completed(state, row)
+            if row.status == "completing" and row.expires_at > state.clock():
+                await asyncio.sleep(COMPLETION_POLL_S)  # another replica is storing it
+                continue
+            if row.ranges != [[0, row.size]]:
+                missing = row.size - sum(hi - lo for lo, hi in row.ranges)
+                raise ApiError(409, "upload_incomplete", f"{missing} bytes not received yet")
+            if await _claim_completion(state, row):
+                return await _complete(state, row)
+
+
+async def _completed(state: ServerState, row: Any) -> MediaInfo:
+    """Idempotent: a retried completion gets the same answer, and no second media."""
+    async with state.engine.connect() as conn:
+        done = (await conn.execute(select(media).where(media.c.sha256 == row.media_sha256))).first()
+    if done is None:
+        raise ApiError(404, "media_not_found", "the uploaded media was deleted since")
+    return media_info(done)
+
+
+async def _claim_completion(state: ServerState, row: Any) -> bool:
+    """Take the session for this request (False: another took it first). A claim runs out
+    after the longest check a file can take, so a replica that died storing it holds no one
+    up for long."""
+    now = state.clock()
+    claimable = (uploads.c.status == "open") | (
+        (uploads.c.status == "completing") & (uploads.c.expires_at <= now)
+    )
+    async with state.writer.begin() as conn:
+        taken = await conn.execute(
+            update(uploads)
+            .where(uploads.c.id == row.id, claimable)
+            .values(status="completing", expires_at=now + _claim_s(state))
+        )
+    return bool(taken.rowcount == 1)
+
+
+def _claim_s(state: ServerState) -> float:
+    return state.config.probe_timeout_s + COMPLETION_MARGIN_S
+
+
+async def _complete(state: ServerState, row: Any) -> MediaInfo:
+    try:
+        stored = await register_media(state, _partial(state, row.id), row.name, row.sha256)
+    except BaseException:
+        # Refused (checksum, probe) or cut short: open again, so a retry gets its own answer.
         async with state.writer.begin() as conn:
             await conn.execute(
                 update(uploads)
-                .where(uploads.c.id == upload_id)
-                .values(status="completed", media_sha256=stored.sha256)
+                .where(uploads.c.id == row.id, uploads.c.status == "completing")
+                .values(status="open", expires_at=state.clock() + state.config.upload_session_ttl_s)
             )
-        return media_info(stored)
+        raise
+    async with state.writer.begin() as conn:
+        await conn.execute(
+            update(uploads)
+            .where(uploads.c.id == row.id)
+            .values(status="completed", media_sha256=stored.sha256)
+        )
+    return media_info(stored)
 
 
 @router.delete(
@@ -352,10 +419,18 @@ async def remove_expired_uploads(state: ServerState) -> int:
     async with state.writer.begin() as conn:
         rows = (
             await conn.execute(
-                select(uploads.c.id, uploads.c.status).where(uploads.c.expires_at <= now)
+                select(uploads.c.id, uploads.c.status, uploads.c.expires_at).where(
+                    uploads.c.expires_at <= now
+                )
             )
         ).all()
         stale = [r.id for r in rows if r.status == "open" and not _lock(state, r.id).locked()]
+        # A claim that ran out long ago: the replica completing it died, nobody retried.
+        stale += [
+            r.id
+            for r in rows
+            if r.status == "completing" and r.expires_at <= now - state.config.upload_session_ttl_s
+        ]
         finished = [r.id for r in rows if r.status == "completed"]
         if stale or finished:
             await conn.execute(delete(uploads).where(uploads.c.id.in_(stale + finished)))

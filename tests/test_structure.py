@@ -21,6 +21,8 @@ SUBPACKAGES = ["tools.cli", "tools.sim", "tools.bench"]
 DIRECT = {
     "PIL",
     "aiosqlite",
+    "alembic",
+    "asyncpg",
     "fastapi",
     "httptools",
     "httpx",
@@ -30,6 +32,7 @@ DIRECT = {
     "psutil",
     "pydantic",
     "pygame",
+    "redis",
     "sqlalchemy",
     "sqlite_utils",
     "sse_starlette",

@@ -15,6 +15,7 @@ import pytest
 from core import Settings
 from server import create_app
 from server._state import ServerState
+from tests.conftest import Backend
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 # A real 1x1 PNG: the server sniffs types from bytes.
@@ -103,9 +104,9 @@ def make_settings(**server: Any) -> Settings:
 
 
 @pytest.fixture
-async def ctx(tmp_path: Path) -> AsyncIterator[Ctx]:
+async def ctx(tmp_path: Path, backend: Backend) -> AsyncIterator[Ctx]:
     clock = FakeClock()
-    app = create_app(make_settings(), tmp_path / "srv", clock=clock)
+    app = create_app(make_settings(**backend.settings()), tmp_path / "srv", clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -156,10 +156,10 @@ async def test_silent_device_is_marked_offline_by_the_sweeper(ctx: Ctx) -> None:
     assert await _heartbeat(ctx, token) == 200
     ctx.clock.advance(89)
     await sweep_once(ctx.state)
-    assert ctx.state.presence.online_count() == 1
+    assert await ctx.state.presence.online_count() == 1
     ctx.clock.advance(2)
     await sweep_once(ctx.state)
-    assert ctx.state.presence.online_count() == 0
+    assert await ctx.state.presence.online_count() == 0
     async with ctx.state.engine.connect() as conn:
         row = (await conn.execute(select(devices).where(devices.c.id == device_id))).one()
     assert row.status == "offline"

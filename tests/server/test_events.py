@@ -184,7 +184,7 @@ async def test_disconnect_reconnect_race_never_flaps_offline(live: RunningServer
                 # ...and the old connection closes late, after the new one is live.
                 await old_stack.aclose()
                 await asyncio.sleep(0.3)
-                assert state.presence.online_count() == 1
+                assert await state.presence.online_count() == 1
                 listed = (
                     await client.get(f"/api/v1/admin/devices/{device_id}", headers=admin)
                 ).json()

@@ -53,7 +53,7 @@ async def test_an_interrupt_reaches_the_manifest_with_its_layout_and_leaves_when
     assert manifest["interrupts"][0]["ends_at"] == at(ctx, 600).replace("+00:00", "Z")
     assert {layout["id"] for layout in manifest["layouts"]} == {"l1", "alert"}
     assert {p["id"] for p in manifest["playlists"]} == {"p1", "alert"}
-    events = [e.name for e in ctx.state.hub._channel(device).buffer]
+    events = [e.name for e in (await ctx.state.hub.subscribe(device, "0")).replay]
     assert events[-1] == "manifest", "announced over SSE"
     listed = await ctx.client.get(
         "/api/v1/admin/interrupts", params={"device": device, "live": "true"}, headers=ctx.admin

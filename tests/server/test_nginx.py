@@ -65,14 +65,18 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
-def nginx(upstream_port: int, directory: Path) -> Iterator[Proxy]:
+def nginx(upstream: int | list[int], directory: Path) -> Iterator[Proxy]:
+    """The documented site on free ports, in front of the server on ``upstream`` (a port, or
+    the ports of several replicas)."""
     directory.mkdir(parents=True)
     cert, key = _certificate(directory)
     tls_port, plain_port = free_port(), free_port()
+    ports = [upstream] if isinstance(upstream, int) else upstream
+    servers = "\n    ".join(f"server 127.0.0.1:{port};" for port in ports)
     site = _substitute(
         documented_site(),
         [
-            (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};"),
+            (r"server 127\.0\.0\.1:8080;", servers),
             (r"listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;"),
             (r"listen 80;", f"listen 127.0.0.1:{plain_port};"),
             (r"^\s*listen \[::\]:\d+.*\n", ""),

@@ -172,7 +172,7 @@ async def test_a_claim_while_the_poll_reads_its_row_still_wakes_the_poll(
     )
     assert claimed and response.json()["status"] == "paired"
     assert asyncio.get_running_loop().time() - started < 10, "woken by the claim, not the timeout"
-    assert ctx.state.pairing_events == {}, "nothing left behind"
+    assert len(ctx.state.wakeups) == 0, "nothing left behind"
 
 
 async def test_a_poll_with_a_wrong_token_does_not_unhook_the_device_waiting(ctx: Ctx) -> None:

@@ -15,6 +15,7 @@ from server._db import media, open_database
 from server._probe import ProbeLimits, Prober
 from tests.media import MediaMaker
 from tests.server.conftest import Ctx
+from tests.server.release_schema import release_schema_sql
 
 ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("quadrants.jpg", {"mime": "image/jpeg", "width": 1600, "height": 900, "frames": 1}),
@@ -156,10 +157,8 @@ async def test_the_manifest_carries_dimensions_and_duration(ctx: Ctx, media: Med
 async def test_a_database_from_before_probing_gains_the_column(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as old:
-        old.execute(
-            "CREATE TABLE media (sha256 VARCHAR(64) PRIMARY KEY, size INTEGER NOT NULL, "
-            "mime VARCHAR(64) NOT NULL, name VARCHAR(255), created_at FLOAT NOT NULL)"
-        )
+        # The release before probing: its schema, one stored file.
+        old.executescript(release_schema_sql())
         old.execute("INSERT INTO media VALUES (?, 1, 'image/png', 'a.png', 0)", ("a" * 64,))
     engine = await open_database(f"sqlite+aiosqlite:///{path}")
     try:

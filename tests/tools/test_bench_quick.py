@@ -58,6 +58,21 @@ def test_bench_server_quick(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.slow
+def test_bench_server_quick_with_replicas(capsys: pytest.CaptureFixture[str]) -> None:
+    """Two server processes on PostgreSQL and Redis, beside the single SQLite process."""
+    status = main(["bench", "server", "--quick", "--replicas", "2", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    replicated = result["replicas"]
+    assert replicated["replicas"] == 2
+    (step,) = replicated["steps"]
+    assert step["sent"] == 100 and step["errors"] == 0
+    assert replicated["fan_out"]["connected"] == replicated["fan_out"]["delivered"] == 10
+    names = [t["name"] for t in result["targets"]]
+    assert any("(2 replicas)" in n for n in names)
+    assert status == MISSED_EXIT, "100 heartbeats/s cannot meet the 3000/s target"
+
+
+@pytest.mark.slow
 def test_bench_server_quick_prints_targets(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["bench", "server", "--quick"])
     _check_run(status, capsys.readouterr().out, ["heartbeats/s", "SSE fan-out", "streams held"])

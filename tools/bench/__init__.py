@@ -17,6 +17,14 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from tools.bench._engines import (
+    EngineUnavailable,
+    ScratchPostgres,
+    ScratchRedis,
+    scratch_postgres,
+    scratch_redis,
+)
+
 # Modules that add ``signage bench`` sub-benchmarks, in the order --help lists them.
 BENCHMARKS: list[str] = [
     "tools.bench._cache",
@@ -45,4 +53,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         importlib.import_module(name).register(benches)
 
 
-__all__ = ["BENCHMARKS", "register"]
+__all__ = [
+    "BENCHMARKS",
+    "EngineUnavailable",
+    "ScratchPostgres",
+    "ScratchRedis",
+    "register",
+    "scratch_postgres",
+    "scratch_redis",
+]

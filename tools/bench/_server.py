@@ -29,7 +29,7 @@ def _sustained(result: dict[str, Any]) -> dict[str, Any] | None:
     return max(good, key=lambda s: s["achieved_per_s"]) if good else None
 
 
-def _verdict(result: dict[str, Any]) -> Verdict:
+def _verdict(result: dict[str, Any], replicas: dict[str, Any] | None) -> Verdict:
     verdict = Verdict()
     best = _sustained(result)
     verdict.check(
@@ -38,36 +38,68 @@ def _verdict(result: dict[str, Any]) -> Verdict:
         ">=",
         HEARTBEATS_TARGET_PER_S,
     )
-    f = result["fan_out"]
-    verdict.check("SSE streams held", f["connected"], ">=", f["streams"])
-    verdict.check("SSE streams reached by a change", f["delivered"], ">=", f["streams"])
-    verdict.check(
-        "SSE fan-out to every stream", round(f["fan_out_s"], 3), "<", FAN_OUT_TARGET_S, " s"
-    )
+    _fan_out_checks(verdict, result["fan_out"], "")
+    if replicas is not None:
+        n = replicas["replicas"]
+        best = _sustained(replicas)
+        verdict.check(
+            f"heartbeats/s per replica process with p99 < {P99_TARGET_MS:g} ms ({n} replicas)",
+            None if best is None else round(best["achieved_per_s"] / n),
+            ">=",
+            HEARTBEATS_TARGET_PER_S,
+        )
+        _fan_out_checks(verdict, replicas["fan_out"], f" ({n} replicas)")
     return verdict
 
 
-def _print_report(result: dict[str, Any]) -> None:
-    print(f"{'target/s':>9} {'ok/s':>9} {'429':>6} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8}")
-    for s in result["steps"]:
-        print(
-            f"{s['target_per_s']:>9} {s['achieved_per_s']:>9.0f} {s['rejected']:>6} "
-            f"{s['errors']:>6} {s['p50_ms']:>8.1f} {s['p99_ms']:>8.1f}"
-        )
-    best = _sustained(result)
-    if best is None:
-        print("sustained: no step kept p99 < 50 ms at 95 % of its target rate")
-    else:
-        print(
-            f"sustained: {best['achieved_per_s']:.0f} heartbeats/s with p50 "
-            f"{best['p50_ms']:.1f} ms, p99 {best['p99_ms']:.1f} ms (one server process)"
-        )
-    f = result["fan_out"]
-    print(
-        f"SSE: {f['connected']}/{f['streams']} streams held; a change to all devices reached "
-        f"{f['delivered']} streams {f['fan_out_s']:.2f} s after the admin's request "
-        f"(of which {f['publish_s']:.2f} s publishing: rebuild, commit, answer)"
+def _fan_out_checks(verdict: Verdict, f: dict[str, Any], where: str) -> None:
+    verdict.check(f"SSE streams held{where}", f["connected"], ">=", f["streams"])
+    verdict.check(f"SSE streams reached by a change{where}", f["delivered"], ">=", f["streams"])
+    verdict.check(
+        f"SSE fan-out to every stream{where}",
+        round(f["fan_out_s"], 3),
+        "<",
+        FAN_OUT_TARGET_S,
+        " s",
     )
+
+
+def _print_report(result: dict[str, Any], replicas: dict[str, Any] | None) -> None:
+    runs = [("SQLite, one process", result)]
+    if replicas is not None:
+        runs.append((f"PostgreSQL + Redis, {replicas['replicas']} replicas", replicas))
+    header = f"{'target/s':>9}" + "".join(
+        f" | {'ok/s':>7} {'429':>5} {'err':>5} {'p50 ms':>7} {'p99 ms':>7}" for _ in runs
+    )
+    print(" " * 9 + "".join(f" | {name:<35}" for name, _ in runs))
+    print(header)
+    for i, first in enumerate(result["steps"]):
+        line = f"{first['target_per_s']:>9}"
+        for _, run in runs:
+            s = run["steps"][i] if i < len(run["steps"]) else None
+            if s is None:
+                line += " | " + " " * 35
+                continue
+            line += (
+                f" | {s['achieved_per_s']:>7.0f} {s['rejected']:>5} {s['errors']:>5} "
+                f"{s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f}"
+            )
+        print(line)
+    for name, run in runs:
+        best = _sustained(run)
+        if best is None:
+            print(f"{name}: no step kept p99 < 50 ms at 95 % of its target rate")
+        else:
+            print(
+                f"{name}: sustained {best['achieved_per_s']:.0f} heartbeats/s with p50 "
+                f"{best['p50_ms']:.1f} ms, p99 {best['p99_ms']:.1f} ms"
+            )
+        f = run["fan_out"]
+        print(
+            f"{name}: {f['connected']}/{f['streams']} SSE streams held; a change to all "
+            f"devices reached {f['delivered']} streams {f['fan_out_s']:.2f} s after the admin's "
+            f"request (of which {f['publish_s']:.2f} s publishing: rebuild, commit, answer)"
+        )
 
 
 def _wait_for(load: Any, results: Any) -> dict[str, Any]:
@@ -87,13 +119,11 @@ def _wait_for(load: Any, results: Any) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import multiprocessing
     import tempfile
     from pathlib import Path
 
     from core import Settings
     from server import run_in_thread
-    from tools.bench._server_load import load_main
 
     settings = Settings.model_validate(
         {
@@ -121,20 +151,48 @@ def _run(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="signage-bench-") as tmp,
         run_in_thread(settings, Path(tmp)) as live,
     ):
-        context = multiprocessing.get_context("spawn")
-        results = context.Queue()
-        load = context.Process(
-            target=load_main, args=(live.url, live.admin_token, options, results)
+        result = _load([live.url], live.admin_token, options)
+    replicated = None
+    if args.replicas:
+        from tools.bench._replicas import replicas
+
+        server = settings.server.model_dump(
+            include={
+                "heartbeat_interval_s",
+                "offline_after_missed",
+                "pairing_requests_per_ip",
+                "sse_connects_per_ip",
+            }
         )
-        load.start()
-        result = _wait_for(load, results)
-    verdict = _verdict(result)
+        secret = settings.server.admin_token
+        assert secret is not None
+        token = secret.get_secret_value()
+        with (
+            tempfile.TemporaryDirectory(prefix="signage-bench-") as tmp,
+            replicas(args.replicas, Path(tmp), server, token) as urls,
+        ):
+            replicated = _load(urls, token, options) | {"replicas": args.replicas}
+    verdict = _verdict(result, replicated)
     if args.json:
-        print(json.dumps(result | {"targets": verdict.as_json()}, indent=2))
+        extra = {} if replicated is None else {"replicas": replicated}
+        print(json.dumps(result | extra | {"targets": verdict.as_json()}, indent=2))
     else:
-        _print_report(result)
+        _print_report(result, replicated)
         print(verdict.report())
     return verdict.exit_code()
+
+
+def _load(urls: list[str], admin_token: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The load, from a process of its own, against the server(s) at ``urls``."""
+    import multiprocessing
+
+    from tools.bench._server_load import load_main
+
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    load = context.Process(target=load_main, args=(urls, admin_token, options, results))
+    load.start()
+    return _wait_for(load, results)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -151,6 +209,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--step-s", type=float, default=3.0, help="seconds at each rate")
     parser.add_argument(
         "--max-rate", type=int, default=1600, help="highest heartbeats/s tried (doubling from 100)"
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run N server processes on a scratch PostgreSQL and Redis (installed "
+        "postgresql and redis-server needed) and report them beside the single SQLite process",
     )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     parser.add_argument(

@@ -94,7 +94,23 @@ async def _pair_all(client: httpx.AsyncClient, admin: dict[str, str], count: int
     return tokens
 
 
-async def _one_heartbeat(pool: RawPool, request: bytes, due: float, latencies: list[float]) -> int:
+class Spread:
+    """Requests spread round-robin over the replicas' pools (one pool: all to one server)."""
+
+    def __init__(self, pools: list[RawPool]) -> None:
+        self.pools = pools
+        self._next = 0
+
+    async def send(self, request: bytes) -> int:
+        self._next = (self._next + 1) % len(self.pools)
+        return await self.pools[self._next].send(request)
+
+    def close(self) -> None:
+        for pool in self.pools:
+            pool.close()
+
+
+async def _one_heartbeat(pool: Spread, request: bytes, due: float, latencies: list[float]) -> int:
     status = await pool.send(request)
     # From when it was due, not when it left: a queue in front of the server counts too
     # (no coordinated omission).
@@ -102,7 +118,7 @@ async def _one_heartbeat(pool: RawPool, request: bytes, due: float, latencies: l
     return status
 
 
-async def _step(pool: RawPool, requests: list[bytes], rate: int, step_s: float) -> Step:
+async def _step(pool: Spread, requests: list[bytes], rate: int, step_s: float) -> Step:
     """Open-loop: send ``rate`` heartbeats/s for ``step_s`` seconds, whatever the replies."""
     latencies: list[float] = []
     tasks = []
@@ -149,7 +165,11 @@ async def _stream(
 
 
 async def _fan_out(
-    client: httpx.AsyncClient, admin: dict[str, str], tokens: list[str], streams: int
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    tokens: list[str],
+    streams: int,
+    urls: list[str],
 ) -> FanOut:
     sha = (await client.post("/api/v1/admin/media", content=PNG, headers=admin)).json()["sha256"]
     await client.put(
@@ -166,8 +186,12 @@ async def _fan_out(
     ready = asyncio.Event()
     got: list[float] = []
     count = [0, streams]
-    pool = RawPool(str(client.base_url), size=streams)
-    tasks = [asyncio.create_task(_stream(pool, t, ready, got, count)) for t in tokens[:streams]]
+    # The streams spread over the replicas; the change is made through the first.
+    pools = [RawPool(url, size=streams) for url in urls]
+    tasks = [
+        asyncio.create_task(_stream(pools[n % len(pools)], t, ready, got, count))
+        for n, t in enumerate(tokens[:streams])
+    ]
     with contextlib.suppress(TimeoutError):
         # Streams that never connect are reported as such (connected < streams).
         await asyncio.wait_for(ready.wait(), timeout=120)
@@ -187,16 +211,17 @@ async def _fan_out(
     return FanOut(streams, connected, len(got), last, published - began)
 
 
-async def _run(url: str, admin_token: str, options: dict[str, Any]) -> dict[str, Any]:
+async def _run(urls: list[str], admin_token: str, options: dict[str, Any]) -> dict[str, Any]:
+    url = urls[0]
     admin = {"Authorization": f"Bearer {admin_token}"}
     limits = httpx.Limits(max_connections=options["streams"] + 200, max_keepalive_connections=200)
     async with httpx.AsyncClient(
         base_url=url, limits=limits, timeout=httpx.Timeout(30.0)
     ) as client:
         tokens = await _pair_all(client, admin, options["devices"])
-        pool = RawPool(url, size=256)
+        pool = Spread([RawPool(u, size=256 // len(urls)) for u in urls])
         body = json.dumps({"metrics": METRICS}).encode()
-        requests = [pool.post_json("/api/v1/device/heartbeat", body, t) for t in tokens]
+        requests = [pool.pools[0].post_json("/api/v1/device/heartbeat", body, t) for t in tokens]
         # Bring every device online first: the steps measure steady heartbeats, not the
         # offline→online transitions of a fleet's first minute.
         for start in range(0, len(requests), 100):
@@ -209,11 +234,13 @@ async def _run(url: str, admin_token: str, options: dict[str, Any]) -> dict[str,
             await asyncio.sleep(1.0)
             rate *= 2
         pool.close()
-        fan_out = await _fan_out(client, admin, tokens, min(options["streams"], len(tokens)))
+        streams = min(options["streams"], len(tokens))
+        fan_out = await _fan_out(client, admin, tokens, streams, urls)
     return {"steps": [asdict(s) for s in steps], "fan_out": asdict(fan_out)}
 
 
-def load_main(url: str, admin_token: str, options: dict[str, Any], results: Any) -> None:
-    """Entry point of the load process; puts its result dict on ``results``."""
+def load_main(urls: list[str], admin_token: str, options: dict[str, Any], results: Any) -> None:
+    """Entry point of the load process (``urls``: the replicas, the first one for the admin's
+    requests); puts its result dict on ``results``."""
     _raise_fd_limit()
-    results.put(asyncio.run(_run(url, admin_token, options)))
+    results.put(asyncio.run(_run(urls, admin_token, options)))

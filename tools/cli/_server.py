@@ -47,6 +47,31 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from core import configure_logging
+    from server import MigrationError, database_url, migrate_database, migration_sql
+
+    settings = load_from_args(args)
+    configure_logging(settings.logging.level, settings.logging.format)
+    configured = settings.server.database_url
+    url = database_url(data_dir_of(settings), configured.get_secret_value() if configured else None)
+    if args.sql:
+        print(migration_sql(url, args.start), end="")
+        return 0
+    if args.start is not None:
+        raise CliError("--from only goes with --sql (a live database says where it is)")
+    try:
+        migrated = asyncio.run(migrate_database(url, check=args.check))
+    except MigrationError:
+        raise
+    except (OSError, ConnectionError) as exc:
+        raise CliError(f"cannot reach the database ({exc}): check server.database_url") from exc
+    print("at the newest revision" if args.check else migrated.describe())
+    return 0
+
+
 def _check_port(host: str, port: int) -> None:
     """Say plainly when the address is taken (uvicorn would log an errno and exit)."""
     try:
@@ -82,3 +107,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--port", type=int, help="port (default: server.port, 8080)")
     add_config_options(parser)
     parser.set_defaults(handler=_run)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    migrate = actions.add_parser(
+        "migrate",
+        help="bring the database schema to this release's",
+        description="Upgrade the database (server.database_url, default SQLite in the data "
+        "dir) to this release's schema, as the server does at start (server.auto_migrate). "
+        "A database from before migrations is adopted first. Safe while other servers run or "
+        "start: one migrates, the others wait and find it done.",
+        epilog=EXIT_CODES,
+        formatter_class=ExitCodesFormatter,
+    )
+    migrate.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 unless at the newest revision"
+    )
+    migrate.add_argument(
+        "--sql",
+        action="store_true",
+        help="PostgreSQL: print the SQL instead of running it (from an empty database, or --from)",
+    )
+    migrate.add_argument("--from", dest="start", metavar="REV", help="with --sql: start here")
+    add_config_options(migrate)
+    migrate.set_defaults(handler=_migrate)

@@ -1,0 +1,589 @@
+"""The state several replicas share, in Redis (``server.redis_url``), behind the interfaces of
+the in-process versions (``server._shared``).
+
+- Events: one Redis stream per device (``XADD ... MAXLEN``), so a ``Last-Event-ID`` from any
+  replica is replayed by any other; live events reach the replica that holds the stream
+  through one Pub/Sub channel. A replica that loses that channel closes its streams: the
+  devices reconnect and replay what they missed, rather than miss it silently.
+- Presence: a sorted set of online devices scored by last activity; the sweeper takes the
+  silent ones out in one script, so each goes offline once, whichever replica sweeps.
+- Rate limits and lockouts: a sorted set per key, checked and recorded in one script.
+- The bus (wake-ups, revoked tokens, new commands): the same Pub/Sub channel.
+- Leases: ``SET NX PX`` with this replica's id, renewed only by the holder.
+
+Times come from the server's clock (tests move it), never from Redis's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from core import ServerConfig
+from server._bus import Handlers
+from server._hub import Event, Seq, Subscriber, Subscription
+from server._limits import Clock
+from server._manifests import CachedManifest
+from server._presence import LAST_SEEN_WRITE_S, DeviceLive, Seen
+
+if TYPE_CHECKING:
+    from server._shared import Shared
+
+log = logging.getLogger("signage.server")
+PREFIX = "signage:"
+CHANNEL = PREFIX + "bus"
+RECONNECT_S = 1.0
+POOL_SIZE = 64  # connections to Redis per replica (one of them listens to the channel)
+POOL_WAIT_S = 30.0
+
+_WINDOW = """
+local key, now, window, limit, token = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
+    tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) < limit then
+  if token ~= '' then
+    redis.call('ZADD', key, now, token)
+    redis.call('PEXPIRE', key, math.ceil(window * 1000) + 1000)
+  end
+  return 0
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return math.max(1, math.ceil(tonumber(oldest[2]) + window - now))
+"""
+
+# KEYS: online zset, written hash, metrics hash. ARGV: device, now, write_s, metrics or ''.
+_SEEN = """
+local online, written, metrics = KEYS[1], KEYS[2], KEYS[3]
+local device, now, write_s = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', metrics, device, ARGV[4]) end
+local before = redis.call('ZSCORE', online, device)
+if not before then
+  redis.call('ZADD', online, now, device)
+  redis.call('HSET', written, device, now)
+  return 2
+end
+if now > tonumber(before) then redis.call('ZADD', online, now, device) end
+local last = tonumber(redis.call('HGET', written, device) or '0')
+if now - last >= write_s then
+  redis.call('HSET', written, device, now)
+  return 1
+end
+return 0
+"""
+
+_TOUCH = """
+local before = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if before and tonumber(ARGV[2]) > tonumber(before) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+return 0
+"""
+
+_EXPIRED = """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'WITHSCORES')
+for i = 1, #gone, 2 do
+  redis.call('ZREM', KEYS[1], gone[i])
+  redis.call('HDEL', KEYS[2], gone[i])
+  redis.call('HDEL', KEYS[3], gone[i])
+end
+return gone
+"""
+
+# A manifest replaces the stored one only when its version is not lower.
+_PUT_MANIFEST = """
+local known = redis.call('HGET', KEYS[1], 'version')
+if known and tonumber(known) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'etag', ARGV[2], 'body', ARGV[3],
+    'assets', ARGV[4], 'digest', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return 1
+"""
+
+_LEASE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+MANIFEST_TTL_S = 7 * 86_400  # rebuilt from the database when gone
+
+
+def _parse_seq(event_id: str) -> Seq | None:
+    """A stream id (``ms-seq``; a bare ``ms`` means ``ms-0``, as Redis reads it)."""
+    ms, dash, seq = event_id.strip().partition("-")
+    if not dash:
+        seq = "0"
+    if not ms.isdigit() or not seq.isdigit():
+        return None
+    return int(ms), int(seq)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisLink:
+    """One connection pool, the Pub/Sub listener, and this replica's id."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.replica = secrets.token_hex(8)
+        self._listeners: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self.scripts: dict[str, Any] = {}
+
+    def script(self, source: str) -> Any:
+        found = self.scripts.get(source)
+        if found is None:
+            found = self.scripts[source] = self.client.register_script(source)
+        return found
+
+    def listen(self, listener: Any) -> None:
+        """``listener(kind, payload)`` for every message; ``listener.lost()`` when the channel
+        was lost (messages may be missing)."""
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self._ready.wait(), timeout=30)
+
+    async def _run(self) -> None:
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(CHANNEL)
+                self._ready.set()
+                while True:
+                    message = await pubsub.get_message(timeout=30)
+                    if message is None:
+                        continue
+                    body = json.loads(message["data"])
+                    for listener in self._listeners:
+                        listener.message(body["k"], body["p"])
+            except asyncio.CancelledError:
+                await pubsub.aclose()
+                raise
+            except Exception as exc:  # a lost connection: say so, let every listener recover
+                log.warning("redis channel lost (%s); reconnecting", exc)
+                for listener in self._listeners:
+                    listener.lost()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                await asyncio.sleep(RECONNECT_S)
+
+    async def send(self, kind: str, payload: dict[str, Any]) -> None:
+        await self.client.publish(CHANNEL, json.dumps({"k": kind, "p": payload}))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.client.aclose()
+
+
+class RedisBus(Handlers):
+    """A ``Bus`` every replica hears (ours included, when the message comes back)."""
+
+    def __init__(self, link: RedisLink) -> None:
+        super().__init__()
+        self._link = link
+        link.listen(self)
+
+    def message(self, kind: str, payload: Any) -> None:
+        if kind.startswith("bus:"):
+            self.dispatch(kind[4:], payload)
+
+    def lost(self) -> None:
+        return None
+
+    async def send(self, kind: str, payload: dict[str, str]) -> None:
+        await self._link.send("bus:" + kind, payload)
+
+
+class RedisLeases:
+    def __init__(self, link: RedisLink) -> None:
+        self._link = link
+
+    async def hold(self, name: str, ttl_s: float) -> bool:
+        held = await self._link.script(_LEASE)(
+            keys=[PREFIX + "lease:" + name], args=[self._link.replica, int(ttl_s * 1000)]
+        )
+        return bool(held)
+
+
+class RedisWindow:
+    """A ``Window`` in Redis: at most ``limit`` events per ``window_s`` per key, all replicas
+    counted together."""
+
+    def __init__(self, link: RedisLink, name: str, limit: int, window_s: float, clock: Clock):
+        self.limit = limit
+        self.window_s = window_s
+        self._link = link
+        self._prefix = f"{PREFIX}limit:{name}:"
+        self._clock = clock
+
+    async def _call(self, key: str, token: str) -> int:
+        wait = await self._link.script(_WINDOW)(
+            keys=[self._prefix + key], args=[self._clock(), self.window_s, self.limit, token]
+        )
+        return int(wait)
+
+    async def retry_after(self, key: str) -> int:
+        return await self._call(key, "")
+
+    async def hit(self, key: str) -> int:
+        return await self._call(key, secrets.token_hex(8))
+
+    async def reserve(self, key: str) -> tuple[int, str]:
+        token = secrets.token_hex(8)
+        return await self._call(key, token), token
+
+    async def release(self, key: str, token: str) -> None:
+        await self._link.client.zrem(self._prefix + key, token)
+
+    async def count(self, key: str) -> int:
+        full = self._prefix + key
+        async with self._link.client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(full, "-inf", self._clock() - self.window_s)
+            pipe.zcard(full)
+            _, count = await pipe.execute()
+        return int(count)
+
+    async def reset(self, key: str) -> None:
+        await self._link.client.delete(self._prefix + key)
+
+
+class RedisPresence:
+    """A ``PresenceStore`` in Redis."""
+
+    def __init__(
+        self,
+        link: RedisLink,
+        offline_after_s: float,
+        *,
+        beats: int,
+        beat_window_s: float,
+        clock: Clock,
+    ) -> None:
+        self.offline_after_s = offline_after_s
+        self._link = link
+        self._keys = [PREFIX + "online", PREFIX + "written", PREFIX + "metrics"]
+        self._beats = RedisWindow(link, "beats", beats, beat_window_s, clock)
+
+    async def _seen(self, device_id: str, now: float, metrics: str) -> Seen:
+        result = int(
+            await self._link.script(_SEEN)(
+                keys=self._keys, args=[device_id, now, LAST_SEEN_WRITE_S, metrics]
+            )
+        )
+        if result == 2:
+            return Seen("online", True)
+        return Seen(None, result == 1)
+
+    async def seen(self, device_id: str, now: float) -> Seen:
+        return await self._seen(device_id, now, "")
+
+    async def beat(self, device_id: str, now: float, metrics: dict[str, Any]) -> Seen:
+        wait = await self._beats.hit(device_id)
+        if wait:
+            return Seen(None, False, retry_after=wait)
+        return await self._seen(device_id, now, json.dumps(metrics))
+
+    async def touch(self, device_id: str, now: float) -> None:
+        await self._link.script(_TOUCH)(keys=self._keys[:1], args=[device_id, now])
+
+    async def expired(self, now: float) -> list[tuple[str, float]]:
+        gone = await self._link.script(_EXPIRED)(keys=self._keys, args=[now - self.offline_after_s])
+        return [(_text(gone[i]), float(gone[i + 1])) for i in range(0, len(gone), 2)]
+
+    async def forget(self, device_id: str) -> None:
+        async with self._link.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(self._keys[0], device_id)
+            pipe.hdel(self._keys[1], device_id)
+            pipe.hdel(self._keys[2], device_id)
+            await pipe.execute()
+
+    async def live(self, device_ids: Iterable[str]) -> dict[str, DeviceLive]:
+        ids = list(device_ids)
+        if not ids:
+            return {}
+        async with self._link.client.pipeline(transaction=False) as pipe:
+            pipe.zmscore(self._keys[0], ids)
+            pipe.hmget(self._keys[1], ids)
+            pipe.hmget(self._keys[2], ids)
+            scores, written, metrics = await pipe.execute()
+        found = {}
+        for device_id, score, wrote, metric in zip(ids, scores, written, metrics, strict=True):
+            if score is not None:
+                found[device_id] = DeviceLive(
+                    last_seen=float(score),
+                    last_written=float(wrote or score),
+                    metrics=json.loads(metric) if metric else {},
+                )
+        return found
+
+    async def online_count(self) -> int:
+        return int(await self._link.client.zcard(self._keys[0]))
+
+
+class RedisManifests:
+    """A ``ManifestStore`` in Redis (a hash per device)."""
+
+    def __init__(self, link: RedisLink) -> None:
+        self._link = link
+
+    async def get(self, device_id: str) -> CachedManifest | None:
+        found = await self._link.client.hgetall(PREFIX + "manifest:" + device_id)
+        if not found:
+            return None
+        fields = {_text(k): v for k, v in found.items()}
+        assets = _text(fields["assets"])
+        return CachedManifest(
+            etag=_text(fields["etag"]),
+            body=bytes(fields["body"]),
+            version=int(fields["version"]),
+            assets=frozenset(assets.split(",")) if assets else frozenset(),
+            digest=_text(fields["digest"]),
+        )
+
+    async def put_many(self, manifests: Mapping[str, CachedManifest]) -> None:
+        script = self._link.script(_PUT_MANIFEST)
+        async with self._link.client.pipeline(transaction=False) as pipe:
+            for device_id, m in manifests.items():
+                await script(
+                    keys=[PREFIX + "manifest:" + device_id],
+                    args=[
+                        m.version,
+                        m.etag,
+                        m.body,
+                        ",".join(sorted(m.assets)),
+                        m.digest,
+                        MANIFEST_TTL_S,
+                    ],
+                    client=pipe,
+                )
+            await pipe.execute()
+
+    async def drop(self, device_id: str) -> None:
+        await self._link.client.delete(PREFIX + "manifest:" + device_id)
+
+
+class RedisHub:
+    """A ``Hub`` in Redis: device events in streams (replayable from any replica), live
+    delivery and dashboard events over the shared channel."""
+
+    def __init__(self, link: RedisLink, replay_size: int) -> None:
+        self._link = link
+        self._replay_size = replay_size
+        self._local: dict[str, Subscriber] = {}
+        self._owner: dict[str, str] = {}  # device → the token of its local stream
+        self._dashboards: set[Subscriber] = set()
+        self._dashboards_anywhere = 0
+        link.listen(self)
+
+    @staticmethod
+    def _key(device_id: str) -> str:
+        return PREFIX + "events:" + device_id
+
+    # --- the channel ---------------------------------------------------------------------
+
+    def message(self, kind: str, payload: Any) -> None:
+        if kind == "event":
+            subscriber = self._local.get(payload["d"])
+            if subscriber is not None:
+                seq = _parse_seq(payload["i"]) or (0, 0)
+                subscriber.offer(Event(payload["i"], payload["n"], payload["x"], seq))
+        elif kind == "opened":  # a stream opened elsewhere (or here): older ones close
+            device_id = payload["d"]
+            if self._owner.get(device_id) not in (None, payload["t"]):
+                self._close_local(device_id)
+        elif kind == "closed":
+            self._close_local(payload["d"])
+        elif kind == "dashboard":
+            event = Event(payload["i"], payload["n"], payload["x"])
+            for subscriber in list(self._dashboards):
+                subscriber.offer(event)
+        elif kind == "dashboards" and payload["r"] != self._link.replica:
+            self._dashboards_anywhere = max(0, self._dashboards_anywhere + int(payload["n"]))
+
+    def lost(self) -> None:
+        # Live events may be missing: the devices reconnect and replay from their streams.
+        self.close_all()
+
+    def _close_local(self, device_id: str) -> None:
+        subscriber = self._local.pop(device_id, None)
+        self._owner.pop(device_id, None)
+        if subscriber is not None:
+            subscriber.closed.set()
+
+    # --- devices -------------------------------------------------------------------------
+
+    async def _xadd(self, pipe: Any, device_id: str, name: str, data: dict[str, Any]) -> None:
+        pipe.xadd(
+            self._key(device_id),
+            {"n": name, "x": json.dumps(data)},
+            maxlen=self._replay_size,
+            approximate=False,
+        )
+
+    async def publish(self, device_id: str, name: str, data: dict[str, Any]) -> None:
+        await self.publish_many([(device_id, name, data)])
+
+    async def publish_many(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+        batch = list(events)
+        for start in range(0, len(batch), 1000):
+            chunk = batch[start : start + 1000]
+            async with self._link.client.pipeline(transaction=False) as pipe:
+                for device_id, name, data in chunk:
+                    await self._xadd(pipe, device_id, name, data)
+                ids = await pipe.execute()
+            async with self._link.client.pipeline(transaction=False) as pipe:
+                for (device_id, name, data), event_id in zip(chunk, ids, strict=True):
+                    body = {"d": device_id, "i": _text(event_id), "n": name, "x": data}
+                    pipe.publish(CHANNEL, json.dumps({"k": "event", "p": body}))
+                await pipe.execute()
+
+    async def subscribe(self, device_id: str, last_event_id: str | None) -> Subscription:
+        old = self._local.pop(device_id, None)
+        if old is not None:
+            old.closed.set()
+        subscriber = Subscriber()
+        token = secrets.token_hex(8)
+        self._local[device_id] = subscriber
+        self._owner[device_id] = token
+        await self._link.send("opened", {"d": device_id, "t": token})
+        key = self._key(device_id)
+        async with self._link.client.pipeline(transaction=False) as pipe:
+            pipe.exists(key)
+            pipe.xinfo_stream(key)
+            results = await pipe.execute(raise_on_error=False)
+        exists = bool(results[0])
+        info = results[1] if exists and isinstance(results[1], dict) else {}
+        last_generated = _text(info.get("last-generated-id", b"0-0"))
+        top = _parse_seq(last_generated) or (0, 0)
+        # Events trimmed off the front (or deleted): a client that last saw one before the
+        # first kept entry has missed some.
+        trimmed = int(info.get("entries-added", 0)) > int(info.get("length", 0))
+        first = info.get("first-entry")
+        floor = (_parse_seq(_text(first[0])) or (0, 0)) if trimmed and first else (0, 0)
+        replay: list[Event] = []
+        gap = True
+        last = _parse_seq(last_event_id) if last_event_id else None
+        if last is not None and floor <= last <= top:
+            entries = await self._link.client.xrange(key, min=f"({last[0]}-{last[1]}", max="+")
+            for event_id, fields in entries:
+                fields = {_text(k): v for k, v in fields.items()}
+                replay.append(
+                    Event(
+                        _text(event_id),
+                        _text(fields["n"]),
+                        json.loads(fields["x"]),
+                        _parse_seq(_text(event_id)) or (0, 0),
+                    )
+                )
+            gap = False
+        if replay:
+            subscriber.floor = replay[-1].seq
+            last_id = replay[-1].id
+        else:
+            subscriber.floor = top
+            last_id = last_generated
+        return Subscription(subscriber, replay, gap, last_id)
+
+    def unsubscribe(self, device_id: str, subscriber: Subscriber) -> bool:
+        if self._local.get(device_id) is not subscriber:
+            return False
+        del self._local[device_id]
+        self._owner.pop(device_id, None)
+        return True
+
+    async def close_device(self, device_id: str) -> None:
+        self._close_local(device_id)
+        await self._link.client.delete(self._key(device_id))
+        await self._link.send("closed", {"d": device_id})
+
+    def close_all(self) -> None:
+        for device_id in list(self._local):
+            self._close_local(device_id)
+        for subscriber in list(self._dashboards):
+            subscriber.closed.set()
+
+    def stream_count(self) -> int:
+        return len(self._local)
+
+    # --- dashboards ----------------------------------------------------------------------
+
+    def dashboard_subscribe(self) -> Subscriber:
+        subscriber = Subscriber()
+        self._dashboards.add(subscriber)
+        self._count_dashboards(1)
+        return subscriber
+
+    def dashboard_unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber in self._dashboards:
+            self._dashboards.discard(subscriber)
+            self._count_dashboards(-1)
+
+    def _count_dashboards(self, change: int) -> None:
+        self._dashboards_anywhere = max(0, self._dashboards_anywhere + change)
+        task = asyncio.get_running_loop().create_task(
+            self._link.send("dashboards", {"n": change, "r": self._link.replica})
+        )
+        task.add_done_callback(lambda t: t.exception())
+
+    async def broadcast(self, name: str, data: dict[str, Any]) -> None:
+        await self._link.send("dashboard", {"i": secrets.token_hex(6), "n": name, "x": data})
+
+    def dashboards_open(self) -> bool:
+        return self._dashboards_anywhere > 0 or bool(self._dashboards)
+
+    def dashboard_count(self) -> int:
+        return len(self._dashboards)
+
+
+async def open_redis(url: str, config: ServerConfig, clock: Clock) -> Shared:
+    """The ``Shared`` state of a replica, in Redis at ``url``."""
+    import redis.asyncio
+
+    from server._shared import BEATS_PER_HALF_INTERVAL, Shared, heartbeat_interval, offline_after_s
+
+    # Requests beyond the pool wait for a connection (briefly) rather than fail.
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, health_check_interval=30
+    )
+    client = redis.asyncio.Redis.from_pool(pool)
+    try:
+        await client.ping()
+    except (redis.RedisError, OSError) as exc:
+        await client.aclose()
+        from core import ServerError
+
+        raise ServerError(f"server.redis_url: cannot reach Redis ({exc})") from exc
+    link = RedisLink(client)
+    await link.start()
+    interval = heartbeat_interval(config)
+    return Shared(
+        hub=RedisHub(link, config.event_replay_size),
+        presence=RedisPresence(
+            link,
+            offline_after_s(config),
+            beats=BEATS_PER_HALF_INTERVAL,
+            beat_window_s=interval / 2,
+            clock=clock,
+        ),
+        manifests=RedisManifests(link),
+        bus=RedisBus(link),
+        leases=RedisLeases(link),
+        window=lambda name, limit, window_s: RedisWindow(link, name, limit, window_s, clock),
+        close=link.close,
+    )

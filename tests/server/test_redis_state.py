@@ -1,0 +1,190 @@
+"""The Redis-backed shared state, with two replicas on one real Redis: what one does, the
+other sees, and what must happen once happens once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from core import ServerConfig
+from server._bus import Wakeups
+from server._hub import Event, Subscriber
+from server._manifests import CachedManifest
+from server._redis_state import open_redis
+from server._shared import Shared
+from tools.bench import ScratchRedis
+
+WAIT_S = 5.0
+
+
+@dataclass
+class Clock:
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def replicas(redis_server: ScratchRedis) -> AsyncIterator[tuple[Shared, Shared, Clock]]:
+    redis_server.command("FLUSHALL")
+    clock = Clock()
+    config = ServerConfig.model_validate({"event_replay_size": 4})
+    a = await open_redis(redis_server.url, config, clock)
+    b = await open_redis(redis_server.url, config, clock)
+    try:
+        yield a, b, clock
+    finally:
+        await a.close()
+        await b.close()
+        redis_server.command("FLUSHALL")
+
+
+async def _next(subscriber: Subscriber) -> Event:
+    return await asyncio.wait_for(subscriber.queue.get(), WAIT_S)
+
+
+async def test_an_event_published_on_one_replica_reaches_a_stream_on_the_other(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, _ = replicas
+    held = await b.hub.subscribe("dev", None)
+    assert held.gap and held.replay == []
+    await a.hub.publish("dev", "manifest", {"etag": "1"})
+    event = await _next(held.subscriber)
+    assert (event.name, event.data) == ("manifest", {"etag": "1"})
+    # B dies without a word; two more events while the device is away.
+    b.hub.close_all()
+    await a.hub.publish_many([("dev", "command", {"n": 2}), ("dev", "command", {"n": 3})])
+    resumed = await a.hub.subscribe("dev", event.id)
+    assert not resumed.gap
+    assert [e.data for e in resumed.replay] == [{"n": 2}, {"n": 3}]
+    assert resumed.last_id == resumed.replay[-1].id
+
+
+async def test_a_stream_opened_on_one_replica_closes_the_one_on_the_other(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, _ = replicas
+    old = await a.hub.subscribe("dev", None)
+    new = await b.hub.subscribe("dev", None)
+    await asyncio.wait_for(old.subscriber.closed.wait(), WAIT_S)
+    assert not new.subscriber.closed.is_set()
+    assert a.hub.stream_count() == 0 and b.hub.stream_count() == 1
+
+
+async def test_an_id_older_than_the_replay_buffer_is_a_gap(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, _ = replicas
+    first = await a.hub.subscribe("dev", None)
+    await a.hub.publish("dev", "command", {"n": 0})
+    seen = await _next(first.subscriber)
+    await a.hub.publish_many([("dev", "command", {"n": n}) for n in range(1, 10)])
+    again = await b.hub.subscribe("dev", seen.id)
+    assert again.gap and again.replay == []
+    assert (await b.hub.subscribe("dev", "not-an-id")).gap
+
+
+async def test_a_revoked_device_loses_its_stream_everywhere_and_its_events(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, _ = replicas
+    held = await b.hub.subscribe("dev", None)
+    await a.hub.publish("dev", "command", {"n": 1})
+    event = await _next(held.subscriber)
+    await a.hub.close_device("dev")
+    await asyncio.wait_for(held.subscriber.closed.wait(), WAIT_S)
+    assert (await a.hub.subscribe("dev", event.id)).gap
+
+
+async def test_dashboard_events_reach_every_replica(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, _ = replicas
+    dashboard = b.hub.dashboard_subscribe()
+    for _ in range(100):  # the count crosses over the channel
+        if a.hub.dashboards_open():
+            break
+        await asyncio.sleep(0.05)
+    assert a.hub.dashboards_open()
+    await a.hub.broadcast("device", {"device_id": "dev", "status": "online"})
+    assert (await _next(dashboard)).data["status"] == "online"
+
+
+async def test_presence_is_shared_and_a_silent_device_goes_offline_once(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, clock = replicas
+    first = await a.presence.beat("dev", clock.now, {"cpu": 1})
+    assert first.transition == "online"
+    assert (await b.presence.seen("dev", clock.now + 1)).transition is None
+    live = await b.presence.live(["dev", "other"])
+    assert list(live) == ["dev"] and live["dev"].metrics == {"cpu": 1}
+    assert await b.presence.online_count() == 1
+    clock.now += a.presence.offline_after_s + 2
+    swept = await asyncio.gather(a.presence.expired(clock.now), b.presence.expired(clock.now))
+    assert sorted(len(s) for s in swept) == [0, 1], "offline once, whichever replica sweeps"
+    assert await a.presence.online_count() == 0
+
+
+async def test_heartbeats_are_limited_across_replicas(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, clock = replicas
+    assert not (await a.presence.beat("dev", clock.now, {})).retry_after
+    assert not (await b.presence.beat("dev", clock.now, {})).retry_after
+    assert (await a.presence.beat("dev", clock.now, {})).retry_after > 0
+
+
+async def test_a_lockout_counts_failures_on_every_replica(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, clock = replicas
+    on_a, on_b = a.window("claims", 3, 60.0), b.window("claims", 3, 60.0)
+    results = await asyncio.gather(*(w.reserve("code") for w in [on_a, on_b] * 3))
+    assert sorted(wait == 0 for wait, _ in results) == [False] * 3 + [True] * 3
+    token = next(t for wait, t in results if wait == 0)
+    await on_b.release("code", token)  # that claim succeeded: it is not a failure
+    assert await on_a.count("code") == 2
+    clock.now += 61
+    assert await on_b.hit("code") == 0
+
+
+async def test_one_replica_holds_a_lease_until_it_lapses(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, _ = replicas
+    assert await a.leases.hold("sweeper", 0.3)
+    assert not await b.leases.hold("sweeper", 0.3)
+    assert await a.leases.hold("sweeper", 0.3)  # renewed by its holder
+    await asyncio.sleep(0.5)
+    assert await b.leases.hold("sweeper", 0.3)
+
+
+async def test_a_wake_up_on_one_replica_ends_a_long_poll_on_the_other(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b = Wakeups(replicas[0].bus), Wakeups(replicas[1].bus)
+    with a.listen("pairing:p1") as claimed:
+        await b.wake("pairing:p1")
+        await asyncio.wait_for(claimed.wait(), WAIT_S)
+    assert len(a) == 0
+
+
+async def test_a_stored_manifest_is_never_replaced_by_an_older_one(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, _ = replicas
+
+    def manifest(version: int) -> CachedManifest:
+        return CachedManifest(f'"{version}"', b"{}", version, frozenset({"ab", "cd"}), "d")
+
+    await a.manifests.put_many({"dev": manifest(3)})
+    await b.manifests.put_many({"dev": manifest(2)})  # committed first, stored last
+    assert await b.manifests.get("dev") == manifest(3)
+    await b.manifests.drop("dev")
+    assert await a.manifests.get("dev") is None
