@@ -40,14 +40,16 @@ DIRECT = {
     "uvloop",
 }
 _BASE = {"pydantic", "tomli_w"}  # core's configuration
-_SYNC = _BASE | {"httpx", "httpx_sse", "psutil", "sqlite_utils", "tenacity"}
+# tenacity drives the retry policy (core._retry); it loads with the first retry loop made, so
+# that importing core (every package does) does not load it.
+_SYNC = _BASE | {"httpx", "httpx_sse", "psutil", "sqlite_utils"}
 EXPECTED: dict[str, set[str]] = {
     "core": _BASE,
     "protocol": {"pydantic"},
     # The renderers and the compositor: no HTTP client, no database, no libmpv until a video
     # item is played.
     "zones": _BASE | {"PIL", "pygame"},
-    "cache": _BASE | {"httpx", "psutil", "sqlite_utils", "tenacity"},
+    "cache": _BASE | {"httpx", "psutil", "sqlite_utils"},
     "sync": _SYNC,
     "player": _SYNC | {"PIL", "pygame", "transitions"},
     # jinja2: the web console's templates, mounted by create_app.

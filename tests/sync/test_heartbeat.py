@@ -12,17 +12,11 @@ import httpx
 import pytest
 
 from protocol import Command, QuarantinedItem
-from sync import DeviceClient, HeartbeatLoop, HostSampler, SyncReport, jittered, read_temperature
+from sync import DeviceClient, HeartbeatLoop, HostSampler, SyncReport, read_temperature
 from tests.sync.device_fakes import FakeHost
 
 CpuTimes = namedtuple("CpuTimes", "user system idle iowait")
 SERVER_TIME = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
-
-
-def test_jitter_stays_within_twenty_percent() -> None:
-    assert jittered(30, lambda: 0.0) == pytest.approx(24.0)
-    assert jittered(30, lambda: 1.0) == pytest.approx(36.0)
-    assert jittered(30, lambda: 0.5) == pytest.approx(30.0)
 
 
 def test_cpu_is_measured_over_the_interval_not_since_boot(tmp_path: Path) -> None:
@@ -152,6 +146,27 @@ async def test_retry_after_on_429_is_honoured(
     assert delays[0] == 90.0
     assert delays[1] == pytest.approx(45.0)  # the server's interval, jitter pinned at 0 %
     assert loop.beats == 1
+
+
+async def test_a_day_long_retry_after_is_capped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server (or a proxy's typo) saying Retry-After: 86400 does not silence the device for
+    a day: the retry policy's cap (an hour) bounds it."""
+    server, host = Server(), FakeHost()
+    problem = {"title": "Unavailable", "status": 503, "code": "unavailable"}
+    server.responses.append(httpx.Response(503, json=problem, headers={"Retry-After": "86400"}))
+    loop = loop_for(server, host, tmp_path, SyncReport())
+    delays: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        delays.append(delay)
+        raise LookupError("stop")
+
+    monkeypatch.setattr(loop, "_sleep", fake_sleep)
+    with pytest.raises(LookupError):
+        await loop.run()
+    assert delays == [3600.0]
 
 
 async def test_a_failed_beat_waits_a_full_interval(
