@@ -147,3 +147,100 @@ def test_the_private_import_rule_sees_what_it_must() -> None:
     assert private_imports(sample, "tools.cli") == ["1: tools.sim._run", "5: zones._video"]
     assert _package_of(ROOT / "tools" / "sim" / "_run.py") == "tools.sim"
     assert _package_of(ROOT / "zones" / "_video.py") == "zones"
+
+
+# --- no import cycles -----------------------------------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """Module -> the modules among ``sources`` it imports. ``sources`` maps a module's name
+    to (its source, whether it is a package's ``__init__``). Every import statement counts:
+    those under ``TYPE_CHECKING`` and inside functions too (a cycle is a cycle to a reader)."""
+    graph: dict[str, set[str]] = {}
+    for name, (source, is_package) in sources.items():
+        package = name if is_package else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                edges |= {alias.name for alias in node.names if alias.name in sources}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parent, base] if base else parent)
+                for alias in node.names:
+                    if f"{base}.{alias.name}" in sources:  # a module: from tools.sim import _run
+                        edges.add(f"{base}.{alias.name}")
+                    elif base in sources:
+                        edges.add(base)
+        graph[name] = edges - {name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_module_import_cycle() -> None:
+    sources = {
+        _module_name(path): (path.read_text(encoding="utf-8"), path.name == "__init__.py")
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "demo" not in path.parts
+    }
+    graph = import_graph(sources)
+    assert {"tools.sim._events", "tools.sim._run", "tools.bench._video"} <= set(graph)
+    assert "tools.sim._events" in graph["tools.sim._run"]
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_check_sees_what_it_must() -> None:
+    sources = {
+        "pkg": ("from pkg._a import A\n", True),
+        "pkg._a": ("from pkg._b import B\n", False),
+        # Only for the type checker, and still a cycle for a reader.
+        "pkg._b": (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg._a import A\n",
+            False,
+        ),
+        "pkg._c": ("def f():\n    from pkg import _d\n", False),
+        "pkg._d": ("from . import _c\n", False),
+        "pkg._e": ("import pkg\nimport os\n", False),
+    }
+    graph = import_graph(sources)
+    assert graph["pkg._c"] == {"pkg._d"} and graph["pkg._d"] == {"pkg._c"}
+    assert graph["pkg._e"] == {"pkg"}
+    assert import_cycles(graph) == [["pkg._a", "pkg._b"], ["pkg._c", "pkg._d"]]
