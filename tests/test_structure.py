@@ -244,3 +244,78 @@ def test_the_cycle_check_sees_what_it_must() -> None:
     assert graph["pkg._c"] == {"pkg._d"} and graph["pkg._d"] == {"pkg._c"}
     assert graph["pkg._e"] == {"pkg"}
     assert import_cycles(graph) == [["pkg._a", "pkg._b"], ["pkg._c", "pkg._d"]]
+
+
+# --- no private attributes across packages --------------------------------------------------
+
+PLUGIN = ROOT / "tests" / "private_access.py"
+
+_SAMPLE = {
+    "zones/__init__.py": "from zones._renderer import Renderer, Shot\n__all__ = ['Renderer', 'Shot']\n",
+    "zones/_renderer.py": (
+        "from typing import NamedTuple\n"
+        "class Renderer:\n"
+        "    _shared = 1\n"
+        "    def __init__(self) -> None:\n"
+        "        self._output: int | None = None\n"
+        "    @property\n"
+        "    def _size(self) -> int:\n"
+        "        return 1\n"
+        "    def _learn(self) -> None: ...\n"
+        "class Shot(NamedTuple):\n"
+        "    zone: str\n"
+        "def peek(r: Renderer) -> int | None:\n"
+        "    return r._output  # its own package: allowed\n"
+    ),
+    "tools/__init__.py": "",
+    "tools/bench/__init__.py": "",
+    "tools/bench/_video.py": (
+        "from zones import Renderer, Shot\n"
+        "def measure(renderer: Renderer) -> None:\n"
+        "    print(renderer._output)\n"
+        "    renderer._learn()\n"
+        "    print(Renderer._shared, renderer._size)\n"
+        "    renderer._output = 2\n"
+        "    print(Shot('main')._replace(zone='side'))  # namedtuple's API: allowed\n"
+        "class Mine(Renderer):\n"
+        "    def go(self) -> None:\n"
+        "        self._learn()\n"
+    ),
+    "tools/sim/__init__.py": "",
+    "tools/sim/_run.py": (
+        "from tools.bench._video import Mine\n"  # (a private import: the other rule's)
+        "from typing import Any\n"
+        "def run(mine: Mine, anything: Any) -> None:\n"
+        "    mine.go()\n"
+        "    print(anything._output, getattr(mine, '_output'))  # Any: unseen\n"
+    ),
+}
+
+
+def test_the_private_access_plugin_is_configured() -> None:
+    config = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"tests/private_access.py"' in config
+
+
+def test_the_private_access_plugin_sees_what_it_must(tmp_path: Path) -> None:
+    for name, source in _SAMPLE.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(source, encoding="utf-8")
+    (tmp_path / "mypy.ini").write_text(f"[mypy]\nplugins = {PLUGIN}\n", encoding="utf-8")
+    command = [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--cache-dir"]
+    command += [str(tmp_path / "cache"), "--no-error-summary", "zones", "tools"]
+    out = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True).stdout
+    found = sorted(
+        (line.split(":")[0], int(line.split(":")[1]), line.split('"')[1])
+        for line in out.splitlines()
+        if "is private to" in line
+    )
+    video = str(Path("tools/bench/_video.py"))
+    assert found == [
+        (video, 3, "_output"),
+        (video, 4, "_learn"),
+        (video, 5, "_shared"),
+        (video, 5, "_size"),
+        (video, 6, "_output"),
+        (video, 10, "_learn"),
+    ], out
