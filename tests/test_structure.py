@@ -1,5 +1,6 @@
-"""The package graph (docs/development.md): what each package's import loads, and no module
-reaching into another package's private modules."""
+"""The package graph (docs/development.md): which package imports which, what each package's
+import loads, no module reaching into another package's private modules or private attributes,
+and no import cycle between modules."""
 
 from __future__ import annotations
 
@@ -214,17 +215,74 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_no_module_import_cycle() -> None:
-    sources = {
+def _sources() -> dict[str, tuple[str, bool]]:
+    return {
         _module_name(path): (path.read_text(encoding="utf-8"), path.name == "__init__.py")
         for package in PACKAGES
         for path in (ROOT / package).rglob("*.py")
         if "demo" not in path.parts
     }
-    graph = import_graph(sources)
+
+
+def test_no_module_import_cycle() -> None:
+    graph = import_graph(_sources())
     assert {"tools.sim._events", "tools.sim._run", "tools.bench._video"} <= set(graph)
     assert "tools.sim._events" in graph["tools.sim._run"]
     assert import_cycles(graph) == []
+
+
+# The package graph of docs/development.md: which of our packages each may import.
+_LIBRARIES = {"core", "protocol", "zones", "cache", "sync", "player", "server"}
+MAY_IMPORT: dict[str, set[str]] = {
+    "core": set(),
+    "protocol": set(),
+    "zones": {"core", "protocol"},
+    "cache": {"core", "protocol"},
+    "sync": {"core", "protocol"},
+    "server": {"core", "protocol"},
+    "player": {"core", "protocol", "zones", "cache", "sync"},
+    "tools.sim": _LIBRARIES,
+    "tools.bench": _LIBRARIES,
+    "tools.cli": _LIBRARIES | {"tools.sim", "tools.bench"},
+    "tools": {"tools.cli"},
+}
+
+
+def package_edges(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph folded into packages (``tools.sim`` for the simulator's modules)."""
+
+    def package(module: str) -> str:
+        for sub in SUBPACKAGES:
+            if module == sub or module.startswith(sub + "."):
+                return sub
+        return module.split(".")[0]
+
+    edges: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        edges.setdefault(package(module), set()).update(package(t) for t in targets)
+    return {name: targets - {name} for name, targets in edges.items()}
+
+
+def test_the_package_graph_points_down() -> None:
+    edges = package_edges(import_graph(_sources()))
+    assert set(edges) == set(MAY_IMPORT)
+    assert {name: targets - MAY_IMPORT[name] for name, targets in edges.items()} == {
+        name: set() for name in MAY_IMPORT
+    }
+    assert "zones" in edges["player"] and "tools.sim" in edges["tools.cli"]
+
+
+def test_the_package_graph_check_sees_what_it_must() -> None:
+    graph = {
+        "zones._text": {"sync._client", "core"},
+        "tools.sim._run": {"tools.bench._video", "player"},
+        "tools": {"tools.cli"},
+    }
+    assert package_edges(graph) == {
+        "zones": {"sync", "core"},
+        "tools.sim": {"tools.bench", "player"},
+        "tools": {"tools.cli"},
+    }
 
 
 def test_the_cycle_check_sees_what_it_must() -> None:
