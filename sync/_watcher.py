@@ -6,7 +6,8 @@ that stalls without closing is caught by a read timeout above twice the server's
 Reconnects follow the retry policy (``core.RetryPolicy``: full-jitter exponential backoff,
 capped, at least the server's Retry-After), so a fleet that lost its server does not
 reconnect in lockstep. After ``failures_before_poll`` failed attempts the
-manifest is polled at the poll interval while SSE keeps being retried in the background.
+manifest is polled at the poll interval (or after the server's Retry-After, up to the same cap)
+while SSE keeps being retried in the background.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from core import ProtocolError, RetryPolicy, retrying
+from core import ProtocolError, RetryPolicy, honour_retry_after, retry_after_of, retrying
 from protocol import Command, Manifest, ManifestConfig, ManifestEvent
 from sync._client import DeviceClient, MalformedManifest, RequestFailed
 from sync._heartbeat import SyncReport
@@ -144,11 +145,17 @@ class ManifestWatcher:
         while True:
             await self._polling.wait()
             self.polls += 1
+            retry_after = None
             try:
                 await self.refresh()
             except (RequestFailed, ProtocolError) as exc:
-                log.warning("manifest poll failed", extra={"fields": {"error": str(exc)}})
-            await asyncio.sleep(self.timing.poll_interval_s)
+                retry_after = retry_after_of(exc)
+                log.warning(
+                    "manifest poll failed",
+                    extra={"fields": {"error": str(exc), "retry_after_s": retry_after}},
+                )
+            # A busy server's Retry-After (up to the retry policy's cap) outweighs the interval.
+            await asyncio.sleep(honour_retry_after(self.timing.poll_interval_s, retry_after))
 
     @property
     def polling(self) -> bool:
