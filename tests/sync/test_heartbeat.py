@@ -148,14 +148,23 @@ async def test_retry_after_on_429_is_honoured(
     assert loop.beats == 1
 
 
-async def test_a_day_long_retry_after_is_capped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [
+        # A server (or a proxy's typo) saying Retry-After: 86400 does not silence the device
+        # for a day: the retry policy's cap (an hour) bounds it.
+        ("86400", 3600.0),
+        # A failed beat waits a full interval too (jitter pinned at 0 %): never a tight retry.
+        (None, 30.0),
+    ],
+)
+async def test_a_failed_beat_waits_its_interval_or_the_capped_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, retry_after: str | None, expected: float
 ) -> None:
-    """A server (or a proxy's typo) saying Retry-After: 86400 does not silence the device for
-    a day: the retry policy's cap (an hour) bounds it."""
     server, host = Server(), FakeHost()
     problem = {"title": "Unavailable", "status": 503, "code": "unavailable"}
-    server.responses.append(httpx.Response(503, json=problem, headers={"Retry-After": "86400"}))
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    server.responses.append(httpx.Response(503, json=problem, headers=headers))
     loop = loop_for(server, host, tmp_path, SyncReport())
     delays: list[float] = []
 
@@ -166,25 +175,7 @@ async def test_a_day_long_retry_after_is_capped(
     monkeypatch.setattr(loop, "_sleep", fake_sleep)
     with pytest.raises(LookupError):
         await loop.run()
-    assert delays == [3600.0]
-
-
-async def test_a_failed_beat_waits_a_full_interval(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    server, host = Server(), FakeHost()
-    server.responses.append(httpx.Response(503))
-    loop = loop_for(server, host, tmp_path, SyncReport())
-    delays: list[float] = []
-
-    async def fake_sleep(delay: float) -> None:
-        delays.append(delay)
-        raise LookupError("stop")
-
-    monkeypatch.setattr(loop, "_sleep", fake_sleep)
-    with pytest.raises(LookupError):
-        await loop.run()
-    assert delays == [pytest.approx(30.0)]
+    assert delays == [pytest.approx(expected)]
     assert loop.failures == 1
 
 
