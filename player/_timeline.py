@@ -9,7 +9,11 @@ One JSON object per line, a contract other tools read::
 instant the frame was handed to the display (its present call returned) minus ``due``.
 ``start`` events also carry ``"load_ms"``, how long preparing the item took. On a virtual
 clock both are null: media time stands still while that work happens. ``state`` events carry
-``"state"``; ``error`` events carry ``"error"`` (the reason).
+``"state"``; ``error`` events carry ``"error"`` (the reason). ``interrupt`` events carry
+``"interrupt"`` (its id) and ``"state"`` (``start``: its first frame; ``end``: the first frame
+after it); ``due`` is when it was to take over (its start, or when the player learned of it)
+or to end. ``power`` events carry ``"state"`` (``on``, ``off``) and ``"reason"``
+(``schedule``, ``command``); ``due`` is the scheduled instant.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-EventKind = Literal["start", "end", "error", "state"]
+EventKind = Literal["start", "end", "error", "state", "interrupt", "power"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class TimelineEvent:
     load_ms: float | None = None
     state: str | None = None
     error: str | None = None
+    interrupt: str | None = None
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -53,8 +59,12 @@ class TimelineEvent:
         }
         if self.event == "start":
             record["load_ms"] = None if self.load_ms is None else round(self.load_ms, 3)
-        if self.event == "state":
+        if self.event in ("state", "interrupt", "power"):
             record["state"] = self.state
+        if self.event == "interrupt":
+            record["interrupt"] = self.interrupt
+        if self.event == "power":
+            record["reason"] = self.reason
         if self.event == "error":
             record["error"] = self.error
         return record

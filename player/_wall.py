@@ -129,3 +129,11 @@ class WallClock:
     def media_ns_of(self, when: dt.datetime) -> int:
         """The media instant at which the wall clock reads ``when`` (with the current offset)."""
         return to_ns(when) - self._offset
+
+    def wall_ns_at(self, media_ns: int) -> int:
+        """``at`` in nanoseconds since the epoch (no rounding to microseconds)."""
+        return media_ns + self._offset
+
+    def media_ns_at(self, wall_ns: int) -> int:
+        """``media_ns_of`` for a wall time in nanoseconds since the epoch."""
+        return wall_ns - self._offset

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
@@ -18,8 +17,19 @@ from pydantic import (
     model_validator,
 )
 
+from protocol._scheduling import (
+    HOUR_MS,
+    Interrupt,
+    LayoutShare,
+    PowerSchedule,
+    Share,
+    Window,
+    check_window,
+    unused,
+)
 from protocol._types import (
     Colour,
+    Day,
     DurationMs,
     Extent,
     Id,
@@ -28,17 +38,8 @@ from protocol._types import (
     TimeOfDay,
     TimeZoneName,
     TransitionMs,
-    minutes_of,
+    WireModel,
 )
-
-Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class WireModel(BaseModel):
-    """Strict base: unknown fields are an error, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _duplicates(values: Iterable[str]) -> list[str]:
@@ -50,8 +51,36 @@ class Transition(WireModel):
     duration_ms: TransitionMs = 500
 
 
-class ImageItem(WireModel):
+class ItemBase(WireModel):
+    """What every item has: an id, and optionally its own validity window and share of airtime.
+
+    ``valid``: the item plays only inside this window (like a schedule entry's, in the
+    manifest's time zone); outside it the zone skips it. ``share``: the item asks for a share
+    of each hour, spread evenly; it needs a ``duration_ms``.
+    """
+
     id: Id
+    valid: Window | None = Field(None, exclude_if=unused)
+    share: Share | None = Field(None, exclude_if=unused)
+
+    @model_validator(mode="after")
+    def _share_needs_duration(self) -> ItemBase:
+        if self.share is not None and getattr(self, "duration_ms", None) is None:
+            raise ValueError(
+                f"item {self.id!r} asks for a share of airtime but has no duration_ms "
+                "(plays are spread by their length)"
+            )
+        return self
+
+    def plays_per_hour(self) -> int:
+        """The plays per hour its share asks for (0 without a share)."""
+        duration = getattr(self, "duration_ms", None)
+        if self.share is None or not isinstance(duration, int):
+            return 0
+        return self.share.plays_per_hour(duration)
+
+
+class ImageItem(ItemBase):
     type: Literal["image"]
     asset: Sha256
     duration_ms: DurationMs = 10_000
@@ -59,8 +88,7 @@ class ImageItem(WireModel):
     transition: Transition | None = None
 
 
-class VideoItem(WireModel):
-    id: Id
+class VideoItem(ItemBase):
     type: Literal["video"]
     asset: Sha256
     duration_ms: DurationMs | None = Field(None, description="None: play to the end of the file")
@@ -76,8 +104,7 @@ class VideoItem(WireModel):
         return self
 
 
-class TextItem(WireModel):
-    id: Id
+class TextItem(ItemBase):
     type: Literal["text"]
     text: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
     duration_ms: DurationMs = 10_000
@@ -90,8 +117,7 @@ class TextItem(WireModel):
     transition: Transition | None = None
 
 
-class ClockItem(WireModel):
-    id: Id
+class ClockItem(ItemBase):
     type: Literal["clock"]
     format: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "%H:%M"
     timezone: TimeZoneName | None = Field(None, description="None: the manifest's timezone")
@@ -123,6 +149,12 @@ class Playlist(WireModel):
     def _unique_items(self) -> Playlist:
         if dup := _duplicates(i.id for i in self.items):
             raise ValueError(f"playlist {self.id!r} repeats item ids {dup}")
+        shared_ms = sum(i.plays_per_hour() * (i.duration_ms or 0) for i in self.items)
+        if shared_ms > HOUR_MS:
+            raise ValueError(
+                f"playlist {self.id!r}: its shares ask for {shared_ms / 1000:g} s of each hour "
+                "(more than the hour)"
+            )
         return self
 
 
@@ -159,8 +191,10 @@ class Layout(WireModel):
 class ScheduleEntry(WireModel):
     """Plays ``layout`` on ``days`` between ``from`` and ``to`` local time, within the dates.
 
-    ``to`` earlier than ``from`` crosses midnight: the window belongs to the day it starts on.
-    ``start``/``end`` are inclusive dates; None means open-ended. ``days`` None means every day.
+    The window fields mean what they mean in ``Window``: ``to`` earlier than ``from`` crosses
+    midnight (the window belongs to the day it starts on), ``start``/``end`` are inclusive
+    dates, None means open-ended, ``days`` None means every day. With ``share`` the entry
+    plays its layout only in its slots of each hour (a campaign with a share of airtime).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -173,27 +207,11 @@ class ScheduleEntry(WireModel):
     days: list[Day] | None = Field(None, min_length=1, max_length=7)
     from_: TimeOfDay | None = Field(None, alias="from")
     to: TimeOfDay | None = None
+    share: LayoutShare | None = Field(None, exclude_if=unused)
 
     @model_validator(mode="after")
     def _coherent(self) -> ScheduleEntry:
-        if self.start and self.end and self.end < self.start:
-            raise ValueError(
-                f"schedule {self.id!r} ends ({self.end}) before it starts ({self.start})"
-            )
-        if (self.from_ is None) != (self.to is None):
-            raise ValueError(f"schedule {self.id!r} needs both 'from' and 'to', or neither")
-        if self.from_ == "24:00":
-            raise ValueError(f"schedule {self.id!r}: 'from' cannot be 24:00 (use 00:00)")
-        if (
-            self.from_ is not None
-            and self.to is not None
-            and minutes_of(self.from_) == minutes_of(self.to) % 1440
-        ):
-            raise ValueError(
-                f"schedule {self.id!r}: 'from' equals 'to'; leave both out for all day"
-            )
-        if self.days and (dup := _duplicates(self.days)):
-            raise ValueError(f"schedule {self.id!r} repeats days {dup}")
+        check_window(self, f"schedule {self.id!r}")
         return self
 
 
@@ -232,6 +250,8 @@ class Manifest(WireModel):
     layouts: list[Layout] = Field(default_factory=list, max_length=1_000)
     schedule: list[ScheduleEntry] = Field(default_factory=list, max_length=1_000)
     default_layout: Id | None = None
+    interrupts: list[Interrupt] = Field(default_factory=list, max_length=100, exclude_if=unused)
+    power: PowerSchedule | None = Field(None, exclude_if=unused)
 
     @model_validator(mode="after")
     def _references(self) -> Manifest:
@@ -240,6 +260,7 @@ class Manifest(WireModel):
             ("playlist ids", [p.id for p in self.playlists]),
             ("layout ids", [layout.id for layout in self.layouts]),
             ("schedule ids", [s.id for s in self.schedule]),
+            ("interrupt ids", [i.id for i in self.interrupts]),
         ):
             if dup := _duplicates(ids):
                 raise ValueError(f"repeated {kind}: {dup}")
@@ -269,6 +290,11 @@ class Manifest(WireModel):
         for entry in self.schedule:
             if entry.layout not in layouts:
                 raise ValueError(f"schedule {entry.id!r} uses unknown layout {entry.layout!r}")
+        for interrupt in self.interrupts:
+            if interrupt.layout not in layouts:
+                raise ValueError(
+                    f"interrupt {interrupt.id!r} uses unknown layout {interrupt.layout!r}"
+                )
         if self.default_layout is not None and self.default_layout not in layouts:
             raise ValueError(f"default_layout {self.default_layout!r} is not a layout")
         return self

@@ -7,11 +7,24 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from protocol._manifest import ManifestConfig, WireModel
-from protocol._types import Id, PairingCode, Sha256, ShortText, Token
+from protocol._manifest import ManifestConfig
+from protocol._scheduling import unused
+from protocol._types import Id, PairingCode, Sha256, ShortText, Token, WireModel
 
 PROTOCOL_VERSION = 1
-CommandName = Literal["reload", "screenshot", "restart", "reboot", "clear_cache", "identify"]
+CommandName = Literal[
+    "reload",
+    "screenshot",
+    "restart",
+    "reboot",
+    "clear_cache",
+    "identify",
+    "display_on",
+    "display_off",
+]
+# Commands a player that predates them would refuse (the whole heartbeat answer with them):
+# the server sends them only to players that report ``metrics.power``.
+POWER_COMMANDS: frozenset[str] = frozenset({"display_on", "display_off"})
 Scalar = str | int | float | bool | None
 Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{8,64}$")]
 
@@ -79,6 +92,16 @@ class CacheMetrics(WireModel):
     disk_full: bool = False
 
 
+class PowerMetrics(WireModel):
+    """The screen's power: what the player wants and why, and what the screen says."""
+
+    wanted: Literal["on", "off"]
+    reason: Literal["schedule", "command", "interrupt"] = "schedule"
+    backend: Literal["cec", "drm", "x11", "none"]
+    display: Literal["on", "standby", "unknown"] = "unknown"
+    error: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
 class QuarantinedItem(WireModel):
     """An item the player skips: it was playing when the player died abnormally."""
 
@@ -109,6 +132,8 @@ class Metrics(WireModel):
     manifest_version: int | None = Field(None, ge=0)
     manifest_error: Annotated[str, StringConstraints(max_length=500)] | None = None
     quarantined: list[QuarantinedItem] = Field(default_factory=list, max_length=64)
+    power: PowerMetrics | None = Field(None, exclude_if=unused)
+    interrupt: Id | None = Field(None, exclude_if=unused)
 
 
 class Heartbeat(WireModel):

@@ -1,34 +1,48 @@
 """Assembling each device's manifest from the content it is assigned, and publishing changes.
 
 A device (or its group) is assigned a content set: schedule entry ids and a default layout.
-Its manifest holds exactly the layouts, playlists and assets those reference. The version
-goes up only when that content changes; the strong ETag is over the canonical JSON.
+Its manifest holds exactly the layouts, playlists and assets those reference, plus the
+interrupts sent to it or its group that have not ended or been cleared (and their layouts),
+and its power schedule (its own, else its group's). The version goes up only when that
+content changes; the strong ETag is over the canonical JSON.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import (
     DAYS,
     Asset,
     ImageItem,
+    Interrupt,
     Layout,
     Manifest,
     ManifestConfig,
     Playlist,
+    PowerSchedule,
     ScheduleEntry,
     VideoItem,
     minutes_of,
 )
-from server._db import devices, groups, layouts, media, playlists, schedules
+from server._db import (
+    devices,
+    groups,
+    interrupts,
+    layouts,
+    media,
+    playlists,
+    power_schedules,
+    schedules,
+)
 from server._state import CachedManifest, ServerState
 
 WEEK_MIN = 7 * 1440
@@ -58,7 +72,26 @@ def assignment_of(device: Any, group: Any | None) -> tuple[tuple[str, ...], str 
     return tuple(source.schedule or []), source.default_layout, timezone
 
 
-Assignment = tuple[tuple[str, ...], str | None, str]
+# (schedule ids, default layout, timezone, interrupt ids, power schedule's target)
+Assignment = tuple[tuple[str, ...], str | None, str, tuple[str, ...], str | None]
+
+
+def interrupt_model(row: Any) -> Interrupt:
+    return Interrupt(
+        id=row.id,
+        layout=row.layout,
+        starts_at=dt.datetime.fromtimestamp(row.starts_at, dt.UTC),
+        ends_at=None if row.ends_at is None else dt.datetime.fromtimestamp(row.ends_at, dt.UTC),
+        priority=row.priority,
+    )
+
+
+def live_interrupts(now: float) -> Any:
+    """The query for interrupts still in force or to come (neither cleared nor ended)."""
+    return select(interrupts).where(
+        interrupts.c.cleared_at.is_(None),
+        or_(interrupts.c.ends_at.is_(None), interrupts.c.ends_at > now),
+    )
 
 
 @dataclass
@@ -80,11 +113,15 @@ class ContentSnapshot:
         tables: dict[str, dict[str, Any]],
         media_rows: dict[str, Asset],
         group_rows: dict[str, Any],
+        interrupt_rows: list[Any] | None = None,
+        power_rows: dict[str, PowerSchedule] | None = None,
     ) -> None:
         self._state = state
         self._tables = tables
         self._media = media_rows
         self.groups = group_rows
+        self._interrupts = {r.id: r for r in interrupt_rows or []}
+        self._power = power_rows or {}
         self._memo: dict[Assignment, _Content] = {}
 
     @classmethod
@@ -100,7 +137,30 @@ class ContentSnapshot:
             }
         media_rows = {r.sha256: _asset(r) for r in await conn.execute(select(media))}
         group_rows = {r.id: r for r in await conn.execute(select(groups))}
-        return cls(state, tables, media_rows, group_rows)
+        interrupt_rows = list(await conn.execute(live_interrupts(state.clock())))
+        power_rows = {
+            r.target: PowerSchedule.model_validate(r.body)
+            for r in await conn.execute(select(power_schedules))
+        }
+        return cls(state, tables, media_rows, group_rows, interrupt_rows, power_rows)
+
+    def assignment(self, device: Any) -> Assignment:
+        """What ``device`` plays: its content set (or its group's), the interrupts sent to
+        it or its group, and its power schedule (or its group's)."""
+        group = self.groups.get(device.group_id) if device.group_id else None
+        schedule_ids, default_layout, timezone = assignment_of(device, group)
+        sent = sorted(
+            r.id
+            for r in self._interrupts.values()
+            if r.device_id == device.id
+            or (r.group_id is not None and r.group_id == device.group_id)
+        )
+        power = None
+        for target in (f"device:{device.id}", f"group:{device.group_id}"):
+            if target in self._power:
+                power = target
+                break
+        return schedule_ids, default_layout, timezone, tuple(sent), power
 
     def _models(self, name: str, model: Any, ids: Iterable[str]) -> list[Any]:
         table = self._tables[name]
@@ -113,10 +173,17 @@ class ContentSnapshot:
         return cached
 
     def _assemble(
-        self, schedule_ids: tuple[str, ...], default_layout: str | None, timezone: str
+        self,
+        schedule_ids: tuple[str, ...],
+        default_layout: str | None,
+        timezone: str,
+        interrupt_ids: tuple[str, ...] = (),
+        power: str | None = None,
     ) -> _Content:
         entries = self._models("schedules", ScheduleEntry, schedule_ids)
+        sent = [interrupt_model(self._interrupts[i]) for i in interrupt_ids]
         layout_ids = {e.layout for e in entries} | ({default_layout} if default_layout else set())
+        layout_ids |= {i.layout for i in sent}
         layout_models = self._models("layouts", Layout, layout_ids)
         playlist_ids = {zone.playlist for layout in layout_models for zone in layout.zones}
         playlist_models = self._models("playlists", Playlist, playlist_ids)
@@ -137,6 +204,8 @@ class ContentSnapshot:
             default_layout=default_layout
             if default_layout in {x.id for x in layout_models}
             else None,
+            interrupts=[i for i in sent if i.layout in {x.id for x in layout_models}],
+            power=self._power.get(power) if power is not None else None,
         )
         body = manifest.model_dump(mode="json", by_alias=True)
         digest = hashlib.sha256(canonical_json(body)).hexdigest()
@@ -169,8 +238,7 @@ async def refresh_devices(
     snapshot = await ContentSnapshot.load(conn, state)
     changed: list[dict[str, Any]] = []
     for device in rows:
-        group = snapshot.groups.get(device.group_id) if device.group_id else None
-        content = snapshot.content(assignment_of(device, group))
+        content = snapshot.content(snapshot.assignment(device))
         version = device.manifest_version
         if content.digest != device.manifest_digest:
             version += 1

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ShowCode = Callable[[PairingCreated], None]
+Now = Callable[[], dt.datetime]
 LONG_POLL_S = 25.0
 # An installer may be waiting in front of the screen: the back-off stays short.
 PAIRING_RETRY = RetryPolicy(initial_s=5.0, max_s=30.0)
@@ -37,13 +38,22 @@ def _log_retry(state: RetryCallState) -> None:
     )
 
 
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 async def _wait_for_claim(
-    client: DeviceClient, created: PairingCreated, *, long_poll_s: float, retry: RetryPolicy
+    client: DeviceClient,
+    created: PairingCreated,
+    *,
+    long_poll_s: float,
+    retry: RetryPolicy,
+    now: Now,
 ) -> PairingPaired:
     """Long-poll until claimed; ``PairingExpired`` when the code lapses."""
     failures = 0
     while True:
-        remaining = (created.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
+        remaining = (created.expires_at - now()).total_seconds()
         if remaining <= 0:
             raise PairingExpired(f"pairing code expired at {created.expires_at.isoformat()}")
         try:
@@ -75,8 +85,11 @@ async def pair(
     *,
     long_poll_s: float = LONG_POLL_S,
     retry: RetryPolicy = PAIRING_RETRY,
+    now: Now = utc_now,
 ) -> Credentials:
-    """Pair this device; returns its credentials. Transient server failures are retried."""
+    """Pair this device; returns its credentials. Transient server failures are retried.
+
+    ``now``: the device's wall time, which a code's expiry is read against."""
     unreadable = 0
     while True:
         async for attempt in retrying(retry, retry_on=_worth_retrying, before_sleep=_log_retry):
@@ -88,7 +101,9 @@ async def pair(
         )
         show_code(created)
         try:
-            paired = await _wait_for_claim(client, created, long_poll_s=long_poll_s, retry=retry)
+            paired = await _wait_for_claim(
+                client, created, long_poll_s=long_poll_s, retry=retry, now=now
+            )
         except PairingExpired:
             log.info("pairing code expired; asking for a new one")
             continue

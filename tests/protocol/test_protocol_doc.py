@@ -42,6 +42,11 @@ def test_the_doc_has_an_example_for_each_wire_model() -> None:
         "TextItem",
         "ClockItem",
         "ScheduleEntry",
+        "Window",
+        "Share",
+        "Interrupt",
+        "PowerSchedule",
+        "PowerMetrics",
     }
     assert expected <= named
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,3 +115,44 @@ def test_admin_client_raises_problem_codes(live: RunningServer) -> None:
     with AdminClient(live.url, live.admin_token) as client, pytest.raises(AdminApiError) as caught:
         client.claim("123456", "nobody")
     assert caught.value.status == 404 and caught.value.code == "pairing_not_found"
+
+
+def test_admin_cli_interrupts_clears_and_sets_power(
+    live: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pairing = _pairing(live)
+    assert main(_admin(live, tmp_path, "admin", "pair", pairing["code"], "--name", "Lobby")) == 0
+    device_id = capsys.readouterr().out.strip()
+    playlist = {"id": "alert", "items": [{"id": "t", "type": "text", "text": "Fire drill"}]}
+    layout = {"id": "alert", "zones": [{"id": "z", "w": 10, "h": 10, "playlist": "alert"}]}
+    (tmp_path / "p.json").write_text(json.dumps(playlist), encoding="utf-8")
+    (tmp_path / "l.json").write_text(json.dumps(layout), encoding="utf-8")
+    assert main(_admin(live, tmp_path, "admin", "playlist", str(tmp_path / "p.json"))) == 0
+    assert main(_admin(live, tmp_path, "admin", "layout", str(tmp_path / "l.json"))) == 0
+    capsys.readouterr()
+    args = ("admin", "interrupt", device_id, "--layout", "alert", "--for", "10m", "--json")
+    assert main(_admin(live, tmp_path, *args)) == 0
+    sent = json.loads(capsys.readouterr().out)
+    seconds = (
+        dt.datetime.fromisoformat(sent["ends_at"]) - dt.datetime.fromisoformat(sent["starts_at"])
+    ).total_seconds()
+    assert (sent["status"], seconds) == ("active", 600)
+    assert main(_admin(live, tmp_path, "admin", "interrupts", "--live")) == 0
+    assert sent["id"] in capsys.readouterr().out
+    assert main(_admin(live, tmp_path, "admin", "clear", sent["id"])) == 0
+    assert capsys.readouterr().out.strip() == f"{sent['id']}: cleared"
+    bad = ("admin", "interrupt", device_id, "--layout", "alert", "--for", "soon")
+    assert main(_admin(live, tmp_path, *bad)) == 1
+    assert "--for takes a duration" in capsys.readouterr().err
+    (tmp_path / "power.toml").write_text(
+        '[[on]]\ndays = ["mon", "tue", "wed", "thu", "fri"]\nfrom = "07:00"\nto = "20:00"\n',
+        encoding="utf-8",
+    )
+    assert (
+        main(_admin(live, tmp_path, "admin", "power", device_id, str(tmp_path / "power.toml"))) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["on"][0]["to"] == "20:00"
+    assert main(_admin(live, tmp_path, "admin", "power", device_id, "--clear")) == 0
+    capsys.readouterr()
+    assert main(_admin(live, tmp_path, "admin", "power", device_id)) == 1
+    assert "power_not_set" in capsys.readouterr().err

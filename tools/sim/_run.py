@@ -29,6 +29,7 @@ from PIL import Image
 from core import ConfigError, SignageError
 from player import NS_PER_S, LoopStallProbe, TimelineWriter, read_timeline
 from server import AdminClient, RunningServer, run_in_thread
+from tools.sim._airtime import interrupt_summary, power_summary, share_of_voice
 from tools.sim._clock import RealDeviceClock, Speed, TimeDriver, device_clock, make_clock
 from tools.sim._content import load_content
 from tools.sim._device import SimDevice
@@ -67,6 +68,11 @@ class Simulation:
         self.clock = make_clock(options.speed)
         self.driver = TimeDriver(self.clock, options.speed)
         self.run_t0_ns = self.clock.now_ns()
+        # The devices' wall clock reads ``--start`` at media time zero; the in-process server
+        # shares that wall time, so both agree on the instants an interrupt starts and ends.
+        self.wall_offset_ns = 0
+        if options.start is not None:
+            self.wall_offset_ns = int(options.start.timestamp() * NS_PER_S) - self.clock.wall_ns()
         self.watch = Watch()
         self.devices: list[SimDevice] = []
         self.device_ids: dict[str, str] = {}
@@ -94,6 +100,10 @@ class Simulation:
     def at_ns(self, media_s: float) -> int:
         return self.run_t0_ns + int(media_s * NS_PER_S)
 
+    def wall_s(self) -> float:
+        """The simulated wall time (UNIX seconds), read from any thread (the server's)."""
+        return (self.clock.wall_ns() + self.wall_offset_ns) / NS_PER_S
+
     # -- server and operator ---------------------------------------------------------------
 
     def start_server(self, port: int = 0) -> None:
@@ -103,6 +113,7 @@ class Simulation:
             self.out / "server",
             port=port or self.options.port,
             wrap=self.streams.wrap,
+            clock=self.wall_s,
         )
         self.server_url = self.server.url
 
@@ -154,11 +165,7 @@ class Simulation:
         return OffscreenDisplay()
 
     def make_devices(self) -> None:
-        wall_offset = 0
-        if self.options.start is not None:
-            # The wall clock reads ``start`` at the run's media time zero.
-            wall_at_t0 = self.clock.wall_ns() - (self.clock.now_ns() - self.run_t0_ns)
-            wall_offset = int(self.options.start.timestamp() * NS_PER_S) - wall_at_t0
+        wall_offset = self.wall_offset_ns
         for index in range(self.options.devices):
             name = f"sim-{index + 1}"
             root = self.out / "devices" / name
@@ -390,6 +397,18 @@ class Simulation:
             summary["per_device"][device.name]["black_frame_times"] = device.black_times
         for key in ("frozen_frames", "checked_frames", "unchecked_frames"):
             summary[key] = sum(stats[key] for stats in summary["per_device"].values())
+        summary["power"] = power_summary(
+            records,
+            names,
+            {d.name: d.frames_in_standby for d in self.devices},
+            end_t=summary["duration_s"],
+        )
+        summary["interrupts"] = interrupt_summary(
+            records, self.events.measured_interrupt_latencies() if self.events else None
+        )
+        summary["share_of_voice"] = share_of_voice(
+            records, self.seeded.manifest if self.seeded is not None else None
+        )
         summary["loop_stalls"] = None
         if self.stalls is not None:  # one event loop runs every device (and the watch)
             summary["loop_stalls"] = {

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tools.sim._airtime import airtime_lines, check_airtime
 from tools.sim._scenario import Expect
 
 Record = Mapping[str, Any]
@@ -220,6 +221,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
     if summary["layouts"]:
         shown = ", ".join(f"{k} {v}" for k, v in summary["layouts"].items())
         lines.append(f"  item starts     {shown} (by layout)")
+    lines += airtime_lines(summary)
     lines += ["", f"  {'device':<12} {'switches':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}"]
     for device, stats in summary["per_device"].items():
         lines.append(
@@ -309,6 +311,7 @@ def check_expectations(
     for state in expect.states_seen:
         _require(failures, state in summary["states"], f"state {state!r} never entered")
     _check_devices(expect, summary, records, failures)
+    check_airtime(expect, summary, failures)
     return failures
 
 
