@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState, Retrying
@@ -159,10 +159,12 @@ def _only_exceptions(retry_on: Callable[[Exception], bool]) -> Callable[[BaseExc
 
 
 class _Tracker:
-    """What tenacity's hooks share: the last failure, to raise when a stop ends a wait."""
+    """What tenacity's hooks share (the asyncio and the thread flavour alike): the policy, the
+    stop event, and the last failure, to raise when a stop ends a wait."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, stop: asyncio.Event | threading.Event | None) -> None:
         self.policy = policy
+        self.stop = stop
         self.failure: BaseException | None = None
 
     def wait(self, state: RetryCallState) -> float:
@@ -170,9 +172,20 @@ class _Tracker:
         self.failure = failure
         return self.policy.delay(state.attempt_number, retry_after_of(failure))
 
+    def give_up(self, state: RetryCallState) -> bool:
+        stopped = self.stop is not None and self.stop.is_set()
+        return stopped or self.policy.exhausted(state.attempt_number)
+
     def stopped(self) -> BaseException:
         assert self.failure is not None  # a wait follows a failure
         return self.failure
+
+    def hooks(self, retry_on: Callable[[Exception], bool]) -> dict[str, Any]:
+        """tenacity's arguments but ``sleep`` and ``before_sleep``."""
+        from tenacity import retry_if_exception
+
+        retry = retry_if_exception(_only_exceptions(retry_on))
+        return {"stop": self.give_up, "wait": self.wait, "retry": retry, "reraise": True}
 
 
 def retrying(
@@ -190,25 +203,15 @@ def retrying(
     ``state.upcoming_sleep``: log it there). Any other failure, running out of attempts, or
     ``stop`` being set raises the last failure itself.
     """
-    from tenacity import AsyncRetrying, retry_if_exception
+    from tenacity import AsyncRetrying
 
-    tracker = _Tracker(policy)
+    tracker = _Tracker(policy, stop)
 
     async def nap(seconds: float) -> None:
         if await sleep_or_stop(seconds, stop, sleep=sleep):
             raise tracker.stopped()
 
-    def give_up(state: RetryCallState) -> bool:
-        return (stop is not None and stop.is_set()) or policy.exhausted(state.attempt_number)
-
-    return AsyncRetrying(
-        sleep=nap,
-        stop=give_up,
-        wait=tracker.wait,
-        retry=retry_if_exception(_only_exceptions(retry_on)),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
+    return AsyncRetrying(sleep=nap, before_sleep=before_sleep, **tracker.hooks(retry_on))
 
 
 def retrying_blocking(
@@ -223,9 +226,9 @@ def retrying_blocking(
 
     A set ``stop`` (a ``threading.Event``) ends a wait at once and raises the last failure.
     """
-    from tenacity import Retrying, retry_if_exception
+    from tenacity import Retrying
 
-    tracker = _Tracker(policy)
+    tracker = _Tracker(policy, stop)
 
     def nap(seconds: float) -> None:
         if stop is None:
@@ -233,14 +236,4 @@ def retrying_blocking(
         elif stop.wait(seconds):
             raise tracker.stopped()
 
-    def give_up(state: RetryCallState) -> bool:
-        return (stop is not None and stop.is_set()) or policy.exhausted(state.attempt_number)
-
-    return Retrying(
-        sleep=nap,
-        stop=give_up,
-        wait=tracker.wait,
-        retry=retry_if_exception(_only_exceptions(retry_on)),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
+    return Retrying(sleep=nap, before_sleep=before_sleep, **tracker.hooks(retry_on))
