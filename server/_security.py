@@ -13,8 +13,12 @@ ADMIN_TOKEN_FILE = "admin_token"  # noqa: S105 (a file name, not a secret)
 
 
 def new_token() -> str:
-    """32 random bytes, URL-safe (43 characters)."""
-    return secrets.token_urlsafe(32)
+    """32 random bytes, URL-safe (43 characters), never starting with ``-``: a token is typed
+    after ``--token`` on the command line, where a leading dash reads as an option."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 def hash_token(token: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from protocol import HeartbeatResponse
+from server._security import new_token
 from tests.server.conftest import Ctx, device_headers
 from tests.server.test_device import METRICS
 
@@ -139,3 +140,9 @@ async def test_the_previous_token_is_told_to_rotate_at_once(ctx: Ctx) -> None:
     )
     body = HeartbeatResponse.model_validate(r.json())
     assert body.token_refresh_at is not None and body.token_refresh_at <= body.server_time
+
+
+def test_no_token_starts_with_a_dash() -> None:
+    # A token is typed after --token on the command line; a leading dash would read as an
+    # option (one token in 64 did before).
+    assert not any(new_token().startswith("-") for _ in range(3000))

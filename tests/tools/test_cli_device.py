@@ -35,7 +35,7 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def _admin(live: LiveServer, tmp_path: Path, *args: str) -> list[str]:
-    return ["admin", *args, "--server", live.url, "--token", live.admin_token]
+    return ["admin", *args, "--server", live.url, f"--token={live.admin_token}"]
 
 
 async def test_admin_screenshot_takes_and_fetches_one(

@@ -36,7 +36,15 @@ def live(tmp_path: Path) -> Iterator[RunningServer]:
 
 
 def _admin(url: str, token: str, tmp_path: Path, *args: str) -> list[str]:
-    return ["admin", *args, "--server", url, "--token", token, "--data-dir", str(tmp_path / "cli")]
+    return [
+        "admin",
+        *args,
+        "--server",
+        url,
+        f"--token={token}",
+        "--data-dir",
+        str(tmp_path / "cli"),
+    ]
 
 
 def _one_line(err: str) -> str:
