@@ -94,6 +94,15 @@ class DisplayConfig(_Section):
     )
 
 
+# mpv's --hwdec values this player accepts (libmpv 0.35 takes one): the automatic modes and
+# the Linux decoders. A name mpv does not know would silently decode in software.
+HwDec = Literal[
+    "no", "auto", "auto-safe", "auto-copy", "auto-copy-safe",
+    "vaapi", "vaapi-copy", "vdpau", "vdpau-copy", "nvdec", "nvdec-copy", "cuda", "cuda-copy",
+    "drm", "drm-copy", "v4l2m2m", "v4l2m2m-copy", "mmal", "mmal-copy", "rkmpp",
+]  # fmt: skip
+
+
 class VideoConfig(_Section):
     audio: bool = Field(False, description="play the sound of video items marked audio: true")
     volume: int = Field(100, ge=0, le=100, description="percent")
@@ -101,6 +110,11 @@ class VideoConfig(_Section):
     stall_s: Seconds = Field(5.0, description="skip a playing video that yields no frame this long")
     command_timeout_s: Seconds = Field(5.0, description="an mpv call this slow: replace the handle")
     spare_handles: int = Field(2, ge=0, le=8, description="idle mpv handles kept for reuse")
+    hwdec: HwDec = Field(
+        "auto-safe",
+        description="mpv hardware decoding on the GL path (the software path always decodes "
+        "in software); on a Pi name it: v4l2m2m-copy (H.264) or drm (HEVC), see docs/video.md",
+    )
 
 
 class ImageConfig(_Section):

@@ -51,6 +51,7 @@ COLOR_BUFFER_BIT = 0x4000
 FRAMEBUFFER, COLOR_ATTACHMENT0, FRAMEBUFFER_COMPLETE = 0x8D40, 0x8CE0, 0x8CD5
 FRAMEBUFFER_BINDING = 0x8CA6
 MAX_TEXTURE_SIZE = 0x0D33
+PIXEL_PACK_BUFFER, PIXEL_UNPACK_BUFFER = 0x88EB, 0x88EC
 
 _u, _i, _f, _p = ctypes.c_uint, ctypes.c_int, ctypes.c_float, ctypes.c_void_p
 _UP = ctypes.POINTER(ctypes.c_uint)
@@ -112,6 +113,11 @@ _SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "glFinish": (None, ()),
     "glFlush": (None, ()),
 }
+# Entry points OpenGL ES 3.0 and desktop OpenGL 3.0 have and ES 2.0 lacks: None where absent.
+# Only used to undo what another renderer in the context (mpv) may have left bound.
+_OPTIONAL: dict[str, tuple[Any, tuple[Any, ...]]] = {
+    "glBindVertexArray": (None, (_u,)),
+}
 
 _SOFTWARE_RASTERISERS = re.compile(
     r"llvmpipe|softpipe|swrast|software rasterizer|swiftshader", re.I
@@ -155,9 +161,22 @@ class GL:
             setattr(self, name, ctypes.CFUNCTYPE(result, *arguments)(address))
         if missing:
             raise PlayerError(f"the OpenGL driver lacks {', '.join(missing)}")
+        for name, (result, arguments) in _OPTIONAL.items():
+            address = get_proc_address(name.encode())
+            setattr(self, name, ctypes.CFUNCTYPE(result, *arguments)(address) if address else None)
 
     def __getattr__(self, name: str) -> Any:  # for mypy: the entry points are set above
         raise AttributeError(name)
+
+    def reset_bindings(self) -> None:
+        """Undo bindings another renderer in the context (mpv) may have left: a vertex array
+        object, pixel buffers (uploads and read-backs would go through them), the texture
+        unit. Cheap; called before the compositor uploads, draws or reads back."""
+        if self.glBindVertexArray is not None:  # ES 3.0 / desktop 3.0: VAOs and pixel buffers
+            self.glBindVertexArray(0)
+            self.glBindBuffer(PIXEL_UNPACK_BUFFER, 0)
+            self.glBindBuffer(PIXEL_PACK_BUFFER, 0)
+        self.glActiveTexture(TEXTURE0)
 
     def check(self, what: str) -> None:
         """Raise when the driver recorded an error (used after set-up, not per frame)."""
@@ -250,7 +269,13 @@ class GLContext:
         self.closed = False
         self.resources: dict[str, object] = {}  # per-context objects (the quad program...)
         self._doomed: deque[Deletable] = deque()
+        self._closers: list[Callable[[], None]] = []
         self.freed = 0  # GL objects deleted through ``doom`` so far
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the context closes, while it is still current (to free
+        what others, such as mpv's renderers, hold in it), in the order registered."""
+        self._closers.append(callback)
 
     def doom(self, thing: Deletable) -> None:
         """Delete ``thing`` (a texture, a framebuffer) at the next ``collect``. For finalizers:
@@ -308,6 +333,12 @@ class GLContext:
         raise PlayerError("no usable OpenGL context: " + "; ".join(reasons))
 
     def close(self) -> None:
+        closers, self._closers = self._closers, []
+        for callback in closers:
+            try:
+                callback()
+            except Exception:
+                log.exception("releasing a resource of the OpenGL context failed")
         self.closed = True
         self.resources.clear()
         self._doomed.clear()  # the context's objects go with it

@@ -142,6 +142,7 @@ class GLCompositor(Compositor):
             return False
         self._changed = rects
         self.gl.collect()
+        self.gl.gl.reset_bindings()  # renderers that drew with GL (mpv) ran just now
         frame = self._frame(scene, now_ns, overlay)
         program = self.screen.begin(frame.canvas)
         _draw(program, frame.quads)

@@ -153,6 +153,7 @@ class QuadProgram:
         gl = self.gl
         self._filter = g.NEAREST if exact else g.LINEAR
         self._blending = True
+        gl.reset_bindings()
         gl.glBindFramebuffer(g.FRAMEBUFFER, framebuffer)
         gl.glViewport(0, 0, size[0], size[1])
         for capability in (g.SCISSOR_TEST, g.DEPTH_TEST, g.CULL_FACE, g.DITHER):
@@ -389,6 +390,7 @@ def read_pixels(gl: g.GL, framebuffer: int, size: tuple[int, int]) -> pygame.Sur
     """``glReadPixels`` of a framebuffer's rows as they are stored (row 0 = GL's bottom)."""
     width, height = size
     data = ctypes.create_string_buffer(width * height * 4)
+    gl.reset_bindings()
     gl.glBindFramebuffer(g.FRAMEBUFFER, framebuffer)
     gl.glPixelStorei(g.PACK_ALIGNMENT, 4)
     gl.glReadPixels(0, 0, width, height, g.RGBA, g.UNSIGNED_BYTE, data)

@@ -1,11 +1,13 @@
-"""libmpv behind the ``VideoOutput`` interface: one handle, one software render context.
+"""libmpv behind the ``VideoOutput`` interface: one handle, and the software render path.
 
-``VideoOutput`` is what the video renderer (``zones._video_renderer``) talks to;
-``MpvOutput`` implements it with python-mpv and mpv's software render API, which paints into
-pygame Surfaces on a render thread of its own (``zones._mpv_render``; no GPU, works headless
-and on x86). Tests substitute ``tests.fakes.FakeMpv``. An OpenGL render path with hardware
-decoding (Pi-class boards at 1080p) would be another ``VideoOutput``. Rotated clips are turned
-upright by a filter (``zones._mpv_rotation``), which any render path can use.
+``VideoOutput`` is what the video renderer (``zones._video_renderer``) talks to. ``MpvHandle``
+holds what every render path shares: the mpv handle with its options, its events (ready, end of
+file, errors, a dead core), positions, and the commands that load, rewind, play, pause and
+unload files. ``MpvOutput`` renders with mpv's software render API into pygame Surfaces on a
+render thread of its own (``zones._mpv_render``; no GPU, works headless); ``GLMpvOutput``
+(``zones._mpv_gl``) renders with mpv's OpenGL render API into the GL compositor's framebuffers.
+Tests substitute ``tests.fakes.FakeMpv``. Rotated clips are turned upright by a filter
+(``zones._mpv_rotation``) on every handle, whatever the path.
 
 Threading: ``set_size``, ``open``, ``rewind``, ``unload`` and ``close`` may block (the caller
 runs them off the event loop); ``play``, ``pause``, ``request_frame``, ``latest`` and ``front``
@@ -164,8 +166,9 @@ def _return_free_memory() -> None:
 
 
 # Options for every handle: no terminal, input, scripts or config files of the host, no
-# subtitles, software decoding into the render API, the last frame kept at end of file.
-_BASE_OPTIONS: dict[str, str] = {
+# subtitles, decoding into the render API (in software unless a render path says otherwise),
+# the last frame kept at end of file.
+BASE_OPTIONS: dict[str, str] = {
     "vo": "libmpv",
     "hwdec": "no",
     # One core stays with the frame loop and the render threads: with every core decoding, a
@@ -188,17 +191,29 @@ _BASE_OPTIONS: dict[str, str] = {
     "osd-level": "0",
     "background": "#000000",
 }
-_FIT_OPTIONS: dict[str, dict[str, str]] = {
+FIT_OPTIONS: dict[str, dict[str, str]] = {
     "contain": {"keepaspect": "yes", "panscan": "0.0"},
     "cover": {"keepaspect": "yes", "panscan": "1.0"},
     "stretch": {"keepaspect": "no", "panscan": "0.0"},
 }
 
 
-class MpvOutput:
-    """A VideoOutput on libmpv's software render API. Create it off the event loop (blocks)."""
+class MpvHandle:
+    """One mpv handle and what every render path does with it (see the module docs).
 
-    def __init__(self, *, audio_output: str = "null", audio_device: str | None = None) -> None:
+    A render path subclasses it: it creates its render context (``_start_rendering``, right
+    after the handle exists and before any file loads) and implements ``_reset_frames`` (a
+    new file or a rewind: the next frame rendered is its first) and ``close``. Create it off
+    the event loop (blocks).
+    """
+
+    def __init__(
+        self,
+        *,
+        audio_output: str = "null",
+        audio_device: str | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
         _glibc_malloc()
         self.listener: Listener | None = None
         self._entry = 0  # mpv's playlist entry id of the file playing (set on mpv's thread)
@@ -207,35 +222,33 @@ class MpvOutput:
         self._last_error = ""
         self._closed = False
         self._lock = threading.Lock()
-        options = dict(_BASE_OPTIONS, ao=audio_output)
+        merged = dict(BASE_OPTIONS, ao=audio_output, **(options or {}))
         if audio_device:
-            options["audio-device"] = audio_device
+            merged["audio-device"] = audio_device
         with map_mpv_errors("creating an mpv handle"):
-            self._player = mpv.MPV(log_handler=self._on_log, loglevel="warn", **options)
+            self._player = mpv.MPV(log_handler=self._on_log, loglevel="warn", **merged)
             try:
                 rotate_by_filter(self._player)
-                self._context: Any = mpv.MpvRenderContext(self._player, "sw")
+                self._start_rendering()
             except BaseException:
                 self._player.terminate()
                 raise
-        self._renderer = SoftwareRenderThread(
-            self._context,
-            load=lambda: self._entry,
-            on_frame=self._on_frame,
-            on_failure=lambda reason: self._emit(VideoEventKind.LOST, 0, reason),
-        )
         self._player.register_event_callback(self._on_event)
         self._player.observe_property("eof-reached", self._on_eof)
         self._player.observe_property("time-pos", self._on_position)
 
-    # mpv's threads and the render thread ----------------------------------------------------
+    def _start_rendering(self) -> None:
+        """Create the render context, if the path can here (on the creating thread)."""
+
+    def _reset_frames(self) -> None:
+        """A new file or a rewind: forget the frames of the previous one."""
+        raise NotImplementedError
+
+    # mpv's threads --------------------------------------------------------------------------
     def _emit(self, kind: VideoEventKind, load: int, detail: str = "", **extra: Any) -> None:
         listener = self.listener
         if listener is not None:
             listener(VideoEvent(kind, load, detail, **extra))
-
-    def _on_frame(self, info: FrameInfo) -> None:
-        self._emit(VideoEventKind.FRAME, info.load)
 
     def _on_log(self, level: str, prefix: str, text: str) -> None:
         message = f"{prefix}: {text.strip()}"
@@ -264,8 +277,13 @@ class MpvOutput:
             reason = mpv.ErrorCode.human_readable(code) if code else "error"
             detail = f"{reason} ({self._last_error})" if self._last_error else reason
             self._emit(VideoEventKind.ERROR, event.data.playlist_entry_id, detail)
-        elif eid == mpv.MpvEventID.SHUTDOWN and not self._closed:
-            self._emit(VideoEventKind.LOST, 0, "mpv core shut down")
+        elif eid == mpv.MpvEventID.SHUTDOWN:
+            self._on_shutdown()
+            if not self._closed:
+                self._emit(VideoEventKind.LOST, 0, "mpv core shut down")
+
+    def _on_shutdown(self) -> None:
+        """The core has gone (mpv's event thread): its video output with it."""
 
     def _has_video_stream(self) -> bool:
         # Reading a property from mpv's event thread is allowed (the core does not wait on it).
@@ -291,15 +309,11 @@ class MpvOutput:
             self._emit(VideoEventKind.ENDED, self._entry)
 
     # caller's threads ---------------------------------------------------------------------
-    def set_size(self, size: tuple[int, int]) -> None:
-        self._renderer.set_size(size)
-        self._sized = True
-
     def open(self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int) -> int:
         if not self._sized:
             raise ZoneError("set_size() must come before open()")
         per_file = dict(
-            _FIT_OPTIONS[fit],
+            FIT_OPTIONS[fit],
             pause="yes",  # whatever a late pause/play of the previous file did
             aid="auto" if audio else "no",
             volume=str(volume),
@@ -308,7 +322,7 @@ class MpvOutput:
         per_file["loop-file"] = "inf" if loop else "no"
         encoded = ",".join(f"{key}={value}" for key, value in per_file.items())
         with self._lock, map_mpv_errors(f"loading {path}"):
-            self._renderer.reset()
+            self._reset_frames()
             reply = self._player.command("loadfile", path, "replace", encoded)
         # mpv (>= 0.33) answers with the playlist entry id its events will name.
         entry = reply.get("playlist_entry_id") if isinstance(reply, dict) else None
@@ -324,7 +338,7 @@ class MpvOutput:
         """
         with self._lock, map_mpv_errors("rewinding"):
             self._player.check_core_alive()
-            self._renderer.reset()  # the last play's frame is not this play's first
+            self._reset_frames()  # the last play's frame is not this play's first
             self._position = None  # nor is its position
             self._player.command("set", "pause", "yes")
             self._player.command("seek", "0", "absolute+exact")
@@ -345,8 +359,44 @@ class MpvOutput:
         with map_mpv_errors("unloading"):
             self._player.check_core_alive()
             self._player.command("stop")
-        self._renderer.reset()
+        self._reset_frames()
         _return_free_memory()
+
+    @property
+    def position(self) -> Position | None:
+        return self._position
+
+    def _mark_closed(self) -> bool:
+        """True the first time: the caller closes; False when closed already."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+        self.listener = None
+        return True
+
+
+class MpvOutput(MpvHandle):
+    """A VideoOutput on libmpv's software render API. Create it off the event loop (blocks)."""
+
+    def _start_rendering(self) -> None:
+        self._context: Any = mpv.MpvRenderContext(self._player, "sw")
+        self._renderer = SoftwareRenderThread(
+            self._context,
+            load=lambda: self._entry,
+            on_frame=self._on_frame,
+            on_failure=lambda reason: self._emit(VideoEventKind.LOST, 0, reason),
+        )
+
+    def _on_frame(self, info: FrameInfo) -> None:
+        self._emit(VideoEventKind.FRAME, info.load)
+
+    def _reset_frames(self) -> None:
+        self._renderer.reset()
+
+    def set_size(self, size: tuple[int, int]) -> None:
+        self._renderer.set_size(size)
+        self._sized = True
 
     def request_frame(self) -> None:
         if not self._closed:
@@ -359,16 +409,9 @@ class MpvOutput:
     def front(self) -> AbstractContextManager[pygame.Surface | None]:
         return self._renderer.front()
 
-    @property
-    def position(self) -> Position | None:
-        return self._position
-
     def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self.listener = None
+        if not self._mark_closed():
+            return
         # The render thread and context go first: freeing the context after the core is
         # gone is undefined, and so is freeing it while a render call runs (a stuck one is
         # abandoned with its handle).

@@ -18,12 +18,16 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Protocol, TypeVar, runtime_checkable
 
+from core import ZoneError
 from zones._mpv import VideoOutput, VideoOutputLost
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 OutputFactory = Callable[[], VideoOutput]
+# Run on the event loop on each new output, after the factory (off the loop) made it: the GL
+# path creates mpv's render context there, where the GL context is current.
+OutputAttach = Callable[[VideoOutput], None]
 
 
 @runtime_checkable
@@ -74,8 +78,16 @@ async def run_blocking(call: Callable[[], T], *, timeout_s: float, what: str) ->
 class VideoOutputPool:
     """Hands out VideoOutputs, takes healthy ones back for reuse, disposes of broken ones."""
 
-    def __init__(self, factory: OutputFactory, *, spare: int = 2, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        factory: OutputFactory,
+        *,
+        spare: int = 2,
+        timeout_s: float = 5.0,
+        attach: OutputAttach | None = None,
+    ) -> None:
         self._factory = factory
+        self._attach = attach
         self._spare = spare
         self.timeout_s = timeout_s
         self._idle: list[VideoOutput] = []
@@ -83,6 +95,7 @@ class VideoOutputPool:
         self._unloading: dict[VideoOutput, asyncio.Future[None]] = {}
         self._unload_threads: dict[VideoOutput, threading.Thread] = {}
         self._closing: set[threading.Thread] = set()
+        self._closed = False
         self.created = 0
         self.discarded = 0
 
@@ -109,6 +122,12 @@ class VideoOutputPool:
             return output
         output = await run_blocking(self._factory, timeout_s=self.timeout_s, what="create")
         self.created += 1
+        if self._attach is not None:
+            try:
+                self._attach(output)
+            except ZoneError:
+                self.discard(output)
+                raise
         return output
 
     def take_loaded(self, file: Hashable) -> VideoOutput | None:
@@ -135,7 +154,8 @@ class VideoOutputPool:
         a thread; ``acquire`` waits for it if it must.
         """
         kept = len(self._idle) + len(self._unloading)
-        if kept >= self._spare or output in self._idle or output in self._unloading:
+        full = kept >= self._spare or self._closed
+        if full or output in self._idle or output in self._unloading:
             output.listener = None
             self._close_in_background(output)
             return
@@ -207,6 +227,7 @@ class VideoOutputPool:
     def close(self, *, timeout_s: float | None = None) -> bool:
         """Close every idle output and wait for pending closes; False if some did not finish."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        self._closed = True  # what comes back from now on is closed, not kept
         for thread in list(self._unload_threads.values()):
             thread.join(timeout)  # never terminate a handle in the middle of a command
         idle, self._idle = self._idle, []

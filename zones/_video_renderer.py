@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 
 from core import VideoConfig, ZoneError
 from protocol import VideoItem
-from zones._api import RenderContext, Size
+from zones._api import GLTarget, RenderContext, Size
 from zones._mpv import VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
+from zones._mpv_gl import GLVideoOutput
 from zones._mpv_render import FrameInfo
 from zones._video_pool import AudioOwner, Rewindable, VideoOutputPool, run_blocking
 
@@ -91,6 +92,7 @@ class VideoRenderer:
         self._audio = audio
         self._item: VideoItem | None = None
         self._output: VideoOutput | None = None
+        self._gl_output: GLVideoOutput | None = None  # the same output, when it draws with GL
         self._loop: asyncio.AbstractEventLoop | None = None
         self._load = -1  # -1 while the file is being loaded: events wait in _early
         self._early: list[VideoEvent] = []
@@ -216,6 +218,7 @@ class VideoRenderer:
             file = _loaded_file(path, item, audio=self._owns_audio, volume=self._config.volume)
             kept = None if file is None else self._pool.take_loaded(file)
             self._output = output = kept if kept is not None else await self._pool.acquire()
+            self._gl_output = output if isinstance(output, GLVideoOutput) else None
             output.listener = self._on_output_event
             self._load = await self._load_file(output, path, item, size, rewind=kept is not None)
             early, self._early = self._early, []
@@ -284,6 +287,10 @@ class VideoRenderer:
         self._playing = True
         self._painted = False
         self._started_at = at_ns
+        if self._gl_output is not None:
+            # On the real clock the compositor takes each frame as mpv hands it over; on a
+            # virtual one frames are sampled, so mpv must never wait for a draw.
+            self._gl_output.on_screen = self._context.virtual_now is None
         self._started_mono = self._last_frame_ns = time.monotonic_ns()
         # Frame 0 had its time while paused, so mpv shows frame 1 at once on unpause: hold
         # frame 0 for a frame time first, or it would flash for a single display frame. mpv
@@ -310,32 +317,73 @@ class VideoRenderer:
             self._fail(exc, broken=True)
 
     def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
-        if self._failure is not None:
-            raise self._error(str(self._failure))
-        output = self._output
+        output = self._to_paint()
         if output is None:
             return False
-        if self._playing:
-            self._check_stall()
-            if self._failure is not None:
-                raise self._error(str(self._failure))
-        if self._painted and not self._fresh():
-            return False
-        if self._painted and self._next_frame_due is not None:
-            if time.monotonic_ns() < self._next_frame_due:
-                return False  # frame 1 came early: frame 0 keeps its full frame time
-            self._next_frame_due = None
         # Held: the render thread swaps in the next frame only once this copy is done.
         with output.front() as frame:
             info = output.latest
             if frame is None or info is None or info.load != self._load:
                 return False
             surface.blit(frame, (0, 0))
+        self._painted_frame(info)
+        return True
+
+    def draw_gl(self, target: GLTarget, now_ns: int) -> bool:
+        """The GL path: mpv draws the frame into the layer's framebuffer (``GLVideoOutput``)."""
+        output = self._gl_output
+        if output is None or self._to_paint() is None:
+            return False
+        try:
+            info = output.show(target)
+        except ZoneError as exc:
+            self._fail(exc, broken=True)
+            raise self._error(str(exc)) from exc
+        if info is None or info.load != self._load:
+            return False
+        self._painted_frame(info)
+        return True
+
+    def stage_gl(self, target: GLTarget) -> None:
+        """Before the deadline (GL path): draw the paused first frame into ``target``, so the
+        switch frame only composes. A failure shows at the first draw after ``start``."""
+        output = self._gl_output
+        if output is not None and self._failure is None and not self._playing:
+            try:
+                output.show(target)
+            except ZoneError as exc:
+                self._fail(exc, broken=True)
+
+    def presented(self) -> None:
+        """A swap showed what ``draw_gl`` drew: mpv learns when its frame reached the screen."""
+        if self._gl_output is not None:
+            self._gl_output.presented()
+
+    def _to_paint(self) -> VideoOutput | None:
+        """The output when there is a frame to paint now; raises ZoneError for a failure or a
+        stall found while playing."""
+        if self._failure is not None:
+            raise self._error(str(self._failure))
+        output = self._output
+        if output is None:
+            return None
+        if self._playing:
+            self._check_stall()
+            if self._failure is not None:
+                raise self._error(str(self._failure))
+        if self._painted and not self._fresh():
+            return None
+        if self._painted and self._next_frame_due is not None:
+            if time.monotonic_ns() < self._next_frame_due:
+                return None  # frame 1 came early: frame 0 keeps its full frame time
+            self._next_frame_due = None
+        return output
+
+    def _painted_frame(self, info: FrameInfo) -> None:
         self._painted_seq = info.seq
         self._learn_unpause_latency(info)
         self.frames_painted += 1
         self._painted = True
-        return True
 
     def _check_stall(self) -> None:
         now = time.monotonic_ns()
@@ -459,6 +507,8 @@ class VideoRenderer:
         if not self._playing:
             return
         self._playing = False
+        if self._gl_output is not None:
+            self._gl_output.on_screen = False
         if self._unpause_later is not None:
             self._unpause_later.cancel()
             self._unpause_later = None
@@ -470,7 +520,7 @@ class VideoRenderer:
 
     def release(self) -> None:
         self.stop()
-        output, self._output = self._output, None
+        output, self._output, self._gl_output = self._output, None, None
         if output is not None:
             output.listener = None
             if self._broken:

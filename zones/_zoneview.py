@@ -36,6 +36,7 @@ class Layer:
     # The part of ``surface`` changed since the GL path last copied it to its texture.
     pending: pygame.Rect | None = None
     target: GLTarget | None = None  # GL path, ``draw_gl`` renderers: where the pixels are
+    started: bool = True  # False: staged without starting (``stage_gl``), started at show()
 
     def __post_init__(self) -> None:
         self.pending = self.surface.get_rect()
@@ -116,7 +117,10 @@ class ZoneView:
             _release(self.current, self._spares)
         staged, self._staged = self._staged, None
         if staged is not None and staged.renderer is renderer:
-            self.current = staged  # started and painted ahead of the deadline
+            self.current = staged  # painted ahead of the deadline
+            if not staged.started:
+                staged.started = True
+                renderer.start(at_ns)
         else:
             if staged is not None:
                 _spare(staged, self._spares)
@@ -128,9 +132,16 @@ class ZoneView:
         """Start and paint ``renderer`` before its deadline, so the switch itself is a blit.
 
         Only for renderers whose ``prerender`` attribute is True: starting them early has no
-        visible effect (a still picture, text, a clock), unlike a video, which would play.
+        visible effect (a still picture, text, a clock), unlike a video, which would play. On
+        the GL path a renderer with ``stage_gl(target)`` (a video) instead draws its first
+        frame into its layer's framebuffer now, without starting: ``show`` starts it.
         """
-        if not getattr(renderer, "prerender", False) or self._staged is not None:
+        if self._staged is not None:
+            return
+        if self.gpu is not None and hasattr(renderer, "stage_gl"):
+            self._stage_gl(renderer)
+            return
+        if not getattr(renderer, "prerender", False):
             return
         layer = self._layer_for(renderer)
         renderer.start(at_ns)
@@ -140,6 +151,17 @@ class ZoneView:
         except ZoneError:
             _spare(layer, self._spares)  # show() starts it again and reports the error
             return
+        self._staged = layer
+
+    def _stage_gl(self, renderer: Renderer) -> None:
+        assert self.gpu is not None
+        layer = self._layer_for(renderer)
+        layer.target = self.gpu(layer, self.rect.size)
+        try:
+            renderer.stage_gl(layer.target)  # type: ignore[attr-defined]
+        except ZoneError:
+            return  # show() draws it again and reports the error
+        layer.started = False
         self._staged = layer
 
     def unstage(self, renderer: Renderer) -> None:

@@ -4,6 +4,8 @@ Events reach the listener on a thread of their own, as mpv's do, so the renderer
 the event loop is exercised. ``trigger_eof()``, ``trigger_crash()``, ``hang`` (``open`` blocks
 until ``unhang()``) and ``stalled`` (no new frames while playing) inject the faults.
 
+``FakeGLMpv`` is the same on the GL path (it draws into the compositor's framebuffer).
+
 Frames: ``request_frame()`` renders one (a FRAME event follows); while playing, a new frame is
 there whenever the last one has been copied out of ``front()`` (one new frame per draw).
 """
@@ -16,12 +18,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pygame
 
+from zones import _gl as g
 from zones._mpv import Fit, Listener, Position, VideoEvent, VideoEventKind, VideoOutputLost
 from zones._mpv_render import FrameInfo
+
+if TYPE_CHECKING:
+    from zones import GLContext, GLTarget
 
 
 class FakeMpv:
@@ -164,6 +170,57 @@ class FakeMpvFactory:
 
     def __call__(self) -> FakeMpv:
         output = FakeMpv(hang=self.hang, answer_before_return=self.answer_before_return)
+        self.outputs.append(output)
+        return output
+
+    def unhang_all(self) -> None:
+        for output in self.outputs:
+            output.unhang()
+
+
+class FakeGLMpv(FakeMpv):
+    """A FakeMpv that draws on the GL path: ``show`` clears the target framebuffer with the
+    frame's colour (the GL context must be current, as on the event loop)."""
+
+    def __init__(self, context: GLContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.context = context
+        self.on_screen = False
+        self.attached = False
+        self.presented_count = 0
+        self.targets: list[GLTarget] = []
+
+    def attach(self) -> None:
+        self.attached = True
+
+    def show(self, target: GLTarget) -> FrameInfo | None:
+        self._check_alive()
+        info = self.latest
+        if info is None or self._frame is None:
+            return None
+        colour = self._frame.get_at((0, 0))
+        gl = self.context.gl
+        gl.glBindFramebuffer(g.FRAMEBUFFER, target.framebuffer)
+        gl.glViewport(0, 0, *target.size)
+        gl.glClearColor(colour.r / 255, colour.g / 255, colour.b / 255, 1.0)
+        gl.glClear(g.COLOR_BUFFER_BIT)
+        self._copied = True
+        self.targets.append(target)
+        return info
+
+    def presented(self) -> None:
+        self.presented_count += 1
+
+
+@dataclass
+class FakeGLMpvFactory:
+    """Builds FakeGLMpv outputs (``gl_output_factory`` of ``VideoRenderers``)."""
+
+    hang: bool = False
+    outputs: list[FakeGLMpv] = field(default_factory=list)
+
+    def __call__(self, context: GLContext) -> FakeGLMpv:
+        output = FakeGLMpv(context, hang=self.hang)
         self.outputs.append(output)
         return output
 

@@ -104,8 +104,19 @@ def test_bench_video_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     measures = ("lateness p99", "black frames", "frozen", "loop busy max", "loop stall max")
     names = [f"{k} {what}" for k in kinds for what in measures]
     presented = [f"{c} frames presented" for c in ("1920x1080_1s.mp4", "3840x2160_1s.mp4")]
-    _check_run(status, out, [*names, *presented, "descriptors kept"])
+    # The 1080p clip on each path: the GL rows on llvmpipe are only checked to have played.
+    paths = [
+        "h264_1920x1080_1s.mp4 on gl: frames presented",
+        "h264_1920x1080_1s.mp4 on software: frames presented",
+        "h264_1920x1080_1s.mp4 on software: dropped frames",
+        "h264_1920x1080_1s.mp4 on software: CPU",
+    ]
+    _check_run(status, out, [*names, *presented, "descriptors kept", *paths])
     report = json.loads(figures.read_text())
+    assert [(row["clip"], row["renderer"]) for row in report["paths"]] == [
+        ("h264_1920x1080_1s.mp4", "gl"),
+        ("h264_1920x1080_1s.mp4", "software"),
+    ]
     assert [row["kind"] for row in report["switching"]] == kinds
     assert all(row["switches"] == 4 for row in report["switching"])
     results = {row["clip"]: row["result"] for row in report["decoders"]}

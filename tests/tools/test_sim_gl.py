@@ -71,3 +71,41 @@ def test_the_gl_path_writes_the_same_timeline_and_frames(tmp_path: Path) -> None
         for a, b in zip(ours, theirs, strict=True):
             assert a.name.split("_", 1)[1] == b.name.split("_", 1)[1]  # layout, zone, item
             assert difference(pygame.image.load(a), pygame.image.load(b)) <= TOLERANCE, a.name
+
+
+def test_the_demo_with_its_clip_runs_on_the_gl_path_without_black_or_frozen_frames(
+    tmp_path: Path,
+) -> None:
+    """The whole demo, its video included (drawn by mpv's OpenGL renderer): the simulator's
+    frame checks judge the GL path's frames."""
+    code = main(
+        [
+            "sim", "--duration", "40", "--speed", "max", "--devices", "1", "--frames", "first",
+            "--start", "2026-11-23T18:59:40+01:00", "--renderer", "gl",
+            "--out", str(tmp_path), "-q",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["errors"] == 0 and summary["switches"] > 0
+    assert summary["black_frames"] == 0 and summary["frozen_frames"] == 0
+    assert summary["checked_frames"] >= 4 and summary["unchecked_frames"] == 0
+    videos = [
+        r for r in read_timeline(tmp_path / "timeline.jsonl")
+        if r["event"] == "start" and r["item"] in _video_items()
+    ]  # fmt: skip
+    assert videos, "the demo's clip played"
+
+
+def _video_items() -> set[str]:
+    import tomllib
+
+    from tools.sim._content import DEMO_DIR
+
+    content = tomllib.loads((DEMO_DIR / "content.toml").read_text(encoding="utf-8"))
+    return {
+        item["id"]
+        for playlist in content.get("playlists", [])
+        for item in playlist.get("items", [])
+        if item.get("type") == "video"
+    }

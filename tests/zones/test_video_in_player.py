@@ -1,4 +1,8 @@
-"""The video zone inside the real player: gapless follow-up, video→image, a broken clip skipped."""
+"""The video zone inside the real player: gapless follow-up, video→image, a broken clip skipped.
+
+On both presentation paths: software (mpv's software render API, blitted) and GL (mpv's OpenGL
+render API drawing into the compositor's framebuffers; SDL offscreen + EGL, llvmpipe here).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,29 @@ from pathlib import Path
 from typing import Any
 
 import pygame
+import pytest
 
 from core import Settings
 from player import DirectoryAssets, MediaClock, Player, TimelineEvent, sha256_of
 from protocol import Manifest
 from tests.zones._video_support import CORRUPT, SHORT, VP9
-from zones import OffscreenDisplay
+from zones import GLOffscreen, OffscreenDisplay
 
 DATA = Path(__file__).parent.parent / "data"
 RED = DATA / "red.png"
 
 
-async def test_videos_and_an_image_follow_each_other_without_errors_or_black() -> None:
+@pytest.fixture(params=["software", "gl"])
+def display(request: pytest.FixtureRequest) -> OffscreenDisplay | GLOffscreen:
+    if request.param == "gl":
+        request.getfixturevalue("gl")
+        return GLOffscreen((160, 90))
+    return OffscreenDisplay((160, 90))
+
+
+async def test_videos_and_an_image_follow_each_other_without_errors_or_black(
+    display: OffscreenDisplay | GLOffscreen,
+) -> None:
     items: list[dict[str, Any]] = [
         {"id": "v1", "type": "video", "asset": sha256_of(SHORT)},  # to its end (0.4 s)
         {"id": "bad", "type": "video", "asset": sha256_of(CORRUPT)},  # skipped
@@ -47,9 +62,7 @@ async def test_videos_and_an_image_follow_each_other_without_errors_or_black() -
     assets = DirectoryAssets(DATA)
     await asyncio.to_thread(assets.scan)
     settings = Settings.model_validate({"player": {"preload_ms": 300}})
-    player = Player(
-        settings, clock=MediaClock(), assets=assets, display=OffscreenDisplay((160, 90))
-    )
+    player = Player(settings, clock=MediaClock(), assets=assets, display=display)
     events: list[TimelineEvent] = []
     player.add_listener(events.append)
     black_frames = 0
@@ -65,6 +78,9 @@ async def test_videos_and_an_image_follow_each_other_without_errors_or_black() -
                 break
     finally:
         await player.stop()
+    assert (player.compositor is not None) and (player.compositor.gl is not None) == isinstance(
+        display, GLOffscreen
+    )
     starts = [e.item for e in events if e.event == "start"]
     assert starts[:4] == ["v1", "v2", "i1", "v1"]
     assert [e.item for e in events if e.event == "error"][:1] == ["bad"]

@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 DEFAULT_CLIPS = Path(__file__).resolve().parents[2] / "tests" / "data" / "video"
 FRAME_MS = FRAME_NS / 1e6
 RSS_TARGET_MB = 20.0  # kept after the warm-up switches of the leak run
-PATH_CLIP = "h264_1920x1080_1s.mp4"
+# Played on each presentation path: 1080p first (``--quick`` plays only it), then 720p and 4K.
+PATH_CLIPS = ("h264_1920x1080_1s.mp4", "h264_1280x720_1s.mp4", "h264_3840x2160_1s.mp4")
 
 
 async def _fps(video: VideoRenderers, clip: Path, passes: int) -> dict[str, Any]:
@@ -303,25 +304,34 @@ def verdict(report: dict[str, Any]) -> Verdict:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tools.bench._video_paths import check_paths, format_rows, run_paths, screen_available
+
     if args.quick:
         args.switches, args.leak_switches, args.passes = 4, 30, 1
+        args.path_seconds = min(args.path_seconds, 2.0)
     if args.switches < 1 or args.leak_switches < 2 or args.passes < 1:
         cannot_run("--switches and --passes must be >= 1, --leak-switches >= 2")
-    report = asyncio.run(_main(args))
-    checks = verdict(report)
-    report["targets"] = checks.as_json()
-    _print(report)
-    print(checks.report())
-    from tools.bench._video_paths import format_rows, run_paths, screen_available
-
+    if args.path_seconds <= 0:
+        cannot_run("--path-seconds must be > 0")
+    clips = args.path_clip or [
+        args.clips / name for name in PATH_CLIPS[: 1 if args.quick else None]
+    ]
+    missing = [str(clip) for clip in clips if not clip.is_file()]
+    if missing and args.path_clip:
+        cannot_run(f"clip not found: {', '.join(missing)}")
+    if missing:
+        cannot_run(f"test clips not found in {args.clips}: pass --clips DIR (tests/data/video)")
     report = asyncio.run(_main(args)) if not args.paths_only else {}
+    checks = verdict(report) if report else Verdict()
     if report:
         _print(report)
     renderers = ["gl", "software"] if args.renderer == "both" else [args.renderer]
-    clips = args.path_clip or [args.clips / c for c in ("h264_1280x720_1s.mp4", PATH_CLIP)]
     headless = args.headless or not screen_available()
     report["paths"] = run_paths(clips, renderers, args.path_seconds, headless=headless)
     print("\n".join(format_rows(report["paths"])))
+    check_paths(checks, report["paths"])
+    report["targets"] = checks.as_json()
+    print(checks.report())
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return checks.exit_code()
@@ -355,7 +365,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         action="append",
         metavar="FILE",
-        help="a clip to play on each path (repeatable; default: the 720p and 1080p test clips; "
+        help="a clip to play on each path (repeatable; default: the 1080p, 720p and 4K test clips; "
         "on a Pi: a 1080p60 H.264 file, see docs/video.md)",
     )
     parser.add_argument(
