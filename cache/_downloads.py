@@ -8,25 +8,18 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from cache._fetch import RetryAfter, ServerFailed
 from cache._lifecycle import free_bytes
 from cache._types import Limits
-from core import DiskFull, HashMismatch
+from core import DiskFull, HashMismatch, RetryPolicy, retrying
 
 log = logging.getLogger(__name__)
 Attempt = Callable[[str], Awaitable[None]]
 Failed = Callable[[str, Exception], Awaitable[None]]
 
 
-def retryable(exc: BaseException) -> bool:
+def retryable(exc: Exception) -> bool:
     """Worth another attempt soon: the network, a busy server, bytes that did not verify."""
     if isinstance(exc, DiskFull):
         return False
@@ -36,8 +29,9 @@ def retryable(exc: BaseException) -> bool:
 class Downloads:
     """Runs ``attempt(sha)`` until it succeeds, as one task per sha.
 
-    At most ``limits.parallel`` attempts run at once. Failures are retried with full-jitter
-    backoff, or after the server's Retry-After; when attempts run out ``failed(sha, exc)`` is
+    At most ``limits.parallel`` attempts run at once. Failures are retried by the retry
+    policy (``core.RetryPolicy``: full-jitter backoff, at least the server's Retry-After up to
+    its cap); when attempts run out ``failed(sha, exc)`` is
     awaited. DiskFull pauses every task (without spending an attempt) until the disk has
     room again.
     """
@@ -52,8 +46,8 @@ class Downloads:
         self._space = asyncio.Event()
         self._space.set()
         self._watcher: asyncio.Task[None] | None = None
-        self._jitter = wait_random_exponential(
-            multiplier=limits.retry_base_s, max=limits.retry_max_s
+        self._retry = RetryPolicy(
+            initial_s=limits.retry_base_s, max_s=limits.retry_max_s, attempts=limits.attempts
         )
 
     def __contains__(self, sha: object) -> bool:
@@ -103,20 +97,8 @@ class Downloads:
             if self._tasks.get(sha) is asyncio.current_task():
                 del self._tasks[sha]
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetryAfter) and exc.delay_s is not None:
-            return exc.delay_s
-        return float(self._jitter(state))
-
     async def _with_retries(self, sha: str) -> None:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._limits.attempts),
-            wait=self._wait,
-            retry=retry_if_exception(retryable),
-            reraise=True,
-        )
-        async for attempt in retrying:
+        async for attempt in retrying(self._retry, retry_on=retryable):
             with attempt:
                 await self._attempt(sha)
 

@@ -9,11 +9,9 @@ and into the hash in a worker thread, one block in flight while the next is rece
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import re
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,7 +19,7 @@ import httpx
 from httpcore import AsyncHTTP11Connection
 
 from cache._store import hash_into, is_no_space
-from core import CacheError, DiskFull, HashMismatch
+from core import CacheError, DiskFull, HashMismatch, parse_retry_after
 
 # httpcore asks for 64 KiB per read while asyncio's transport receives 256 KiB per recv, so
 # every recv was sliced into four h11 events: four times the Python work per byte. Reading
@@ -37,17 +35,17 @@ ASSET_PATH = "/api/v1/assets/{sha}"
 # must not hold a download slot forever, whatever the client's own defaults are.
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 WRITE_BLOCK = 1024 * 1024
-MAX_RETRY_AFTER_S = 3600.0
 _CONTENT_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
 
 
 class RetryAfter(CacheError):
     """The server asked us to come back later (429/503)."""
 
-    def __init__(self, status: int, delay_s: float | None) -> None:
+    def __init__(self, status: int, retry_after: float | None) -> None:
         self.status = status
-        self.delay_s = delay_s  # None: the server did not say; back off as for any failure
-        after = f"retry after {delay_s:.1f} s" if delay_s is not None else "no Retry-After"
+        # None: the server did not say; the retry policy backs off as for any failure.
+        self.retry_after = retry_after
+        after = f"retry after {retry_after:.1f} s" if retry_after is not None else "no Retry-After"
         super().__init__(f"server answered {status}; {after}")
 
 
@@ -61,22 +59,6 @@ class FetchRefused(CacheError):
     def __init__(self, status: int, sha: str) -> None:
         self.status = status
         super().__init__(f"server refused asset {sha}: HTTP {status}")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), if any."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER_S)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), MAX_RETRY_AFTER_S)
 
 
 class RateLimiter:

@@ -1,4 +1,5 @@
-"""What every layer shares: errors, configuration, structured logging, atomic files, paths."""
+"""What every layer shares: errors, configuration, structured logging, atomic files, paths,
+the retry policy."""
 
 from core._atomic import atomic_write, atomic_write_text, fsync_dir
 from core._config import (
@@ -30,6 +31,17 @@ from core._errors import (
 )
 from core._logging import configure_logging, forget_secret, redact, register_secret
 from core._paths import default_config_path, state_dir
+from core._retry import (
+    RETRY_AFTER_MAX_S,
+    RetryPolicy,
+    honour_retry_after,
+    parse_retry_after,
+    retry_after_of,
+    retrying,
+    retrying_blocking,
+    sleep_or_stop,
+    spread,
+)
 
 __all__ = [
     "CacheConfig",
@@ -45,6 +57,8 @@ __all__ = [
     "PlayerConfig",
     "PlayerError",
     "ProtocolError",
+    "RETRY_AFTER_MAX_S",
+    "RetryPolicy",
     "ServerConfig",
     "ServerError",
     "Settings",
@@ -59,9 +73,16 @@ __all__ = [
     "default_config_path",
     "forget_secret",
     "fsync_dir",
+    "honour_retry_after",
     "load_settings",
+    "parse_retry_after",
     "redact",
     "register_secret",
+    "retry_after_of",
+    "retrying",
+    "retrying_blocking",
     "settings_to_toml",
+    "sleep_or_stop",
+    "spread",
     "state_dir",
 ]

@@ -141,6 +141,11 @@ class VirtualClock:
         finally:
             self._busy -= 1
 
+    @property
+    def is_busy(self) -> bool:
+        """Work marked ``busy`` is running: the clock waits for it before it moves on."""
+        return self._busy > 0
+
     def next_deadline(self) -> int | None:
         self._drop_cancelled()
         return self._sleepers[0][0] if self._sleepers else None

@@ -2,9 +2,10 @@
 
 Two tasks run while the player is started. The schedule task resolves the manifest against the
 wall clock and sleeps until the next change (or until content, readiness or the wall clock
-moves). The frame task ticks the zones, composes, presents and sleeps until the earliest
-deadline any zone or renderer has announced, never faster than ``frame_rate_hz``; when nothing
-changes nothing is drawn and the CPU idles.
+moves). The frame task (``player._frames.FrameLoop``, a component the player hands the clock,
+what is on screen and how an armed presentation takes it) ticks the zones, composes, presents and
+sleeps until the earliest deadline any zone or renderer has announced, never faster than
+``frame_rate_hz``; when nothing changes nothing is drawn and the CPU idles.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from player._schedule import resolve, resolve_at
 from player._standby import ScreenPower
 from player._timeline import TimelineWriter
 from player._wall import WallClock
-from player._warmup import SwitchWarmup
 from protocol import Interrupt, Item, Layout, Manifest, QuarantinedItem
 from zones import (
     Compositor,
@@ -53,7 +53,7 @@ from zones import (
 log = logging.getLogger(__name__)
 
 
-class Player(FrameLoop, ScreenPower):
+class Player(ScreenPower):
     """Plays manifests on a display. All methods run on the event-loop thread."""
 
     def __init__(
@@ -99,8 +99,6 @@ class Player(FrameLoop, ScreenPower):
             )
         if timeline is not None:
             self.events.add(timeline.write)
-        self._tick_listeners: list[Callable[[], None]] = []
-        self._frame_listeners: list[Callable[[int], None]] = []
         self.compositor: Compositor | None = None
         self.state = PlayerState.IDLE
         self._machine = build_machine(self)
@@ -116,8 +114,14 @@ class Player(FrameLoop, ScreenPower):
         self._incoming: Presentation | None = None
         self._load_task: asyncio.Task[None] | None = None
         self._load_pending = False
-        self._frame_wake = asyncio.Event()
-        self._warmup = SwitchWarmup(clock)
+        # What is on screen and what takes it is the player's; presenting frames is the loop's.
+        self._frames = FrameLoop(
+            clock,
+            self.events,
+            frame_ns=self._frame_ns,
+            on_screen=lambda: self._current,
+            swap_in=self._swap_in,
+        )
         self._schedule_wake = asyncio.Event()
         self._idle = IdleScreens(
             device=self.device,
@@ -126,19 +130,18 @@ class Player(FrameLoop, ScreenPower):
                 zone_id="screen",
                 asset_path=self._asset_path,
                 wall_time=self.wall.at,
-                wake=self._frame_wake.set,
+                wake=self._frames.wake,
                 frame_ns=self._frame_ns,
             ),
             clock=clock,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
-        self._unreported: list[Switch] = []  # reported with the next presented frame
         # A layout switch at a schedule boundary is prepared ahead (the pre-roll lead, from
-        # measured load times: player._preroll), "armed", and swapped in on the first frame at
-        # the boundary; its first deadline is the boundary however long loading took.
+        # measured load times: player._preroll), armed in the frame loop, and swapped in on
+        # the first frame at the boundary; its first deadline is the boundary however long
+        # loading took.
         self._start_at: int | None = None
-        self._armed: tuple[Presentation, int] | None = None
         # The schedule change the player last looked ahead to: a layout that starts there was
         # announced, even when the player only gets round to loading it after the instant.
         self._boundary: dt.datetime | None = None
@@ -147,10 +150,7 @@ class Player(FrameLoop, ScreenPower):
         self.power = power or PowerController(NoPower())
         self._screen_off = False
         self._power_boundary: dt.datetime | None = None  # the next scheduled power change
-        self._halt_at: int | None = None  # media instant the screen goes off: nothing starts
         self._wake_lead_ns = int(settings.display.wake_lead_s * NS_PER_S)
-        self.dropped_frames = 0
-        self.frames = 0
         self.wall.add_listener(self._wall_jumped)
         assets.add_listener(lambda _sha: self._schedule_wake.set())
 
@@ -162,14 +162,23 @@ class Player(FrameLoop, ScreenPower):
 
     def add_tick_listener(self, callback: Callable[[], None]) -> None:
         """``callback()`` at least once a second from the frame loop (a watchdog ping)."""
-        self._tick_listeners.append(callback)
-        self._frame_wake.set()
+        self._frames.add_tick_listener(callback)
 
     def add_frame_listener(self, callback: Callable[[int], None]) -> None:
         """``callback(presented_ns)`` after every presented frame, once its time was taken and
         its switches reported (the simulator's frame checks). It runs on the frame loop: hand
         heavy work to a thread."""
-        self._frame_listeners.append(callback)
+        self._frames.add_frame_listener(callback)
+
+    @property
+    def frames(self) -> int:
+        """Frames presented since the player was made."""
+        return self._frames.frames
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frame intervals missed: presented later than wanted by a frame or more."""
+        return self._frames.dropped_frames
 
     async def start(self) -> None:
         if self._tasks:
@@ -192,7 +201,7 @@ class Player(FrameLoop, ScreenPower):
         await self.state_changed()
         self._show_idle()
         self._tasks = [
-            asyncio.create_task(self._frame_loop(), name="player-frames"),
+            asyncio.create_task(self._frames.run(self.compositor), name="player-frames"),
             asyncio.create_task(self._schedule_loop(), name="player-schedule"),
         ]
 
@@ -256,7 +265,7 @@ class Player(FrameLoop, ScreenPower):
     def identify(self, text: str, seconds: float) -> None:
         if self.compositor is not None:
             self.compositor.identify(text, self.clock.now_ns() + int(seconds * NS_PER_S))
-            self._frame_wake.set()
+            self._frames.wake()
 
     async def screenshot(self) -> bytes:
         """PNG of the composed frame."""
@@ -307,7 +316,9 @@ class Player(FrameLoop, ScreenPower):
             now = self.clock.now_ns()
             self._suspend(self._current)
             self._current.end()
-            self._report(self._current.take_switches() + self._interrupt_end(self._current), now)
+            self._frames.report(
+                self._current.take_switches() + self._interrupt_end(self._current), now
+            )
             self._current.release()
             self._current = None
         if self.compositor is not None:
@@ -322,9 +333,7 @@ class Player(FrameLoop, ScreenPower):
     async def on_enter_LOADING(self, *_: object) -> None:
         self._load_pending = False
         self._cancel_load()
-        if self._armed is not None:  # content changed again before the armed boundary
-            self._armed[0].release()
-            self._armed = None
+        self._frames.disarm()  # content changed again before the armed boundary
         if self._target is not None:
             manifest, layout = self._target
             self._load_task = asyncio.create_task(
@@ -348,8 +357,7 @@ class Player(FrameLoop, ScreenPower):
         # due now, the instant it is ready; its load time is reported apart (load_ms).
         incoming.start(now if start_at is None else start_at)
         if start_at is not None and start_at > now:
-            self._armed = (incoming, start_at)  # pre-rolled: swapped in by the frame loop
-            self._frame_wake.set()
+            self._frames.arm(incoming, start_at)  # pre-rolled: swapped in by the frame loop
             return
         self._swap_in(incoming)
 
@@ -359,22 +367,24 @@ class Player(FrameLoop, ScreenPower):
         if previous is not None:
             self._suspend(previous)
             previous.end()
-            self._unreported += previous.take_switches() + self._interrupt_end(previous)
+            self._frames.defer(previous.take_switches() + self._interrupt_end(previous))
             # The compositor releases the old scene once the new one's first frame is up.
             previous.release_upcoming()
         if incoming.interrupt is not None:
-            self._unreported.append(
-                Switch(
-                    "interrupt",
-                    "",
-                    incoming.interrupt.id,
-                    incoming.interrupt_due_ns,
-                    layout=incoming.layout.id,
-                    state="start",
-                )
+            self._frames.defer(
+                [
+                    Switch(
+                        "interrupt",
+                        "",
+                        incoming.interrupt.id,
+                        incoming.interrupt_due_ns,
+                        layout=incoming.layout.id,
+                        state="start",
+                    )
+                ]
             )
         self.compositor.present(incoming.scene)
-        self._frame_wake.set()
+        self._frames.wake()
 
     def _suspend(self, presentation: Presentation) -> None:
         """Remember where a layout stood as it leaves the screen (an overlay's is not resumed:
@@ -420,8 +430,8 @@ class Player(FrameLoop, ScreenPower):
         The frame loop looks again too: a clock zone's next redraw was planned on the old
         wall time (a ``%H:%M`` clock would otherwise show the old time for up to a minute).
         """
-        self._frame_wake.set()
-        if self._armed is not None or self._start_at is not None:
+        self._frames.wake()
+        if self._frames.armed is not None or self._start_at is not None:
             self._disarm()
             current = self._current
             self._target_key = content_key(current.manifest, current.layout) if current else None
@@ -433,9 +443,7 @@ class Player(FrameLoop, ScreenPower):
 
     def _disarm(self) -> None:
         self._start_at = None
-        if self._armed is not None:
-            self._armed[0].release()
-            self._armed = None
+        self._frames.disarm()
 
     def _cancel_load(self) -> None:
         if self._load_task is not None and not self._load_task.done():
@@ -452,7 +460,7 @@ class Player(FrameLoop, ScreenPower):
                 asset_path=self._asset_path,
                 timezone=manifest.timezone,
                 wall_time=self.wall.at,
-                wake=self._frame_wake.set,
+                wake=self._frames.wake,
                 frame_ns=self._frame_ns,
                 # A virtual clock (it has advance_to) only moves when told: video follows it.
                 virtual_now=self.clock.now_ns if hasattr(self.clock, "advance_to") else None,
@@ -517,7 +525,7 @@ class Player(FrameLoop, ScreenPower):
             await self._fire("load_failed")
             return
         self.load_times.record(_layout_key(manifest, layout), self.clock.now_ns() - started)
-        self._report(presentation.take_switches(), self.clock.now_ns())
+        self._frames.report(presentation.take_switches(), self.clock.now_ns())
         self._incoming = presentation
         self._load_task = None
         await self._fire("loaded")
@@ -572,13 +580,14 @@ class Player(FrameLoop, ScreenPower):
         if self._screen_off or self.power.applied is None:
             await self._wake(power)
         self._power_boundary = power.next_change
-        self._halt_at = None
+        self._frames.halt_at = None
         if power.next_change is not None:
             if not self._on_at(manifest, power.next_change):
-                self._halt_at = self.wall.media_ns_of(power.next_change)
+                self._frames.halt_at = self.wall.media_ns_of(power.next_change)
             if next_change is None or power.next_change < next_change:
                 next_change = power.next_change
-        pending = self._armed[1] if self._armed else self._start_at
+        armed_at = self._frames.armed_at
+        pending = armed_at if armed_at is not None else self._start_at
         if pending is not None and self.clock.now_ns() < pending:
             return next_change  # a switch is armed for a boundary: let it happen
         if layout is None:
@@ -638,7 +647,7 @@ class Player(FrameLoop, ScreenPower):
     async def _schedule_loop(self) -> None:
         check_ns = 5 * NS_PER_S  # how often a silent wall-clock jump is looked for
         # A virtual clock (anything with advance_to) only jumps when told: no polling there.
-        polls = bool(self._tick_listeners) or not hasattr(self.clock, "advance_to")
+        polls = self._frames.ticking or not hasattr(self.clock, "advance_to")
         next_change = await self._reschedule()
         while True:
             due = None

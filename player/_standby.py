@@ -18,6 +18,7 @@ from typing import Any
 
 from player._clock import Clock
 from player._events import EventSink
+from player._frames import FrameLoop
 from player._machine import PlayerState
 from player._power import Decision, PowerController
 from player._presentation import Presentation
@@ -45,9 +46,8 @@ class ScreenPower:
     _load_pending: bool
     _screen_off: bool
     _power_boundary: dt.datetime | None
-    _halt_at: int | None
     _wake_lead_ns: int
-    _frame_wake: asyncio.Event
+    _frames: FrameLoop
     _schedule_wake: asyncio.Event
     _fire: Callable[[str], Coroutine[Any, Any, None]]
     _playable: Callable[[Layout], bool]
@@ -100,9 +100,9 @@ class ScreenPower:
             if self.compositor is not None:
                 size = self.compositor.display.size
                 self.compositor.present(Scene("standby", size, "#000000"))
-                self._frame_wake.set()
+                self._frames.wake()
             self.events.power("off", power.reason, self._due_of(boundary), now_ns)
-        self._halt_at = None  # halted: what is prepared next may start on its instant
+        self._frames.halt_at = None  # halted: what is prepared next may start on its instant
         self._power_boundary = on_at
         await self._apply_power(False)
         return on_at

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from core import ServerError
+from core import RetryPolicy, ServerError, parse_retry_after, retrying_blocking
 
 CHUNK_SIZE = 8 * 1024 * 1024
 HASH_CHUNK = 1024 * 1024
@@ -133,9 +132,8 @@ def _problem(response: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) and "code" in body else None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() and len(value) < 10 else None
+def _transient(exc: Exception) -> bool:
+    return isinstance(exc, ServerUnreachable) and exc.transient
 
 
 def _missing(received: list[list[int]], size: int) -> list[tuple[int, int]]:
@@ -205,7 +203,7 @@ class AdminClient:
                 str(problem.get("code", "error")),
                 problem.get("detail"),
                 errors=[e for e in problem.get("errors") or [] if isinstance(e, dict)],
-                retry_after=_retry_after(response),
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         return response
 
@@ -390,8 +388,8 @@ class AdminClient:
     ) -> str:
         """Upload a file in chunks and return its sha256; resumes ``upload_id`` when given.
 
-        A cut connection is retried (``retries`` times per chunk, with backoff): the session's
-        status says which ranges arrived, so only the missing ones are sent again.
+        A cut connection is retried (``retries`` times, with the retry policy's back-off): the
+        session's status says which ranges arrived, so only the missing ones are sent again.
         """
         path = Path(path)
         size = path.stat().st_size
@@ -405,19 +403,14 @@ class AdminClient:
             upload_id = str(session["upload_id"])
             if on_session is not None:
                 on_session(upload_id)
-        failures = 0
-        while True:
-            try:
+        policy = RetryPolicy(initial_s=0.4, max_s=10.0, attempts=retries + 1)
+        for attempt in retrying_blocking(policy, retry_on=_transient):
+            with attempt:
                 status = self.request("GET", f"/api/v1/admin/uploads/{upload_id}")
                 if status["status"] == "open":
                     self._send_missing(path, upload_id, status, size, chunk_size, progress)
                 media = self.request("POST", f"/api/v1/admin/uploads/{upload_id}/complete")
-                return str(media["sha256"])
-            except ServerUnreachable as exc:
-                failures += 1
-                if not exc.transient or failures > retries:
-                    raise
-                time.sleep(min(10.0, 0.2 * 2**failures))
+        return str(media["sha256"])
 
     def _send_missing(
         self,

@@ -4,7 +4,7 @@ from sync._agent import SyncAgent
 from sync._auth import TokenAuth
 from sync._client import DeviceClient, MalformedManifest, ManifestFetch, RequestFailed
 from sync._commands import CommandRunner, RestartRequested
-from sync._heartbeat import HeartbeatLoop, SyncReport, jittered
+from sync._heartbeat import HeartbeatLoop, SyncReport
 from sync._host import DeviceHost, HostStatus
 from sync._impressions import ImpressionRecorder
 from sync._metrics import HostSampler, read_temperature
@@ -37,7 +37,6 @@ __all__ = [
     "SyncReport",
     "TokenAuth",
     "WatcherTiming",
-    "jittered",
     "open_database",
     "pair",
     "read_temperature",

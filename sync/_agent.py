@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import platform
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from importlib import metadata
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from core import DeviceRevoked, ProtocolError, Settings, atomic_write_text
+from core import DeviceRevoked, ProtocolError, RetryPolicy, Settings, atomic_write_text
 from protocol import Manifest, ManifestConfig, PairingCreated, PairingRequest
 from sync._client import DeviceClient, RequestFailed
 from sync._commands import CommandRunner, RestartRequested
@@ -32,7 +33,7 @@ from sync._watcher import ManifestWatcher, WatcherTiming
 log = logging.getLogger(__name__)
 
 HARDWARE_ID_FILE = "hardware-id"
-SESSION_RETRY_S = 30.0
+SESSION_RETRY = RetryPolicy(initial_s=30.0, max_s=300.0)
 
 
 def player_version() -> str:
@@ -282,9 +283,11 @@ class SyncAgent:
         """Run until cancelled. ``RestartRequested`` propagates to the daemon.
 
         Anything unexpected ends the session, not the daemon: playback goes on and the
-        session starts again after ``SESSION_RETRY_S``.
+        session starts again after the ``SESSION_RETRY`` back-off.
         """
+        failures = 0
         while True:
+            began = time.monotonic()
             try:
                 credentials = await self._credentials()
                 await self._session(credentials)
@@ -293,11 +296,15 @@ class SyncAgent:
             except (RestartRequested, asyncio.CancelledError):
                 raise
             except Exception:
+                # A session that ran a while before it failed starts the back-off afresh.
+                ran_s = time.monotonic() - began
+                failures = 1 if ran_s > SESSION_RETRY.max_s else failures + 1
+                delay = SESSION_RETRY.delay(failures)
                 log.exception(
                     "sync session failed; starting again",
-                    extra={"fields": {"retry_in_s": SESSION_RETRY_S}},
+                    extra={"fields": {"retry_in_s": round(delay, 3)}},
                 )
-                await asyncio.sleep(SESSION_RETRY_S)
+                await asyncio.sleep(delay)
 
     def close(self) -> None:
         self.db.close()

@@ -9,8 +9,6 @@ contract does not allow is ``ProtocolError``.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import email.utils
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,7 +17,14 @@ import httpx
 from httpx_sse import EventSource, SSEError, aconnect_sse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from core import DeviceRevoked, PairingExpired, ProtocolError, SyncError, register_secret
+from core import (
+    DeviceRevoked,
+    PairingExpired,
+    ProtocolError,
+    SyncError,
+    parse_retry_after,
+    register_secret,
+)
 from protocol import (
     CommandResult,
     HeartbeatResponse,
@@ -60,23 +65,6 @@ class RequestFailed(SyncError):
     @property
     def transient(self) -> bool:
         return self.status is None or self.status in (408, 425, 429) or self.status >= 500
-
-
-def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    now = now or dt.datetime.now(dt.UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _problem_of(response: httpx.Response) -> Problem | None:

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from core import DeviceRevoked, PlayerConfig
+from core import DeviceRevoked, PlayerConfig, RetryPolicy
 from protocol import Command, CommandResult
 from sync._client import DeviceClient, RequestFailed
 from sync._host import DeviceHost
@@ -19,7 +19,8 @@ from sync._store import CommandLedger
 
 log = logging.getLogger(__name__)
 
-ACK_RETRY_S = 30.0
+# Undelivered results are sent again after this back-off (or with the next command).
+ACK_RETRY = RetryPolicy(initial_s=30.0, max_s=300.0)
 
 
 class RestartRequested(Exception):
@@ -50,6 +51,7 @@ class CommandRunner:
         self.identity = identity
         self.executed: list[str] = []
         self._queue: asyncio.Queue[Command] = asyncio.Queue()
+        self._retry_after: float | None = None  # the server's word on the last failed ack
 
     async def submit(self, command: Command) -> None:
         self._queue.put_nowait(command)
@@ -63,6 +65,7 @@ class CommandRunner:
             await self.client.command_result(command_id, result)
         except RequestFailed as exc:
             if exc.transient:
+                self._retry_after = exc.retry_after
                 log.warning(
                     "command result not delivered; will retry",
                     extra={"fields": {"command": command_id, "error": str(exc)}},
@@ -166,11 +169,13 @@ class CommandRunner:
     async def run(self) -> None:
         """Execute queued commands in order; retry undelivered results meanwhile."""
         pending = not await self.deliver_pending()
+        failures = 0
         while True:
+            failures = failures + 1 if pending else 0
+            retry_in = ACK_RETRY.delay(failures, self._retry_after) if pending else None
+            self._retry_after = None
             try:
-                command = await asyncio.wait_for(
-                    self._queue.get(), timeout=ACK_RETRY_S if pending else None
-                )
+                command = await asyncio.wait_for(self._queue.get(), timeout=retry_in)
             except TimeoutError:
                 pending = not await self.deliver_pending()
                 continue

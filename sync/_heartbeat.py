@@ -9,15 +9,13 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from core import ProtocolError
+from core import ProtocolError, honour_retry_after, retry_after_of, spread
 from protocol import Command, HeartbeatResponse, Metrics
 from sync._client import DeviceClient, RequestFailed
 from sync._host import DeviceHost
 from sync._metrics import HostSampler
 
 log = logging.getLogger(__name__)
-
-JITTER = 0.2
 
 
 @dataclass
@@ -28,11 +26,6 @@ class SyncReport:
     manifest_etag: str | None = None
     manifest_error: str | None = None
     impressions_dropped: int = 0
-
-
-def jittered(interval_s: float, rng: Callable[[], float] = random.random) -> float:
-    """``interval_s`` ±20 %, so a fleet rebooted together does not beat in lockstep."""
-    return interval_s * (1.0 - JITTER + 2 * JITTER * rng())
 
 
 class HeartbeatLoop:
@@ -114,20 +107,21 @@ class HeartbeatLoop:
     async def run(self) -> None:
         """Beat forever; ``DeviceRevoked`` propagates, anything transient is retried."""
         while True:
-            retry_after = 0.0
+            retry_after = None
             try:
                 await self.beat()
                 self.failures = 0
             except (RequestFailed, ProtocolError) as exc:
                 # A body the contract does not allow is a server bug: retried like an outage.
                 self.failures += 1
-                retry_after = getattr(exc, "retry_after", None) or 0.0
+                retry_after = retry_after_of(exc)
                 log.warning(
                     "heartbeat failed",
                     extra={"fields": {"error": str(exc), "retry_after_s": retry_after}},
                 )
-            # A failed beat waits a full interval too: a fleet must not hammer a sick server.
-            await self._sleep(max(jittered(self.interval_s, self.rng), retry_after))
+            # A failed beat waits a full interval too: a fleet must not hammer a sick server;
+            # longer when the server says so (Retry-After, up to the retry policy's cap).
+            await self._sleep(honour_retry_after(spread(self.interval_s, self.rng), retry_after))
 
     async def _sleep(self, delay: float) -> None:
         self._wake.clear()
@@ -136,4 +130,4 @@ class HeartbeatLoop:
         except TimeoutError:
             return
         # The server changed the interval mid-sleep: the new one counts from now.
-        await asyncio.sleep(jittered(self.interval_s, self.rng))
+        await asyncio.sleep(spread(self.interval_s, self.rng))

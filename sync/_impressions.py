@@ -16,13 +16,16 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from core import ProtocolError
+from core import ProtocolError, RetryPolicy, retrying
 from protocol import Impression, ImpressionBatch
 from sync._client import DeviceClient, RequestFailed
 from sync._heartbeat import SyncReport
 from sync._store import ImpressionQueue
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 log = logging.getLogger(__name__)
 
@@ -141,20 +144,32 @@ class ImpressionRecorder:
         return sent
 
     async def run_uploads(self, client: DeviceClient, *, interval_s: float) -> None:
-        """Upload whenever something was written, at most once per ``interval_s``."""
-        delay = interval_s
+        """Upload whenever something was written, at most once per ``interval_s``.
+
+        A failed upload stays on disk and is tried again by the retry policy, from twice the
+        interval up to ten times it (at least the server's Retry-After, up to its cap).
+        """
+        retry = RetryPolicy(initial_s=2 * interval_s, max_s=10 * interval_s)
         while True:
-            try:
-                await self.upload_once(client)
-                delay = interval_s
-            except (RequestFailed, ProtocolError) as exc:
-                retry_after = getattr(exc, "retry_after", None) or 0.0
-                delay = max(retry_after, min(delay * 2, 10 * interval_s))
-                log.warning(
-                    "impression upload failed; kept on disk",
-                    extra={"fields": {"error": str(exc), "retry_in_s": delay}},
-                )
+            async for attempt in retrying(
+                retry, retry_on=_upload_failed, before_sleep=_log_upload_retry
+            ):
+                with attempt:
+                    await self.upload_once(client)
             self._written.clear()
-            await asyncio.sleep(delay)
+            await asyncio.sleep(interval_s)
             if not len(self._pending) and not await asyncio.to_thread(len, self.queue):
                 await self._written.wait()
+
+
+def _upload_failed(exc: Exception) -> bool:
+    # A body the contract does not allow is a server bug: retried like an outage.
+    return isinstance(exc, RequestFailed | ProtocolError)
+
+
+def _log_upload_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning(
+        "impression upload failed; kept on disk",
+        extra={"fields": {"error": str(error), "retry_in_s": round(state.upcoming_sleep, 3)}},
+    )

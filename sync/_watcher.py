@@ -3,9 +3,11 @@
 An event is only a hint; the manifest is the truth. Every (re)connect fetches the manifest
 (``If-None-Match``), so a change published while the device was away is never missed. A stream
 that stalls without closing is caught by a read timeout above twice the server's ping interval.
-Reconnects use full-jitter exponential backoff (tenacity), capped, so a fleet that lost its
-server does not reconnect in lockstep. After ``failures_before_poll`` failed attempts the
-manifest is polled at the poll interval while SSE keeps being retried in the background.
+Reconnects follow the retry policy (``core.RetryPolicy``: full-jitter exponential backoff,
+capped, at least the server's Retry-After), so a fleet that lost its server does not
+reconnect in lockstep. After ``failures_before_poll`` failed attempts the
+manifest is polled at the poll interval (or after the server's Retry-After, up to the same cap)
+while SSE keeps being retried in the background.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
-from core import ProtocolError
+from core import ProtocolError, RetryPolicy, honour_retry_after, retry_after_of, retrying
 from protocol import Command, Manifest, ManifestConfig, ManifestEvent
 from sync._client import DeviceClient, MalformedManifest, RequestFailed
 from sync._heartbeat import SyncReport
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,7 @@ class StreamLost(RequestFailed):
     """The event stream ended or broke soon after it opened."""
 
 
-def _retryable(exc: BaseException) -> bool:
+def _retryable(exc: Exception) -> bool:
     # Even a 4xx: a proxy that refuses event streams must not stop the device polling and
     # retrying. DeviceRevoked (401) is not a RequestFailed and ends the session.
     return isinstance(exc, RequestFailed)
@@ -80,9 +85,7 @@ class ManifestWatcher:
         self._refresh_wanted = asyncio.Event()
         self._refresh_lock = asyncio.Lock()
         self._polling = asyncio.Event()
-        self._backoff = wait_random_exponential(
-            multiplier=timing.backoff_initial_s, max=timing.backoff_max_s
-        )
+        self._retry = RetryPolicy(initial_s=timing.backoff_initial_s, max_s=timing.backoff_max_s)
 
     # --- manifest ---------------------------------------------------------------------------
 
@@ -142,11 +145,17 @@ class ManifestWatcher:
         while True:
             await self._polling.wait()
             self.polls += 1
+            retry_after = None
             try:
                 await self.refresh()
             except (RequestFailed, ProtocolError) as exc:
-                log.warning("manifest poll failed", extra={"fields": {"error": str(exc)}})
-            await asyncio.sleep(self.timing.poll_interval_s)
+                retry_after = retry_after_of(exc)
+                log.warning(
+                    "manifest poll failed",
+                    extra={"fields": {"error": str(exc), "retry_after_s": retry_after}},
+                )
+            # A busy server's Retry-After (up to the retry policy's cap) outweighs the interval.
+            await asyncio.sleep(honour_retry_after(self.timing.poll_interval_s, retry_after))
 
     @property
     def polling(self) -> bool:
@@ -194,13 +203,6 @@ class ManifestWatcher:
             # Opened and closed at once: count it as a failure so backoff applies.
             raise StreamLost(f"event stream closed after {lived:.1f}s")
 
-    def _wait(self, state: RetryCallState) -> float:
-        delay = float(self._backoff(state))
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RequestFailed) and exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
-        return delay
-
     async def _after_failure(self, state: RetryCallState) -> None:
         # Counted since the last good connection (tenacity's count also spans short-lived ones,
         # which keeps the backoff growing against a server that accepts and drops at once).
@@ -219,11 +221,8 @@ class ManifestWatcher:
 
     async def _sse_loop(self) -> None:
         while True:
-            async for attempt in AsyncRetrying(
-                wait=self._wait,
-                retry=retry_if_exception(_retryable),
-                before_sleep=self._after_failure,
-                reraise=True,
+            async for attempt in retrying(
+                self._retry, retry_on=_retryable, before_sleep=self._after_failure
             ):
                 with attempt:
                     await self._stream_once()

@@ -1,5 +1,6 @@
-"""The package graph (docs/development.md): what each package's import loads, and no module
-reaching into another package's private modules."""
+"""The package graph (docs/development.md): which package imports which, what each package's
+import loads, no module reaching into another package's private modules or private attributes,
+and no import cycle between modules."""
 
 from __future__ import annotations
 
@@ -43,14 +44,16 @@ DIRECT = {
     "uvloop",
 }
 _BASE = {"pydantic", "tomli_w"}  # core's configuration
-_SYNC = _BASE | {"httpx", "httpx_sse", "psutil", "sqlite_utils", "tenacity"}
+# tenacity drives the retry policy (core._retry); it loads with the first retry loop made, so
+# that importing core (every package does) does not load it.
+_SYNC = _BASE | {"httpx", "httpx_sse", "psutil", "sqlite_utils"}
 EXPECTED: dict[str, set[str]] = {
     "core": _BASE,
     "protocol": {"pydantic"},
     # The renderers and the compositor: no HTTP client, no database, no libmpv until a video
     # item is played.
     "zones": _BASE | {"PIL", "pygame"},
-    "cache": _BASE | {"httpx", "psutil", "sqlite_utils", "tenacity"},
+    "cache": _BASE | {"httpx", "psutil", "sqlite_utils"},
     "sync": _SYNC,
     "player": _SYNC | {"PIL", "pygame", "transitions"},
     # jinja2: the web console's templates, mounted by create_app.
@@ -148,3 +151,232 @@ def test_the_private_import_rule_sees_what_it_must() -> None:
     assert private_imports(sample, "tools.cli") == ["1: tools.sim._run", "5: zones._video"]
     assert _package_of(ROOT / "tools" / "sim" / "_run.py") == "tools.sim"
     assert _package_of(ROOT / "zones" / "_video.py") == "zones"
+
+
+# --- no import cycles -----------------------------------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """Module -> the modules among ``sources`` it imports. ``sources`` maps a module's name
+    to (its source, whether it is a package's ``__init__``). Every import statement counts:
+    those under ``TYPE_CHECKING`` and inside functions too (a cycle is a cycle to a reader)."""
+    graph: dict[str, set[str]] = {}
+    for name, (source, is_package) in sources.items():
+        package = name if is_package else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                edges |= {alias.name for alias in node.names if alias.name in sources}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parent, base] if base else parent)
+                for alias in node.names:
+                    if f"{base}.{alias.name}" in sources:  # a module: from tools.sim import _run
+                        edges.add(f"{base}.{alias.name}")
+                    elif base in sources:
+                        edges.add(base)
+        graph[name] = edges - {name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def _sources() -> dict[str, tuple[str, bool]]:
+    return {
+        _module_name(path): (path.read_text(encoding="utf-8"), path.name == "__init__.py")
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "demo" not in path.parts
+    }
+
+
+def test_no_module_import_cycle() -> None:
+    graph = import_graph(_sources())
+    assert {"tools.sim._events", "tools.sim._run", "tools.bench._video"} <= set(graph)
+    assert "tools.sim._events" in graph["tools.sim._run"]
+    assert import_cycles(graph) == []
+
+
+# The package graph of docs/development.md: which of our packages each may import.
+_LIBRARIES = {"core", "protocol", "zones", "cache", "sync", "player", "server"}
+MAY_IMPORT: dict[str, set[str]] = {
+    "core": set(),
+    "protocol": set(),
+    "zones": {"core", "protocol"},
+    "cache": {"core", "protocol"},
+    "sync": {"core", "protocol"},
+    "server": {"core", "protocol"},
+    "player": {"core", "protocol", "zones", "cache", "sync"},
+    "tools.sim": _LIBRARIES,
+    "tools.bench": _LIBRARIES,
+    "tools.cli": _LIBRARIES | {"tools.sim", "tools.bench"},
+    "tools": {"tools.cli"},
+}
+
+
+def package_edges(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph folded into packages (``tools.sim`` for the simulator's modules)."""
+
+    def package(module: str) -> str:
+        for sub in SUBPACKAGES:
+            if module == sub or module.startswith(sub + "."):
+                return sub
+        return module.split(".")[0]
+
+    edges: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        edges.setdefault(package(module), set()).update(package(t) for t in targets)
+    return {name: targets - {name} for name, targets in edges.items()}
+
+
+def test_the_package_graph_points_down() -> None:
+    edges = package_edges(import_graph(_sources()))
+    assert set(edges) == set(MAY_IMPORT)
+    assert {name: targets - MAY_IMPORT[name] for name, targets in edges.items()} == {
+        name: set() for name in MAY_IMPORT
+    }
+    assert "zones" in edges["player"] and "tools.sim" in edges["tools.cli"]
+
+
+def test_the_package_graph_check_sees_what_it_must() -> None:
+    graph = {
+        "zones._text": {"sync._client", "core"},
+        "tools.sim._run": {"tools.bench._video", "player"},
+        "tools": {"tools.cli"},
+    }
+    assert package_edges(graph) == {
+        "zones": {"sync", "core"},
+        "tools.sim": {"tools.bench", "player"},
+        "tools": {"tools.cli"},
+    }
+
+
+def test_the_cycle_check_sees_what_it_must() -> None:
+    sources = {
+        "pkg": ("from pkg._a import A\n", True),
+        "pkg._a": ("from pkg._b import B\n", False),
+        # Only for the type checker, and still a cycle for a reader.
+        "pkg._b": (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg._a import A\n",
+            False,
+        ),
+        "pkg._c": ("def f():\n    from pkg import _d\n", False),
+        "pkg._d": ("from . import _c\n", False),
+        "pkg._e": ("import pkg\nimport os\n", False),
+    }
+    graph = import_graph(sources)
+    assert graph["pkg._c"] == {"pkg._d"} and graph["pkg._d"] == {"pkg._c"}
+    assert graph["pkg._e"] == {"pkg"}
+    assert import_cycles(graph) == [["pkg._a", "pkg._b"], ["pkg._c", "pkg._d"]]
+
+
+# --- no private attributes across packages --------------------------------------------------
+
+PLUGIN = ROOT / "tests" / "private_access.py"
+
+_SAMPLE = {
+    "zones/__init__.py": "from zones._renderer import Renderer, Shot\n__all__ = ['Renderer', 'Shot']\n",
+    "zones/_renderer.py": (
+        "from typing import NamedTuple\n"
+        "class Renderer:\n"
+        "    _shared = 1\n"
+        "    def __init__(self) -> None:\n"
+        "        self._output: int | None = None\n"
+        "    @property\n"
+        "    def _size(self) -> int:\n"
+        "        return 1\n"
+        "    def _learn(self) -> None: ...\n"
+        "class Shot(NamedTuple):\n"
+        "    zone: str\n"
+        "def peek(r: Renderer) -> int | None:\n"
+        "    return r._output  # its own package: allowed\n"
+    ),
+    "tools/__init__.py": "",
+    "tools/bench/__init__.py": "",
+    "tools/bench/_video.py": (
+        "from zones import Renderer, Shot\n"
+        "def measure(renderer: Renderer) -> None:\n"
+        "    print(renderer._output)\n"
+        "    renderer._learn()\n"
+        "    print(Renderer._shared, renderer._size)\n"
+        "    renderer._output = 2\n"
+        "    print(Shot('main')._replace(zone='side'))  # namedtuple's API: allowed\n"
+        "class Mine(Renderer):\n"
+        "    def go(self) -> None:\n"
+        "        self._learn()\n"
+    ),
+    "tools/sim/__init__.py": "",
+    "tools/sim/_run.py": (
+        "from tools.bench._video import Mine\n"  # (a private import: the other rule's)
+        "from typing import Any\n"
+        "def run(mine: Mine, anything: Any) -> None:\n"
+        "    mine.go()\n"
+        "    print(anything._output, getattr(mine, '_output'))  # Any: unseen\n"
+    ),
+}
+
+
+def test_the_private_access_plugin_is_configured() -> None:
+    config = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"tests/private_access.py"' in config
+
+
+def test_the_private_access_plugin_sees_what_it_must(tmp_path: Path) -> None:
+    for name, source in _SAMPLE.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(source, encoding="utf-8")
+    (tmp_path / "mypy.ini").write_text(f"[mypy]\nplugins = {PLUGIN}\n", encoding="utf-8")
+    command = [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--cache-dir"]
+    command += [str(tmp_path / "cache"), "--no-error-summary", "zones", "tools"]
+    out = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True).stdout
+    found = sorted(
+        (line.split(":")[0], int(line.split(":")[1]), line.split('"')[1])
+        for line in out.splitlines()
+        if "is private to" in line
+    )
+    video = str(Path("tools/bench/_video.py"))
+    assert found == [
+        (video, 3, "_output"),
+        (video, 4, "_learn"),
+        (video, 5, "_shared"),
+        (video, 5, "_size"),
+        (video, 6, "_output"),
+        (video, 10, "_learn"),
+    ], out

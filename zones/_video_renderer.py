@@ -117,6 +117,11 @@ class VideoRenderer:
         self._risk: object | None = None  # the crash guard's token while libmpv has the file
         self.frames_painted = 0
 
+    @property
+    def output(self) -> VideoOutput | None:
+        """The output this occurrence renders through, once prepared (benchmarks time it)."""
+        return self._output
+
     # events from mpv's thread ------------------------------------------------------------
     def _on_output_event(self, event: VideoEvent) -> None:
         loop = self._loop

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cache._fetch import FetchRefused, RetryAfter, ServerFailed, download, parse_retry_after
+from cache._fetch import FetchRefused, RetryAfter, ServerFailed, download
 from core import HashMismatch
 
 BODY = bytes(range(256)) * 400
@@ -107,18 +105,6 @@ async def test_status_codes_map_to_what_the_retry_policy_needs(
         with pytest.raises(error) as caught:
             await download(client, SHA, tmp_path / "x.part", size=len(BODY))
     if status == 429:
-        assert isinstance(caught.value, RetryAfter) and caught.value.delay_s == 7
+        assert isinstance(caught.value, RetryAfter) and caught.value.retry_after == 7
     if status == 503:
-        assert isinstance(caught.value, RetryAfter) and caught.value.delay_s is None
-
-
-def test_retry_after_reads_seconds_and_http_dates() -> None:
-    assert parse_retry_after("120") == 120
-    assert parse_retry_after("999999") == 3600  # capped: a typo must not park a kiosk for days
-    soon = email.utils.formatdate(time.time() + 30, usegmt=True)
-    delay = parse_retry_after(soon)
-    assert delay is not None and 25 <= delay <= 31
-    past = email.utils.formatdate(time.time() - 30, usegmt=True)
-    assert parse_retry_after(past) == 0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
+        assert isinstance(caught.value, RetryAfter) and caught.value.retry_after is None

@@ -299,7 +299,9 @@ async def test_real_clock_and_real_display_play_a_playlist() -> None:
         assert screen is not None
         colour = tuple(screen.get_at((32, 18)))[:3]
         assert colour in (RED_RGB, BLUE_RGB)
-        assert player._warmup.warmed >= 1, "switch frames were warmed ahead of their deadline"
+        assert player._frames.warmup.warmed >= 1, (
+            "switch frames were warmed ahead of their deadline"
+        )
     finally:
         await player.stop()
 

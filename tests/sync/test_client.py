@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import logging
@@ -14,7 +13,6 @@ import pytest
 from core import DeviceRevoked, PairingExpired, ProtocolError, configure_logging
 from protocol import Metrics
 from sync import DeviceClient, MalformedManifest, RequestFailed
-from sync._client import parse_retry_after
 from tests.sync.device_fakes import manifest_dict
 
 TOKEN = "device-token-0123456789abcdef"
@@ -155,12 +153,3 @@ async def test_token_never_reaches_a_log_line() -> None:
         logging.getLogger().removeHandler(handler)
     assert TOKEN not in stream.getvalue()
     assert "***" in stream.getvalue()
-
-
-def test_retry_after_accepts_seconds_and_http_dates() -> None:
-    now = dt.datetime(2026, 11, 21, 12, 0, 0, tzinfo=dt.UTC)
-    assert parse_retry_after("120") == 120.0
-    assert parse_retry_after("Sat, 21 Nov 2026 12:00:30 GMT", now=now) == 30.0
-    assert parse_retry_after("Sat, 21 Nov 2026 11:00:00 GMT", now=now) == 0.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None

@@ -6,11 +6,13 @@ import datetime as dt
 
 import httpx
 
+from core import RetryPolicy
 from protocol import PairingCreated, PairingRequest
 from sync import DeviceClient, pair
 
 POLL_TOKEN = "poll_0123456789abcdefghij"
 DEVICE_TOKEN = "dev_0123456789abcdefghijkl"
+FAST_RETRY = RetryPolicy(initial_s=0.01, max_s=0.01)
 
 
 def created(code: str, expires_in_s: float = 300) -> dict[str, object]:
@@ -99,5 +101,7 @@ async def test_server_down_while_pairing_is_retried() -> None:
         )
 
     client = DeviceClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)), "http://s")
-    credentials = await pair(client, PairingRequest(hardware_id="hw"), lambda c: None, retry_s=0.01)
+    credentials = await pair(
+        client, PairingRequest(hardware_id="hw"), lambda c: None, retry=FAST_RETRY
+    )
     assert credentials.device_id == "d4"

@@ -198,3 +198,25 @@ async def test_a_proxy_that_refuses_event_streams_leaves_the_device_polling() ->
     watcher.client.http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
     await run_until(watcher, lambda: watcher.polls >= 2 and len(server.event_gets) >= 5)
     assert watcher.polling and applied
+
+
+async def test_a_busy_servers_retry_after_slows_the_polling() -> None:
+    """Polling every 50 ms, a 503 with Retry-After: 2 holds the next poll back two seconds."""
+    server = Server()
+    watcher, _ = watcher_for(server)
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/device/manifest"):
+            server.manifest_gets.append(request)
+            return httpx.Response(503, text="busy", headers={"Retry-After": "2"})
+        return server(request)
+
+    watcher.client.http = httpx.AsyncClient(transport=httpx.MockTransport(busy))
+    task = asyncio.create_task(watcher.run())
+    try:
+        await asyncio.sleep(1.0)  # twenty poll intervals: only the first poll may go out
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert watcher.polling and watcher.polls == 1

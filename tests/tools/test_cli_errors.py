@@ -3,6 +3,7 @@ what happened and what to do, the documented exit code, never a traceback."""
 
 from __future__ import annotations
 
+import email.utils
 import os
 import re
 import signal
@@ -192,6 +193,28 @@ def test_the_lockout_says_when_to_retry(
     line = _one_line(capsys.readouterr().err)
     assert "too many wrong codes" in line
     assert re.search(r"try again in 1[45] min( \d+ s)? \(at \d\d:\d\d\)", line), line
+
+
+def test_a_retry_after_date_is_read_and_an_absurd_one_is_still_one_line() -> None:
+    from server import AdminApiError, AdminClient
+    from tools.cli._errors import describe
+
+    when = email.utils.formatdate(time.time() + 600, usegmt=True)
+    problem = {"type": "about:blank", "title": "Busy", "status": 503, "code": "busy"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json=problem, headers={"Retry-After": when})
+
+    with (
+        AdminClient("http://s.test", "t", transport=httpx.MockTransport(handler)) as admin,
+        pytest.raises(AdminApiError) as caught,
+    ):
+        admin.devices()
+    assert caught.value.retry_after is not None and 590 <= caught.value.retry_after <= 600
+    (line,), _ = describe(caught.value)
+    assert re.search(r"try again in (9 min \d+ s|10 min) \(at \d\d:\d\d\)", line), line
+    (line,), _ = describe(AdminApiError(503, "busy", None, retry_after=10.0**20))
+    assert "try again in" in line and "(at" not in line
 
 
 def test_wrong_admin_token_says_where_the_token_is(

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from core import RetryPolicy, retrying
 from tools.bench._http import RawPool
 
 METRICS = {
@@ -25,6 +26,8 @@ METRICS = {
     "player_version": "bench",
     "state": "playing",
 }
+# Pairing hundreds of devices at once may meet a refused connection or a 429 (no code).
+PAIR_RETRY = RetryPolicy(initial_s=0.5, max_s=2.0, attempts=6)
 PNG = bytes.fromhex(  # a 1x1 red picture (the server decodes what it stores)
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d4944415478da63f8cfc0f01f00050001ff56c72f0d0000000049454e44ae426082"
@@ -58,13 +61,16 @@ def _raise_fd_limit() -> None:
     del soft
 
 
+def _pairing_failed(exc: Exception) -> bool:
+    return isinstance(exc, httpx.TransportError | KeyError)
+
+
 async def _pair(client: httpx.AsyncClient, admin: dict[str, str], n: int) -> tuple[str, str]:
-    for attempt in range(5):
-        try:
-            return await _pair_once(client, admin, f"{n}-{attempt}")
-        except (httpx.TransportError, KeyError):
-            await asyncio.sleep(0.5)
-    return await _pair_once(client, admin, f"{n}-last")
+    async for attempt in retrying(PAIR_RETRY, retry_on=_pairing_failed):
+        with attempt:
+            tried = attempt.retry_state.attempt_number
+            paired = await _pair_once(client, admin, f"{n}-{tried}")
+    return paired
 
 
 async def _pair_once(client: httpx.AsyncClient, admin: dict[str, str], n: str) -> tuple[str, str]:

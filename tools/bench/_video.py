@@ -67,7 +67,7 @@ async def _fps(video: VideoRenderers, clip: Path, passes: int) -> dict[str, Any]
     screen, surface = pygame.Surface(size), pygame.Surface(size)
     renderer = video(_context())
     await renderer.prepare(_item(clip, 0, duration_ms=None), size)
-    output = renderer._output
+    output = renderer.output
     assert output is not None
     render_costs, copy_costs = [], []
     for _ in range(40):

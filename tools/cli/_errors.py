@@ -138,10 +138,11 @@ def _refused(exc: Any) -> list[str]:
     if exc.detail:
         message += f": {exc.detail}"
     if exc.retry_after is not None:
-        at = (dt.datetime.now() + dt.timedelta(seconds=exc.retry_after)).strftime("%H:%M")
         if "try again" not in (exc.detail or ""):
             message += f"; try again in {_in_words(exc.retry_after)}"
-        message += f" (at {at})"
+        if exc.retry_after < 86_400:  # a clock time says when only within the day
+            at = dt.datetime.now() + dt.timedelta(seconds=exc.retry_after)
+            message += f" (at {at:%H:%M})"
     return [message]
 
 

@@ -46,7 +46,7 @@ class SimClock(VirtualClock):
             if ready:
                 quiet_rounds = 0
                 continue
-            if self._busy:
+            if self.is_busy:
                 quiet_rounds = 0
                 # Work in a thread (a decode) needs real time; the virtual clock waits for it,
                 # but no longer than it takes: a cached decode is done in a fraction of the

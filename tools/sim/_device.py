@@ -63,9 +63,9 @@ class _SimAdapter(DeviceAdapter):
         self._device.pairing_code(code)
 
     async def apply_manifest(self, manifest: Manifest) -> None:
-        self._device._learn(manifest)
+        self._device.learn(manifest)
         await super().apply_manifest(manifest)
-        self._device._note_watcher()
+        self._device.note_watcher()
 
 
 class SimDevice:
@@ -272,12 +272,14 @@ class SimDevice:
         watcher = self.agent.watcher if self.agent is not None else None
         return watcher is not None and watcher.connected
 
-    def _note_watcher(self) -> None:
+    def note_watcher(self) -> None:
+        """Keep the sync session's manifest watcher for the totals (a session may be new)."""
         watcher = self.agent.watcher if self.agent is not None else None
         if watcher is not None and all(w is not watcher for w in self._watchers):
             self._watchers.append(watcher)
 
-    def _learn(self, manifest: Manifest) -> None:
+    def learn(self, manifest: Manifest) -> None:
+        """The manifest the device was given: its items, for the frame checks."""
         self.manifest = manifest
         self._items = {item.id: item for p in manifest.playlists for item in p.items}
 
@@ -350,7 +352,7 @@ class SimDevice:
 
     async def stop(self) -> None:
         """Stop in the daemon's order (sync, player, queue, cache); keeps the state directory."""
-        self._note_watcher()
+        self.note_watcher()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -388,7 +390,7 @@ class SimDevice:
 
     def totals(self) -> dict[str, int]:
         live = self.player
-        self._note_watcher()
+        self.note_watcher()
         return {
             "frames": self.frames + (live.frames if live else 0),
             "frames_in_standby": self.frames_in_standby,

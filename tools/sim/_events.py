@@ -1,4 +1,9 @@
-"""Applying a scenario's events to a running simulation."""
+"""Applying a scenario's events to a running simulation.
+
+The events act on a ``Stage``: what they need of the run, and nothing more. The run
+(``tools.sim._run.Simulation``) is one; this module does not import it, so the run can import
+this one without a cycle.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import Literal, Protocol
 
 from core import ConfigError
-from player import NS_PER_S
+from player import NS_PER_S, Clock
+from server import AdminClient
+from tools.sim._clock import TimeDriver
 from tools.sim._device import SimDevice
+from tools.sim._faults import EventStreamBreaker
+from tools.sim._options import SimOptions
 from tools.sim._scenario import (
     BreakSse,
     ClearInterrupts,
@@ -27,15 +37,14 @@ from tools.sim._scenario import (
 )
 from tools.sim._seed import (
     GROUP,
+    SeededContent,
     apply_publication,
     asset_of_item,
     changed_items,
     prepare_publication,
 )
 from tools.sim._summary import Publication
-
-if TYPE_CHECKING:
-    from tools.sim._run import Simulation
+from tools.sim._watch import Watch
 
 EFFECT_WAIT_S = 120.0  # media seconds a network-bound event may take to show on every device
 
@@ -75,10 +84,35 @@ def corrupt_file(path: str | object) -> int:
     return end - start
 
 
+class Stage(Protocol):
+    """The running simulation, as the events see it."""
+
+    options: SimOptions
+    out: Path
+    clock: Clock
+    driver: TimeDriver
+    watch: Watch
+    streams: EventStreamBreaker  # the in-process server's event streams (break_sse)
+    devices: list[SimDevice]
+    device_ids: dict[str, str]  # device name -> its id on the server, once paired
+    no_repair: set[str]  # devices left unpaired on purpose
+    seeded: SeededContent | None
+
+    def media_s(self) -> float: ...
+
+    def admin_client(self) -> AdminClient: ...
+
+    def start_server(self, port: int = 0) -> None: ...
+
+    async def stop_server(self) -> int:
+        """Stop the in-process server; returns its port (``ConfigError`` without one)."""
+        ...
+
+
 class EventRunner:
     """Applies events; network-bound ones open real-speed windows instead of blocking."""
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Stage) -> None:
         self.sim = sim
         self.publications: list[Publication] = []
         self.windows: list[Window] = []
@@ -273,13 +307,7 @@ class EventRunner:
         )
 
     async def stop_server(self, event: StopServer) -> list[Restore]:
-        sim = self.sim
-        server = sim.server
-        if server is None:
-            raise ConfigError(["stop_server needs the in-process server (no --server)"])
-        self._port = int(server.url.rsplit(":", 1)[1])
-        await asyncio.to_thread(server.stop)
-        sim.server = None
+        self._port = await self.sim.stop_server()
         # Network time is real time: timeouts and backoff would not notice a compressed outage.
         self.outage = True
         self.note(f"server stopped for {event.seconds:g} s")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import random
 import resource
@@ -26,16 +27,18 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from core import ConfigError, SignageError
+from core import ConfigError, RetryPolicy, SignageError, honour_retry_after, spread
 from protocol import ManifestEvent, Metrics, PairingPaired, PairingRequest
 from server import AdminClient
-from sync import DeviceClient, RequestFailed, jittered
+from sync import DeviceClient, RequestFailed
 from tools.sim._summary import distribution
 
 GROUP = "fleet"
 PLAYLIST = "fleet-news"
 LAYOUT = "fleet-layout"
 EXTRA_FDS_PER_DEVICE = 4  # its SSE stream and heartbeat on both ends (server in-process)
+# A device's event-stream reconnects (sync.WatcherTiming's defaults).
+RECONNECT = RetryPolicy(initial_s=1.0, max_s=60.0)
 
 
 @dataclass(frozen=True)
@@ -173,13 +176,17 @@ class FleetDevice:
             try:
                 response, _ = await self.client.heartbeat(metrics)
             except RequestFailed as exc:
+                # As a device does (sync.HeartbeatLoop): a full interval, or the server's
+                # Retry-After when longer (up to the retry policy's cap).
                 self.stats.error(f"heartbeat {exc.status or 'transport'}")
-                await asyncio.sleep(exc.retry_after or jittered(self.interval_s, rng.random))
+                await asyncio.sleep(
+                    honour_retry_after(spread(self.interval_s, rng.random), exc.retry_after)
+                )
                 continue
             self.stats.heartbeats += 1
             self.stats.heartbeat_ms.append((time.perf_counter() - begun) * 1000)
             self.interval_s = float(response.heartbeat_interval_s)
-            await asyncio.sleep(jittered(self.interval_s, rng.random))
+            await asyncio.sleep(spread(self.interval_s, rng.random))
 
     def _heard(self, data: str) -> None:
         published = self.stats.published_at
@@ -193,13 +200,17 @@ class FleetDevice:
         if etag != self.etag:
             self.stats.heard[self.name] = time.monotonic() - published
 
-    async def events(self, read_timeout_s: float) -> None:
+    async def events(self, read_timeout_s: float, rng: random.Random) -> None:
         connected_before = False
+        reconnect = dataclasses.replace(RECONNECT, rng=rng.random)
+        failures = 0
         while True:
+            retry_after = None
             try:
                 async with self.client.events(
                     last_event_id=None, read_timeout_s=read_timeout_s
                 ) as source:
+                    failures = 0
                     self.stats.stream_opened()
                     if connected_before:
                         self.stats.reconnects += 1
@@ -212,7 +223,9 @@ class FleetDevice:
                         self.stats.streams -= 1
             except RequestFailed as exc:
                 self.stats.error(f"events {exc.status or 'transport'}")
-            await asyncio.sleep(1.0)
+                retry_after = exc.retry_after
+            failures += 1
+            await asyncio.sleep(reconnect.delay(failures, retry_after))
 
 
 async def _pair_all(
@@ -278,7 +291,9 @@ async def _run_paired(
         for d in devices
         for task in (
             asyncio.create_task(d.heartbeats(random.Random(rng.random()))),  # noqa: S311
-            asyncio.create_task(d.events(options.sse_read_timeout_s)),
+            asyncio.create_task(
+                d.events(options.sse_read_timeout_s, random.Random(rng.random()))  # noqa: S311
+            ),
         )
     ]
     try:

@@ -117,6 +117,16 @@ class Simulation:
         )
         self.server_url = self.server.url
 
+    async def stop_server(self) -> int:
+        """Stop the in-process server (an outage); returns its port, to start it again on."""
+        server = self.server
+        if server is None:
+            raise ConfigError(["stop_server needs the in-process server (no --server)"])
+        port = int(server.url.rsplit(":", 1)[1])
+        await asyncio.to_thread(server.stop)
+        self.server = None
+        return port
+
     def admin_client(self) -> AdminClient:
         if self.admin is None:
             token = self.server.admin_token if self.server else self.options.admin_token
