@@ -34,18 +34,19 @@ from server import (
     _uploads,
 )
 from server._auth import AuthGate
+from server._backends import open_shared
 from server._bodies import BodyLimit, JsonRoute
 from server._bus import Wakeups
 from server._console import install_console
 from server._console_session import SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_S
-from server._db import commands, database_url, open_database, pairings, writer_of
+from server._db import commands, database_url, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
 from server._front import ROUTE_CLASSES, Front
+from server._migrations import open_database
 from server._probe import ProbeLimits, Prober
 from server._problems import install_problem_handlers, problem_doc
 from server._routes import Routes
 from server._security import hash_token, load_admin_token
-from server._shared import open_shared
 from server._state import ServerState
 from server._uploads import remove_expired_uploads
 

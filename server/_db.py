@@ -236,25 +236,6 @@ def writer_of(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{WRITE_OPTION: True})
 
 
-async def open_database(url: str, *, migrate: bool = True) -> AsyncEngine:
-    """The engine, with the schema brought to the newest revision (``server._migrations``);
-    with ``migrate=False``, refused unless it already is."""
-    from server._migrations import require_current, upgrade
-
-    engine = new_engine(url)
-    try:
-        if migrate:
-            migrated = await upgrade(engine)
-            if migrated.before != migrated.after:
-                log.info("database: %s", migrated.describe())
-        else:
-            await require_current(engine)
-    except BaseException:
-        await engine.dispose()
-        raise
-    return engine
-
-
 def new_engine(url: str) -> AsyncEngine:
     """An engine on ``url`` as the server uses it, the schema as it is."""
     engine = create_async_engine(url, **_pool_options(url))

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import ServerError
+from server._db import metadata, new_engine
 
 log = logging.getLogger("signage.server")
 SCRIPTS = Path(__file__).parent / "migrations"
@@ -115,8 +116,6 @@ def _stamp(connection: Connection, revision: str) -> None:
 def _upgrade_locked(connection: Connection, target: str) -> Migrated:
     """Inside the lock and one transaction: look at the database, then bring it to ``target``."""
     from alembic import command
-
-    from server._db import metadata
 
     tables = set(inspect(connection).get_table_names()) - {VERSION_TABLE}
     before = _current(connection)
@@ -205,8 +204,6 @@ async def require_current(engine: AsyncEngine) -> None:
 async def migrate_database(url: str, *, check: bool = False) -> Migrated:
     """``signage server migrate``: upgrade the database at ``url`` (``check``: only say whether
     it is at the newest revision, ``MigrationError`` when not)."""
-    from server._db import new_engine
-
     engine = new_engine(url)
     try:
         if check:
@@ -269,3 +266,20 @@ def missing_columns(table: str, names: Iterable[str]) -> list[str]:
 def missing_index(table: str, name: str) -> bool:
     found = _inspector()
     return found is None or name not in {i["name"] for i in found.get_indexes(table)}
+
+
+async def open_database(url: str, *, migrate: bool = True) -> AsyncEngine:
+    """The engine, with the schema brought to the newest revision ;
+    with ``migrate=False``, refused unless it already is."""
+    engine = new_engine(url)
+    try:
+        if migrate:
+            migrated = await upgrade(engine)
+            if migrated.before != migrated.after:
+                log.info("database: %s", migrated.describe())
+        else:
+            await require_current(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine

@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core import ServerConfig
-from server._bus import Bus, Leases, LocalBus, LocalLeases
-from server._hub import EventHub, Hub
-from server._limits import Clock, SlidingWindow, Window
-from server._manifests import LocalManifests, ManifestStore
-from server._presence import Presence, PresenceStore
+from server._bus import Bus, Leases
+from server._hub import Hub
+from server._limits import Window
+from server._manifests import ManifestStore
+from server._presence import PresenceStore
 
 # A device may send two heartbeats per half interval: a restarting device may send one early,
 # a storm may not.
@@ -42,29 +42,3 @@ def heartbeat_interval(config: ServerConfig) -> int:
 
 def offline_after_s(config: ServerConfig) -> float:
     return heartbeat_interval(config) * config.offline_after_missed
-
-
-async def _nothing() -> None:
-    return None
-
-
-async def open_shared(config: ServerConfig, clock: Clock) -> Shared:
-    if config.redis_url is not None:
-        from server._redis_state import open_redis
-
-        return await open_redis(config.redis_url.get_secret_value(), config, clock)
-    interval = heartbeat_interval(config)
-    return Shared(
-        hub=EventHub(config.event_replay_size),
-        presence=Presence(
-            offline_after_s(config),
-            beats=BEATS_PER_HALF_INTERVAL,
-            beat_window_s=interval / 2,
-            clock=clock,
-        ),
-        manifests=LocalManifests(),
-        bus=LocalBus(),
-        leases=LocalLeases(),
-        window=lambda _name, limit, window_s: SlidingWindow(limit, window_s, clock),
-        close=_nothing,
-    )

@@ -20,12 +20,13 @@ from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from server import create_app
-from server._db import metadata, open_database
+from server._db import metadata
 from server._migrations import (
     RELEASE_REVISION,
     MigrationError,
     alembic_config,
     head,
+    open_database,
     upgrade,
 )
 from tests.conftest import Backend

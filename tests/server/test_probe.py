@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from server._db import media, open_database
+from server._db import media
+from server._migrations import open_database
 from server._probe import ProbeLimits, Prober
 from tests.media import MediaMaker
 from tests.server.conftest import Ctx
