@@ -124,6 +124,34 @@ class Playlist(WireModel):
         return self
 
 
+Fraction = Annotated[float, Field(strict=True, ge=0, le=1)]
+
+
+class Crop(WireModel):
+    """The part of each picture a zone shows, in fractions of the picture's width and height.
+
+    A video wall gives each screen's zone its own tile of one clip: the left screen of two
+    ``{"x": 0, "y": 0, "w": 0.5, "h": 1}``, the right one ``{"x": 0.5, "y": 0, "w": 0.5, "h": 1}``.
+    The tile is then fitted to the zone by the item's ``fit``. Image and video items only.
+    """
+
+    x: Fraction = 0.0
+    y: Fraction = 0.0
+    w: Fraction
+    h: Fraction
+
+    @model_validator(mode="after")
+    def _inside(self) -> Crop:
+        if self.w <= 0 or self.h <= 0:
+            raise ValueError("a crop needs a width and a height above 0")
+        # A millionth of slack: 1/3 + 2/3 written as decimals must still fit.
+        if self.x + self.w > 1 + 1e-6 or self.y + self.h > 1 + 1e-6:
+            raise ValueError(
+                f"crop ({self.x}, {self.y}) {self.w}x{self.h} extends outside the picture"
+            )
+        return self
+
+
 class Zone(WireModel):
     id: Id
     x: Pixels = 0
@@ -132,6 +160,7 @@ class Zone(WireModel):
     h: Extent
     z: int = Field(0, strict=True, ge=-1_000, le=1_000)
     playlist: Id
+    crop: Crop | None = None
 
 
 class Layout(WireModel):
@@ -207,6 +236,26 @@ class ManifestConfig(WireModel):
     sse_ping_s: int = Field(15, strict=True, ge=1, le=300)
 
 
+class SyncGroup(WireModel):
+    """The device plays in step with the other screens of ``group``.
+
+    Each zone's playlist runs as a cycle anchored at ``epoch`` (group time, which is the
+    server's clock): item boundaries fall at ``epoch + n * cycle + sum of the durations before
+    the item`` on every screen of the group, whenever each one joined. An epoch in the future
+    starts every playlist from its first item on every screen at that instant.
+    """
+
+    group: Id
+    epoch: dt.datetime
+
+    @field_validator("epoch")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("the epoch needs a UTC offset, e.g. 2026-11-21T00:00:00Z")
+        return value
+
+
 class Manifest(WireModel):
     version: int = Field(strict=True, ge=0)
     timezone: TimeZoneName = "UTC"
@@ -216,6 +265,7 @@ class Manifest(WireModel):
     layouts: list[Layout] = Field(default_factory=list, max_length=1_000)
     schedule: list[ScheduleEntry] = Field(default_factory=list, max_length=1_000)
     default_layout: Id | None = None
+    sync: SyncGroup | None = Field(None, description="None: this device plays on its own")
 
     @model_validator(mode="after")
     def _references(self) -> Manifest:
@@ -255,7 +305,18 @@ class Manifest(WireModel):
                 raise ValueError(f"schedule {entry.id!r} uses unknown layout {entry.layout!r}")
         if self.default_layout is not None and self.default_layout not in layouts:
             raise ValueError(f"default_layout {self.default_layout!r} is not a layout")
+        if self.sync is not None and (open_ended := self.open_ended_items()):
+            raise ValueError(
+                "in a sync group every item needs duration_ms (the cycle must be known on "
+                f"every screen); without one: {', '.join(open_ended[:10])}"
+            )
         return self
+
+    def open_ended_items(self) -> list[str]:
+        """``playlist/item`` of the items without a duration (videos played to their end)."""
+        return [
+            f"{p.id}/{item.id}" for p in self.playlists for item in p.items if item.duration_ms is None
+        ]
 
     def layout(self, layout_id: str) -> Layout:
         return next(layout for layout in self.layouts if layout.id == layout_id)

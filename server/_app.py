@@ -29,6 +29,7 @@ from server import (
     _device_api,
     _events_api,
     _pairing,
+    _time_api,
     _uploads,
 )
 from server._console import install_console
@@ -261,6 +262,7 @@ def create_app(
     for module in (
         _pairing,
         _device_api,
+        _time_api,
         _assets,
         _events_api,
         _admin_devices,

@@ -7,6 +7,7 @@ goes up only when that content changes; the strong ETag is over the canonical JS
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -25,10 +26,12 @@ from protocol import (
     ManifestConfig,
     Playlist,
     ScheduleEntry,
+    SyncGroup,
     VideoItem,
     minutes_of,
 )
-from server._db import devices, groups, layouts, media, playlists, schedules
+from server._db import devices, group_sync, groups, layouts, media, playlists, schedules
+from server._problems import ApiError
 from server._state import CachedManifest, ServerState
 
 WEEK_MIN = 7 * 1440
@@ -46,19 +49,23 @@ def manifest_config(state: ServerState) -> ManifestConfig:
     )
 
 
-def assignment_of(device: Any, group: Any | None) -> tuple[tuple[str, ...], str | None, str]:
-    """(schedule ids, default layout, timezone): the device's own set wins over its group's."""
+# A sync group and its epoch (UNIX seconds), when the device's group plays in step.
+Sync = tuple[str, float] | None
+Assignment = tuple[tuple[str, ...], str | None, str, Sync]
+
+
+def assignment_of(device: Any, group: Any | None, sync: Sync = None) -> Assignment:
+    """(schedule ids, default layout, timezone, sync): the device's own set wins over its
+    group's; playing in step comes with membership of a sync group, whichever set it plays
+    (each screen of a video wall has its own layout, cropping its tile of the clip)."""
     if device.schedule is not None or device.default_layout is not None:
         source = device
     elif group is not None:
         source = group
     else:
-        return (), None, device.timezone or "UTC"
+        return (), None, device.timezone or "UTC", sync
     timezone = device.timezone or source.timezone or "UTC"
-    return tuple(source.schedule or []), source.default_layout, timezone
-
-
-Assignment = tuple[tuple[str, ...], str | None, str]
+    return tuple(source.schedule or []), source.default_layout, timezone, sync
 
 
 @dataclass
@@ -80,11 +87,13 @@ class ContentSnapshot:
         tables: dict[str, dict[str, Any]],
         media_rows: dict[str, Asset],
         group_rows: dict[str, Any],
+        sync_epochs: dict[str, float] | None = None,
     ) -> None:
         self._state = state
         self._tables = tables
         self._media = media_rows
         self.groups = group_rows
+        self.sync_epochs = sync_epochs or {}
         self._memo: dict[Assignment, _Content] = {}
 
     @classmethod
@@ -103,7 +112,12 @@ class ContentSnapshot:
             for r in await conn.execute(select(media))
         }
         group_rows = {r.id: r for r in await conn.execute(select(groups))}
-        return cls(state, tables, media_rows, group_rows)
+        epochs = {r.group_id: r.epoch for r in await conn.execute(select(group_sync))}
+        return cls(state, tables, media_rows, group_rows, epochs)
+
+    def sync_of(self, group_id: str | None) -> Sync:
+        epoch = self.sync_epochs.get(group_id) if group_id else None
+        return None if group_id is None or epoch is None else (group_id, epoch)
 
     def _models(self, name: str, model: Any, ids: Iterable[str]) -> list[Any]:
         table = self._tables[name]
@@ -116,7 +130,7 @@ class ContentSnapshot:
         return cached
 
     def _assemble(
-        self, schedule_ids: tuple[str, ...], default_layout: str | None, timezone: str
+        self, schedule_ids: tuple[str, ...], default_layout: str | None, timezone: str, sync: Sync
     ) -> _Content:
         entries = self._models("schedules", ScheduleEntry, schedule_ids)
         layout_ids = {e.layout for e in entries} | ({default_layout} if default_layout else set())
@@ -129,6 +143,8 @@ class ContentSnapshot:
             for i in p.items
             if isinstance(i, ImageItem | VideoItem)
         }
+        if sync is not None:
+            _check_sync(sync[0], playlist_models)
         manifest = Manifest(
             version=0,
             timezone=timezone,
@@ -140,10 +156,27 @@ class ContentSnapshot:
             default_layout=default_layout
             if default_layout in {x.id for x in layout_models}
             else None,
+            sync=None
+            if sync is None
+            else SyncGroup(group=sync[0], epoch=dt.datetime.fromtimestamp(sync[1], dt.UTC)),
         )
         body = manifest.model_dump(mode="json", by_alias=True)
         digest = hashlib.sha256(canonical_json(body)).hexdigest()
         return _Content(body, digest, frozenset(a.sha256 for a in manifest.assets))
+
+
+def _check_sync(group_id: str, playlist_models: Sequence[Playlist]) -> None:
+    """A sync group's screens compute one cycle: every item needs a known duration."""
+    open_ended = [
+        f"{p.id}/{item.id}" for p in playlist_models for item in p.items if item.duration_ms is None
+    ]
+    if open_ended:
+        raise ApiError(
+            409,
+            "sync_needs_durations",
+            f"group {group_id!r} plays in sync, so every item needs duration_ms (a video's "
+            f"length included); without one: {', '.join(open_ended[:10])}",
+        )
 
 
 async def refresh_devices(
@@ -161,7 +194,7 @@ async def refresh_devices(
     changed: list[dict[str, Any]] = []
     for device in rows:
         group = snapshot.groups.get(device.group_id) if device.group_id else None
-        content = snapshot.content(assignment_of(device, group))
+        content = snapshot.content(assignment_of(device, group, snapshot.sync_of(device.group_id)))
         version = device.manifest_version
         if content.digest != device.manifest_digest:
             version += 1

@@ -63,6 +63,15 @@ groups = Table(
     Column("timezone", String(64)),
 )
 
+# Sync groups: a table of its own rather than columns of ``groups``, because ``create_all`` adds
+# a missing table to an existing database but never a missing column.
+group_sync = Table(
+    "group_sync",
+    metadata,
+    Column("group_id", String(64), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("epoch", Float, nullable=False),  # group time (UNIX s) at which the cycles begin
+)
+
 pairings = Table(
     "pairings",
     metadata,
