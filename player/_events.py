@@ -61,6 +61,9 @@ class EventSink:
                     late_ms=late,
                     load_ms=load,
                     error=switch.error,
+                    group_due=None
+                    if switch.group_due_ns is None or switch.kind == "error"
+                    else switch.group_due_ns / NS_PER_S,
                 )
             )
 

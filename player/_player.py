@@ -25,15 +25,17 @@ from player._assets import AssetSource
 from player._clock import NS_PER_MS, NS_PER_S, Clock
 from player._events import EventSink, Listener
 from player._frames import FrameLoop
+from player._group import GroupPlay
 from player._idle import IdleScreens, Pairing
 from player._machine import PlayerState, build_machine
 from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation, Switch
 from player._schedule import resolve
+from player._timebase import Estimate, Timebase
 from player._timeline import TimelineWriter
 from player._wall import WallClock
 from player._warmup import SwitchWarmup
-from protocol import Item, Layout, Manifest
+from protocol import Item, Layout, Manifest, TimeStatus
 from zones import (
     Compositor,
     Display,
@@ -49,6 +51,8 @@ def content_key(manifest: Manifest, layout: Layout) -> str:
     """Identifies what a layout plays: equal keys need no reload (a schedule-only edit)."""
     parts = [manifest.timezone, layout.model_dump_json()]
     parts += [manifest.playlist(z.playlist).model_dump_json() for z in layout.zones]
+    if manifest.sync is not None:
+        parts.append(manifest.sync.model_dump_json())
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -76,6 +80,12 @@ class Player(FrameLoop):
         self.clock = clock
         self.assets = assets
         self.wall = wall or WallClock(clock)
+        # Group time of a sync group, once the sync layer has estimated it; until then (and
+        # outside a group) the wall clock keeps its own sources.
+        self.timebase = Timebase(clock)
+        self.wall.follow(self.timebase)
+        self._group_ready = asyncio.Event()
+        self._group_wait_until = 0
         self.device = device or settings.sync.device_name or "player"
         self._display = display
         self._opened: Display | None = None
@@ -130,6 +140,7 @@ class Player(FrameLoop):
         self.dropped_frames = 0
         self.frames = 0
         self.wall.add_listener(self._wall_jumped)
+        self.timebase.add_listener(self._group_stepped)
         assets.add_listener(lambda _sha: self._schedule_wake.set())
 
     # -- public API -------------------------------------------------------------------------
@@ -157,6 +168,7 @@ class Player(FrameLoop):
         self._opened = display if self._display is None else None  # ours to close
         self.compositor = Compositor(display, frame_ns=self._frame_ns)
         self.events.restart()
+        self._group_wait_until = self.clock.now_ns() + self.settings.player.sync_wait_ms * NS_PER_MS
         await self.state_changed()
         self._show_idle()
         self._tasks = [
@@ -231,6 +243,26 @@ class Player(FrameLoop):
 
     def feed_server_time(self, server_time: dt.datetime) -> None:
         self.wall.feed_server_time(server_time)
+
+    def set_clock_estimate(self, estimate: Estimate | None) -> None:
+        """Group time as the sync layer estimates it (None: no longer in a sync group)."""
+        self.timebase.update(estimate)
+
+    def time_status(self) -> TimeStatus | None:
+        """Where group time comes from, for the heartbeat (None outside a sync group)."""
+        if self._manifest is None or self._manifest.sync is None:
+            return None
+        estimate = self.timebase.estimate
+        if estimate is None:
+            return TimeStatus(source="unsynced")
+        offset = self.wall.now_ns() - self.clock.wall_ns()
+        return TimeStatus(
+            source=estimate.source,
+            offset_ms=round(offset / NS_PER_MS, 3),
+            error_ms=round(estimate.error_ns / NS_PER_MS, 3),
+            drift_ppm=round(estimate.drift_ppm, 3),
+            samples=estimate.samples,
+        )
 
     def media_seconds(self, now_ns: int | None = None) -> float:
         return self.events.seconds(self.clock.now_ns() if now_ns is None else now_ns)
@@ -331,6 +363,21 @@ class Player(FrameLoop):
         self._boundary = None  # a step of the wall clock announces nothing
         self._reconsider()
 
+    def _group_stepped(self, _step_ns: int) -> None:
+        """Group time was set or stepped: a synced layout is positioned again (loaded at the
+        slots group time now gives; what is on screen stays until that is ready)."""
+        if self.timebase.synced:
+            self._group_ready.set()
+        if self._manifest is None or self._manifest.sync is None:
+            return
+        self._reconsider()
+        self._target_key = None
+
+    async def _await_group_time(self) -> None:
+        """A synced layout waits (boundedly, from start-up) for group time to be known."""
+        if not self.timebase.synced and self.clock.now_ns() < self._group_wait_until:
+            await self.clock.sleep_until(self._group_wait_until, self._group_ready)
+
     def _disarm(self) -> None:
         self._start_at = None
         if self._armed is not None:
@@ -370,6 +417,8 @@ class Player(FrameLoop):
         self.load_times.record(item_key(item), load_ns)
 
     async def _load(self, manifest: Manifest, layout: Layout) -> None:
+        group = None if manifest.sync is None else GroupPlay(manifest.sync, self.wall)
+        anchor = self._start_at  # a boundary's instant, or None: now
         presentation = Presentation(
             manifest,
             layout,
@@ -377,10 +426,13 @@ class Player(FrameLoop):
             preload_ns=self._preload_ns,
             context_for=self._context_for(manifest),
             on_loaded=self._item_loaded,
+            group=group,
         )
         started = self.clock.now_ns()
         try:
-            await presentation.prime()
+            if group is not None:
+                await self._await_group_time()
+            await presentation.prime(anchor)
         except asyncio.CancelledError:
             presentation.release()
             raise

@@ -4,6 +4,10 @@ Item deadlines are absolute: item k of a zone is due at ``t0 + sum of the durati
 so a late frame never shifts the items after it. The next item is prepared ``preload_ns`` before
 its deadline and switched in on the first frame at or after the deadline; the player reports
 each switch once that frame has been presented, with ``late_ms`` measured from it.
+
+Deadlines live on the presentation's own time: the media clock, or, for a sync group's layout,
+group time (``player._group``); the sequencers convert at their edges, so everything they hand
+out (frames to wake for, instants to show at, reported deadlines) is on the media clock.
 """
 
 from __future__ import annotations
@@ -13,17 +17,38 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import pygame
 
 from core import SignageError, ZoneError
 from player._clock import NS_PER_MS, NS_PER_S, Clock
+from player._group import Cycle, GroupPlay, Slot
 from protocol import Item, Layout, Manifest, Playlist
 from zones import RenderContext, Renderer, Scene, ZoneView, create_renderer
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_ALL_FAILED_NS = 10 * NS_PER_S  # a zone whose every item is broken retries this often
+
+
+class PresentationTime(Protocol):
+    """The time a presentation's deadlines are on, and the way to and from the media clock."""
+
+    def to_media(self, t: int) -> int: ...
+
+    def from_media(self, media_ns: int) -> int: ...
+
+
+class _MediaTime:
+    def to_media(self, t: int) -> int:
+        return t
+
+    def from_media(self, media_ns: int) -> int:
+        return media_ns
+
+
+MEDIA_TIME: PresentationTime = _MediaTime()
 
 
 @dataclass(frozen=True)
@@ -37,6 +62,7 @@ class Switch:
     error: str | None = None
     layout: str | None = None
     load_ns: int | None = None  # a start: how long preparing the item took (media clock)
+    group_due_ns: int | None = None  # a sync group's deadline in group time (ns since 1970)
 
 
 @dataclass
@@ -47,6 +73,7 @@ class _Upcoming:
     task: asyncio.Task[int]  # the preparation; its result is how long it took
     due_ns: int | None = None  # None: as soon as the current item ends
     staged: bool = False
+    end_ns: int | None = None  # when it ends, if not due + duration (a joined sync slot)
 
 
 class ZoneSequencer:
@@ -61,9 +88,16 @@ class ZoneSequencer:
         clock: Clock,
         preload_ns: int,
         on_loaded: Callable[[Item, int], None] | None = None,
+        time: PresentationTime = MEDIA_TIME,
+        keep_slots: bool = False,
     ) -> None:
+        """``time``: what the deadlines are on. ``keep_slots``: a broken item keeps its slot
+        (the previous picture stays) instead of handing it to the next item (a sync group)."""
         self.view = view
         self._on_loaded = on_loaded
+        self._time = time
+        self._keep_slots = keep_slots
+        self.first_index = 0  # the item ``prime`` prepared
         self.playlist = playlist
         self.context = context
         self._clock = clock
@@ -97,15 +131,17 @@ class ZoneSequencer:
             self._on_loaded(item, took)
         return took
 
-    async def prime(self) -> None:
-        """Prepare the first playable item (the zone's first frame); broken items are skipped."""
-        upcoming = self._prepare(0, None)
+    async def prime(self, first: int = 0) -> None:
+        """Prepare the first playable item from ``first`` on (the zone's first frame); broken
+        items are skipped."""
+        upcoming = self._prepare(first, None)
         for _ in range(len(self.playlist.items)):
             with contextlib.suppress(SignageError):
                 await upcoming.task
             error = self._failed(upcoming)
             if error is None:
                 self._next = upcoming
+                self.first_index = upcoming.index
                 return
             self.switches.append(
                 Switch("error", self.view.zone_id, upcoming.item.id, None, str(error))
@@ -116,12 +152,15 @@ class ZoneSequencer:
         upcoming.task.cancel()
         log.error("zone has nothing playable", extra={"fields": {"zone": self.view.zone_id}})
 
-    def start(self, t0_ns: int) -> None:
-        """Anchor the deadlines: the first item is due at ``t0_ns``."""
+    def start(self, t0_ns: int, *, first_end: int | None = None) -> None:
+        """Anchor the deadlines: the first item is due at ``t0_ns`` (media clock); it ends at
+        ``first_end`` (presentation time) when given, else after its duration."""
+        t0 = self._time.from_media(t0_ns)
         if self._next is not None:
-            self._next.due_ns = t0_ns
+            self._next.due_ns = t0
+            self._next.end_ns = first_end
         else:
-            self._current_end = t0_ns + RETRY_AFTER_ALL_FAILED_NS
+            self._current_end = t0 + RETRY_AFTER_ALL_FAILED_NS
 
     def _failed(self, upcoming: _Upcoming) -> BaseException | None:
         if not upcoming.task.done():
@@ -149,15 +188,27 @@ class ZoneSequencer:
             self._current_index = upcoming.index
             self._current_end = max(upcoming.due_ns or now_ns, now_ns) + RETRY_AFTER_ALL_FAILED_NS
             return
-        self._next = self._prepare(upcoming.index + 1, upcoming.due_ns)
+        self._next = self._prepare(upcoming.index + 1, self._after_failure(upcoming))
+
+    def _after_failure(self, failed: _Upcoming) -> int | None:
+        """When the item after a broken one is due: at once, or at the broken slot's end."""
+        due = failed.due_ns
+        duration = failed.item.duration_ms
+        if not self._keep_slots or due is None:
+            return due
+        if failed.end_ns is not None:
+            return failed.end_ns
+        return None if duration is None else due + duration * NS_PER_MS
 
     def _draw_failed(self, view: ZoneView, renderer: Renderer, error: ZoneError) -> None:
         item = self.current.id if self.current else "?"
         self.switches.append(Switch("error", view.zone_id, item, self._current_due, str(error)))
-        self._current_end = self._clock.now_ns()  # move on at once: prepare the next item
+        if not self._keep_slots:  # in a sync group the slot is kept: the next comes on time
+            self._current_end = self._time.from_media(self._clock.now_ns())
 
     def tick(self, now_ns: int) -> None:
         """Start preloads, switch items whose deadline has come, skip broken ones."""
+        now_ns = self._time.from_media(now_ns)
         renderer = self.view.renderer
         if self._current_end is None and renderer is not None:
             self._follow_open_end(renderer, now_ns)
@@ -178,7 +229,7 @@ class ZoneSequencer:
         if upcoming.due_ns > now_ns:
             if not upcoming.staged:
                 upcoming.staged = True
-                self.view.stage(upcoming.renderer, upcoming.due_ns)
+                self.view.stage(upcoming.renderer, self._time.to_media(upcoming.due_ns))
             return
         self._switch(upcoming)
 
@@ -189,7 +240,7 @@ class ZoneSequencer:
             if self._next is not None and self._next.due_ns is None:
                 self._next.due_ns = now_ns  # preloaded for an open end: due now
             return
-        hint = _expected_end(renderer)
+        hint = self._expected_end(renderer)
         if self._next is None and hint is not None and now_ns >= hint - self._preload_ns:
             self._next = self._prepare(self._current_index + 1, None)  # gapless: load ahead
 
@@ -220,12 +271,21 @@ class ZoneSequencer:
             self.switches.append(Switch("end", self.view.zone_id, self.current.id, due))
         self._next = None
         self._failures = 0
-        self.view.show(upcoming.renderer, due or 0, upcoming.item.transition)
+        self.view.show(
+            upcoming.renderer,
+            self._time.to_media(due) if due is not None else 0,
+            upcoming.item.transition,
+        )
         self.current = upcoming.item
         self._current_index = upcoming.index
         self._current_due = due
         duration = upcoming.item.duration_ms
-        self._current_end = None if duration is None or due is None else due + duration * NS_PER_MS
+        if upcoming.end_ns is not None:
+            self._current_end = upcoming.end_ns
+        elif duration is None or due is None:
+            self._current_end = None
+        else:
+            self._current_end = due + duration * NS_PER_MS
         load = upcoming.task.result()
         self.switches.append(
             Switch("start", self.view.zone_id, upcoming.item.id, due, load_ns=load)
@@ -233,18 +293,26 @@ class ZoneSequencer:
 
     def next_wake_ns(self, now_ns: int) -> int | None:
         """The next instant ``tick`` has something to do (None: only when woken)."""
+        wake = self._next_wake(self._time.from_media(now_ns))
+        return None if wake is None else self._time.to_media(wake)
+
+    def _expected_end(self, renderer: Renderer) -> int | None:
+        hint = _expected_end(renderer)
+        return None if hint is None else self._time.from_media(hint)
+
+    def _next_wake(self, now_ns: int) -> int | None:
         upcoming = self._next
         if upcoming is not None and upcoming.due_ns is None and self._current_end is None:
             # Loaded ahead for an item that ends on its own (a video): look again when it
             # expects to end, a deadline not subject to the animation frame-rate cap.
             renderer = self.view.renderer
-            hint = None if renderer is None else _expected_end(renderer)
+            hint = None if renderer is None else self._expected_end(renderer)
             return None if hint is None else max(now_ns, hint)
         if upcoming is not None:
             return upcoming.due_ns if upcoming.task.done() else None
         if self._current_end is None:
             renderer = self.view.renderer
-            hint = None if renderer is None else _expected_end(renderer)
+            hint = None if renderer is None else self._expected_end(renderer)
             return None if hint is None else max(now_ns, hint - self._preload_ns)
         if len(self.playlist.items) == 1 and now_ns >= self._current_end - self._preload_ns:
             return max(now_ns, self._current_end)  # a lone item continues at its deadline
@@ -252,6 +320,7 @@ class ZoneSequencer:
 
     def switches_by(self, at_ns: int) -> bool:
         """True when a prepared item is due at or before ``at_ns`` (a switch frame)."""
+        at_ns = self._time.from_media(at_ns)
         upcoming = self._next
         return (
             upcoming is not None
@@ -315,7 +384,8 @@ class _Broken:
 
 
 class Presentation:
-    """A layout's scene plus one sequencer per zone."""
+    """A layout's scene plus one sequencer per zone; with ``group``, played in step with the
+    other screens of a sync group (``player._group``)."""
 
     def __init__(
         self,
@@ -326,32 +396,62 @@ class Presentation:
         preload_ns: int,
         context_for: Callable[[str], RenderContext],
         on_loaded: Callable[[Item, int], None] | None = None,
+        group: GroupPlay | None = None,
     ) -> None:
         self.manifest = manifest
         self.layout = layout
+        self.group = group
+        self.time: PresentationTime = group.time if group is not None else MEDIA_TIME
         self.scene = Scene(layout.id, (layout.width, layout.height), layout.background)
         self.sequencers: list[ZoneSequencer] = []
+        self._cycles: list[Cycle] = []
+        self._slots: list[Slot] = []  # per zone, the slot the presentation starts in
+        self._clock = clock
         for zone in layout.zones:
             view = self.scene.add_zone(
                 ZoneView(zone.id, pygame.Rect(zone.x, zone.y, zone.w, zone.h), zone.z)
             )
+            playlist = manifest.playlist(zone.playlist)
             self.sequencers.append(
                 ZoneSequencer(
                     view,
-                    manifest.playlist(zone.playlist),
+                    playlist,
                     context_for(zone.id),
                     clock=clock,
                     preload_ns=preload_ns,
                     on_loaded=on_loaded,
+                    time=self.time,
+                    keep_slots=group is not None,
                 )
             )
+            if group is not None:
+                self._cycles.append(group.cycle(playlist))
 
-    async def prime(self) -> None:
-        await asyncio.gather(*(s.prime() for s in self.sequencers))
+    @property
+    def synced(self) -> bool:
+        return self.group is not None
+
+    async def prime(self, at_ns: int | None = None) -> None:
+        """Prepare each zone's first item. In a sync group, the item whose slot holds the
+        media instant ``at_ns`` (default: now), where the presentation will start."""
+        if self.group is None:
+            await asyncio.gather(*(s.prime() for s in self.sequencers))
+            return
+        at = self.time.from_media(self._clock.now_ns() if at_ns is None else at_ns)
+        self._slots = [cycle.slot_at(at) for cycle in self._cycles]
+        await asyncio.gather(
+            *(s.prime(slot.index) for s, slot in zip(self.sequencers, self._slots, strict=True))
+        )
 
     def start(self, t0_ns: int) -> None:
-        for sequencer in self.sequencers:
-            sequencer.start(t0_ns)
+        """Show the first items at ``t0_ns`` (media clock). In a sync group each runs to the
+        end of its slot, and every later item keeps to the group's grid."""
+        if not self._slots:
+            for sequencer in self.sequencers:
+                sequencer.start(t0_ns)
+            return
+        for sequencer, cycle, slot in zip(self.sequencers, self._cycles, self._slots, strict=True):
+            sequencer.start(t0_ns, first_end=cycle.end_after(slot, sequencer.first_index))
 
     def tick(self, now_ns: int) -> None:
         for sequencer in self.sequencers:
@@ -366,9 +466,22 @@ class Presentation:
         return [s.view.zone_id for s in self.sequencers if s.switches_by(at_ns)]
 
     def take_switches(self) -> list[Switch]:
+        """What the zones did, with deadlines on the media clock (and, in a sync group, also
+        in group time)."""
         switches: list[Switch] = []
+        time = self.time
+        synced = self.group is not None
         for sequencer in self.sequencers:
-            switches.extend(replace(s, layout=self.layout.id) for s in sequencer.switches)
+            for s in sequencer.switches:
+                due = s.due_ns
+                switches.append(
+                    replace(
+                        s,
+                        layout=self.layout.id,
+                        due_ns=None if due is None else time.to_media(due),
+                        group_due_ns=due if synced else None,
+                    )
+                )
             sequencer.switches.clear()
         return switches
 

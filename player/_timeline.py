@@ -9,7 +9,9 @@ One JSON object per line, a contract other tools read::
 instant the frame was handed to the display (its present call returned) minus ``due``.
 ``start`` events also carry ``"load_ms"``, how long preparing the item took. On a virtual
 clock both are null: media time stands still while that work happens. ``state`` events carry
-``"state"``; ``error`` events carry ``"error"`` (the reason).
+``"state"``; ``error`` events carry ``"error"`` (the reason). On a device of a sync group,
+``start`` and ``end`` events with a deadline also carry ``"group_due"``: that deadline in group
+time (seconds since the Unix epoch), the same on every screen of the group for the same switch.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class TimelineEvent:
     load_ms: float | None = None
     state: str | None = None
     error: str | None = None
+    group_due: float | None = None  # a sync group's deadline, in s since the Unix epoch
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -53,6 +56,8 @@ class TimelineEvent:
         }
         if self.event == "start":
             record["load_ms"] = None if self.load_ms is None else round(self.load_ms, 3)
+        if self.group_due is not None:
+            record["group_due"] = round(self.group_due, 6)
         if self.event == "state":
             record["state"] = self.state
         if self.event == "error":

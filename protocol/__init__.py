@@ -7,6 +7,7 @@ from protocol._manifest import (
     ClockItem,
     Crop,
     Day,
+    ExtendedModel,
     ImageItem,
     Item,
     Layout,
@@ -20,6 +21,7 @@ from protocol._manifest import (
     VideoItem,
     WireModel,
     Zone,
+    open_ended_items,
 )
 from protocol._types import (
     MAX_DURATION_MS,
@@ -86,6 +88,7 @@ __all__ = [
     "Day",
     "DurationMs",
     "EventName",
+    "ExtendedModel",
     "Extent",
     "FieldProblem",
     "Heartbeat",
@@ -131,4 +134,5 @@ __all__ = [
     "WireModel",
     "Zone",
     "minutes_of",
+    "open_ended_items",
 ]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -37,6 +39,27 @@ class WireModel(BaseModel):
     """Strict base: unknown fields are an error, instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExtendedModel(WireModel):
+    """A model that gained optional fields after protocol v1 shipped (``ADDED``).
+
+    Peers built before a field existed reject it (models forbid unknown fields), so an added
+    field is left out of what we send while it is unset (None): a server sends old players
+    exactly what they know unless the new feature is in use, and a new device's heartbeat
+    reaches an old server unchanged.
+    """
+
+    ADDED: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unset_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.ADDED:
+                if name in data and data[name] is None:
+                    del data[name]
+        return data
 
 
 def _duplicates(values: Iterable[str]) -> list[str]:
@@ -152,7 +175,9 @@ class Crop(WireModel):
         return self
 
 
-class Zone(WireModel):
+class Zone(ExtendedModel):
+    ADDED = ("crop",)
+
     id: Id
     x: Pixels = 0
     y: Pixels = 0
@@ -236,6 +261,12 @@ class ManifestConfig(WireModel):
     sse_ping_s: int = Field(15, strict=True, ge=1, le=300)
 
 
+def open_ended_items(playlists: Iterable[Playlist]) -> list[str]:
+    """``playlist/item`` of the items without a duration (videos played to their end): what
+    a sync group cannot have, since every screen must know the cycle's length."""
+    return [f"{p.id}/{i.id}" for p in playlists for i in p.items if i.duration_ms is None]
+
+
 class SyncGroup(WireModel):
     """The device plays in step with the other screens of ``group``.
 
@@ -256,7 +287,9 @@ class SyncGroup(WireModel):
         return value
 
 
-class Manifest(WireModel):
+class Manifest(ExtendedModel):
+    ADDED = ("sync",)
+
     version: int = Field(strict=True, ge=0)
     timezone: TimeZoneName = "UTC"
     config: ManifestConfig = ManifestConfig()
@@ -305,18 +338,12 @@ class Manifest(WireModel):
                 raise ValueError(f"schedule {entry.id!r} uses unknown layout {entry.layout!r}")
         if self.default_layout is not None and self.default_layout not in layouts:
             raise ValueError(f"default_layout {self.default_layout!r} is not a layout")
-        if self.sync is not None and (open_ended := self.open_ended_items()):
+        if self.sync is not None and (open_ended := open_ended_items(self.playlists)):
             raise ValueError(
                 "in a sync group every item needs duration_ms (the cycle must be known on "
                 f"every screen); without one: {', '.join(open_ended[:10])}"
             )
         return self
-
-    def open_ended_items(self) -> list[str]:
-        """``playlist/item`` of the items without a duration (videos played to their end)."""
-        return [
-            f"{p.id}/{item.id}" for p in self.playlists for item in p.items if item.duration_ms is None
-        ]
 
     def layout(self, layout_id: str) -> Layout:
         return next(layout for layout in self.layouts if layout.id == layout_id)

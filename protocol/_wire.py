@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from protocol._manifest import ManifestConfig, WireModel
+from protocol._manifest import ExtendedModel, ManifestConfig, WireModel
 from protocol._types import Id, PairingCode, ShortText, Token
 
 PROTOCOL_VERSION = 1
@@ -91,7 +91,9 @@ class TimeStatus(WireModel):
     samples: int = Field(0, ge=0)
 
 
-class Metrics(WireModel):
+class Metrics(ExtendedModel):
+    ADDED = ("time",)
+
     cpu_percent: float = Field(ge=0, le=100 * 1024)
     memory_percent: float = Field(ge=0, le=100)
     memory_used_bytes: int = Field(ge=0)

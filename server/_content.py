@@ -29,6 +29,7 @@ from protocol import (
     SyncGroup,
     VideoItem,
     minutes_of,
+    open_ended_items,
 )
 from server._db import devices, group_sync, groups, layouts, media, playlists, schedules
 from server._problems import ApiError
@@ -167,10 +168,7 @@ class ContentSnapshot:
 
 def _check_sync(group_id: str, playlist_models: Sequence[Playlist]) -> None:
     """A sync group's screens compute one cycle: every item needs a known duration."""
-    open_ended = [
-        f"{p.id}/{item.id}" for p in playlist_models for item in p.items if item.duration_ms is None
-    ]
-    if open_ended:
+    if open_ended := open_ended_items(playlist_models):
         raise ApiError(
             409,
             "sync_needs_durations",

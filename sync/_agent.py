@@ -25,6 +25,7 @@ from sync._metrics import HostSampler
 from sync._pairing import pair
 from sync._state import Credentials, CredentialStore, ManifestStore
 from sync._store import CommandLedger, ImpressionQueue, open_database
+from sync._timesync import HttpTimeLink, TimeLink, TimeSync
 from sync._watcher import ManifestWatcher, WatcherTiming
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,10 @@ class SyncAgent:
         *,
         http: httpx.AsyncClient,
         server_url: str,
+        time_link: TimeLink | None = None,
     ) -> None:
+        """``time_link``: how clock exchanges are made (default: over HTTP with the server;
+        the simulator passes a simulated network)."""
         self.settings = settings
         self.state_dir = Path(state_dir)
         self.host = host
@@ -97,6 +101,15 @@ class SyncAgent:
         self.watcher: ManifestWatcher | None = None
         self.heartbeat: HeartbeatLoop | None = None
         self.commands: CommandRunner | None = None
+        # Group time is kept only while the manifest puts the device in a sync group.
+        self.timesync = TimeSync(
+            time_link or HttpTimeLink(self.client),
+            host.clock,
+            host.set_clock_estimate,
+            interval_s=settings.sync.time_interval_s,
+            prefer_system=settings.sync.time_source == "system",
+            system_time=host.system_time_ns,
+        )
 
     # --- offline start ----------------------------------------------------------------------
 
@@ -108,6 +121,7 @@ class SyncAgent:
         self.report.manifest_etag = stored.etag
         self.report.manifest_version = stored.manifest.version
         self.server_config = stored.manifest.config
+        self.timesync.want(stored.manifest.sync is not None)
         log.info(
             "playing the stored manifest",
             extra={"fields": {"version": stored.manifest.version, "etag": stored.etag}},
@@ -117,6 +131,7 @@ class SyncAgent:
 
     async def _apply(self, manifest: Manifest, etag: str | None) -> None:
         await asyncio.to_thread(self.manifests.save, manifest, etag)
+        self.timesync.want(manifest.sync is not None)
         try:
             await self.host.apply_manifest(manifest)
         except (DeviceRevoked, asyncio.CancelledError):
@@ -216,6 +231,7 @@ class SyncAgent:
                 group.create_task(self.commands.run(), name="commands")
                 group.create_task(self.watcher.run(), name="watcher")
                 group.create_task(self.heartbeat.run(), name="heartbeat")
+                group.create_task(self.timesync.run(), name="timesync")
                 group.create_task(
                     self.recorder.run_uploads(
                         self.client, interval_s=min(30.0, self.settings.sync.heartbeat_interval_s)
@@ -236,6 +252,7 @@ class SyncAgent:
             log.warning("dropped undeliverable impressions", extra={"fields": {"count": dropped}})
         self.client.token = None
         self.device_id = None
+        self.timesync.want(False)
         self.report.manifest_etag = None
         self.report.manifest_version = None
 

@@ -33,6 +33,7 @@ from protocol import (
     PairingRequest,
     PairingStatus,
     Problem,
+    TimeResponse,
 )
 
 API = "/api/v1"
@@ -245,6 +246,13 @@ class DeviceClient:
             json={"metrics": metrics.model_dump(mode="json")},
         )
         return _parse(HeartbeatResponse, response, "heartbeat"), response.headers
+
+    async def time(self, *, timeout_s: float = 5.0) -> TimeResponse:
+        """One time exchange (``sync._timesync``): the server's clock at receipt and answer."""
+        response = await self._send(
+            "GET", "/device/time", "time exchange", timeout=httpx.Timeout(timeout_s)
+        )
+        return _parse(TimeResponse, response, "time exchange")
 
     async def command_result(self, command_id: str, result: CommandResult) -> None:
         await self._send(

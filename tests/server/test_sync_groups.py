@@ -4,6 +4,7 @@ keep a group's cycle computable, and the device's time exchange."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 
 from protocol import Manifest, TimeResponse
@@ -12,7 +13,7 @@ from tests.server.conftest import PNG, Ctx, device_headers
 CLIP = Path(__file__).parents[1] / "data" / "video" / "h264_160x90_0.4s.mp4"
 
 
-async def _put(ctx: Ctx, kind: str, body: dict[str, object]) -> None:
+async def _put(ctx: Ctx, kind: str, body: Mapping[str, object]) -> None:
     path = f"/api/v1/admin/{kind}/{body['id']}"
     if kind == "groups":
         body = {k: v for k, v in body.items() if k != "id"}
@@ -154,7 +155,7 @@ async def test_the_time_exchange_reads_the_servers_clock(ctx: Ctx) -> None:
 
 async def test_time_exchanges_are_rate_limited_per_device(ctx: Ctx) -> None:
     _device_id, token = await ctx.pair()
-    other_id, other = await ctx.pair("hw-2", "Other")
+    _other_id, other = await ctx.pair("hw-2", "Other")
     statuses = [
         (await ctx.client.get("/api/v1/device/time", headers=device_headers(token))).status_code
         for _ in range(31)

@@ -9,8 +9,9 @@ from typing import Any
 
 from PIL import Image
 
+from player import MediaClock
 from protocol import Manifest
-from sync import HostStatus
+from sync import ClockEstimate, HostStatus
 
 
 def _png() -> bytes:
@@ -34,6 +35,8 @@ class FakeHost:
         self.cache_clears = 0
         self.screenshots = 0
         self.state: Any = "playing"
+        self.clock = MediaClock()
+        self.estimates: list[ClockEstimate | None] = []
 
     def show_pairing(
         self, code: str, server_url: str, device_name: str, expires_at: dt.datetime
@@ -62,6 +65,12 @@ class FakeHost:
 
     def identify(self, text: str, seconds: float) -> None:
         self.identified.append((text, seconds))
+
+    def system_time_ns(self) -> int | None:
+        return None  # as a Pi without RTC or NTP: group time must come from the server
+
+    def set_clock_estimate(self, estimate: ClockEstimate | None) -> None:
+        self.estimates.append(estimate)
 
 
 def manifest_dict(version: int = 1, text: str = "hello") -> dict[str, Any]:

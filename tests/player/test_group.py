@@ -1,0 +1,264 @@
+"""Sync groups on the player: the cycle from the epoch, group time without steps, and screens
+with different clocks presenting every boundary at the same group instant."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from core import Settings
+from player import NS_PER_S, DirectoryAssets, Player, TimelineEvent, VirtualClock
+from player._group import Cycle, Slot
+from player._timebase import Timebase
+from protocol import Manifest, SyncGroup
+from sync import ClockEstimate
+from tests.player.conftest import BLUE, BROKEN, DATA, RED, START, S, asset, image, layout
+from zones import OffscreenDisplay
+
+MS = 1_000_000
+EPOCH = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
+EPOCH_NS = int(EPOCH.timestamp()) * S
+
+
+def _cycle(*ms: int) -> Cycle:
+    return Cycle(EPOCH_NS, tuple(m * MS for m in ms))
+
+
+def test_the_slot_holding_an_instant_counts_from_the_epoch_both_ways() -> None:
+    cycle = _cycle(1000, 1500, 500)  # 3 s
+    assert cycle.slot_at(EPOCH_NS) == Slot(0, EPOCH_NS, EPOCH_NS + 1000 * MS)
+    assert cycle.slot_at(EPOCH_NS + 2499 * MS) == Slot(
+        1, EPOCH_NS + 1000 * MS, EPOCH_NS + 2500 * MS
+    )
+    late = EPOCH_NS + 86_400 * S + 2600 * MS  # a day on: 28,800 cycles exactly, then 2.6 s
+    assert cycle.slot_at(late) == Slot(2, late - 100 * MS, late + 400 * MS)
+    before = EPOCH_NS - 100 * MS  # the cycle before the epoch: its last item
+    assert cycle.slot_at(before) == Slot(2, EPOCH_NS - 500 * MS, EPOCH_NS)
+
+
+def test_the_end_of_a_later_items_slot_wraps_round_the_cycle() -> None:
+    cycle = _cycle(1000, 1500, 500)
+    slot = cycle.slot_at(EPOCH_NS + 1200 * MS)  # item 1
+    assert cycle.end_after(slot, 1) == EPOCH_NS + 2500 * MS
+    assert cycle.end_after(slot, 2) == EPOCH_NS + 3000 * MS
+    assert cycle.end_after(slot, 0) == EPOCH_NS + 4000 * MS  # item 0 of the next cycle
+
+
+def _estimate(offset_ns: int, ref_ns: int = 0, drift_ppm: float = 0.0) -> ClockEstimate:
+    return ClockEstimate(offset_ns, ref_ns, drift_ppm, 1 * MS, 0, 8, "server")
+
+
+async def test_group_time_is_set_once_then_slewed_without_steps() -> None:
+    clock = VirtualClock(start_ns=10 * S)
+    timebase = Timebase(clock, max_slew_ppm=5000)
+    steps: list[int] = []
+    timebase.add_listener(steps.append)
+    assert not timebase.synced and timebase.source == "unsynced"
+    assert timebase.update(_estimate(EPOCH_NS)) == 0 and steps == [0]  # the first: set
+    assert timebase.group_ns(10 * S) == EPOCH_NS + 10 * S
+    # 4 ms later than thought: absorbed at 5 ms/s, continuous and increasing all along.
+    assert timebase.update(_estimate(EPOCH_NS + 4 * MS)) == 0 and steps == [0]
+    samples = [timebase.group_ns(10 * S + k * 100 * MS) for k in range(12)]
+    assert samples[0] == EPOCH_NS + 10 * S
+    assert all(0 < b - a <= 100 * MS + 500_000 for a, b in itertools.pairwise(samples))
+    assert timebase.group_ns(10 * S + 800 * MS) == EPOCH_NS + 4 * MS + 10 * S + 800 * MS
+    for group in (EPOCH_NS + 10 * S + 123 * MS, EPOCH_NS + 20 * S):
+        assert timebase.group_ns(timebase.media_ns(group)) == group
+    # Beyond step_ns: stepped (from where the slew had got to), and the listeners hear it.
+    await_clock = 10 * S + 400 * MS
+    clock._now = await_clock
+    assert timebase.update(_estimate(EPOCH_NS + 1 * S)) == 1 * S - 2 * MS
+    assert steps == [0, 1 * S - 2 * MS] and timebase.steps == 2
+    timebase.update(None)
+    assert not timebase.synced and steps[-1] == 0
+
+
+def test_group_time_follows_the_estimated_drift() -> None:
+    clock = VirtualClock(start_ns=0)
+    timebase = Timebase(clock)
+    timebase.update(_estimate(EPOCH_NS, drift_ppm=-100.0))  # a media clock 100 ppm fast
+    assert timebase.group_ns(1000 * S) == EPOCH_NS + 1000 * S - 100 * MS
+
+
+class SkewedClock:
+    """A device's own media clock over the shared virtual one: a different origin and rate."""
+
+    def __init__(self, base: VirtualClock, *, origin_ns: int, drift_ppm: float) -> None:
+        self.base = base
+        self._b0 = base.now_ns()
+        self._m0 = origin_ns
+        self.rate = 1 + drift_ppm * 1e-6
+
+    def now_ns(self) -> int:
+        return self._m0 + round((self.base.now_ns() - self._b0) * self.rate)
+
+    def true_ns(self, media_ns: int) -> int:
+        return self._b0 + math.ceil((media_ns - self._m0) / self.rate)  # never early
+
+    def wall_ns(self) -> int:
+        return self.base.wall_ns() + 1_010 * S  # an unsynchronised system clock, far off
+
+    async def sleep_until(self, deadline_ns: int | None, wake: asyncio.Event | None = None) -> bool:
+        base = None if deadline_ns is None else int(self.true_ns(deadline_ns))
+        return await self.base.sleep_until(base, wake)
+
+    def busy(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.base.busy()
+
+    async def advance_to(self, target_ns: int) -> None:
+        await self.base.advance_to(int(self.true_ns(target_ns)))
+
+    def truth(self, error_ns: int = 0) -> ClockEstimate:
+        """The exact estimate of group time (the base's wall clock) on this clock, plus error."""
+        ref = self.now_ns()
+        offset = self.base.wall_ns() - ref + error_ns
+        return ClockEstimate(offset, ref, (1 / self.rate - 1) * 1e6, MS, 0, 8, "server")
+
+
+def sync_manifest(items: list[dict[str, Any]], epoch: dt.datetime = EPOCH) -> Manifest:
+    shas = sorted({i["asset"] for i in items})
+    return Manifest.model_validate(
+        {
+            "version": 1,
+            "assets": [asset(s) for s in shas],
+            "playlists": [{"id": "p1", "items": items}],
+            "layouts": [layout("l1", "p1")],
+            "default_layout": "l1",
+            "sync": SyncGroup(group="wall", epoch=epoch).model_dump(mode="json"),
+        }
+    )
+
+
+class Screen:
+    def __init__(self, name: str, clock: SkewedClock, settings: Settings | None = None) -> None:
+        assets = DirectoryAssets(DATA)
+        assets.scan()
+        self.clock = clock
+        self.player = Player(
+            settings or Settings(),
+            clock=clock,
+            assets=assets,
+            display=OffscreenDisplay((64, 36)),
+            device=name,
+        )
+        self.events: list[tuple[int, TimelineEvent]] = []  # (true instant, event)
+        self.player.add_listener(lambda e: self.events.append((clock.base.now_ns(), e)))
+
+    def starts(self) -> list[tuple[int, TimelineEvent]]:
+        return [(t, e) for t, e in self.events if e.event == "start"]
+
+
+@contextlib.asynccontextmanager
+async def screens(*made: Screen) -> AsyncIterator[tuple[Screen, ...]]:
+    try:
+        yield made
+    finally:
+        for screen in made:
+            await screen.player.stop()
+
+
+async def test_screens_with_different_clocks_switch_at_the_same_group_instant() -> None:
+    base = VirtualClock(start_ns=5 * S, wall_start_ns=int(START.timestamp()) * S)
+    items = [image("a", RED, 1000), image("b", BLUE, 1500), image("c", RED, 700)]
+    manifest = sync_manifest(items)
+    first = Screen("first", SkewedClock(base, origin_ns=123 * S, drift_ppm=80.0))
+    late = Screen("late", SkewedClock(base, origin_ns=7 * S, drift_ppm=-95.0))
+    async with screens(first, late):
+        first.player.set_clock_estimate(first.clock.truth())
+        await first.player.start()
+        await first.player.set_manifest(manifest)
+        await base.advance(3_700 * MS)  # the second screen joins late, mid-item
+        late.player.set_clock_estimate(late.clock.truth(error_ns=2 * MS))
+        await late.player.start()
+        await late.player.set_manifest(manifest)
+        await base.advance(60 * S)
+
+        joined_at, joined = late.starts()[0]
+        # It shows at once what the group shows then, no waiting for the next boundary.
+        group_then = base.wall_ns() - (base.now_ns() - joined_at)
+        expected = Cycle(EPOCH_NS, (1000 * MS, 1500 * MS, 700 * MS)).slot_at(group_then)
+        assert joined.item == ["a", "b", "c"][expected.index]
+        assert joined_at - (3_700 * MS + 5 * S) < 50 * MS  # as soon as it was loaded
+
+        shared = {e.group_due: t for t, e in first.starts() if e.group_due is not None}
+        matched = [
+            (t - shared[e.group_due], e) for t, e in late.starts()[1:] if e.group_due in shared
+        ]
+        assert len(matched) >= 60 / 3.2 * 3 - 3
+        # The late screen believes group time 2 ms later than it is: it presents 2 ms early.
+        assert all(abs(delta + 2 * MS) <= 1_000 for delta, _ in matched), matched[:3]
+        for _, event in matched:  # every boundary on the epoch's grid
+            slot = Cycle(EPOCH_NS, (1000 * MS, 1500 * MS, 700 * MS)).slot_at(
+                round(event.group_due * NS_PER_S) + 1  # type: ignore[operator]
+            )
+            assert abs(slot.start_ns - event.group_due * NS_PER_S) < 1_000  # type: ignore[operator]
+
+
+async def test_a_broken_item_keeps_its_slot() -> None:
+    base = VirtualClock(start_ns=0, wall_start_ns=EPOCH_NS)
+    items = [image("a", RED, 1000), image("bad", BROKEN, 1000), image("b", BLUE, 1000)]
+    screen = Screen("one", SkewedClock(base, origin_ns=0, drift_ppm=0.0))
+    async with screens(screen):
+        screen.player.set_clock_estimate(screen.clock.truth())
+        await screen.player.start()
+        await screen.player.set_manifest(sync_manifest(items))
+        await base.advance(6_500 * MS)
+        starts = [(e.item, e.group_due) for _, e in screen.starts()]
+        # "a" stays up through the broken slot; "b" comes at its own slot, 2 s into each cycle.
+        assert starts[1:] == [
+            ("b", EPOCH_NS / S + 2),
+            ("a", EPOCH_NS / S + 3),
+            ("b", EPOCH_NS / S + 5),
+            ("a", EPOCH_NS / S + 6),
+        ]
+        # Reported when each is prepared (2 s ahead): the slots at 1, 4 and 7 s.
+        errors = [e.item for _, e in screen.events if e.event == "error"]
+        assert errors == ["bad"] * 3
+
+
+async def test_a_synced_layout_waits_for_group_time_then_is_positioned_again() -> None:
+    base = VirtualClock(start_ns=0, wall_start_ns=EPOCH_NS)
+    clock = SkewedClock(base, origin_ns=0, drift_ppm=0.0)
+    settings = Settings.model_validate({"player": {"sync_wait_ms": 2000}})
+    screen = Screen("one", clock, settings)
+    items = [image("a", RED, 10_000), image("b", BLUE, 10_000)]
+    async with screens(screen):
+        await screen.player.start()
+        await screen.player.set_manifest(sync_manifest(items))
+        await base.advance(1_900 * MS)
+        assert screen.starts() == []  # waiting for group time
+        await base.advance(200 * MS)
+        # No estimate in time (the server is out of reach): it plays on its own clock,
+        # 1010 s ahead: item "b" of that cycle (1012 s into 20 s cycles).
+        assert [e.item for _, e in screen.starts()] == ["b"]
+        await base.advance(3 * S)
+        screen.player.set_clock_estimate(clock.truth())  # group time arrives: a step
+        await base.advance(100 * MS)
+        assert [e.item for _, e in screen.starts()] == ["b", "a"]
+        assert screen.player.time_status() is not None
+        status = screen.player.time_status()
+        assert status is not None and status.source == "server"
+        assert status.offset_ms == pytest.approx(-1_010_000.0, abs=0.01)
+
+
+def test_a_playlist_without_durations_has_no_cycle() -> None:
+    playlist = Manifest.model_validate(
+        {
+            "version": 1,
+            "assets": [asset(RED)],
+            "playlists": [{"id": "p1", "items": [image("a", RED, 1000)]}],
+            "layouts": [layout("l1", "p1")],
+        }
+    ).playlists[0]
+    open_ended = playlist.model_copy(
+        update={"items": [playlist.items[0].model_copy(update={"duration_ms": None})]}
+    )
+    with pytest.raises(ValueError, match="has no duration"):
+        Cycle.of(SyncGroup(group="g", epoch=EPOCH), open_ended)

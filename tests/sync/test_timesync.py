@@ -1,0 +1,252 @@
+"""Estimating group time: offset and drift from noisy exchanges, outliers, clock steps, and
+the loop that keeps the estimate fed (on a virtual clock, and over the real server)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+
+import pytest
+
+from core import DeviceRevoked
+from player import VirtualClock
+from sync import ClockEstimate, ClockEstimator, TimeSample, TimeSync
+from sync._client import RequestFailed
+
+NS = 1_000_000_000
+MS = 1_000_000
+SERVER_EPOCH = 1_800_000_000 * NS
+
+
+@dataclass
+class Network:
+    """A device whose media clock runs ``drift_ppm`` off true time, ``offset`` behind the
+    server, behind a link with a fixed one-way latency plus exponential jitter each way."""
+
+    drift_ppm: float
+    offset_ns: int = 3_700 * MS
+    latency_ns: int = 2 * MS
+    jitter_ns: int = 10 * MS
+    seed: int = 1
+    server_step_ns: int = 0
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def media(self, true_ns: int) -> int:
+        return round(true_ns * (1 + self.drift_ppm * 1e-6))
+
+    def server(self, true_ns: int) -> int:
+        return SERVER_EPOCH + self.offset_ns + true_ns + self.server_step_ns
+
+    def truth(self, media_ns: int) -> int:
+        """The exact offset (server - media) at a media instant."""
+        true_ns = round(media_ns / (1 + self.drift_ppm * 1e-6))
+        return self.server(true_ns) - media_ns
+
+    def one_way(self) -> int:
+        return self.latency_ns + round(self.rng.expovariate(1.0) * self.jitter_ns)
+
+    def sample(self, true_ns: int) -> TimeSample:
+        up, down = self.one_way(), self.one_way()
+        received = true_ns + up
+        return TimeSample(
+            self.media(true_ns),
+            self.server(received),
+            self.server(received + 50_000),
+            self.media(received + 50_000 + down),
+        )
+
+
+def _run(
+    estimator: ClockEstimator, net: Network, start_s: float, end_s: float, every_s: float
+) -> int:
+    t = start_s
+    while t < end_s:
+        estimator.add(net.sample(int(t * NS)))
+        t += every_s
+    return int(t * NS)
+
+
+def _error_ms(estimate: ClockEstimate | None, net: Network, true_ns: int) -> float:
+    assert estimate is not None
+    media = net.media(true_ns)
+    return abs(estimate.offset_at(media) - net.truth(media)) / MS
+
+
+def test_one_exchange_is_exact_with_equal_one_way_delays() -> None:
+    sample = TimeSample(t1=100, t2=1_000_050, t3=1_000_060, t4=130)
+    assert sample.delay_ns == 20  # 30 on the device, 10 of them spent on the server
+    assert sample.offset_ns == ((1_000_050 - 100) + (1_000_060 - 130)) // 2 == 999_940
+    assert sample.at_ns == 115
+
+
+@pytest.mark.parametrize(
+    ("drift_ppm", "jitter_ms", "within_ms"),
+    [
+        (-100.0, 10.0, 2.0),
+        (0.0, 10.0, 2.0),
+        (73.0, 10.0, 2.0),
+        (100.0, 10.0, 2.0),
+        (100.0, 0.5, 0.3),
+    ],
+)
+def test_offset_and_drift_are_tracked_through_jitter(
+    drift_ppm: float, jitter_ms: float, within_ms: float
+) -> None:
+    """Mean jitter of 10 ms each way is a congested WAN; 0.5 ms a LAN."""
+    net = Network(drift_ppm, jitter_ns=round(jitter_ms * MS))
+    estimator = ClockEstimator()
+    # The start-up burst: usable at once, within a few ms.
+    end = _run(estimator, net, 0.0, 2.0, 0.25)
+    assert _error_ms(estimator.estimate(), net, end) < 5.0
+    # Ten minutes at 16 s: the drift is known, the offset within a fraction of a frame, and
+    # still so 16 s after the last exchange (the prediction between two exchanges).
+    end = _run(estimator, net, 2.0, 600.0, 16.0)
+    estimate = estimator.estimate()
+    assert estimate is not None and estimate.source == "server"
+    # A fast media clock sees the server's time come slower: the offset shrinks.
+    assert abs(estimate.drift_ppm + drift_ppm) < 5.0
+    assert _error_ms(estimate, net, end) < within_ms
+    assert _error_ms(estimate, net, end + 16 * NS) < within_ms
+    assert estimate.error_ns <= (2 * net.latency_ns + 20 * jitter_ms * MS) // 2
+
+
+def test_slow_round_trips_do_not_pull_the_estimate() -> None:
+    net = Network(50.0, jitter_ns=2 * MS)
+    estimator = ClockEstimator()
+    end = _run(estimator, net, 0.0, 300.0, 8.0)
+    # A congested link: answers delayed by up to 400 ms on the way back only (the worst
+    # case, all of it asymmetric), a third of the samples.
+    for i in range(10):
+        t = end + i * 8 * NS
+        sample = net.sample(t)
+        if i % 3 == 0:
+            sample = TimeSample(sample.t1, sample.t2, sample.t3, sample.t4 + 400 * MS)
+        estimator.add(sample)
+    assert _error_ms(estimator.estimate(), net, end + 80 * NS) < 0.5
+
+
+def test_a_short_round_trip_that_disagrees_is_dropped_as_an_outlier() -> None:
+    net = Network(0.0, jitter_ns=MS)
+    estimator = ClockEstimator()
+    end = _run(estimator, net, 0.0, 120.0, 4.0)
+    # The server answered with a wrong clock reading once (a glitch, not a step).
+    bad = net.sample(end)
+    estimator.add(TimeSample(bad.t1, bad.t2 + 200 * MS, bad.t3 + 200 * MS, bad.t4))
+    end = _run(estimator, net, end / NS + 4, end / NS + 40, 4.0)
+    assert _error_ms(estimator.estimate(), net, end) < 0.5
+    assert estimator.steps == 0
+
+
+def test_a_stepped_server_clock_restarts_the_window() -> None:
+    net = Network(20.0, jitter_ns=MS)
+    estimator = ClockEstimator()
+    end = _run(estimator, net, 0.0, 200.0, 4.0)
+    net.server_step_ns = 1_500 * MS  # the server's NTP stepped its clock
+    end = _run(estimator, net, end / NS, end / NS + 16, 4.0)
+    assert estimator.steps == 1
+    assert _error_ms(estimator.estimate(), net, end) < 2.0
+
+
+def _sync(
+    clock: VirtualClock, link: object, estimates: list[ClockEstimate | None], **kwargs: object
+) -> TimeSync:
+    return TimeSync(link, clock, estimates.append, interval_s=16.0, **kwargs)  # type: ignore[arg-type]
+
+
+class VirtualLink:
+    """Exchanges over a simulated network, on the virtual clock."""
+
+    def __init__(self, net: Network, clock: VirtualClock) -> None:
+        self.net, self.clock = net, clock
+        self.calls = 0
+        self.fail: BaseException | None = None
+
+    async def exchange(self, clock: object) -> TimeSample:
+        self.calls += 1
+        if self.fail is not None:
+            raise self.fail
+        now = self.clock.now_ns()
+        sample = self.net.sample(now)
+        await self.clock.sleep_until(now + (sample.t4 - sample.t1))
+        return sample
+
+
+async def test_the_loop_bursts_then_spaces_exchanges_and_stops_when_not_wanted() -> None:
+    clock = VirtualClock(start_ns=0)
+    net = Network(0.0, jitter_ns=MS)
+    link = VirtualLink(net, clock)
+    estimates: list[ClockEstimate | None] = []
+    sync = _sync(clock, link, estimates)
+    task = asyncio.create_task(sync.run())
+    await clock.advance(10 * NS)
+    assert link.calls == 0 and estimates == [None]  # not wanted yet: no traffic
+    sync.want(True)
+    await clock.advance(NS)
+    assert link.calls >= 4
+    first = estimates[-1]
+    assert first is not None and first.samples >= 4
+    await clock.advance(2 * NS)
+    burst = link.calls
+    assert burst == 8
+    await clock.advance(120 * NS)
+    # 2, 4, 8, then every 16 s.
+    assert burst + 8 <= link.calls <= burst + 10
+    assert _error_ms(estimates[-1], net, clock.now_ns()) < 1.0
+    sync.want(False)
+    await clock.advance(NS)
+    calls = link.calls
+    assert estimates[-1] is None
+    await clock.advance(100 * NS)
+    assert link.calls == calls
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_failures_are_retried_and_revocation_propagates() -> None:
+    clock = VirtualClock(start_ns=0)
+    link = VirtualLink(Network(0.0), clock)
+    link.fail = RequestFailed("time exchange: HTTP 503", status=503, retry_after=3.0)
+    sync = _sync(clock, link, [])
+    sync.want(True)
+    task = asyncio.create_task(sync.run())
+    await clock.advance(10 * NS)
+    assert sync.failures == link.calls == 4  # at 0, 3, 6, 9 s (the server's Retry-After)
+    link.fail = DeviceRevoked("revoked")
+    await clock.advance(3 * NS)
+    assert task.done()
+    with pytest.raises(DeviceRevoked):
+        task.result()
+
+
+async def test_a_synchronised_system_clock_is_used_when_preferred() -> None:
+    clock = VirtualClock(start_ns=0)
+    link = VirtualLink(Network(0.0), clock)
+    synced: list[int | None] = [SERVER_EPOCH + 42 * MS]
+    estimates: list[ClockEstimate | None] = []
+
+    def system_time() -> int | None:
+        value = synced[0]
+        return None if value is None else value + clock.now_ns()
+
+    sync = _sync(clock, link, estimates, prefer_system=True, system_time=system_time)
+    sync.want(True)
+    task = asyncio.create_task(sync.run())
+    await clock.advance(3 * NS)
+    estimate = estimates[-1]
+    assert link.calls == 0
+    assert estimate is not None and estimate.source == "system"
+    assert estimate.offset_at(clock.now_ns()) == SERVER_EPOCH + 42 * MS
+    assert estimate.error_ns == 0
+    synced[0] = None  # the NTP client lost its servers: back to the group's server
+    await clock.advance(60 * NS)
+    assert link.calls > 0
+    estimate = estimates[-1]
+    assert estimate is not None and estimate.source == "server"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
