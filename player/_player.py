@@ -245,8 +245,17 @@ class Player(FrameLoop):
         self.wall.feed_server_time(server_time)
 
     def set_clock_estimate(self, estimate: Estimate | None) -> None:
-        """Group time as the sync layer estimates it (None: no longer in a sync group)."""
+        """Group time as the sync layer estimates it (None: no longer in a sync group).
+
+        A new estimate changes how fast group time runs on the media clock from now on, so
+        the frame loop looks again at when its next deadline falls, and a synced layout armed
+        for a boundary is swapped in when group time (not the old guess) reaches it.
+        """
         self.timebase.update(estimate)
+        if self._armed is not None and self._armed[0].synced:
+            armed = self._armed[0]
+            self._armed = (armed, armed.starts_at_ns())
+        self._frame_wake.set()
 
     def time_status(self) -> TimeStatus | None:
         """Where group time comes from, for the heartbeat (None outside a sync group)."""

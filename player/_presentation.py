@@ -406,6 +406,7 @@ class Presentation:
         self.sequencers: list[ZoneSequencer] = []
         self._cycles: list[Cycle] = []
         self._slots: list[Slot] = []  # per zone, the slot the presentation starts in
+        self._t0 = 0  # where it starts, in its own time
         self._clock = clock
         for zone in layout.zones:
             view = self.scene.add_zone(
@@ -443,9 +444,14 @@ class Presentation:
             *(s.prime(slot.index) for s, slot in zip(self.sequencers, self._slots, strict=True))
         )
 
+    def starts_at_ns(self) -> int:
+        """The media instant the presentation starts at, with group time as it is now."""
+        return self.time.to_media(self._t0)
+
     def start(self, t0_ns: int) -> None:
         """Show the first items at ``t0_ns`` (media clock). In a sync group each runs to the
         end of its slot, and every later item keeps to the group's grid."""
+        self._t0 = self.time.from_media(t0_ns)
         if not self._slots:
             for sequencer in self.sequencers:
                 sequencer.start(t0_ns)

@@ -138,12 +138,18 @@ class Timebase:
         return media_ns + self.offset_ns(media_ns)
 
     def media_ns(self, group_ns: int) -> int:
-        """The media instant at which group time reads ``group_ns``.
+        """The first media instant at which group time has reached ``group_ns``.
 
         The offset moves by at most drift plus slew (well under 1 %) per unit of media time,
-        so a fixed-point iteration converges by a factor of 100 per round.
+        so a fixed-point iteration converges by a factor of 100 per round; the last
+        nanoseconds are settled exactly, so a deadline woken for at ``media_ns(t)`` is never
+        found a nanosecond short of ``t`` (a frame loop would spin on it).
         """
         media = group_ns - self.offset_ns(self._clock.now_ns())
         for _ in range(4):
             media = group_ns - self.offset_ns(media)
+        while self.group_ns(media) < group_ns:
+            media += 1
+        while self.group_ns(media - 1) >= group_ns:
+            media -= 1
         return media

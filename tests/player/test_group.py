@@ -71,6 +71,17 @@ async def test_group_time_is_set_once_then_slewed_without_steps() -> None:
     assert timebase.group_ns(10 * S + 800 * MS) == EPOCH_NS + 4 * MS + 10 * S + 800 * MS
     for group in (EPOCH_NS + 10 * S + 123 * MS, EPOCH_NS + 20 * S):
         assert timebase.group_ns(timebase.media_ns(group)) == group
+
+    # While group time runs faster than media time (slewing, a slow oscillator), some of its
+    # instants fall between two media nanoseconds: the first media instant at or after them,
+    # never one short of them (a frame loop woken for a deadline would spin on it).
+    skewed = Timebase(clock)
+    skewed.update(_estimate(EPOCH_NS, drift_ppm=-95.0))
+    skewed.update(_estimate(EPOCH_NS + 3 * MS, drift_ppm=-95.0))
+    start = skewed.group_ns(10 * S + 500 * MS)
+    for group in range(start, start + 20_000):
+        media = skewed.media_ns(group)
+        assert skewed.group_ns(media) >= group > skewed.group_ns(media - 1)
     # Beyond step_ns: stepped (from where the slew had got to), and the listeners hear it.
     await_clock = 10 * S + 400 * MS
     clock._now = await_clock

@@ -42,6 +42,10 @@ def test_the_doc_has_an_example_for_each_wire_model() -> None:
         "TextItem",
         "ClockItem",
         "ScheduleEntry",
+        "SyncGroup",
+        "Crop",
+        "TimeResponse",
+        "TimeStatus",
     }
     assert expected <= named
 

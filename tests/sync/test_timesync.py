@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import httpx
 import pytest
 
 from core import DeviceRevoked
 from player import VirtualClock
-from sync import ClockEstimate, ClockEstimator, TimeSample, TimeSync
-from sync._client import RequestFailed
+from sync import ClockEstimate, ClockEstimator, RequestFailed, SyncAgent, TimeSample, TimeSync
+from tests.sync.device_fakes import FakeHost
+from tests.sync.live_server import LiveServer, device_settings, publish, running, wait_for
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -250,3 +254,45 @@ async def test_a_synchronised_system_clock_is_used_when_preferred() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.slow
+async def test_a_device_joining_a_sync_group_estimates_the_servers_clock(tmp_path: Path) -> None:
+    """Over the real server on 127.0.0.1: the agent keeps group time only while in a group."""
+    live = LiveServer(tmp_path / "server").start()
+    host = FakeHost()
+    try:
+        async with httpx.AsyncClient() as http:
+            agent = SyncAgent(
+                device_settings(), tmp_path / "device", host, http=http, server_url=live.url
+            )
+            async with running(agent.run()):
+                await wait_for(lambda: bool(host.pairing_codes), what="a pairing code")
+                with live.admin() as admin:
+                    device_id = await asyncio.to_thread(admin.claim, host.pairing_codes[-1], "W")
+                    await asyncio.to_thread(publish, admin, device_id, "in step")
+                    await wait_for(lambda: bool(host.manifests), what="content")
+                    assert agent.timesync.exchanges == 0  # not in a sync group: no exchanges
+                    await asyncio.to_thread(admin.put_group, "wall", "Wall")
+                    await asyncio.to_thread(admin.set_group, device_id, "wall")
+                    await asyncio.to_thread(admin.set_group_sync, "wall")
+                await wait_for(
+                    lambda: (
+                        host.manifests[-1].sync is not None
+                        and bool(host.estimates[-1:])
+                        and host.estimates[-1] is not None
+                    ),
+                    what="an estimate",
+                )
+                estimate = host.estimates[-1]
+                assert estimate is not None and estimate.source == "server"
+                # The server's clock is this machine's: the truth is wall minus monotonic.
+                truth = time.time_ns() - time.monotonic_ns()
+                assert abs(estimate.offset_at(time.monotonic_ns()) - truth) < 5 * MS
+                assert estimate.error_ns < 5 * MS  # half a loopback round trip
+                with live.admin() as admin:
+                    await asyncio.to_thread(admin.set_group_sync, "wall", enabled=False)
+                await wait_for(lambda: host.estimates[-1] is None, what="group time dropped")
+                assert host.manifests[-1].sync is None
+    finally:
+        live.stop()

@@ -37,6 +37,44 @@ def test_device_clocks_share_media_time_but_not_wall_time() -> None:
     assert isinstance(real, RealDeviceClock) and not hasattr(real, "advance_to")
 
 
+async def test_a_drifting_device_clock_runs_fast_and_sleeps_on_its_own_time() -> None:
+    shared = SimClock(start_ns=0, wall_start_ns=1_000 * NS_PER_S)
+    fast = device_clock(shared, wall_offset_ns=2 * NS_PER_S, drift_ppm=100.0)
+    await shared.advance(1_000 * NS_PER_S)
+    assert fast.now_ns() == 1_000 * NS_PER_S + 100_000_000  # 100 ppm of 1000 s
+    # Its system clock drifts along with it (an unsynchronised board).
+    assert fast.wall_ns() - shared.wall_ns() == 2 * NS_PER_S + 100_000_000
+    woke: list[int] = []
+
+    async def sleeper() -> None:
+        await fast.sleep_until(fast.now_ns() + 10 * NS_PER_S)
+        woke.append(shared.now_ns())
+
+    task = asyncio.create_task(sleeper())
+    await shared.advance(20 * NS_PER_S)
+    await task
+    # Ten of its seconds are 9.999 of the shared clock's, rounded up: it never wakes early.
+    assert woke == [1_000 * NS_PER_S + 9_999_000_100]
+    assert fast.to_base_ns(fast.now_ns()) >= shared.now_ns()
+
+
+@pytest.mark.parametrize("drift_ppm", [80.0, -95.0, 30.0, -60.0])
+async def test_a_drifting_sleeper_wakes_reading_its_deadline_exactly(drift_ppm: float) -> None:
+    """A frame loop asleep until a deadline must find that very instant on waking (the
+    simulator checks every start for ``t == due``)."""
+    shared = SimClock(start_ns=5 * NS_PER_S)
+    clock = device_clock(shared, drift_ppm=drift_ppm)
+    late = 0
+    for step in range(1, 400):
+        deadline = clock.now_ns() + step * 7_919_083
+        task = asyncio.create_task(clock.sleep_until(deadline))
+        await shared.advance_to(clock.to_base_ns(deadline))
+        await task
+        late += clock.now_ns() != deadline
+        assert clock.now_ns() >= deadline
+    assert late <= 1  # a fast clock may round up once in ten thousand
+
+
 async def test_sim_clock_wakes_sleepers_in_order_at_their_deadlines() -> None:
     clock = SimClock(start_ns=0)
     woke: list[tuple[str, int]] = []

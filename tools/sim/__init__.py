@@ -8,7 +8,7 @@ from tools.sim._content import DEMO_DIR
 from tools.sim._fleet import FleetOptions, format_fleet_report, require_loopback, run_fleet
 from tools.sim._frames import FramePolicy
 from tools.sim._run import SimOptions, Simulation, prepare_out
-from tools.sim._scenario import check_events_fit, load_scenario
+from tools.sim._scenario import check_events_fit, load_scenario, parse_scenario
 from tools.sim._summary import format_table
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "format_fleet_report",
     "format_table",
     "load_scenario",
+    "parse_scenario",
     "prepare_out",
     "require_loopback",
     "run_fleet",

@@ -3,9 +3,10 @@
 The differences from ``player.run_daemon`` are the simulator's and nothing else: the display
 is offscreen (or a window for the demo) and its frames are checked for black and frozen
 pictures on a worker thread (``tools.sim._frame_watch``), the wall clock comes from
-the simulation's clock, the timeline goes to the run's file, the pairing code is handed to the
-simulated operator, and the device can be stopped and started again over the same state
-directory (a power cut).
+the simulation's clock (with the device's own offset and drift), time exchanges cross a
+simulated network (``tools.sim._timelink``), the timeline goes to the run's file in the run's
+true time, the pairing code is handed to the simulated operator, and the device can be stopped
+and started again over the same state directory (a power cut).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from player import (
     WallClock,
 )
 from protocol import Item, Manifest, Transition
-from sync import ManifestWatcher, SyncAgent, TokenAuth
+from sync import ManifestWatcher, SyncAgent, TimeLink, TokenAuth
 from tools.sim._clock import DeviceClock, RealDeviceClock
 from tools.sim._frame_watch import SAMPLE, Fade, FrameJob, FrameWatch, ZoneShot
 from tools.sim._frames import WatchedDisplay
@@ -84,8 +85,14 @@ class SimDevice:
         run_t0_ns: int,
         on_code: CodeHandler,
         frame_ns: int | None = None,
+        time_link: Callable[[SyncAgent], TimeLink] | None = None,
+        join_at_s: float = 0.0,
     ) -> None:
+        """``time_link(agent)``: how the device's clock exchanges travel (default: HTTP to the
+        server). ``join_at_s``: when the run first powers it on."""
         self.name = name
+        self.time_link = time_link
+        self.join_at_s = join_at_s
         self.frame_ns = frame_ns  # the player's animation frame period (None: its settings')
         self.root = root
         self.settings = settings
@@ -130,9 +137,11 @@ class SimDevice:
         self._on_code(self, code)
 
     def _emit(self, event: TimelineEvent) -> None:
-        """Timeline times are seconds since the run began, across restarts of the player."""
-        due = None if event.due is None else event.due + self._offset_s
-        shifted = dataclasses.replace(event, t=event.t + self._offset_s, due=due)
+        """Timeline times are seconds since the run began on the run's clock, across restarts
+        of the player (a drifting device's own seconds are converted)."""
+        rate = self.clock.rate
+        due = None if event.due is None else self._offset_s + event.due / rate
+        shifted = dataclasses.replace(event, t=self._offset_s + event.t / rate, due=due)
         self._timeline.write(shifted)
         for listener in list(self.listeners):
             listener(shifted)
@@ -160,8 +169,9 @@ class SimDevice:
     def _frame_done(self, presented_ns: int) -> None:
         """After a presented frame: hand the image and video zones it changed to the watch."""
         presented, self._presented = self._presented, None
+        true_ns = self.clock.to_base_ns(presented_ns)
         for listener in self.frame_listeners:
-            listener((presented_ns - self._run_t0_ns) / NS_PER_S)
+            listener((true_ns - self._run_t0_ns) / NS_PER_S)
         player, manifest, watch = self.player, self.manifest, self.frame_watch
         if presented is None or player is None or manifest is None or watch is None:
             return
@@ -192,7 +202,7 @@ class SimDevice:
             watch.submit(
                 FrameJob(
                     presented_ns,
-                    (presented_ns - self._run_t0_ns) / NS_PER_S,
+                    (true_ns - self._run_t0_ns) / NS_PER_S,
                     shots,
                     display_frame_ns=NS_PER_S // self.settings.player.frame_rate_hz,
                     check_frozen=not isinstance(self.clock, DeviceClock),
@@ -314,13 +324,15 @@ class SimDevice:
             http=http,
             server_url=self.server_url,
         )
+        if self.time_link is not None:
+            agent.timesync.link = self.time_link(agent)
         agents.append(agent)
         if isinstance(self.clock, DeviceClock):
             # A virtual clock switches hundreds of times per real second: one transaction
             # (and fsync) per flush interval rather than per switch. Stored rows stay stored.
             agent.recorder.flush_delay_s = IMPRESSION_FLUSH_S
         player.add_listener(ImpressionFeed(agent.recorder))
-        self._offset_s = (self.clock.now_ns() - self._run_t0_ns) / NS_PER_S
+        self._offset_s = (self.clock.base.now_ns() - self._run_t0_ns) / NS_PER_S
         await player.start()
         await agent.restore()
         self._task = asyncio.create_task(self._run_agent(agent), name=f"sync-{self.name}")
