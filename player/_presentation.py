@@ -190,6 +190,12 @@ class ZoneSequencer:
             return
         self._next = self._prepare(upcoming.index + 1, self._after_failure(upcoming))
 
+    def _slot_start(self, upcoming: _Upcoming, due: int) -> int:
+        duration = upcoming.item.duration_ms
+        if upcoming.end_ns is None or duration is None:
+            return due
+        return min(due, upcoming.end_ns - duration * NS_PER_MS)
+
     def _after_failure(self, failed: _Upcoming) -> int | None:
         """When the item after a broken one is due: at once, or at the broken slot's end."""
         due = failed.due_ns
@@ -271,9 +277,12 @@ class ZoneSequencer:
             self.switches.append(Switch("end", self.view.zone_id, self.current.id, due))
         self._next = None
         self._failures = 0
+        # The item's own time zero: its deadline, or where its slot began for an item joined
+        # mid-slot (a video then plays from the group's position, a ticker scrolls from it).
+        zero = due if upcoming.end_ns is None or due is None else self._slot_start(upcoming, due)
         self.view.show(
             upcoming.renderer,
-            self._time.to_media(due) if due is not None else 0,
+            self._time.to_media(zero) if zero is not None else 0,
             upcoming.item.transition,
         )
         self.current = upcoming.item
@@ -413,11 +422,17 @@ class Presentation:
                 ZoneView(zone.id, pygame.Rect(zone.x, zone.y, zone.w, zone.h), zone.z)
             )
             playlist = manifest.playlist(zone.playlist)
+            context = context_for(zone.id)
+            if zone.crop is not None:
+                crop = zone.crop
+                context = replace(context, crop=(crop.x, crop.y, crop.w, crop.h))
+            if group is not None:
+                context = replace(context, elapsed=self._elapsed)
             self.sequencers.append(
                 ZoneSequencer(
                     view,
                     playlist,
-                    context_for(zone.id),
+                    context,
                     clock=clock,
                     preload_ns=preload_ns,
                     on_loaded=on_loaded,
@@ -431,6 +446,10 @@ class Presentation:
     @property
     def synced(self) -> bool:
         return self.group is not None
+
+    def _elapsed(self, since_ns: int, at_ns: int) -> int:
+        """Presentation time passed between two media instants (a synced video follows it)."""
+        return self.time.from_media(at_ns) - self.time.from_media(since_ns)
 
     async def prime(self, at_ns: int | None = None) -> None:
         """Prepare each zone's first item. In a sync group, the item whose slot holds the

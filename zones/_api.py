@@ -100,6 +100,12 @@ class RenderContext:
     ``loop.call_soon_threadsafe(context.wake)``). ``virtual_now()`` is given only when media
     time is virtual (the simulator): the media clock's now. A renderer that otherwise times itself
     on real time (video) then times itself on it, so a clip lasts its length in media time.
+
+    ``crop`` is the zone's tile of each picture, ``(x, y, w, h)`` in fractions of the picture
+    (a video wall's screen): image and video renderers show that part, fitted to the zone.
+    ``elapsed(since_ns, at_ns)`` is given when the zone plays in step with other screens (a
+    sync group): how much of its item's own time has passed between two media instants
+    (group time, which runs slightly off the media clock); a video keeps its position to it.
     """
 
     zone_id: str
@@ -109,6 +115,8 @@ class RenderContext:
     wake: Callable[[], None] = field(default=_no_wake)
     frame_ns: int = 16_666_667
     virtual_now: Callable[[], int] | None = None
+    crop: tuple[float, float, float, float] | None = None
+    elapsed: Callable[[int, int], int] | None = None
 
 
 @runtime_checkable

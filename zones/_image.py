@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import warnings
 from collections import OrderedDict
@@ -30,23 +31,24 @@ class Picture:
     offset: tuple[int, int]
 
 
-_Key = tuple[Path, int, Size, Fit]  # file, its mtime, zone size, fit
+Crop = tuple[float, float, float, float] | None  # (x, y, w, h) fractions of the picture
+_Key = tuple[Path, int, Size, Fit, Crop]  # file, its mtime, zone size, fit, the zone's tile
 _decoded: OrderedDict[_Key, Picture] = OrderedDict()  # least recently used first
 
 
-def decode_image(path: Path, size: Size, fit: Fit) -> Picture:
-    """The picture at ``path`` fitted into ``size``; runs in a thread (no display needed)."""
-    key = (path, path.stat().st_mtime_ns, size, fit)
+def decode_image(path: Path, size: Size, fit: Fit, crop: Crop = None) -> Picture:
+    """The picture at ``path`` (its ``crop`` tile) fitted into ``size``; runs in a thread."""
+    key = (path, path.stat().st_mtime_ns, size, fit, crop)
     with _decode_lock:  # bounds peak memory: one full-resolution decode at a time
         picture = _lookup(key)
         if picture is None:
-            picture = _decoded[key] = _decode(path, size, fit)
+            picture = _decoded[key] = _decode(path, size, fit, crop)
             while len(_decoded) > _DECODED_CACHE:
                 _decoded.popitem(last=False)
         return picture
 
 
-def cached_image(path: Path, size: Size, fit: Fit) -> Picture | None:
+def cached_image(path: Path, size: Size, fit: Fit, crop: Crop = None) -> Picture | None:
     """The fitted picture if it is already decoded, at once: never waits, never decodes.
 
     A playlist shows the same pictures every cycle; taking them from the cache on the event
@@ -55,7 +57,7 @@ def cached_image(path: Path, size: Size, fit: Fit) -> Picture | None:
     if not _decode_lock.acquire(blocking=False):
         return None  # a decode is running: the caller goes through a thread
     try:
-        return _lookup((path, path.stat().st_mtime_ns, size, fit))
+        return _lookup((path, path.stat().st_mtime_ns, size, fit, crop))
     finally:
         _decode_lock.release()
 
@@ -67,15 +69,29 @@ def _lookup(key: _Key) -> Picture | None:
     return picture
 
 
-def _decode(path: Path, size: Size, fit: Fit) -> Picture:
+def crop_box(picture: Size, crop: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    """The pixels of ``picture`` that the fractions ``(x, y, w, h)`` name, at least one."""
+    width, height = picture
+    x, y, w, h = crop
+    left, top = min(width - 1, round(x * width)), min(height - 1, round(y * height))
+    right = max(left + 1, min(width, round((x + w) * width)))
+    bottom = max(top + 1, min(height, round((y + h) * height)))
+    return left, top, right, bottom
+
+
+def _decode(path: Path, size: Size, fit: Fit, crop: Crop = None) -> Picture:
+    # A tile is a part of the picture: decode enough pixels for that part to fill the zone.
+    tile_w, tile_h = (1.0, 1.0) if crop is None else (crop[2], crop[3])
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as opened:
             # JPEG can decode at 1/2, 1/4, 1/8 scale directly: far cheaper for big photos.
-            opened.draft("RGB", (size[0] * 2, size[1] * 2))
+            opened.draft("RGB", (math.ceil(size[0] * 2 / tile_w), math.ceil(size[1] * 2 / tile_h)))
             picture = ImageOps.exif_transpose(opened)
             has_alpha = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
             picture = picture.convert("RGBA" if has_alpha else "RGB")
+    if crop is not None:
+        picture = picture.crop(crop_box(picture.size, crop))
     x, y, w, h = fit_box(picture.size, size, fit)
     picture = picture.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
     # Crop what "cover" pushes outside the zone, so only visible pixels are kept.
@@ -125,8 +141,9 @@ class ImageRenderer:
             raise ZoneError(f"not an image item: {item.type}", zone=self._context.zone_id)
         try:
             path = self._context.asset_path(item.asset)
-            self._picture = cached_image(path, size, item.fit) or await asyncio.to_thread(
-                decode_image, path, size, item.fit
+            crop = self._context.crop
+            self._picture = cached_image(path, size, item.fit, crop) or await asyncio.to_thread(
+                decode_image, path, size, item.fit, crop
             )
         except ZoneError:
             raise

@@ -77,11 +77,20 @@ class VideoOutput(Protocol):
     def set_size(self, size: tuple[int, int]) -> None:
         """Render at this size from now on (the zone's size)."""
 
-    def open(self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int) -> int:
+    def open(
+        self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int, crop: Crop = None
+    ) -> int:
         """Load ``path`` paused (replacing any current file); return its load number. Blocks.
 
         Events carry the load number, so late events of an earlier file are told apart.
+        ``crop``: show only that tile of the picture (fractions), fitted by ``fit``.
         """
+
+    def set_speed(self, speed: float) -> None:
+        """Play at ``speed`` (1.0: normal), without waiting for mpv."""
+
+    def seek(self, seconds: float) -> None:
+        """Jump to ``seconds`` into the file, without waiting for mpv."""
 
     def play(self) -> None:
         """Unpause without waiting for mpv."""
@@ -228,6 +237,20 @@ _BASE_OPTIONS: dict[str, str] = {
     "osd-level": "0",
     "background": "#000000",
 }
+Crop = tuple[float, float, float, float] | None  # (x, y, w, h) fractions of the picture
+
+
+def crop_filter(crop: tuple[float, float, float, float]) -> str:
+    """The ``vf`` showing only a tile of each frame: libavfilter's ``crop``, in fractions of
+    the input (libmpv 0.35 has no ``video-crop``; the filter works on any render path). Even
+    sizes and offsets, as chroma-subsampled frames need."""
+    x, y, w, h = crop
+    return (
+        f"lavfi-crop=w=trunc(iw*{w:.6f}/2)*2:h=trunc(ih*{h:.6f}/2)*2"
+        f":x=trunc(iw*{x:.6f}/2)*2:y=trunc(ih*{y:.6f}/2)*2"
+    )
+
+
 _FIT_OPTIONS: dict[str, dict[str, str]] = {
     "contain": {"keepaspect": "yes", "panscan": "0.0"},
     "cover": {"keepaspect": "yes", "panscan": "1.0"},
@@ -334,7 +357,9 @@ class MpvOutput:
         self._target = _SwTarget(backing, size)
         self._frames_since_open = 0
 
-    def open(self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int) -> int:
+    def open(
+        self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int, crop: Crop = None
+    ) -> int:
         if self._target is None:
             raise ZoneError("set_size() must come before open()")
         per_file = dict(
@@ -343,9 +368,16 @@ class MpvOutput:
             aid="auto" if audio else "no",
             volume=str(volume),
             mute="no" if audio else "yes",
+            speed="1.0",  # whatever a sync group's correction left
         )
         per_file["loop-file"] = "inf" if loop else "no"
-        encoded = ",".join(f"{key}={value}" for key, value in per_file.items())
+        if crop is not None:
+            per_file["vf"] = crop_filter(crop)
+        # A value holding commas is quoted by length (``%N%value``), mpv's syntax for it.
+        encoded = ",".join(
+            f"{key}=%{len(value)}%{value}" if "," in value else f"{key}={value}"
+            for key, value in per_file.items()
+        )
         with self._lock, map_mpv_errors(f"loading {path}"):
             self._frames_since_open = 0
             reply = self._player.command("loadfile", path, "replace", encoded)
@@ -366,6 +398,7 @@ class MpvOutput:
             self._frames_since_open = 0  # the last play's frame is not this play's first
             self._position = None  # nor is its position
             self._player.command("set", "pause", "yes")
+            self._player.command("set", "speed", "1.0")  # a sync group's correction ends
             self._player.command("seek", "0", "absolute+exact")
         return self._entry
 
@@ -376,6 +409,15 @@ class MpvOutput:
 
     def play(self) -> None:
         self._set_async("pause", "no")
+
+    def set_speed(self, speed: float) -> None:
+        self._set_async("speed", f"{speed:.6f}")
+
+    def seek(self, seconds: float) -> None:
+        with map_mpv_errors("seeking"):
+            self._player.check_core_alive()
+            # Exact: a keyframe seek could land a GOP away from the group's position.
+            self._player.command_async("seek", f"{seconds:.6f}", "absolute+exact")
 
     def pause(self) -> None:
         self._set_async("pause", "yes")

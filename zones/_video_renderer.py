@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 from core import VideoConfig, ZoneError
 from protocol import VideoItem
 from zones._api import RenderContext, Size
-from zones._mpv import VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
+from zones._mpv import Crop, VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
+from zones._video_follow import PlaybackFollower
 from zones._video_pool import AudioOwner, Rewindable, VideoOutputPool, run_blocking
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ class _UnpauseLatency:
 _unpause_latency = _UnpauseLatency()
 
 
-def _loaded_file(path: Path, item: VideoItem, *, audio: bool, volume: int) -> Hashable | None:
+def _loaded_file(
+    path: Path, item: VideoItem, *, audio: bool, volume: int, crop: Crop = None
+) -> Hashable | None:
     """What a handle that loaded ``path`` for ``item`` holds: the file as it is on disk now
     (a file replaced or rewritten since is loaded again) and every option ``open`` applied.
     None when the file cannot be looked at (loading it reports why)."""
@@ -69,7 +72,7 @@ def _loaded_file(path: Path, item: VideoItem, *, audio: bool, volume: int) -> Ha
     except OSError:
         return None
     on_disk = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    return (str(path), on_disk, item.fit, item.loop, audio, volume)
+    return (str(path), on_disk, item.fit, item.loop, audio, volume, crop)
 
 
 class VideoRenderer:
@@ -110,6 +113,9 @@ class VideoRenderer:
         self._next_frame_due: int | None = None  # monotonic: frame 1 is not shown before this
         self._file: Hashable | None = None  # what the output has loaded, once prepared
         self.frames_painted = 0
+        # In a sync group: keeps playback at group time's position (speed, seek).
+        self.follower: PlaybackFollower | None = None
+        self._followed_ns = 0  # the position report last looked at
 
     # events from mpv's thread ------------------------------------------------------------
     def _on_output_event(self, event: VideoEvent) -> None:
@@ -199,7 +205,13 @@ class VideoRenderer:
             self._owns_audio = (
                 item.audio and self._config.audio and self._audio.claim(self._context.zone_id)
             )
-            file = _loaded_file(path, item, audio=self._owns_audio, volume=self._config.volume)
+            file = _loaded_file(
+                path,
+                item,
+                audio=self._owns_audio,
+                volume=self._config.volume,
+                crop=self._context.crop,
+            )
             kept = None if file is None else self._pool.take_loaded(file)
             self._output = output = kept if kept is not None else await self._pool.acquire()
             output.listener = self._on_output_event
@@ -236,6 +248,8 @@ class VideoRenderer:
                 loop=item.loop,
                 audio=self._owns_audio,
                 volume=self._config.volume,
+                # Only when there is one: outputs that know no crop keep working.
+                **({"crop": crop} if (crop := self._context.crop) is not None else {}),
             ),
             timeout_s=timeout_s,
             what="load",
@@ -263,6 +277,10 @@ class VideoRenderer:
         self._playing = True
         self._painted = False
         self._started_at = at_ns
+        if self._context.elapsed is not None and self._context.virtual_now is None:
+            item = self._item
+            loop = item is not None and item.loop
+            self.follower = PlaybackFollower(duration_ns=self._duration_ns, loop=loop)
         self._started_mono = self._last_frame_ns = time.monotonic_ns()
         # Frame 0 had its time while paused, so mpv shows frame 1 at once on unpause: hold
         # frame 0 for a frame time first, or it would flash for a single display frame. mpv
@@ -297,6 +315,7 @@ class VideoRenderer:
         if self._playing:
             self._pull()  # in case a frame event is still on its way
             self._check_stall()
+            self._follow(now_ns)
             if self._failure is not None:
                 raise self._error(str(self._failure))
         frame = output.frame
@@ -311,6 +330,33 @@ class VideoRenderer:
         self._painted = True
         self._fresh = False
         return True
+
+    def _follow(self, now_ns: int) -> None:
+        """In a sync group: correct speed or position towards group time's position."""
+        follower, output, elapsed = self.follower, self._output, self._context.elapsed
+        if follower is None or output is None or elapsed is None or self._started_at is None:
+            return
+        position = output.position
+        if (
+            position is None
+            or position.load != self._load
+            or position.seen_ns == self._followed_ns
+            or self._unpause_later is not None  # frame 0 is still held on purpose
+        ):
+            return
+        self._followed_ns = position.seen_ns
+        now = time.monotonic_ns()
+        seen_media = now_ns - (now - position.seen_ns)  # the report's instant, on media time
+        expected = elapsed(self._started_at, seen_media)
+        correction = follower.observe(round(position.seconds * 1e9), expected, position.seen_ns)
+        try:
+            if correction.seek_to_s is not None:
+                output.seek(correction.seek_to_s)
+                follower.seek_sent(time.monotonic_ns())
+            if correction.speed is not None:
+                output.set_speed(correction.speed)
+        except ZoneError as exc:
+            self._fail(exc, broken=True)
 
     def _check_stall(self) -> None:
         now = time.monotonic_ns()
@@ -425,6 +471,16 @@ class VideoRenderer:
         assert self._duration_ns is not None
         near_end = position.seconds * 1e9 >= self._duration_ns - 100_000_000
         return near_end and time.monotonic_ns() >= end
+
+    @property
+    def position(self) -> tuple[float, int] | None:
+        """Where playback of this item was last seen: (seconds into the file, the monotonic
+        instant mpv reported it), or None before a report (what ``signage bench sync`` reads)."""
+        output = self._output
+        position = None if output is None else output.position
+        if position is None or position.load != self._load:
+            return None
+        return position.seconds, position.seen_ns
 
     @property
     def owns_audio(self) -> bool:

@@ -9,12 +9,13 @@ import datetime as dt
 import itertools
 import math
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core import Settings
-from player import NS_PER_S, DirectoryAssets, Player, TimelineEvent, VirtualClock
+from player import NS_PER_S, DirectoryAssets, Player, TimelineEvent, VirtualClock, sha256_of
 from player._group import Cycle, Slot
 from player._timebase import Timebase
 from protocol import Manifest, SyncGroup
@@ -273,3 +274,53 @@ def test_a_playlist_without_durations_has_no_cycle() -> None:
     )
     with pytest.raises(ValueError, match="has no duration"):
         Cycle.of(SyncGroup(group="g", epoch=EPOCH), open_ended)
+
+
+async def test_each_screen_of_a_wall_shows_its_tile_of_one_picture(tmp_path: Path) -> None:
+    """A zone's crop: the left screen shows the left half of the picture, the right the right."""
+    from PIL import Image
+
+    wide = Image.new("RGB", (256, 72), (220, 20, 20))
+    wide.paste((20, 20, 220), (128, 0, 256, 72))
+    wide.save(tmp_path / "wide.png")
+    assets = DirectoryAssets(tmp_path)
+    assets.scan()
+    sha = sha256_of(tmp_path / "wide.png")
+    seen = {}
+    for side, x in (("left", 0.0), ("right", 0.5)):
+        manifest = Manifest.model_validate(
+            {
+                "version": 1,
+                "assets": [{"sha256": sha, "size": 1, "mime": "image/png"}],
+                "playlists": [{"id": "p1", "items": [image("w", sha, 1000, fit="stretch")]}],
+                "layouts": [
+                    layout("l1", "p1")
+                    | {
+                        "zones": [
+                            {
+                                "id": "main",
+                                "w": 64,
+                                "h": 36,
+                                "playlist": "p1",
+                                "crop": {"x": x, "y": 0, "w": 0.5, "h": 1},
+                            }
+                        ]
+                    }
+                ],
+                "default_layout": "l1",
+            }
+        )
+        clock = VirtualClock(start_ns=0, wall_start_ns=EPOCH_NS)
+        player = Player(
+            Settings(), clock=clock, assets=assets, display=OffscreenDisplay((64, 36)), device=side
+        )
+        await player.start()
+        try:
+            await player.set_manifest(manifest)
+            await clock.advance(S)
+            frame = player.frame()
+            assert frame is not None
+            seen[side] = {frame.get_at((px, 18))[:3] for px in (1, 32, 62)}
+        finally:
+            await player.stop()
+    assert seen == {"left": {(220, 20, 20)}, "right": {(20, 20, 220)}}

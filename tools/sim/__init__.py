@@ -9,7 +9,7 @@ from tools.sim._fleet import FleetOptions, format_fleet_report, require_loopback
 from tools.sim._frames import FramePolicy
 from tools.sim._run import SimOptions, Simulation, prepare_out
 from tools.sim._scenario import check_events_fit, load_scenario, parse_scenario
-from tools.sim._summary import format_table
+from tools.sim._summary import distribution, format_table
 
 __all__ = [
     "DEMO_DIR",
@@ -18,6 +18,7 @@ __all__ = [
     "SimOptions",
     "Simulation",
     "check_events_fit",
+    "distribution",
     "format_fleet_report",
     "format_table",
     "load_scenario",

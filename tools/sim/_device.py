@@ -197,7 +197,11 @@ class SimDevice:
                 for z in layout.zones[index + 1 :] + layout.zones[:index]
                 if (z.z, layout.zones.index(z)) > (zone.z, index)
             ]
-            shots.append(self._shot(zone.id, item, canvas, box, background, scene, above))
+            shot = self._shot(zone.id, item, canvas, box, background, scene, above)
+            if zone.crop is not None:
+                crop = zone.crop
+                shot = dataclasses.replace(shot, crop=(crop.x, crop.y, crop.w, crop.h))
+            shots.append(shot)
         if shots:
             watch.submit(
                 FrameJob(
