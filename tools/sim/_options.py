@@ -41,6 +41,7 @@ class SimOptions:
     # Clock exchanges over HTTP to the real server (with the scenario's network delays added)
     # instead of a simulated server; real clock only (``signage bench sync``).
     real_exchanges: bool = False
+    first_device: int = 1  # devices are named sim-<first_device>, sim-<first_device + 1>, ...
     progress: Callable[[str], None] = lambda _message: None
 
 

@@ -176,7 +176,7 @@ class Simulation:
         scenario = self.options.scenario
         hardware = scenario.devices if scenario is not None else []
         for index in range(self.options.devices):
-            name = f"sim-{index + 1}"
+            name = f"sim-{self.options.first_device + index}"
             root = self.out / "devices" / name
             own = hardware[index] if index < len(hardware) else None
             clock: RealDeviceClock = device_clock(

@@ -107,24 +107,30 @@ def sync_spread(records: Sequence[Record], frame_ms: float = FRAME_MS) -> dict[s
     A boundary is one deadline on the group's grid: starts with the same layout, zone, item
     and ``group_due`` on several devices. Its spread is the latest presentation minus the
     earliest, in the run's own time (``t``: the simulator's true clock, which is also group
-    time's). Starts with a ``group_due`` no other device has are ``unmatched``: the first item
+    time's); ``deadline_spread_ms`` is the same for the deadlines (``due``) the screens aimed
+    at. Starts with a ``group_due`` no other device has are ``unmatched``: the first item
     of a layout a device loaded on its own (at boot, on joining, on new content: shown at once
     mid-slot, not at a boundary), and boundaries only one device was on for (the others were
     off).
     """
-    boundaries: dict[tuple[Any, ...], dict[str, float]] = {}
+    boundaries: dict[tuple[Any, ...], dict[str, tuple[float, float]]] = {}
     for r in records:
         if r["event"] != "start" or r.get("group_due") is None:
             continue
         key = (r["layout"], r["zone"], r["item"], r["group_due"])
-        boundaries.setdefault(key, {}).setdefault(r["device"], float(r["t"]))
+        due = float(r["due"]) if r.get("due") is not None else float(r["t"])
+        boundaries.setdefault(key, {}).setdefault(r["device"], (float(r["t"]), due))
     if not boundaries:
         return None
     devices = sorted({d for seen in boundaries.values() for d in seen})
     spreads: list[tuple[float, tuple[Any, ...], int]] = []
+    deadlines: list[float] = []
     for key, seen in boundaries.items():
         if len(seen) >= 2:
-            spreads.append(((max(seen.values()) - min(seen.values())) * 1000, key, len(seen)))
+            presented = [t for t, _ in seen.values()]
+            aimed = [d for _, d in seen.values()]
+            spreads.append(((max(presented) - min(presented)) * 1000, key, len(seen)))
+            deadlines.append((max(aimed) - min(aimed)) * 1000)
     values = [spread for spread, _, _ in spreads]
     worst = sorted(spreads, key=lambda s: s[0], reverse=True)[:5]
     return {
@@ -133,6 +139,9 @@ def sync_spread(records: Sequence[Record], frame_ms: float = FRAME_MS) -> dict[s
         "on_every_device": sum(1 for _, _, n in spreads if n == len(devices)),
         "unmatched": sum(1 for seen in boundaries.values() if len(seen) < 2),
         "spread_ms": distribution(values),
+        # The same for the deadlines each screen aimed at: how well their clocks agreed, apart
+        # from how late each presented (on a virtual clock the two are equal).
+        "deadline_spread_ms": distribution(deadlines),
         "within_frame": sum(1 for v in values if v < frame_ms),
         "worst": [
             {
