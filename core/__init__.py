@@ -4,6 +4,7 @@ from core._atomic import atomic_write, atomic_write_text, fsync_dir
 from core._config import (
     CacheConfig,
     DisplayConfig,
+    ImageConfig,
     LoggingConfig,
     PlayerConfig,
     ServerConfig,
@@ -38,6 +39,7 @@ __all__ = [
     "DiskFull",
     "DisplayConfig",
     "HashMismatch",
+    "ImageConfig",
     "LoggingConfig",
     "PairingExpired",
     "PlayerConfig",

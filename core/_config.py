@@ -55,6 +55,9 @@ class PlayerConfig(_Section):
     )
     identify_s: int = Field(30, ge=1, le=3600, description="how long 'identify' shows the name")
     restart_exit_code: int = Field(75, ge=1, le=255, description="exit code of 'restart'")
+    quarantine_s: float = Field(
+        86_400.0, gt=0, le=30 * 86_400, description="skip an item that crashed the player this long"
+    )
     reboot_command: list[str] | None = Field(
         None, description="argv run by the 'reboot' command; disabled when unset"
     )
@@ -82,6 +85,13 @@ class VideoConfig(_Section):
     stall_s: Seconds = Field(5.0, description="skip a playing video that yields no frame this long")
     command_timeout_s: Seconds = Field(5.0, description="an mpv call this slow: replace the handle")
     spare_handles: int = Field(2, ge=0, le=8, description="idle mpv handles kept for reuse")
+
+
+class ImageConfig(_Section):
+    max_megapixels: float = Field(
+        90.0, gt=0, le=1000, description="refuse pictures with more pixels (memory bound)"
+    )
+    decode_timeout_s: Seconds = Field(60.0, description="a picture decoding longer is skipped")
 
 
 class CacheConfig(_Section):
@@ -130,6 +140,9 @@ class ServerConfig(_Section):
     claim_lockout_s: Seconds = Field(900.0, description="window of claim_max_failures")
     event_replay_size: int = Field(64, ge=1, le=10_000, description="events kept per device")
     screenshot_max_bytes: int = Field(8 * 1024**2, ge=1024)
+    probe_timeout_s: Seconds = Field(30.0, description="checking one uploaded file, at most")
+    probe_memory_bytes: int = Field(1024**3, ge=64 * 1024**2, description="per check")
+    max_image_megapixels: float = Field(90.0, gt=0, le=1000, description="larger pictures refused")
 
 
 class LoggingConfig(_Section):
@@ -142,6 +155,7 @@ class Settings(_Section):
     player: PlayerConfig = PlayerConfig()
     display: DisplayConfig = DisplayConfig()
     video: VideoConfig = VideoConfig()
+    image: ImageConfig = ImageConfig()
     cache: CacheConfig = CacheConfig()
     sync: SyncConfig = SyncConfig()
     server: ServerConfig = ServerConfig()

@@ -15,6 +15,7 @@ from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation, Switch, ZoneSequencer
 from player._schedule import is_active, resolve, window
 from player._sdnotify import SdNotifier, Watchdog
+from player._stalls import LoopStallProbe
 from player._timeline import TimelineEvent, TimelineWriter, read_timeline
 from player._wall import WallClock, system_clock_synchronised
 
@@ -25,6 +26,7 @@ __all__ = [
     "DirectoryAssets",
     "ImpressionFeed",
     "LoadTimes",
+    "LoopStallProbe",
     "MediaClock",
     "NS_PER_MS",
     "NS_PER_S",

@@ -69,6 +69,7 @@ class DeviceAdapter:
             items=items,
             dropped_frames=dropped,
             cache=self.cache.stats().as_metrics(),
+            quarantined=self.player.quarantined,
             time=self.player.time_status(),
         )
 
@@ -223,7 +224,11 @@ async def run_daemon(
             )
             try:
                 player = Player(
-                    settings, clock=clock or MediaClock(), assets=cache, display=display
+                    settings,
+                    clock=clock or MediaClock(),
+                    assets=cache,
+                    display=display,
+                    state_dir=root,
                 )
                 agent = SyncAgent(
                     settings, root, DeviceAdapter(player, cache), http=http, server_url=server_url

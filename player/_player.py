@@ -30,18 +30,21 @@ from player._idle import IdleScreens, Pairing
 from player._machine import PlayerState, build_machine
 from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation, Switch
+from player._quarantine import ItemQuarantine
 from player._schedule import resolve
 from player._timebase import Estimate, Timebase
 from player._timeline import TimelineWriter
 from player._wall import WallClock
 from player._warmup import SwitchWarmup
-from protocol import Item, Layout, Manifest, TimeStatus
+from protocol import Item, Layout, Manifest, QuarantinedItem, TimeStatus
 from zones import (
     Compositor,
     Display,
     RenderContext,
     ScreenDisplay,
     configure_renderer,
+    load_renderers,
+    start_image_decoder,
 )
 
 log = logging.getLogger(__name__)
@@ -70,10 +73,13 @@ class Player(FrameLoop):
         wall: WallClock | None = None,
         device: str = "",
         frame_ns: int | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         """``frame_ns``: the shortest interval between frames that only animate (default
         ``1 / frame_rate_hz``); the simulator samples animation below 1 Hz at ``--speed max``.
-        Deadlines are presented on the first frame at or after them, whatever this is."""
+        Deadlines are presented on the first frame at or after them, whatever this is.
+        ``state_dir``: where the crash guard (``player._quarantine``) keeps its records;
+        without one nothing is recorded and nothing skipped (tests, benchmarks)."""
         if frame_ns is not None and frame_ns <= 0:
             raise ValueError(f"frame_ns must be positive, got {frame_ns}")
         self.settings = settings
@@ -97,6 +103,11 @@ class Player(FrameLoop):
         self.events = EventSink(
             self.device, clock, self.wall, measured=not hasattr(clock, "advance_to")
         )
+        self._quarantine = None
+        if state_dir is not None:
+            self._quarantine = ItemQuarantine(
+                state_dir, hold_s=settings.player.quarantine_s, now=self.wall.now
+            )
         if timeline is not None:
             self.events.add(timeline.write)
         self._tick_listeners: list[Callable[[], None]] = []
@@ -164,6 +175,11 @@ class Player(FrameLoop):
         if self._tasks:
             return
         configure_renderer("video", self.settings.video)
+        configure_renderer("image", self.settings.image)
+        # Its first picture would otherwise wait for the decoder process to start.
+        self._spawn(asyncio.to_thread(start_image_decoder))
+        if self._quarantine is not None:
+            await asyncio.to_thread(self._quarantine.recover)
         display = self._display or ScreenDisplay(self.settings.display)
         self._opened = display if self._display is None else None  # ours to close
         self.compositor = Compositor(display, frame_ns=self._frame_ns)
@@ -188,6 +204,8 @@ class Player(FrameLoop):
         self._tasks = []
         if self.compositor is not None:
             self.compositor.release_active()
+        if self._quarantine is not None:
+            await self._quarantine.close()  # a clean stop: nothing was in flight
         if self._opened is not None:
             self._opened.close()
             self._opened = None
@@ -234,6 +252,11 @@ class Player(FrameLoop):
     def frame(self) -> pygame.Surface | None:
         """A copy of the last presented frame (the simulator saves one after each switch)."""
         return None if self.compositor is None else self.compositor.frame()
+
+    @property
+    def quarantined(self) -> list[QuarantinedItem]:
+        """Items skipped because the player died while they played (crash guard)."""
+        return [] if self._quarantine is None else self._quarantine.items
 
     def snapshot(self) -> tuple[str | None, dict[str, str], int]:
         """(layout id, {zone: item}, dropped frames) of what is on screen."""
@@ -412,6 +435,7 @@ class Player(FrameLoop):
                 frame_ns=self._frame_ns,
                 # A virtual clock (it has advance_to) only moves when told: video follows it.
                 virtual_now=self.clock.now_ns if hasattr(self.clock, "advance_to") else None,
+                guard=self._quarantine,
             )
 
         return context
@@ -428,6 +452,9 @@ class Player(FrameLoop):
     async def _load(self, manifest: Manifest, layout: Layout) -> None:
         group = None if manifest.sync is None else GroupPlay(manifest.sync, self.wall)
         anchor = self._start_at  # a boundary's instant, or None: now
+        types = {i.type for z in layout.zones for i in manifest.playlist(z.playlist).items}
+        async with self.clock.busy():  # (a virtual clock waits for the thread)
+            await asyncio.to_thread(load_renderers, types)  # libmpv loads off the loop
         presentation = Presentation(
             manifest,
             layout,

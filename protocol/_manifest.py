@@ -249,10 +249,18 @@ class ScheduleEntry(WireModel):
         return self
 
 
-class Asset(WireModel):
+class Asset(ExtendedModel):
+    # Unknown probe figures are left out, not sent as null: a manifest of unprobed files is
+    # byte for byte what it was before these fields existed.
+    ADDED = ("width", "height", "duration_ms")
+
     sha256: Sha256
     size: int = Field(strict=True, ge=0, le=1 << 40)
     mime: Annotated[str, StringConstraints(pattern=r"^(image|video)/[a-z0-9.+-]{1,64}$")]
+    # What the server's probe found (optional: absent for files it has not probed).
+    width: int | None = Field(None, strict=True, ge=1, le=1 << 20)
+    height: int | None = Field(None, strict=True, ge=1, le=1 << 20)
+    duration_ms: int | None = Field(None, strict=True, ge=0, le=1 << 40)
 
 
 class ManifestConfig(WireModel):

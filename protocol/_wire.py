@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from protocol._manifest import ExtendedModel, ManifestConfig, WireModel
-from protocol._types import Id, PairingCode, ShortText, Token
+from protocol._types import Id, PairingCode, Sha256, ShortText, Token
 
 PROTOCOL_VERSION = 1
 CommandName = Literal["reload", "screenshot", "restart", "reboot", "clear_cache", "identify"]
@@ -91,6 +91,17 @@ class TimeStatus(WireModel):
     samples: int = Field(0, ge=0)
 
 
+class QuarantinedItem(WireModel):
+    """An item the player skips: it was playing when the player died abnormally."""
+
+    asset: Sha256
+    zone: Id
+    item: Id
+    since: dt.datetime
+    until: dt.datetime  # or until the item's asset changes
+    reason: Annotated[str, StringConstraints(max_length=300)]
+
+
 class Metrics(ExtendedModel):
     ADDED = ("time",)
 
@@ -111,6 +122,7 @@ class Metrics(ExtendedModel):
     impressions_dropped: int = Field(0, ge=0)
     manifest_version: int | None = Field(None, ge=0)
     manifest_error: Annotated[str, StringConstraints(max_length=500)] | None = None
+    quarantined: list[QuarantinedItem] = Field(default_factory=list, max_length=64)
     time: TimeStatus | None = Field(None, description="sent by devices of a sync group")
 
 

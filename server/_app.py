@@ -38,6 +38,7 @@ from server._device_api import flush_presence, publish_presence, queue_presence_
 from server._hub import EventHub
 from server._limits import SlidingWindow
 from server._presence import Presence
+from server._probe import ProbeLimits, Prober
 from server._problems import install_problem_handlers, problem_doc, problem_response
 from server._security import hash_token, load_admin_token
 from server._state import ServerState
@@ -131,6 +132,13 @@ def _build_state(
         claim_failures=SlidingWindow(config.claim_max_failures, config.claim_lockout_s, clock),
         # Two per half interval: a restarting device may send one early, a storm may not.
         heartbeat_limit=SlidingWindow(2, interval / 2, clock),
+        prober=Prober(
+            ProbeLimits(
+                timeout_s=config.probe_timeout_s,
+                memory_bytes=config.probe_memory_bytes,
+                max_image_pixels=int(config.max_image_megapixels * 1_000_000),
+            )
+        ),
     )
 
 
@@ -162,6 +170,7 @@ def _metrics_text(state: ServerState) -> str:
         "claims_succeeded",
         "claims_failed",
         "uploads_completed",
+        "uploads_rejected",
         "impressions",
         "asset_bytes",
     ):
@@ -199,6 +208,8 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = await open_database(url)
         state = _build_state(settings, data_dir, engine, now)
+        if not state.prober.ffprobe_available():
+            log.warning("ffprobe not found (Debian package ffmpeg): video uploads are refused")
         async with engine.connect() as conn:
             pending = await conn.execute(
                 select(commands.c.device_id)

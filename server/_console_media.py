@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 
 from core import atomic_write
-from server._admin_media import delete_media, media_usage, probe_media
+from server._admin_media import delete_media, media_usage
 from server._console_web import admin_call, enter, message_of
 from server._problems import ApiError, problem_response, validation_error
 from server._store import SHA256_RE, object_path
@@ -45,12 +45,11 @@ async def library(state: Any) -> list[dict[str, Any]]:
     used = await media_usage(state)
     rows = []
     for info in await list_media(state, state.admin_token_hash):
-        found = await probe_media(state, info.sha256, info.mime)
         rows.append(
             {
                 "info": info,
                 "kind": info.mime.split("/")[0],
-                "probe": found,
+                "probe": info,  # width, height, duration_ms: found when it was stored
                 "used_by": used.get(info.sha256, []),
             }
         )

@@ -108,10 +108,7 @@ class ContentSnapshot:
             tables[name] = {
                 r.id: r.body for r in await conn.execute(select(table.c.id, table.c.body))
             }
-        media_rows = {
-            r.sha256: Asset(sha256=r.sha256, size=r.size, mime=r.mime)
-            for r in await conn.execute(select(media))
-        }
+        media_rows = {r.sha256: _asset(r) for r in await conn.execute(select(media))}
         group_rows = {r.id: r for r in await conn.execute(select(groups))}
         epochs = {r.group_id: r.epoch for r in await conn.execute(select(group_sync))}
         return cls(state, tables, media_rows, group_rows, epochs)
@@ -175,6 +172,18 @@ def _check_sync(group_id: str, playlist_models: Sequence[Playlist]) -> None:
             f"group {group_id!r} plays in sync, so every item needs duration_ms (a video's "
             f"length included); without one: {', '.join(open_ended[:10])}",
         )
+
+
+def _asset(row: Any) -> Asset:
+    probe = row.probe or {}
+    return Asset(
+        sha256=row.sha256,
+        size=row.size,
+        mime=row.mime,
+        width=probe.get("width"),
+        height=probe.get("height"),
+        duration_ms=probe.get("duration_ms"),
+    )
 
 
 async def refresh_devices(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     event,
+    inspect,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -94,6 +95,7 @@ media = Table(
     Column("mime", String(64), nullable=False),
     Column("name", String(255)),
     Column("created_at", Float, nullable=False),
+    Column("probe", JSON),  # server._probe.MediaProbe; null for media stored before probing
 )
 
 playlists = Table(
@@ -204,4 +206,21 @@ async def open_database(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        await conn.run_sync(_add_columns)
     return engine
+
+
+# Nullable columns added to existing tables since the first release: create_all makes new
+# tables whole but never changes an existing one, so a database from before gets them here.
+_ADDED_COLUMNS = {"media": ["probe"]}
+
+
+def _add_columns(conn: Connection) -> None:
+    existing = inspect(conn)
+    for table_name, names in _ADDED_COLUMNS.items():
+        have = {c["name"] for c in existing.get_columns(table_name)}
+        table = metadata.tables[table_name]
+        for name in names:
+            if name not in have:
+                kind = table.c[name].type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}")

@@ -16,6 +16,7 @@ from core import ServerConfig
 from server._hub import EventHub
 from server._limits import SlidingWindow
 from server._presence import Presence
+from server._probe import Prober
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ServerState:
     pairing_per_hardware: SlidingWindow
     claim_failures: SlidingWindow
     heartbeat_limit: SlidingWindow
+    prober: Prober
     counters: Counters = field(default_factory=Counters)
     # One writer for content and assignments: publishing, conflict checks and version bumps
     # happen inside it, so two concurrent requests cannot both pass a check.

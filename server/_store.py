@@ -1,4 +1,4 @@
-"""Content-addressed media on disk: ``objects/ab/<sha256>``, type sniffed from the bytes."""
+"""Content-addressed media on disk: ``objects/ab/<sha256>`` (what a file is: ``server._probe``)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,6 @@ from core import fsync_dir
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 COPY_CHUNK = 1024 * 1024
-
-
-def sniff_mime(head: bytes) -> str | None:
-    """The media type from the first bytes; None for anything the player cannot show."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if head[4:8] == b"ftyp":
-        return "video/quicktime" if head[8:12] == b"qt  " else "video/mp4"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
-    return None
 
 
 def object_path(root: Path, sha256: str) -> Path:

@@ -21,10 +21,11 @@ from sqlalchemy import delete, insert, select, update
 
 from server._auth import Admin, State
 from server._db import media, uploads
+from server._probe import MediaProbe, ProbeRejected
 from server._problems import ApiError, problem_doc
 from server._security import new_id
 from server._state import ServerState
-from server._store import adopt, hash_file, sniff_mime
+from server._store import adopt, hash_file
 
 router = APIRouter(tags=["media"])
 CHUNK_SIZE = 8 * 1024 * 1024
@@ -46,11 +47,18 @@ class MediaInfo(BaseModel):
     mime: str
     name: str | None = None
     created_at: dt.datetime
+    width: int | None = Field(None, description="pixels as shown (rotation applied)")
+    height: int | None = None
+    duration_ms: int | None = Field(None, description="video only")
+    rotation: int | None = Field(None, description="video: clockwise degrees it is turned")
+    frames: int | None = Field(None, description="pictures: over 1 for an animation")
+    format: str | None = Field(None, description="container or picture format")
+    codec: str | None = Field(None, description="video codec")
 
 
 class UploadCreate(BaseModel):
     model_config = {"extra": "forbid"}
-    size: int = Field(ge=1, description="total bytes of the file")
+    size: int = Field(ge=0, description="total bytes of the file (an empty file is refused)")
     sha256: Sha | None = Field(None, description="checked at completion when given")
     name: str | None = Field(None, max_length=255)
 
@@ -71,12 +79,20 @@ def _utc(ts: float) -> dt.datetime:
 
 
 def media_info(row: Any) -> MediaInfo:
+    probe = MediaProbe.model_validate(row.probe) if row.probe else None
     return MediaInfo(
         sha256=row.sha256,
         size=row.size,
         mime=row.mime,
         name=row.name,
         created_at=_utc(row.created_at),
+        width=probe.width if probe else None,
+        height=probe.height if probe else None,
+        duration_ms=probe.duration_ms if probe else None,
+        rotation=probe.rotation if probe and probe.kind == "video" else None,
+        frames=probe.frames if probe else None,
+        format=probe.format if probe else None,
+        codec=probe.codec if probe else None,
     )
 
 
@@ -138,6 +154,8 @@ def _lock(state: ServerState, upload_id: str) -> asyncio.Lock:
     responses=problem_doc(*ADMIN, 413, 422),
 )
 async def create_upload(body: UploadCreate, state: State, admin: Admin) -> UploadStatus:
+    if body.size == 0:
+        raise ApiError(422, "empty_file", "the file is empty (0 bytes): nothing to show")
     if body.size > state.config.max_upload_bytes:
         raise ApiError(413, "too_large", f"at most {state.config.max_upload_bytes} bytes")
     now = state.clock()
@@ -225,22 +243,27 @@ async def put_chunk(
 
 
 async def register_media(state: ServerState, path: Path, name: str | None, sha: str | None) -> Any:
-    """Hash, sniff and store a complete file; the media row is created once per sha256."""
+    """Hash, probe and store a complete file; the media row is created once per sha256."""
     digest, size, head = await asyncio.to_thread(hash_file, path)
     if sha is not None and sha != digest:
         raise ApiError(422, "checksum_mismatch", f"received bytes hash to {digest}, not {sha}")
-    mime = sniff_mime(head)
-    if mime is None:
-        raise ApiError(
-            415, "unsupported_media_type", "not PNG, JPEG, WebP, GIF, MP4/MOV or MKV/WebM"
-        )
+    try:
+        probe = await state.prober.probe(path, head, size)
+    except ProbeRejected as rejected:
+        state.counters.inc("uploads_rejected")
+        raise ApiError(rejected.status, rejected.code, rejected.detail) from None
     await asyncio.to_thread(adopt, state.objects_dir, path, digest)
     async with state.writer.begin() as conn:
         row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
         if row is None:
             await conn.execute(
                 insert(media).values(
-                    sha256=digest, size=size, mime=mime, name=name, created_at=state.clock()
+                    sha256=digest,
+                    size=size,
+                    mime=probe.mime,
+                    name=name,
+                    created_at=state.clock(),
+                    probe=probe.model_dump(mode="json"),
                 )
             )
             row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
@@ -251,7 +274,7 @@ async def register_media(state: ServerState, path: Path, name: str | None, sha: 
 @router.post(
     "/api/v1/admin/uploads/{upload_id}/complete",
     response_model=MediaInfo,
-    responses=problem_doc(*ADMIN, 404, 409, 410, 415, 422),
+    responses=problem_doc(*ADMIN, 404, 409, 410, 415, 422, 503),
 )
 async def complete_upload(upload_id: str, state: State, admin: Admin) -> MediaInfo:
     async with _lock(state, upload_id):
@@ -295,7 +318,7 @@ async def abort_upload(upload_id: str, state: State, admin: Admin) -> Response:
     "/api/v1/admin/media",
     status_code=201,
     response_model=MediaInfo,
-    responses=problem_doc(*ADMIN, 413, 415, 422),
+    responses=problem_doc(*ADMIN, 413, 415, 422, 503),
     openapi_extra=BINARY_BODY,
 )
 async def upload_small(
@@ -322,7 +345,7 @@ async def upload_small(
                     )
                 await asyncio.to_thread(handle.write, chunk)
         if size == 0:
-            raise ApiError(400, "empty_body", "no bytes uploaded")
+            raise ApiError(422, "empty_file", "the file is empty (0 bytes): nothing to show")
         return media_info(await register_media(state, tmp, name, sha256))
     finally:
         await asyncio.to_thread(tmp.unlink, missing_ok=True)

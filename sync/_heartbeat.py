@@ -89,6 +89,7 @@ class HeartbeatLoop:
             impressions_dropped=self.report.impressions_dropped,
             manifest_version=self.report.manifest_version,
             manifest_error=self.report.manifest_error,
+            quarantined=status.quarantined[:64],
             time=status.time,
         )
 

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from protocol import CacheMetrics, Manifest, TimeStatus
+from protocol import CacheMetrics, Manifest, QuarantinedItem, TimeStatus
 from sync._timesync import ClockEstimate, MediaTime
 
 PlayerStateName = Literal["stopping", "idle", "loading", "playing"]
@@ -25,6 +25,7 @@ class HostStatus:
     items: dict[str, str] = field(default_factory=dict)
     dropped_frames: int = 0
     cache: CacheMetrics = field(default_factory=CacheMetrics)
+    quarantined: list[QuarantinedItem] = field(default_factory=list)
     time: TimeStatus | None = None  # where group time comes from (a sync group's device)
 
 

@@ -350,6 +350,8 @@ install() {
     write_system_files
     say "console: no blanking, no cursor"
     cmdline_apply
+    # The server decodes every upload before storing it: video with ffprobe (docs/server.md).
+    [ "$WITH_SERVER" -eq 0 ] || APT_PACKAGES+=(ffmpeg)
     if [ "$USE_APT" -eq 1 ]; then
         say "apt packages: ${APT_PACKAGES[*]}"
         run env DEBIAN_FRONTEND=noninteractive apt-get update -q

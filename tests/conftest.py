@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.media import MediaMaker
+
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -28,3 +30,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> MediaMaker:
+    """Hostile and odd media files (``tests.media``), made on first use, once per session."""
+    return MediaMaker(tmp_path_factory.mktemp("media"))

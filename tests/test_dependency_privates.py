@@ -29,14 +29,18 @@ RECHECK = {
         "public setting for the read size appeared"
     ),
     "python-mpv": (
-        "zones/_mpv.py calls mpv._mpv_render_context_render(context.handle, params) with its own "
-        "render parameters: check whether MpvRenderParam.TYPES knows sw_size, sw_format, "
-        "sw_stride and sw_pointer (then MpvRenderContext.render() will do) and that the raw "
-        "binding still takes (handle, parameter array)"
+        "zones/_mpv_render.py calls mpv._mpv_render_context_render(context.handle, params) with "
+        "its own render parameters: check whether MpvRenderParam.TYPES knows sw_size, "
+        "sw_format, sw_stride and sw_pointer (then MpvRenderContext.render() will do) and that "
+        "the raw binding still takes (handle, parameter array). zones/_mpv_rotation.py adds an "
+        "mpv hook on MPV._event_handle (the client python-mpv's event loop waits on): check "
+        "whether python-mpv binds mpv_hook_add/mpv_hook_continue now, and that HOOK events "
+        "still reach register_event_callback"
     ),
     "pygame-ce": (
-        "zones/_mpv.py gives mpv Surface._pixels_address as the software render target: check "
-        "that pygame-ce's Surface reference still documents it as the pixel buffer's address"
+        "zones/_mpv_render.py gives mpv Surface._pixels_address as the software render target: "
+        "check that pygame-ce's Surface reference still documents it as the pixel buffer's "
+        "address"
     ),
 }
 CONSTRAINTS = Path(__file__).resolve().parents[1] / "constraints.txt"
@@ -109,6 +113,31 @@ def test_python_mpv_render_cannot_pass_software_targets_but_its_raw_binding_can(
     assert handle is mpv.MpvRenderCtxHandle, RECHECK["python-mpv"]
     assert params is ctypes.POINTER(mpv.MpvRenderParam), RECHECK["python-mpv"]
     assert render.errcheck is not None, "render errors would pass silently"
+
+
+def test_python_mpv_delivers_hooks_of_its_event_client_to_event_callbacks() -> None:
+    player = mpv.MPV(vo="null", ao="null", idle="yes", config="no")
+    try:
+        handle = getattr(player, "_event_handle", None)
+        assert isinstance(handle, mpv.MpvHandle), f"MPV._event_handle: {RECHECK['python-mpv']}"
+        assert not hasattr(mpv, "_mpv_hook_add"), "python-mpv binds hooks now: use its binding"
+        hooks: list[str] = []
+
+        def on_event(event: object) -> None:
+            if event.event_id.value == mpv.MpvEventID.HOOK:  # type: ignore[attr-defined]
+                hooks.append(event.data.name)  # type: ignore[attr-defined]
+                mpv.backend.mpv_hook_continue(handle, event.data.id)  # type: ignore[attr-defined]
+
+        from zones._mpv_rotation import _bind
+
+        _bind()
+        player.register_event_callback(on_event)
+        assert mpv.backend.mpv_hook_add(handle, 0, b"on_load", 0) == 0
+        player.command("loadfile", str(Path(__file__).parent / "data/red.png"))
+        player.wait_for_event("file_loaded", timeout=10)
+        assert hooks == ["on_load"], RECHECK["python-mpv"]
+    finally:
+        player.terminate()
 
 
 def test_pygame_pixels_address_is_where_the_first_pixel_lives() -> None:

@@ -10,19 +10,21 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from zones._api import (
     LAZY_RENDERERS,
+    CrashGuard,
     RenderContext,
     Renderer,
     RendererFactory,
     Size,
     configure_renderer,
     create_renderer,
+    load_renderers,
     register_renderer,
     registered_types,
     renderer_config,
 )
 from zones._clock import ClockRenderer
 from zones._compositor import Compositor, Overlay, Scene
-from zones._display import Display, OffscreenDisplay, ScreenDisplay
+from zones._display import Display, DisplayWrapper, OffscreenDisplay, ScreenDisplay
 from zones._fonts import FONT_FILES, font
 from zones._frame_check import (
     BLACK_AREA,
@@ -38,7 +40,8 @@ from zones._frame_check import (
     surface_image,
 )
 from zones._geometry import fit_box, rotate_box, rotated_size
-from zones._image import ImageRenderer, Picture, decode_image
+from zones._image import ImageRenderer, Picture, decode_image, start_image_decoder
+from zones._png import png_bytes
 from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
 from zones._zoneview import ZoneView
@@ -61,7 +64,9 @@ __all__ = [
     "BLACK_AREA",
     "ClockRenderer",
     "Compositor",
+    "CrashGuard",
     "Display",
+    "DisplayWrapper",
     "FONT_FILES",
     "FreezeWatch",
     "ImageRenderer",
@@ -90,15 +95,18 @@ __all__ = [
     "fit_font_size",
     "font",
     "is_black",
+    "load_renderers",
     "luma",
     "near_black",
     "near_black_mask",
     "picture_digest",
+    "png_bytes",
     "register_renderer",
     "registered_types",
     "renderer_config",
     "rotate_box",
     "rotated_size",
+    "start_image_decoder",
     "surface_image",
     "wrap",
 ]

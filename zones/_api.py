@@ -63,10 +63,11 @@ Modules named in ``LAZY_RENDERERS`` are imported the first time their type is ne
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -87,6 +88,28 @@ def _no_wake() -> None:
 
 def _utc_now(now_ns: int) -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class CrashGuard(Protocol):
+    """Keeps a record of items running in code that can take the whole process down.
+
+    libmpv decodes in the player's own process: a file that makes it abort (an assertion, a
+    segfault) kills the player, and a restart would play the same file again, forever. A
+    renderer of such an item calls ``enter`` before the risky code first touches the file and
+    ``leave`` once it no longer does; the player (``player._quarantine``) records the items in
+    between on disk, and after an abnormal exit skips them for a while.
+    """
+
+    async def enter(self, zone: str, item: Item) -> object:
+        """Record ``item`` as running (on disk before this returns); a token for ``leave``.
+
+        Raises ZoneError (naming zone and item) when the item is quarantined.
+        """
+        ...
+
+    def leave(self, token: object) -> None:
+        """The item no longer runs (never waits)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,7 @@ class RenderContext:
     wake: Callable[[], None] = field(default=_no_wake)
     frame_ns: int = 16_666_667
     virtual_now: Callable[[], int] | None = None
+    guard: CrashGuard | None = None
     crop: tuple[float, float, float, float] | None = None
     elapsed: Callable[[int, int], int] | None = None
 
@@ -173,6 +197,20 @@ def register_renderer(item_type: str, factory: RendererFactory) -> None:
 
 def registered_types() -> list[str]:
     return sorted(_factories)
+
+
+def load_renderers(item_types: Iterable[str]) -> None:
+    """Import the modules of the lazily loaded types among ``item_types`` now.
+
+    Blocks (loading libmpv takes a tenth of a second): the player calls it in a thread before
+    it creates a layout's renderers, so ``create_renderer`` never imports on the event loop.
+    A module that fails to load is left for ``create_renderer`` to report, item by item.
+    """
+    for item_type in item_types:
+        module = LAZY_RENDERERS.get(item_type)
+        if module is not None and item_type not in _factories:
+            with contextlib.suppress(ImportError, OSError):
+                importlib.import_module(module)
 
 
 def create_renderer(item_type: str, context: RenderContext) -> Renderer:

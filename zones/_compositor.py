@@ -10,7 +10,6 @@ so neither a switch of item nor of layout nor a state change ever shows black.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Collection
 
@@ -20,6 +19,7 @@ from core import ZoneError
 from zones._display import Display
 from zones._fonts import font
 from zones._memory import touch_pages
+from zones._png import png_bytes
 from zones._shaping import render_text
 from zones._zoneview import ZoneView
 
@@ -208,9 +208,8 @@ class Compositor:
         if scene is None or self._pending is not None:
             return
         rects = scene.warm(zone_ids)
-        warm_display = getattr(self.display, "warm", None)
-        if rects and warm_display is not None:
-            warm_display(scene.canvas, rects)
+        if rects:
+            self.display.warm(scene.canvas, rects)
 
     def next_change_ns(self, now_ns: int) -> int | None:
         if self._pending is not None:
@@ -231,10 +230,4 @@ class Compositor:
         frame = self.frame()
         if frame is None:
             raise ZoneError("nothing has been presented yet")
-        return await asyncio.to_thread(_png, frame)
-
-
-def _png(surface: pygame.Surface) -> bytes:
-    buffer = io.BytesIO()
-    pygame.image.save(surface, buffer, "frame.png")
-    return buffer.getvalue()
+        return await asyncio.to_thread(png_bytes, frame)

@@ -25,9 +25,13 @@ _HEADLESS_SIZE = (1920, 1080)
 
 
 class Display(Protocol):
-    """Where the compositor presents. A display may also have ``warm(canvas, rects)``: touch
-    the memory the next ``present`` of ``rects`` writes (see zones._memory); it is optional,
-    and the compositor skips it for displays without one (the simulator's frame writer)."""
+    """Where the compositor presents.
+
+    ``warm`` is part of the contract, not an extra: the compositor calls it before every
+    frame that switches an item, whatever the display is, so a switch frame's copy runs warm.
+    A display that wraps another forwards it (``DisplayWrapper`` does); one with nothing to
+    warm implements it as a no-op. (It used to be optional and looked up by name: a wrapper
+    that did not forward it silently lost the warm-up and its switches ran late.)"""
 
     @property
     def size(self) -> Size:
@@ -41,7 +45,40 @@ class Display(Protocol):
 
     def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None: ...
 
+    def warm(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        """Touch the memory the next ``present`` of ``rects`` writes (see zones._memory)."""
+        ...
+
     def close(self) -> None: ...
+
+
+class DisplayWrapper:
+    """A display in front of another (a frame watch, a recorder): everything goes to ``inner``.
+
+    A wrapper subclasses this and overrides only what it changes (usually ``present``, calling
+    ``super().present`` first); the rest of the contract, ``warm`` included, is forwarded, so a
+    wrapper cannot lose it.
+    """
+
+    def __init__(self, inner: Display) -> None:
+        self.inner = inner
+
+    @property
+    def size(self) -> Size:
+        return self.inner.size
+
+    @property
+    def frames(self) -> int:
+        return self.inner.frames
+
+    def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        self.inner.present(canvas, rects)
+
+    def warm(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
+        self.inner.warm(canvas, rects)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class OffscreenDisplay:

@@ -1,26 +1,31 @@
-"""Image zones: decoded once off the frame loop, EXIF orientation applied, fitted to the zone."""
+"""Image zones: decoded at the size they are shown, in a child process, fitted to the zone.
+
+Decoding runs in the image decoder process (``zones._image_worker``; memory and crashes stay
+there), at the fitted size (``zones._image_decode``); this module turns the fitted pixels into
+a pygame Surface, off the frame loop, and keeps the last few for the next cycle of a playlist.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import math
+import logging
 import threading
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pygame
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core import SignageError, ZoneError
+from core import ImageConfig, ZoneError
 from protocol import ImageItem, Item
-from zones._api import RenderContext, Size, register_renderer
-from zones._geometry import Fit, fit_box
+from zones._api import RenderContext, Size, register_renderer, renderer_config
+from zones._geometry import Fit
+from zones._image_worker import shared_decoder
+
+log = logging.getLogger(__name__)
 
 _DECODED_CACHE = 8  # fitted pictures (<= 8 MB each); a short playlist decodes each image once
-_decode_lock = threading.Lock()
+_cache_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -36,16 +41,47 @@ _Key = tuple[Path, int, Size, Fit, Crop]  # file, its mtime, zone size, fit, the
 _decoded: OrderedDict[_Key, Picture] = OrderedDict()  # least recently used first
 
 
+def _config() -> ImageConfig:
+    config = renderer_config("image")
+    return config if isinstance(config, ImageConfig) else ImageConfig()
+
+
+def start_image_decoder() -> None:
+    """Start the decoder process ahead of the first picture. Blocks: run it in a thread."""
+    try:
+        shared_decoder(_config().decode_timeout_s).start()
+    except OSError as exc:  # the first picture tries again, and reports it
+        log.warning("the image decoder process did not start: %s", exc)
+
+
 def decode_image(path: Path, size: Size, fit: Fit, crop: Crop = None) -> Picture:
-    """The picture at ``path`` (its ``crop`` tile) fitted into ``size``; runs in a thread."""
+    """The picture at ``path`` (its ``crop`` tile) fitted into ``size``. Blocks: run it in a
+    thread.
+
+    ZoneError (without zone or item: the caller knows them) for any file that cannot be shown.
+    """
     key = (path, path.stat().st_mtime_ns, size, fit, crop)
-    with _decode_lock:  # bounds peak memory: one full-resolution decode at a time
+    with _cache_lock:
         picture = _lookup(key)
-        if picture is None:
-            picture = _decoded[key] = _decode(path, size, fit, crop)
-            while len(_decoded) > _DECODED_CACHE:
-                _decoded.popitem(last=False)
+    if picture is not None:
         return picture
+    config = _config()
+    decoder = shared_decoder(config.decode_timeout_s)
+    decoded = decoder.decode(path, size, fit, int(config.max_megapixels * 1_000_000), crop)
+    surface = pygame.image.frombytes(decoded.data, decoded.size, decoded.mode)
+    if decoded.mode == "RGB":
+        # Once, here, into the zones' own 32-bit format: every later paste is then a plain
+        # copy instead of a 24-to-32-bit conversion (a third of a switch's cost in a sim run).
+        converted = pygame.Surface(surface.get_size())
+        converted.blit(surface, (0, 0))
+        surface = converted
+    picture = Picture(surface, decoded.offset)
+    with _cache_lock:
+        _decoded[key] = picture
+        _decoded.move_to_end(key)
+        while len(_decoded) > _DECODED_CACHE:
+            _decoded.popitem(last=False)
+    return picture
 
 
 def cached_image(path: Path, size: Size, fit: Fit, crop: Crop = None) -> Picture | None:
@@ -54,12 +90,12 @@ def cached_image(path: Path, size: Size, fit: Fit, crop: Crop = None) -> Picture
     A playlist shows the same pictures every cycle; taking them from the cache on the event
     loop saves a round trip through a worker thread per item (``decode_image`` does the rest).
     """
-    if not _decode_lock.acquire(blocking=False):
-        return None  # a decode is running: the caller goes through a thread
+    if not _cache_lock.acquire(blocking=False):
+        return None  # another thread is updating the cache: the caller goes through a thread
     try:
         return _lookup((path, path.stat().st_mtime_ns, size, fit, crop))
     finally:
-        _decode_lock.release()
+        _cache_lock.release()
 
 
 def _lookup(key: _Key) -> Picture | None:
@@ -67,46 +103,6 @@ def _lookup(key: _Key) -> Picture | None:
     if picture is not None:
         _decoded.move_to_end(key)
     return picture
-
-
-def crop_box(picture: Size, crop: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
-    """The pixels of ``picture`` that the fractions ``(x, y, w, h)`` name, at least one."""
-    width, height = picture
-    x, y, w, h = crop
-    left, top = min(width - 1, round(x * width)), min(height - 1, round(y * height))
-    right = max(left + 1, min(width, round((x + w) * width)))
-    bottom = max(top + 1, min(height, round((y + h) * height)))
-    return left, top, right, bottom
-
-
-def _decode(path: Path, size: Size, fit: Fit, crop: Crop = None) -> Picture:
-    # A tile is a part of the picture: decode enough pixels for that part to fill the zone.
-    tile_w, tile_h = (1.0, 1.0) if crop is None else (crop[2], crop[3])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as opened:
-            # JPEG can decode at 1/2, 1/4, 1/8 scale directly: far cheaper for big photos.
-            opened.draft("RGB", (math.ceil(size[0] * 2 / tile_w), math.ceil(size[1] * 2 / tile_h)))
-            picture = ImageOps.exif_transpose(opened)
-            has_alpha = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
-            picture = picture.convert("RGBA" if has_alpha else "RGB")
-    if crop is not None:
-        picture = picture.crop(crop_box(picture.size, crop))
-    x, y, w, h = fit_box(picture.size, size, fit)
-    picture = picture.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    # Crop what "cover" pushes outside the zone, so only visible pixels are kept.
-    visible = (max(0, -x), max(0, -y), min(w, size[0] - x), min(h, size[1] - y))
-    picture = picture.crop(visible)
-    # An opaque picture stays opaque: copying it is a memcpy, blending RGBA is ten times slower.
-    mode: Literal["RGB", "RGBA"] = "RGBA" if has_alpha else "RGB"
-    surface = pygame.image.frombytes(picture.tobytes(), picture.size, mode)
-    if mode == "RGB":
-        # Once, here, into the zones' own 32-bit format: every later paste is then a plain
-        # copy instead of a 24-to-32-bit conversion (a third of a switch's cost in a sim run).
-        converted = pygame.Surface(surface.get_size())
-        converted.blit(surface, (0, 0))
-        surface = converted
-    return Picture(surface, (max(0, x), max(0, y)))
 
 
 class ImageRenderer:
@@ -145,22 +141,19 @@ class ImageRenderer:
             self._picture = cached_image(path, size, item.fit, crop) or await asyncio.to_thread(
                 decode_image, path, size, item.fit, crop
             )
-        except ZoneError:
-            raise
-        except (
-            OSError,
-            SyntaxError,
-            ValueError,
-            UnidentifiedImageError,
-            Image.DecompressionBombError,
-            Image.DecompressionBombWarning,
-            SignageError,
-        ) as exc:
-            raise ZoneError(
-                f"cannot show image {item.asset[:12]}: {exc}",
-                zone=self._context.zone_id,
-                item=item.id,
-            ) from exc
+        except ZoneError as exc:
+            if exc.zone is not None:  # already says where (e.g. from asset_path)
+                raise
+            raise self._error(item, str(exc)) from exc
+        except (OSError, ValueError, pygame.error) as exc:  # the file vanished, a bad size
+            raise self._error(item, str(exc)) from exc
+
+    def _error(self, item: ImageItem, reason: str) -> ZoneError:
+        return ZoneError(
+            f"cannot show image {item.asset[:12]}: {reason}",
+            zone=self._context.zone_id,
+            item=item.id,
+        )
 
     def start(self, at_ns: int) -> None:
         self._painted = False

@@ -1,14 +1,16 @@
 """libmpv behind the ``VideoOutput`` interface: one handle, one software render context.
 
 ``VideoOutput`` is what the video renderer (``zones._video_renderer``) talks to;
-``MpvOutput`` implements it with python-mpv and mpv's software render API, which paints straight
-into a pygame Surface (no GPU, works headless and on x86). Tests substitute
-``tests.fakes.FakeMpv``. An OpenGL render path with hardware decoding (Pi-class boards at 1080p)
-would be another ``VideoOutput``.
+``MpvOutput`` implements it with python-mpv and mpv's software render API, which paints into
+pygame Surfaces on a render thread of its own (``zones._mpv_render``; no GPU, works headless
+and on x86). Tests substitute ``tests.fakes.FakeMpv``. An OpenGL render path with hardware
+decoding (Pi-class boards at 1080p) would be another ``VideoOutput``. Rotated clips are turned
+upright by a filter (``zones._mpv_rotation``), which any render path can use.
 
-Threading: ``open`` and ``close`` may block (they are run off the event loop by the caller);
-``play``, ``pause`` and ``update`` never wait for mpv's core. mpv reports on its own thread through
-``listener``; the listener must only hand the event over (``loop.call_soon_threadsafe``).
+Threading: ``set_size``, ``open``, ``rewind``, ``unload`` and ``close`` may block (the caller
+runs them off the event loop); ``play``, ``pause``, ``request_frame``, ``latest`` and ``front``
+never wait for mpv. mpv and the render thread report through ``listener`` on their own
+threads; the listener must only hand the event over (``loop.call_soon_threadsafe``).
 """
 
 from __future__ import annotations
@@ -17,15 +19,20 @@ import contextlib
 import ctypes
 import enum
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import mpv
 
 from core import ZoneError
+from zones._mpv_render import MPV_EXCEPTIONS as _MPV_EXCEPTIONS
+from zones._mpv_render import FrameInfo, SoftwareRenderThread
+from zones._mpv_rotation import rotate_by_filter
 
 if TYPE_CHECKING:
     import pygame
@@ -34,20 +41,13 @@ log = logging.getLogger(__name__)
 
 Fit = Literal["contain", "cover", "stretch"]
 
-# mpv/render.h parameter ids for the software renderer; python-mpv 1.0.8 does not know them.
-SW_SIZE, SW_FORMAT, SW_STRIDE, SW_POINTER = 17, 18, 19, 20
-BLOCK_FOR_TARGET_TIME = 12
-# Memory order B, G, R, X: the layout of pygame's default 32-bit surface on little-endian hosts.
-SW_PIXEL_FORMAT = b"bgr0"
-_ROW_ALIGN_PX = 16  # 16 px * 4 bytes: rows on 64-byte boundaries, mpv's fast SIMD path
-
 
 class VideoEventKind(enum.Enum):
     READY = "ready"  # the file is loaded and its first frame can be rendered
-    FRAME = "frame"  # a new frame is waiting: call update() soon
+    FRAME = "frame"  # a new frame is in the front surface (``latest`` says which)
     ENDED = "ended"  # end of file reached (the last frame stays up)
     ERROR = "error"  # the file cannot be played (corrupt, unsupported, missing)
-    LOST = "lost"  # the handle died (core shut down): discard it
+    LOST = "lost"  # the handle died (core shut down, rendering failed): discard it
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,16 @@ class Position:
 
 
 class VideoOutput(Protocol):
-    """One decoder and renderer that plays one file at a time into its ``frame`` surface."""
+    """One decoder and renderer that plays one file at a time into its front surface.
+
+    Frames are rendered off the event loop as they come; the loop looks at ``latest`` (cheap)
+    and copies the front surface inside ``front()``, which no new frame replaces meanwhile.
+    """
 
     listener: Listener | None
 
     def set_size(self, size: tuple[int, int]) -> None:
-        """Render at this size from now on (the zone's size)."""
+        """Render at this size from now on (the zone's size). Blocks."""
 
     def open(
         self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int, crop: Crop = None
@@ -99,14 +103,17 @@ class VideoOutput(Protocol):
         """Pause without waiting for mpv."""
 
     def unload(self) -> None:
-        """Stop playing and drop the file, without waiting for mpv (the handle stays usable)."""
+        """Stop playing and drop the file (the handle stays usable). Blocks."""
 
-    def update(self, *, force: bool = False) -> bool:
-        """Render the newest frame into ``frame`` if there is one (or ``force``); True if so."""
+    def request_frame(self) -> None:
+        """Render the current picture now, new or not; a FRAME event follows. Never waits."""
 
     @property
-    def frame(self) -> pygame.Surface | None:
-        """The last rendered frame of the current file; None before its first one."""
+    def latest(self) -> FrameInfo | None:
+        """The frame in the front surface; None before the current file's first one."""
+
+    def front(self) -> AbstractContextManager[pygame.Surface | None]:
+        """The front surface (None before a first frame), unchanged until the block ends."""
 
     @property
     def position(self) -> Position | None:
@@ -114,19 +121,6 @@ class VideoOutput(Protocol):
 
     def close(self) -> None:
         """Free the render context, then terminate the handle. Blocks; idempotent."""
-
-
-# Exceptions python-mpv raises for libmpv error codes (see mpv.ErrorCode.EXCEPTION_DICT).
-_MPV_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    MemoryError,
-    ValueError,
-    AttributeError,
-    TypeError,
-    RuntimeError,
-    SystemError,
-    NotImplementedError,
-    OSError,
-)
 
 
 class VideoOutputLost(ZoneError):
@@ -147,43 +141,6 @@ def map_mpv_errors(
             raise VideoOutputLost(f"{what}: mpv core has shut down", zone=zone, item=item) from exc
         reason = exc.args[0] if exc.args else type(exc).__name__
         raise ZoneError(f"{what}: {reason}", zone=zone, item=item) from exc
-
-
-def _aligned_surface(size: tuple[int, int]) -> tuple[pygame.Surface, pygame.Surface]:
-    """A frame surface whose rows start on 64-byte boundaries, and its visible part."""
-    import pygame
-
-    width, height = size
-    padded = -(-width // _ROW_ALIGN_PX) * _ROW_ALIGN_PX
-    backing = pygame.Surface((padded, height), 0, 32)
-    if backing.get_masks()[:3] != (0xFF0000, 0x00FF00, 0x0000FF):
-        raise ZoneError(f"unexpected 32-bit surface layout {backing.get_masks()}")
-    backing.fill((0, 0, 0))
-    return backing, backing.subsurface((0, 0, width, height))
-
-
-class _SwTarget:
-    """The render parameter array for one target surface (kept alive with its buffers)."""
-
-    def __init__(self, backing: pygame.Surface, size: tuple[int, int]) -> None:
-        self._size = (ctypes.c_int * 2)(*size)
-        self._format = ctypes.c_char_p(SW_PIXEL_FORMAT)
-        self._stride = ctypes.c_size_t(backing.get_pitch())
-        self._block = ctypes.c_int(0)  # the compositor paces frames, mpv must not wait
-        self.backing = backing
-        entries = [
-            (SW_SIZE, ctypes.cast(self._size, ctypes.c_void_p)),
-            (SW_FORMAT, ctypes.cast(self._format, ctypes.c_void_p)),
-            (SW_STRIDE, ctypes.cast(ctypes.pointer(self._stride), ctypes.c_void_p)),
-            # Documented in pygame-ce's Surface reference despite its name; a get_view()
-            # BufferProxy, the other way to the address, locks the surface against blits.
-            (SW_POINTER, ctypes.c_void_p(backing._pixels_address)),
-            (BLOCK_FOR_TARGET_TIME, ctypes.cast(ctypes.pointer(self._block), ctypes.c_void_p)),
-        ]
-        self.params = (mpv.MpvRenderParam * (len(entries) + 1))()
-        for slot, (type_id, data) in zip(self.params, entries, strict=False):
-            slot.type_id = type_id
-            slot.data = data
 
 
 _M_ARENA_MAX = -8  # mallopt() parameter, glibc's malloc.h
@@ -220,6 +177,9 @@ def _return_free_memory() -> None:
 _BASE_OPTIONS: dict[str, str] = {
     "vo": "libmpv",
     "hwdec": "no",
+    # One core stays with the frame loop and the render threads: with every core decoding, a
+    # 4K clip starved the loop (switches 100+ ms late on 2 cores) and decoded slower anyway.
+    "vd-lavc-threads": str(max(1, (os.cpu_count() or 2) - 1)),
     "sws-fast": "yes",
     "keep-open": "yes",
     "idle": "yes",
@@ -242,8 +202,8 @@ Crop = tuple[float, float, float, float] | None  # (x, y, w, h) fractions of the
 
 def crop_filter(crop: tuple[float, float, float, float]) -> str:
     """The ``vf`` showing only a tile of each frame: libavfilter's ``crop``, in fractions of
-    the input (libmpv 0.35 has no ``video-crop``; the filter works on any render path). Even
-    sizes and offsets, as chroma-subsampled frames need."""
+    the (upright) input. libmpv 0.35 has no ``video-crop``; the filter works on any render
+    path. Even sizes and offsets, as chroma-subsampled frames need."""
     x, y, w, h = crop
     return (
         f"lavfi-crop=w=trunc(iw*{w:.6f}/2)*2:h=trunc(ih*{h:.6f}/2)*2"
@@ -266,35 +226,40 @@ class MpvOutput:
         self.listener: Listener | None = None
         self._entry = 0  # mpv's playlist entry id of the file playing (set on mpv's thread)
         self._position: Position | None = None
-        self._frames_since_open = 0
-        self._target: _SwTarget | None = None
-        self._visible: pygame.Surface | None = None
+        self._sized = False
         self._last_error = ""
         self._closed = False
         self._lock = threading.Lock()
+        self._crop_vf = ""  # the current file's tile (a video wall), after any rotation
         options = dict(_BASE_OPTIONS, ao=audio_output)
         if audio_device:
             options["audio-device"] = audio_device
         with map_mpv_errors("creating an mpv handle"):
             self._player = mpv.MPV(log_handler=self._on_log, loglevel="warn", **options)
             try:
+                rotate_by_filter(self._player, then=lambda: self._crop_vf)
                 self._context: Any = mpv.MpvRenderContext(self._player, "sw")
             except BaseException:
                 self._player.terminate()
                 raise
-        self._context.update_cb = self._on_frame
+        self._renderer = SoftwareRenderThread(
+            self._context,
+            load=lambda: self._entry,
+            on_frame=self._on_frame,
+            on_failure=lambda reason: self._emit(VideoEventKind.LOST, 0, reason),
+        )
         self._player.register_event_callback(self._on_event)
         self._player.observe_property("eof-reached", self._on_eof)
         self._player.observe_property("time-pos", self._on_position)
 
-    # mpv's thread -------------------------------------------------------------------------
+    # mpv's threads and the render thread ----------------------------------------------------
     def _emit(self, kind: VideoEventKind, load: int, detail: str = "", **extra: Any) -> None:
         listener = self.listener
         if listener is not None:
             listener(VideoEvent(kind, load, detail, **extra))
 
-    def _on_frame(self) -> None:
-        self._emit(VideoEventKind.FRAME, self._entry)
+    def _on_frame(self, info: FrameInfo) -> None:
+        self._emit(VideoEventKind.FRAME, info.load)
 
     def _on_log(self, level: str, prefix: str, text: str) -> None:
         message = f"{prefix}: {text.strip()}"
@@ -351,16 +316,13 @@ class MpvOutput:
 
     # caller's threads ---------------------------------------------------------------------
     def set_size(self, size: tuple[int, int]) -> None:
-        if self._visible is not None and self._visible.get_size() == size:
-            return
-        backing, self._visible = _aligned_surface(size)
-        self._target = _SwTarget(backing, size)
-        self._frames_since_open = 0
+        self._renderer.set_size(size)
+        self._sized = True
 
     def open(
         self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int, crop: Crop = None
     ) -> int:
-        if self._target is None:
+        if not self._sized:
             raise ZoneError("set_size() must come before open()")
         per_file = dict(
             _FIT_OPTIONS[fit],
@@ -371,15 +333,11 @@ class MpvOutput:
             speed="1.0",  # whatever a sync group's correction left
         )
         per_file["loop-file"] = "inf" if loop else "no"
-        if crop is not None:
-            per_file["vf"] = crop_filter(crop)
-        # A value holding commas is quoted by length (``%N%value``), mpv's syntax for it.
-        encoded = ",".join(
-            f"{key}=%{len(value)}%{value}" if "," in value else f"{key}={value}"
-            for key, value in per_file.items()
-        )
+        encoded = ",".join(f"{key}={value}" for key, value in per_file.items())
         with self._lock, map_mpv_errors(f"loading {path}"):
-            self._frames_since_open = 0
+            # Set with the rotation filter when the file is opened (zones._mpv_rotation).
+            self._crop_vf = crop_filter(crop) if crop is not None else ""
+            self._renderer.reset()
             reply = self._player.command("loadfile", path, "replace", encoded)
         # mpv (>= 0.33) answers with the playlist entry id its events will name.
         entry = reply.get("playlist_entry_id") if isinstance(reply, dict) else None
@@ -395,7 +353,7 @@ class MpvOutput:
         """
         with self._lock, map_mpv_errors("rewinding"):
             self._player.check_core_alive()
-            self._frames_since_open = 0  # the last play's frame is not this play's first
+            self._renderer.reset()  # the last play's frame is not this play's first
             self._position = None  # nor is its position
             self._player.command("set", "pause", "yes")
             self._player.command("set", "speed", "1.0")  # a sync group's correction ends
@@ -426,25 +384,19 @@ class MpvOutput:
         with map_mpv_errors("unloading"):
             self._player.check_core_alive()
             self._player.command("stop")
-        self._frames_since_open = 0
+        self._renderer.reset()
         _return_free_memory()
 
-    def update(self, *, force: bool = False) -> bool:
-        target = self._target
-        if target is None or self._closed:
-            return False
-        with map_mpv_errors("rendering"):
-            if not (self._context.update() or force):
-                return False
-            # render() builds its parameters from python-mpv's table, which lacks the sw_*
-            # ids: the raw binding takes our array (tests/test_dependency_privates.py).
-            mpv._mpv_render_context_render(self._context.handle, target.params)
-        self._frames_since_open += 1
-        return True
+    def request_frame(self) -> None:
+        if not self._closed:
+            self._renderer.request_frame()
 
     @property
-    def frame(self) -> pygame.Surface | None:
-        return self._visible if self._frames_since_open else None
+    def latest(self) -> FrameInfo | None:
+        return self._renderer.latest
+
+    def front(self) -> AbstractContextManager[pygame.Surface | None]:
+        return self._renderer.front()
 
     @property
     def position(self) -> Position | None:
@@ -456,9 +408,12 @@ class MpvOutput:
                 return
             self._closed = True
         self.listener = None
-        # The render context goes first: freeing it after the core is gone is undefined.
+        # The render thread and context go first: freeing the context after the core is
+        # gone is undefined, and so is freeing it while a render call runs (a stuck one is
+        # abandoned with its handle).
+        if not self._renderer.stop():
+            log.warning("an mpv render call is stuck; its handle is abandoned")
+            return
         with contextlib.suppress(*_MPV_EXCEPTIONS):
             self._context.free()
         self._player.terminate()
-        self._target = None
-        self._visible = None

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Protocol, TypeVar, runtime_checkable
 
-from zones._mpv import VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
+from zones._mpv import VideoOutput, VideoOutputLost
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class VideoOutputPool:
             else:
                 self.discard(output)
             return
-        output.listener = self._idle_listener(output, loop)
+        output.listener = None  # its render thread keeps serving mpv while it unloads
         if loaded is not None and isinstance(output, Rewindable):
             self._loaded[output] = loaded
             self._idle.append(output)
@@ -183,28 +183,6 @@ class VideoOutputPool:
             self.discard(output)
         else:
             self._idle.append(output)
-
-    def _idle_listener(
-        self, output: VideoOutput, loop: asyncio.AbstractEventLoop
-    ) -> Callable[[VideoEvent], None]:
-        """Keep rendering what an idle handle announces while it unloads (libmpv waits for it)."""
-
-        def pump() -> None:
-            if output.listener is listener:
-                try:
-                    output.update()
-                except VideoOutputLost:
-                    if output in self._idle:
-                        self._idle.remove(output)
-                    self._loaded.pop(output, None)
-                    self.discard(output)
-
-        def listener(event: VideoEvent) -> None:
-            if event.kind is VideoEventKind.FRAME:
-                with contextlib.suppress(RuntimeError):  # loop closed
-                    loop.call_soon_threadsafe(pump)
-
-        return listener
 
     def discard(self, output: VideoOutput) -> None:
         """Never reuse this output; close it on its own thread (it may hang there)."""

@@ -5,10 +5,11 @@ the item becomes visible that frame is on screen at once: consecutive videos, an
 videos in either order, switch without a black or a frozen frame (the outgoing item keeps its
 last frame until the compositor stops drawing it). A clip that played without a fault stays
 loaded in its handle, so its next occurrence (a playlist going round) is rewound, not loaded
-again. mpv's events (ready, end of file, errors, a new frame) arrive on mpv's thread and are
-handed to the event loop with ``call_soon_threadsafe``; everything else runs on the loop
-thread, and the calls that can block inside libmpv (create, load, rewind, close) run on daemon
-threads with a timeout.
+again. Frames are rendered by the output on a thread of its own; the renderer copies the
+newest one when the compositor draws. mpv's events (ready, end of file, errors, a new frame)
+arrive on other threads and are handed to the event loop with ``call_soon_threadsafe``;
+everything else runs on the loop thread, and the calls that can block inside libmpv (create,
+size, load, rewind, close) run on daemon threads with a timeout.
 
 Faults become ``ZoneError`` (the zone reports an error event and moves on): a file that does not
 load or has no video stream, a handle that dies or does not answer (it is discarded and a new one
@@ -29,6 +30,7 @@ from core import VideoConfig, ZoneError
 from protocol import VideoItem
 from zones._api import RenderContext, Size
 from zones._mpv import Crop, VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
+from zones._mpv_render import FrameInfo
 from zones._video_follow import PlaybackFollower
 from zones._video_pool import AudioOwner, Rewindable, VideoOutputPool, run_blocking
 
@@ -102,7 +104,8 @@ class VideoRenderer:
         self._eof = False
         self._playing = False
         self._painted = False
-        self._fresh = False  # a frame was rendered that draw() has not painted yet
+        self._painted_seq = 0  # the output's frame (FrameInfo.seq) draw() painted last
+        self._first_after_ns: int | None = None  # READY seen: the first frame comes after
         self._last_frame_ns = 0
         self._duration_ns: int | None = None
         self._started_at: int | None = None
@@ -112,6 +115,7 @@ class VideoRenderer:
         self._unpaused_mono: int | None = None  # when play() was called, until the next frame
         self._next_frame_due: int | None = None  # monotonic: frame 1 is not shown before this
         self._file: Hashable | None = None  # what the output has loaded, once prepared
+        self._risk: object | None = None  # the crash guard's token while libmpv has the file
         self.frames_painted = 0
         # In a sync group: keeps playback at group time's position (speed, seek).
         self.follower: PlaybackFollower | None = None
@@ -138,48 +142,50 @@ class VideoRenderer:
                 self._duration_ns = int(event.duration_s * 1e9)
             if event.frame_s is not None and event.frame_s <= MAX_FIRST_FRAME_HOLD_S:
                 self._frame_ns = int(event.frame_s * 1e9)
-            if self._ready is not None and not self._ready.done():
-                self._ready.set_result(None)
+            if self._ready is not None and not self._ready.done() and self._output is not None:
+                # The first frame is one rendered from now on (not a frame of what the handle
+                # showed before): ask for it, paused or not.
+                self._first_after_ns = time.monotonic_ns()
+                self._output.request_frame()
         elif event.kind is VideoEventKind.ERROR:
             self._fail(ZoneError(f"cannot play video: {event.detail}"), broken=False)
         elif event.kind is VideoEventKind.ENDED:
             self._eof = True
             self._context.wake()
         elif event.kind is VideoEventKind.FRAME:
-            if self._context.virtual_now is not None and self._sampled_frames():
-                # Virtual media time: frames are sampled when the frame loop composes (a
-                # deadline, or the animation rate), and rendering each one (milliseconds of
-                # CPU) would cost the simulation its speed; mpv waiting up to 200 ms for the
-                # render is harmless here. The event still shows the decoder is alive.
-                self._last_frame_ns = time.monotonic_ns()
-                return
-            # Render now, playing or not: libmpv stalls up to 200 ms for a client that does not.
-            self._pull()
+            self._on_frame()
 
-    def _sampled_frames(self) -> bool:
-        """Virtual media time, and the first frame is in: later frames are rendered when drawn."""
-        ready = self._ready
-        return self._playing or (ready is not None and ready.done())
-
-    def _pull(self) -> None:
-        """Render mpv's newest frame, if any, into the output's frame surface."""
+    def _on_frame(self) -> None:
+        """A new frame is in the output's front surface (rendered on its own thread)."""
         output = self._output
-        if output is None or self._failure is not None:
+        info = None if output is None else output.latest
+        if info is None or info.load != self._load or self._failure is not None:
             return
-        try:
-            fresh = output.update()
-        except ZoneError as exc:
-            self._fail(exc, broken=True)
+        self._last_frame_ns = time.monotonic_ns()
+        first_after = self._first_after_ns
+        if first_after is not None and info.rendered_ns >= first_after:
+            self._first_after_ns = None
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+        self._learn_unpause_latency(info)
+        if self._playing and self._context.virtual_now is None:
+            # On a virtual clock the frame loop samples frames at the frame rate instead.
+            self._context.wake()
+
+    def _learn_unpause_latency(self, info: FrameInfo) -> None:
+        """The first frame rendered after ``play()`` tells how long mpv took to get going."""
+        unpaused = self._unpaused_mono
+        if unpaused is None or info.rendered_ns < unpaused:
             return
-        if fresh:
-            self._fresh = True
-            self._last_frame_ns = time.monotonic_ns()
-            if self._unpaused_mono is not None and self._context.virtual_now is None:
-                # (on a virtual clock frames are pulled when sampled: no latency to learn)
-                _unpause_latency.add(self._last_frame_ns - self._unpaused_mono)
-            self._unpaused_mono = None
-            if self._playing:
-                self._context.wake()
+        self._unpaused_mono = None
+        if self._context.virtual_now is None:  # (on a virtual clock frames are sampled)
+            _unpause_latency.add(info.rendered_ns - unpaused)
+
+    def _fresh(self) -> bool:
+        """A frame of this file is in the front surface that draw() has not painted yet."""
+        output = self._output
+        info = None if output is None else output.latest
+        return info is not None and info.load == self._load and info.seq != self._painted_seq
 
     def _fail(self, error: ZoneError, *, broken: bool) -> None:
         self._broken = self._broken or broken
@@ -202,6 +208,9 @@ class VideoRenderer:
         self._ready = self._loop.create_future()
         try:
             path = self._context.asset_path(item.asset)
+            guard = self._context.guard
+            if guard is not None:  # libmpv can take the process down: say what it plays
+                self._risk = await guard.enter(self._context.zone_id, item)
             self._owns_audio = (
                 item.audio and self._config.audio and self._audio.claim(self._context.zone_id)
             )
@@ -215,8 +224,7 @@ class VideoRenderer:
             kept = None if file is None else self._pool.take_loaded(file)
             self._output = output = kept if kept is not None else await self._pool.acquire()
             output.listener = self._on_output_event
-            output.set_size(size)
-            self._load = await self._load_file(output, path, item, rewind=kept is not None)
+            self._load = await self._load_file(output, path, item, size, rewind=kept is not None)
             early, self._early = self._early, []
             for event in early:
                 self._handle_event(event)
@@ -230,19 +238,29 @@ class VideoRenderer:
             raise self._error(str(exc)) from exc
 
     async def _load_file(
-        self, output: VideoOutput, path: Path, item: VideoItem, *, rewind: bool
+        self, output: VideoOutput, path: Path, item: VideoItem, size: Size, *, rewind: bool
     ) -> int:
-        """Rewind the file the output kept loaded, or load it (also when rewinding fails)."""
+        """Rewind the file the output kept loaded, or load it (also when rewinding fails).
+
+        Sizing the output waits for a frame being rendered: it runs on the loading thread.
+        """
         timeout_s = self._pool.timeout_s
         if rewind and isinstance(output, Rewindable):
+
+            def rewind_sized() -> int:
+                output.set_size(size)
+                return output.rewind()
+
             try:
-                return await run_blocking(output.rewind, timeout_s=timeout_s, what="rewind")
+                return await run_blocking(rewind_sized, timeout_s=timeout_s, what="rewind")
             except VideoOutputLost:
                 raise
             except ZoneError as exc:
                 log.info("rewinding a kept video failed (%s); loading it again", exc)
-        return await run_blocking(
-            lambda: output.open(
+
+        def open_sized() -> int:
+            output.set_size(size)
+            return output.open(
                 str(path),
                 fit=item.fit,
                 loop=item.loop,
@@ -250,10 +268,9 @@ class VideoRenderer:
                 volume=self._config.volume,
                 # Only when there is one: outputs that know no crop keep working.
                 **({"crop": crop} if (crop := self._context.crop) is not None else {}),
-            ),
-            timeout_s=timeout_s,
-            what="load",
-        )
+            )
+
+        return await run_blocking(open_sized, timeout_s=timeout_s, what="load")
 
     async def _wait_first_frame(self, output: VideoOutput) -> None:
         assert self._ready is not None
@@ -266,9 +283,8 @@ class VideoRenderer:
             ) from None
         if self._failure is not None:
             raise self._failure
-        if output.frame is None or not self._fresh:
-            output.update(force=True)  # unless the first frame was rendered on its arrival
-        if output.frame is None:
+        info = output.latest
+        if info is None or info.load != self._load:
             raise ZoneError("the video has no frame to show")
 
     def start(self, at_ns: int) -> None:
@@ -313,22 +329,26 @@ class VideoRenderer:
         if output is None:
             return False
         if self._playing:
-            self._pull()  # in case a frame event is still on its way
             self._check_stall()
             self._follow(now_ns)
             if self._failure is not None:
                 raise self._error(str(self._failure))
-        frame = output.frame
-        if frame is None or (self._painted and not self._fresh):
+        if self._painted and not self._fresh():
             return False
         if self._painted and self._next_frame_due is not None:
             if time.monotonic_ns() < self._next_frame_due:
                 return False  # frame 1 came early: frame 0 keeps its full frame time
             self._next_frame_due = None
-        surface.blit(frame, (0, 0))
+        # Held: the render thread swaps in the next frame only once this copy is done.
+        with output.front() as frame:
+            info = output.latest
+            if frame is None or info is None or info.load != self._load:
+                return False
+            surface.blit(frame, (0, 0))
+        self._painted_seq = info.seq
+        self._learn_unpause_latency(info)
         self.frames_painted += 1
         self._painted = True
-        self._fresh = False
         return True
 
     def _follow(self, now_ns: int) -> None:
@@ -384,7 +404,7 @@ class VideoRenderer:
         end = self._end_monotonic_ns()
         if end is not None:
             remaining = min(remaining, end - now)
-        if self._fresh and self._next_frame_due is not None:
+        if self._next_frame_due is not None and self._fresh():
             remaining = min(remaining, self._next_frame_due - now)  # a held frame 1
         return now_ns + max(remaining, 0) + 1
 
@@ -516,3 +536,6 @@ class VideoRenderer:
         if self._ready is not None and not self._ready.done():
             self._ready.cancel()
         self._loop = None
+        risk, self._risk = self._risk, None
+        if risk is not None and self._context.guard is not None:
+            self._context.guard.leave(risk)

@@ -3,18 +3,33 @@
 Events reach the listener on a thread of their own, as mpv's do, so the renderer's hand-over to
 the event loop is exercised. ``trigger_eof()``, ``trigger_crash()``, ``hang`` (``open`` blocks
 until ``unhang()``) and ``stalled`` (no new frames while playing) inject the faults.
+
+Frames: ``request_frame()`` renders one (a FRAME event follows); while playing, a new frame is
+there whenever the last one has been copied out of ``front()`` (one new frame per draw).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pygame
 
-from zones._mpv import Crop, Fit, Listener, Position, VideoEvent, VideoEventKind, VideoOutputLost
+from zones._mpv import (
+    Crop,
+    Fit,
+    Listener,
+    Position,
+    VideoEvent,
+    VideoEventKind,
+    VideoOutputLost,
+)
+from zones._mpv_render import FrameInfo
 
 
 class FakeMpv:
@@ -40,7 +55,8 @@ class FakeMpv:
         self._eof = False
         self._size: tuple[int, int] | None = None
         self._frame: pygame.Surface | None = None
-        self._has_frame = False
+        self._latest: FrameInfo | None = None
+        self._copied = False  # the latest frame was copied out of front()
 
     # fault injection ------------------------------------------------------------------------
     def _emit(self, kind: VideoEventKind, load: int, detail: str = "") -> threading.Thread:
@@ -89,7 +105,7 @@ class FakeMpv:
         self._check_alive()
         self._load += 1
         self._eof = False
-        self._has_frame = False
+        self._latest = None
         self.frame_index = 0
         if self.fail_next_load is not None or not Path(path).is_file():
             detail, self.fail_next_load = self.fail_next_load or f"{path}: no such file", None
@@ -120,24 +136,34 @@ class FakeMpv:
     def unload(self) -> None:
         self._check_alive()
         self.playing = False
-        self._has_frame = False
+        self._latest = None
         self.unloads += 1
 
-    def update(self, *, force: bool = False) -> bool:
-        self._check_alive()
-        if self._frame is None:
-            return False
-        if not force and (not self.playing or self.stalled or self._eof):
-            return False
+    def _render(self) -> None:
+        assert self._frame is not None
         self.frame_index += 1
         # A colour per (load, frame): tests can tell frames and files apart by one pixel.
         self._frame.fill(((self._load * 40) % 256, self.frame_index % 256, 200))
-        self._has_frame = True
-        return True
+        self._latest = FrameInfo(self._load, self.frame_index, time.monotonic_ns())
+        self._copied = False
+
+    def request_frame(self) -> None:
+        if self.crashed or self._frame is None:
+            return
+        self._render()
+        self._emit(VideoEventKind.FRAME, self._load)
 
     @property
-    def frame(self) -> pygame.Surface | None:
-        return self._frame if self._has_frame else None
+    def latest(self) -> FrameInfo | None:
+        live = self.playing and not self.stalled and not self._eof and not self.crashed
+        if live and self._copied and self._frame is not None:
+            self._render()  # the decoder's next frame was ready in time for this draw
+        return self._latest
+
+    @contextlib.contextmanager
+    def front(self) -> Iterator[pygame.Surface | None]:
+        yield self._frame if self._latest is not None else None
+        self._copied = self._latest is not None
 
     @property
     def position(self) -> Position | None:

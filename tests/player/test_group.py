@@ -286,7 +286,7 @@ async def test_each_screen_of_a_wall_shows_its_tile_of_one_picture(tmp_path: Pat
     assets = DirectoryAssets(tmp_path)
     assets.scan()
     sha = sha256_of(tmp_path / "wide.png")
-    seen = {}
+    seen: dict[str, list[tuple[int, ...]]] = {}
     for side, x in (("left", 0.0), ("right", 0.5)):
         manifest = Manifest.model_validate(
             {
@@ -320,7 +320,10 @@ async def test_each_screen_of_a_wall_shows_its_tile_of_one_picture(tmp_path: Pat
             await clock.advance(S)
             frame = player.frame()
             assert frame is not None
-            seen[side] = {frame.get_at((px, 18))[:3] for px in (1, 32, 62)}
+            seen[side] = [frame.get_at((px, 18))[:3] for px in (1, 32, 62)]
         finally:
             await player.stop()
-    assert seen == {"left": {(220, 20, 20)}, "right": {(20, 20, 220)}}
+    expected = {"left": (220, 20, 20), "right": (20, 20, 220)}
+    for side, pixels in seen.items():  # (resampling may ring by a few levels at the edge)
+        for pixel in pixels:
+            assert all(abs(a - b) <= 8 for a, b in zip(pixel, expected[side], strict=True)), seen

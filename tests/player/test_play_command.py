@@ -28,7 +28,7 @@ def run_play(tmp_path: Path, manifest_file: Path, assets: Path) -> tuple[int, Pa
             "--manifest", str(manifest_file),
             "--assets", str(assets),
             "--timeline", str(timeline),
-            "--duration", "0.6",
+            "--duration", "2",
             "--screenshot", str(shot),
             "--headless",
         ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from server import AdminApiError, AdminClient, RunningServer, run_in_thread
+from tests.media import padded_mp4
 from tests.server.conftest import PNG, make_settings
 from tools import main
 
@@ -59,7 +59,7 @@ class CutOnce(httpx.HTTPTransport):
 
 
 def test_upload_resumes_after_a_cut(live: RunningServer, tmp_path: Path) -> None:
-    payload = b"\x00\x00\x00\x18ftypmp42" + os.urandom(10_000)
+    payload = padded_mp4(10_000 - len(padded_mp4(0)))  # a real clip, 10 kB
     path = tmp_path / "clip.mp4"
     path.write_bytes(payload)
     transport = CutOnce(cut_at=3)

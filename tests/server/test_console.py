@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 
-from server._admin_media import _mp4_probe
 from tests.server.conftest import ADMIN_TOKEN, PNG, Ctx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,12 +201,6 @@ async def test_impressions_report_counts_plays_per_day(ctx: Ctx) -> None:
         f"2026-03-01,{device_id},Lobby,l1,main,i1,2,8.0",
         f"2026-03-02,{device_id},Lobby,l1,main,i1,1,0.0",
     ]
-
-
-def test_mp4_probe_reads_size_and_duration() -> None:
-    probe = _mp4_probe(ROOT / "tests" / "data" / "video" / "h264_1280x720_1s.mp4")
-    assert (probe.width, probe.height) == (1280, 720)
-    assert probe.duration_ms is not None and abs(probe.duration_ms - 1000) <= 50
 
 
 async def test_schedule_check_shows_a_conflict_before_saving(ctx: Ctx) -> None:

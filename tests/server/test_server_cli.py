@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from server import AdminClient
+from tests.media import padded_mp4
 
 
 def _free_port() -> int:
@@ -83,14 +84,17 @@ def test_server_memory_stays_flat_during_a_large_upload(tmp_path: Path) -> None:
     process = _start(tmp_path / "srv", port, SIGNAGE_ADMIN_TOKEN=token)
     url = f"http://127.0.0.1:{port}"
     chunk = 8 * 1024 * 1024
+    # Real clips (the server decodes what it stores), padded with a ``free`` box.
     big = tmp_path / "big.mp4"
+    clip = padded_mp4(0)
     with open(big, "wb") as handle:
-        handle.write(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 4)
+        handle.write(clip[:-8])
+        handle.write((32 * chunk + 8).to_bytes(4, "big") + b"free")
         block = os.urandom(chunk)
         for _ in range(32):
             handle.write(block)
     small = tmp_path / "small.mp4"
-    small.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2 * chunk))
+    small.write_bytes(padded_mp4(2 * chunk))
     try:
         _wait_healthy(url)
         with AdminClient(url, token, timeout=120) as client:

@@ -10,7 +10,7 @@ from typing import Any
 from PIL import Image
 
 from player import MediaClock
-from protocol import Manifest
+from protocol import Manifest, QuarantinedItem
 from sync import ClockEstimate, HostStatus
 
 
@@ -35,6 +35,7 @@ class FakeHost:
         self.cache_clears = 0
         self.screenshots = 0
         self.state: Any = "playing"
+        self.quarantined: list[QuarantinedItem] = []
         self.clock = MediaClock()
         self.estimates: list[ClockEstimate | None] = []
 
@@ -48,7 +49,12 @@ class FakeHost:
 
     def status(self) -> HostStatus:
         layout = self.manifests[-1].default_layout if self.manifests else None
-        return HostStatus(state=self.state, layout=layout, items={"main": "i1"} if layout else {})
+        return HostStatus(
+            state=self.state,
+            layout=layout,
+            items={"main": "i1"} if layout else {},
+            quarantined=self.quarantined,
+        )
 
     def feed_server_time(self, server_time: dt.datetime) -> None:
         self.server_times.append(server_time)

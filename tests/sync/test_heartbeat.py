@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from protocol import Command
+from protocol import Command, QuarantinedItem
 from sync import DeviceClient, HeartbeatLoop, HostSampler, SyncReport, jittered, read_temperature
 from tests.sync.device_fakes import FakeHost
 
@@ -110,6 +110,25 @@ async def test_a_beat_reports_metrics_and_applies_the_answer(tmp_path: Path) -> 
     assert loop.interval_s == 45
     assert [c.id for c in received] == ["c1"]
     assert hints == ['"e2"']
+
+
+async def test_quarantined_items_are_reported_in_the_heartbeat(tmp_path: Path) -> None:
+    server, host = Server(), FakeHost()
+    since = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
+    host.quarantined = [
+        QuarantinedItem(
+            asset="a" * 64,
+            zone="main",
+            item="v1",
+            since=since,
+            until=since + dt.timedelta(days=1),
+            reason="the player stopped abnormally while it was playing",
+        )
+    ]
+    await loop_for(server, host, tmp_path, SyncReport()).beat()
+    (entry,) = server.bodies[0]["metrics"]["quarantined"]
+    assert entry["zone"] == "main" and entry["item"] == "v1" and entry["asset"] == "a" * 64
+    assert entry["until"] == "2026-11-22T09:00:00Z"
 
 
 async def test_retry_after_on_429_is_honoured(

@@ -131,6 +131,7 @@ def test_commands_are_printed_not_run(install: Installer) -> None:
     apt_install = next(c for c in commands if "apt-get install" in c)
     for package in ("libmpv2", "fonts-dejavu-core", "python3-venv", "polkitd"):
         assert package in apt_install.split()
+    assert "ffmpeg" not in apt_install.split(), "only the server needs ffprobe"
     assert "systemd-sysusers /etc/sysusers.d/signage.conf" in commands
     assert "python3 -m venv /opt/signage/venv" in commands
     pip = next(c for c in commands if " pip install " in c)
@@ -216,6 +217,8 @@ def test_with_server_installs_and_enables_the_reference_server(
     assert (server.host, server.port) == ("0.0.0.0", 8080)
     assert "systemctl enable signage-server.service" in done.commands
     assert "systemctl restart signage-server.service" in done.commands
+    apt_install = next(c for c in done.commands if "apt-get install" in c)
+    assert "ffmpeg" in apt_install.split(), "the server probes uploads with ffprobe"
 
 
 def test_no_reboot_command_leaves_out_the_permission(install: Installer, stage: Path) -> None:

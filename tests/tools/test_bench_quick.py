@@ -91,15 +91,27 @@ def test_bench_video_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     figures = tmp_path / "video.json"
     status = main(["bench", "video", "--quick", "--json", str(figures)])
     out = capsys.readouterr().out
-    kinds = ["video→video", "video→image", "image→video", "video→video at end"]
-    names = [f"{k} {what}" for k in kinds for what in ("lateness p99", "black frames", "frozen")]
-    _check_run(status, out, [*names, "1920x1080 frames presented", "descriptors kept"])
+    kinds = [
+        "video→video",
+        "video→image",
+        "image→video",
+        "video→video at end",
+        "video→image at end",
+        "4K video→video",
+        "4K video→image",
+        "rotated video→video",
+    ]
+    measures = ("lateness p99", "black frames", "frozen", "loop busy max", "loop stall max")
+    names = [f"{k} {what}" for k in kinds for what in measures]
+    presented = [f"{c} frames presented" for c in ("1920x1080_1s.mp4", "3840x2160_1s.mp4")]
+    _check_run(status, out, [*names, *presented, "descriptors kept"])
     report = json.loads(figures.read_text())
     assert [row["kind"] for row in report["switching"]] == kinds
     assert all(row["switches"] == 4 for row in report["switching"])
     results = {row["clip"]: row["result"] for row in report["decoders"]}
     assert results["truncated_h264.mp4"].startswith("error")
     assert results["aac_1s.m4a"].startswith("error")
+    assert results["h264_1280x720_1s_rotate90.mp4"] == "plays"  # it aborted the process
     assert all(results[name] == "plays" for name in results if name.endswith((".webm", ".mkv")))
     assert report["leaks"]["switches"] == 30 and report["leaks"]["handles_created"] == 2
 

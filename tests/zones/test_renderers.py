@@ -376,7 +376,7 @@ async def test_a_picture_decoded_once_is_taken_from_the_cache_without_a_thread(
     picture = await asyncio.to_thread(_image.decode_image, copy, (10, 40), "cover")
     assert _image.cached_image(copy, (10, 40), "cover") is picture
     assert _image.cached_image(copy, (20, 40), "cover") is None, "another size is another fit"
-    with _image._decode_lock:  # a decode in progress elsewhere: no waiting on the loop
+    with _image._cache_lock:  # the cache being updated elsewhere: no waiting on the loop
         assert _image.cached_image(copy, (10, 40), "cover") is None
     stat = copy.stat()
     os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))

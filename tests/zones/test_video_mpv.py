@@ -24,11 +24,8 @@ from zones._mpv import (
 
 
 class Recorder:
-    """Collects an output's events (they arrive on mpv's thread) and renders frames on demand.
-
-    Like the renderer, it renders on this (one) thread whenever mpv announces a frame: libmpv
-    waits up to 200 ms for a client that does not, and its render calls are not thread-safe.
-    """
+    """Collects an output's events (they arrive on mpv's and the render thread) and counts
+    the frames rendered (the output renders on its own thread)."""
 
     def __init__(self, output: MpvOutput) -> None:
         self.output = output
@@ -42,8 +39,16 @@ class Recorder:
         except queue.Empty:
             return None
         if event.kind is VideoEventKind.FRAME:
-            self.frames += self.output.update()
+            self.frames += 1
         return event
+
+    def first_frame(self, load: int) -> pygame.Surface:
+        """Ask for the current picture and wait until it is in the front surface: a copy."""
+        self.output.request_frame()
+        self.wait(load, VideoEventKind.FRAME)
+        with self.output.front() as frame:
+            assert frame is not None
+            return frame.copy()
 
     def wait(self, load: int, *kinds: VideoEventKind, timeout_s: float = 10.0) -> VideoEvent:
         deadline = time.monotonic() + timeout_s
@@ -89,9 +94,8 @@ def test_each_decoder_and_size_renders_a_first_frame_while_paused(
         events = Recorder(out)
         load = _open(out, clip, fit="stretch")
         events.wait(load, VideoEventKind.READY)
-        assert out.update(force=True)
-        frame = out.frame
-        assert frame is not None and frame.get_size() == size
+        frame = events.first_frame(load)
+        assert frame.get_size() == size
         # testsrc2 is colour bars end to end: a stretched frame lights every sample point.
         assert _lit(frame) >= 16 * 9 - 2
     finally:
@@ -137,12 +141,13 @@ def test_plays_to_the_end_and_keeps_the_last_frame(output: MpvOutput) -> None:
     events = Recorder(output)
     load = _open(output, SHORT)
     events.wait(load, VideoEventKind.READY)
-    output.update(force=True)
+    events.first_frame(load)
     events.frames = 0
     output.play()
     events.wait(load, VideoEventKind.ENDED)
     assert events.frames >= 5  # 10 frames in the clip; the exact count depends on timing
-    assert output.frame is not None and _lit(output.frame) > 100  # last frame, not black
+    with output.front() as frame:
+        assert frame is not None and _lit(frame) > 100  # last frame, not black
 
 
 def test_events_of_an_earlier_file_carry_its_load_number(output: MpvOutput) -> None:
@@ -192,7 +197,8 @@ def test_close_frees_the_render_context_before_terminating_the_handle(
     out.close()
     out.close()  # idempotent
     assert calls == ["free render context", "terminate handle"]
-    assert out.frame is None and out.update() is False
+    assert out.latest is None
+    out.request_frame()  # harmless after close
 
 
 def test_a_core_that_shuts_down_is_reported_lost(output: MpvOutput) -> None:
@@ -230,8 +236,9 @@ def test_switching_many_files_and_handles_does_not_leak_descriptors() -> None:
         events.wait(_open(out, SHORT), VideoEventKind.READY)
     baseline = _open_fds()
     for i in range(40):
-        events.wait(_open(out, SHORT if i % 2 else H264), VideoEventKind.READY)
-        out.update(force=True)
+        load = _open(out, SHORT if i % 2 else H264)
+        events.wait(load, VideoEventKind.READY)
+        events.first_frame(load)
     assert _open_fds() <= baseline
     out.close()
     for _ in range(10):

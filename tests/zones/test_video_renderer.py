@@ -54,7 +54,7 @@ async def test_first_frame_is_painted_in_full_on_the_first_draw_after_start(
     await renderer.prepare(video_item(H264), ZONE)
     renderer.start(0)
     assert renderer.draw(surface, 0) is True
-    assert surface.get_at((10, 10))[:3] == (40, 2, 200)  # load 1, first played frame
+    assert surface.get_at((10, 10))[:3] == (40, 1, 200)  # load 1, the frame rendered paused
     fake_of(renderer).stalled = True
     assert renderer.draw(surface, 1) is False  # nothing new: nothing to blit
     renderer.release()

@@ -30,7 +30,6 @@ from tools.bench._verdict import Verdict, cannot_run
 
 HASH_TARGET = 0.9
 DOWNLOAD_TARGET = 0.8
-MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"  # so the server accepts it
 
 
 def _best(rounds: int, run: Callable[[], object]) -> float:
@@ -43,9 +42,17 @@ def _best(rounds: int, run: Callable[[], object]) -> float:
 
 
 def _make_file(path: Path, size: int) -> None:
+    """A real picture (the server decodes what it stores), padded to ``size`` with random
+    bytes after its end (decoders stop at a PNG's IEND chunk)."""
+    import io
+
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.new("RGB", (16, 9), (40, 90, 200)).save(picture, "PNG")
     with open(path, "wb") as handle:
-        handle.write(MP4_HEAD)
-        left = size - len(MP4_HEAD)
+        handle.write(picture.getvalue())
+        left = size - len(picture.getvalue())
         while left > 0:
             block = os.urandom(min(left, 4 * 1024 * 1024))
             handle.write(block)
@@ -107,7 +114,7 @@ def _publish(url: str, admin_token: str, path: Path) -> tuple[str, dict[str, obj
 
     with AdminClient(url, admin_token, timeout=120) as admin:
         sha = admin.upload(path)
-        admin.put_playlist({"id": "bench", "items": [{"id": "v", "type": "video", "asset": sha}]})
+        admin.put_playlist({"id": "bench", "items": [{"id": "p", "type": "image", "asset": sha}]})
         admin.put_layout(
             {"id": "bench", "zones": [{"id": "main", "w": 1920, "h": 1080, "playlist": "bench"}]}
         )
@@ -205,7 +212,7 @@ def _run(args: argparse.Namespace) -> int:
     verdict = Verdict()
     workdir = Path(tempfile.mkdtemp(prefix="signage-bench-cache-", dir=args.workdir))
     try:
-        path = workdir / "asset.mp4"
+        path = workdir / "asset.png"
         _make_file(path, size)
         load = os.getloadavg()[0]
         print(f"{args.size_mb} MiB file, {args.rounds} rounds, load average {load:.1f}")

@@ -25,9 +25,9 @@ METRICS = {
     "player_version": "bench",
     "state": "playing",
 }
-PNG = bytes.fromhex(
+PNG = bytes.fromhex(  # a 1x1 red picture (the server decodes what it stores)
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c63f8cfc0f01f0005fe02fea7d6a4f50000000049454e44ae426082"
+    "1f15c4890000000d4944415478da63f8cfc0f01f00050001ff56c72f0d0000000049454e44ae426082"
 )
 
 

@@ -61,6 +61,10 @@ class _Still:
 
     def start(self, at_ns: int) -> None:
         self._painted = False
+        self.started_ns = at_ns
+
+    ended = False  # a still has a duration (``item_ns``), even among videos that play to the end
+    started_ns = 0
 
     def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
         if self._painted:
@@ -86,6 +90,8 @@ class SwitchRun:
     late_prepares: int = 0  # the next item was not ready at its deadline
     max_gap_frames: int = 0
     steady_max_gap_frames: int = 0
+    loop_busy_max_ms: float = 0.0  # the loop's own CPU time without a break (player.LoopStallProbe)
+    loop_late_max_ms: float = 0.0  # the latest a 1 ms wake-up came
 
     def summary(self) -> dict[str, Any]:
         late = sorted(self.lateness_ms) or [0.0]
@@ -102,6 +108,8 @@ class SwitchRun:
             "late_prepares": self.late_prepares,
             "max_gap_at_switch_frames": self.max_gap_frames,
             "steady_max_gap_frames": self.steady_max_gap_frames,
+            "loop_busy_max_ms": round(self.loop_busy_max_ms, 2),
+            "loop_late_max_ms": round(self.loop_late_max_ms, 2),
         }
 
 
@@ -220,25 +228,34 @@ async def _switch_run(
     def running() -> bool:
         if index < switches:
             return True
-        return not current.ended if at_end else tick < t0 + (switches + 1) * item_ns
+        if at_end and not isinstance(current, _Still):
+            return not current.ended
+        return tick < t0 + (switches + 1) * item_ns
 
     while tick < give_up and running():
         delay = tick - time.monotonic_ns()
         if delay > 0:
             await asyncio.sleep(delay / 1e9)
-        # Items with a duration end on the grid; the others when the file ends (announced).
-        if at_end:
-            deadline: int | None = getattr(current, "expected_end_ns", None)
+        # Items with a duration end on the grid; the others when the file ends (announced);
+        # among those, a still keeps its duration.
+        still_now = isinstance(current, _Still)
+        if at_end and still_now:
+            deadline: int | None = current.started_ns + item_ns
+        elif at_end:
+            deadline = getattr(current, "expected_end_ns", None)
         else:
             deadline = t0 + (index + 1) * item_ns
         if upcoming is None and index < switches and deadline and tick >= deadline - PRELOAD_NS:
             upcoming = asyncio.create_task(make(index + 1))
-        due = current.ended if at_end else deadline is not None and tick >= deadline
+        if at_end and not still_now:
+            due = current.ended
+        else:
+            due = deadline is not None and tick >= deadline
         if upcoming is not None and due:
             run.late_prepares += not upcoming.done()
             following = await upcoming
             upcoming = None
-            following.start(tick if at_end else deadline or tick)
+            following.start(tick if at_end and not still_now else deadline or tick)
             current.stop()
             current.release()
             if not isinstance(current, _Still):

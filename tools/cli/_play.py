@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core import ConfigError, configure_logging
+from core import ConfigError, configure_logging, state_dir
 from tools.cli._common import add_config_options, load_from_args
 
 if TYPE_CHECKING:
@@ -46,7 +46,14 @@ async def _play(settings: Settings, manifest: Manifest, args: argparse.Namespace
         print(f"signage play: {missing} asset(s) not found in {args.assets}", file=sys.stderr)
     timeline = TimelineWriter(args.timeline) if args.timeline else None
     display = ScreenDisplay(settings.display)
-    player = Player(settings, clock=MediaClock(), assets=assets, timeline=timeline, display=display)
+    player = Player(
+        settings,
+        clock=MediaClock(),
+        assets=assets,
+        timeline=timeline,
+        display=display,
+        state_dir=state_dir(settings.data_dir),
+    )
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -316,7 +316,7 @@ class SimDevice:
         )
         self.player = player = Player(
             self.settings, clock=self.clock, assets=self.cache, display=display, wall=wall,
-            device=self.name, frame_ns=self.frame_ns,
+            device=self.name, frame_ns=self.frame_ns, state_dir=self.root,
         )  # fmt: skip
         player.add_listener(self._note_start)
         player.add_listener(self._emit)

@@ -24,7 +24,7 @@ import pygame
 from core import ConfigError
 from player import TimelineEvent
 from protocol import Transition
-from zones import Display
+from zones import Display, DisplayWrapper, png_bytes
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class FramePolicy:
         return self.kind + ("+start" if self.transition_start else "")
 
 
-class WatchedDisplay:
+class WatchedDisplay(DisplayWrapper):
     """A display that tells ``on_present`` what it presented (the canvas and the rectangles
     that changed) after presenting it. ``on_present`` must be cheap: it runs before the frame
     loop reads the frame's presented time."""
@@ -71,26 +71,15 @@ class WatchedDisplay:
         inner: Display,
         on_present: Callable[[pygame.Surface, Sequence[pygame.Rect]], None],
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._on_present = on_present
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.inner.size
-
-    @property
-    def frames(self) -> int:
-        return self.inner.frames
-
     def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
-        self.inner.present(canvas, rects)
+        super().present(canvas, rects)
         try:
             self._on_present(canvas, rects)
         except Exception:
             log.exception("frame watch failed")  # a bug in the watch must not stop playback
-
-    def close(self) -> None:
-        self.inner.close()
 
     def __getattr__(self, name: str) -> object:
         # ScreenDisplay extras (quit_requested) stay reachable through the wrapper.
@@ -131,8 +120,10 @@ class FrameWriter:
 
 
 def _write_png(surface: pygame.Surface, path: Path) -> None:
+    # zones.png_bytes, not pygame.image.save: that one keeps the GIL while it compresses,
+    # which stalled the devices' event loop ~100 ms per saved frame.
     tmp = path.with_suffix(".tmp.png")
-    pygame.image.save(surface, str(tmp))
+    tmp.write_bytes(png_bytes(surface))
     tmp.replace(path)
 
 

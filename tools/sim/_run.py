@@ -30,7 +30,7 @@ import pygame
 from PIL import Image
 
 from core import ConfigError, SignageError
-from player import NS_PER_S, TimelineWriter, read_timeline
+from player import NS_PER_S, LoopStallProbe, TimelineWriter, read_timeline
 from server import AdminClient, RunningServer, run_in_thread
 from sync import SyncAgent, TimeLink
 from tools.sim._clock import RealDeviceClock, Speed, TimeDriver, device_clock, make_clock
@@ -88,6 +88,8 @@ class Simulation:
         self.events: EventRunner | None = None
         self.stopping = asyncio.Event()
         self.ran_s = 0.0
+        # How long the loop stays busy, on the real clock (a virtual one runs flat out).
+        self.stalls = None if self.driver.virtual else LoopStallProbe()
 
     # -- media time ------------------------------------------------------------------------
 
@@ -261,6 +263,8 @@ class Simulation:
             if options.adopt:
                 helpers.append(asyncio.create_task(self._adopt()))
             await self._warm_up()
+            if self.stalls is not None:
+                helpers.append(asyncio.create_task(self._probe_stalls(self.stalls)))
             self.events = events = EventRunner(self)
             # (time, rank, order): the end of an outage comes before events at the same time.
             queue: list[tuple[float, int, int, Event | Restore | Join]] = []
@@ -282,6 +286,10 @@ class Simulation:
         finally:
             await self._shut_down(helpers)
         return self._result(time.monotonic() - real0)
+
+    async def _probe_stalls(self, probe: LoopStallProbe) -> None:
+        async with probe.running():
+            await asyncio.Event().wait()  # until cancelled with the other helpers
 
     def request_stop(self) -> None:
         """End the run early (Ctrl-C, the window closed); the summary covers what ran."""
@@ -424,6 +432,13 @@ class Simulation:
             summary["per_device"][device.name]["black_frame_times"] = device.black_times
         for key in ("frozen_frames", "checked_frames", "unchecked_frames"):
             summary[key] = sum(stats[key] for stats in summary["per_device"].values())
+        summary["loop_stalls"] = None
+        if self.stalls is not None:  # one event loop runs every device (and the watch)
+            summary["loop_stalls"] = {
+                "busy_max_ms": round(self.stalls.max_busy_ms, 3),
+                "late_p99_ms": round(self.stalls.percentile_ms(0.99), 3),
+                "late_max_ms": round(self.stalls.max_ms, 3),
+            }
         summary["frames_saved"] = self.frame_writer.written
         summary["frames_policy"] = str(self.options.frames)
         failures: list[str] = []

@@ -232,6 +232,16 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def _stall_line(stalls: Mapping[str, Any] | None) -> list[str]:
+    if not stalls:
+        return []
+    return [
+        f"  loop stalls     busy max {_fmt(stalls['busy_max_ms'])}  late p99 "
+        f"{_fmt(stalls['late_p99_ms'])}  max {_fmt(stalls['late_max_ms'])}  (ms; busy: the "
+        "loop's own CPU time without a break, late: a wake-up's delay)"
+    ]
+
+
 def format_table(summary: Mapping[str, Any]) -> str:
     """A readable summary for stdout: totals, then one row per device."""
     late = summary["late_ms"]
@@ -255,6 +265,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
             else ""
         ),
         f"  errors          {summary['errors']}",
+        *_stall_line(summary.get("loop_stalls")),
         f"  state changes   {summary['state_changes']}  {' '.join(summary['states'])}",
     ]
     if latency is not None:

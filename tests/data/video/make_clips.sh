@@ -20,3 +20,7 @@ ff -f lavfi -i sine=frequency=440:duration=1 -c:a aac -b:a 24k aac_1s.m4a
 ff -f lavfi -i "$(src 320x180 25 2)" -c:v libx264 -pix_fmt yuv420p -crf 32 /tmp/signage-full.mp4
 head -c 8000 /tmp/signage-full.mp4 > truncated_h264.mp4
 rm -f /tmp/signage-full.mp4
+# 4K (the software path scales it down into the zone) and a phone's portrait clip: 720p frames
+# whose container says "rotate 90" (libmpv's software renderer aborted on those).
+ff -f lavfi -i "$(src 3840x2160 30 1)" -c:v libx264 -pix_fmt yuv420p -crf 40 -preset veryslow h264_3840x2160_1s.mp4
+ff -i h264_1280x720_1s.mp4 -c copy -metadata:s:v:0 rotate=90 h264_1280x720_1s_rotate90.mp4
