@@ -6,10 +6,13 @@ playlist is a cycle of ``sum of durations``; item *k* of cycle *n* owns the slot
     [epoch + n * cycle + d0 + ... + d(k-1),  that + dk)
 
 in group time (the server's clock, ``player._timebase``), the same on every screen whenever
-it joined or restarted. A presentation of a synced layout therefore runs its sequencers on
-group time (``GroupTime``) instead of the media clock, starts each zone at the slot that holds
-the instant it starts (mid-item: a screen joining late shows at once what the others show,
-with no wait and no black frame; a video is sought to the group's position), and keeps every
+it joined or restarted. A video without ``duration_ms`` lasts the length the server probed
+its file to have (the manifest's asset entry): every screen knows it before playing it.
+
+A presentation of a synced layout therefore runs its sequencers on group time
+(``GroupTime``) instead of the media clock, starts each zone at the slot that holds the
+instant it starts (mid-item: a screen joining late shows at once what the others show, with
+no wait and no black frame; a video is sought to the group's position), and keeps every
 later deadline on the grid. A broken item keeps its slot (the previous picture stays up) so
 the cycle does not shift against the other screens.
 """
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 from player._clock import NS_PER_MS
 from player._wall import WallClock, to_ns
-from protocol import Playlist, SyncGroup
+from protocol import Asset, Playlist, SyncGroup, item_length_ms
 
 
 class GroupTime:
@@ -88,11 +91,22 @@ class Cycle:
 
 
 class GroupPlay:
-    """What a synced presentation needs: the group's epoch and group time."""
+    """What a synced presentation needs: the group's epoch, group time, the assets' lengths."""
 
-    def __init__(self, sync: SyncGroup, wall: WallClock) -> None:
+    def __init__(self, sync: SyncGroup, wall: WallClock, assets: list[Asset] | None = None) -> None:
         self.sync = sync
         self.time = GroupTime(wall)
+        self._assets = {a.sha256: a for a in assets or []}
+
+    def timed(self, playlist: Playlist) -> Playlist:
+        """The playlist with each video played to its end given its file's probed length."""
+        items = []
+        for item in playlist.items:
+            length = item_length_ms(item, self._assets)
+            if item.duration_ms is None and length is not None:
+                item = item.model_copy(update={"duration_ms": length})
+            items.append(item)
+        return playlist.model_copy(update={"items": items})
 
     def cycle(self, playlist: Playlist) -> Cycle:
         return Cycle.of(self.sync, playlist)

@@ -450,7 +450,9 @@ class Player(FrameLoop):
         self.load_times.record(item_key(item), load_ns)
 
     async def _load(self, manifest: Manifest, layout: Layout) -> None:
-        group = None if manifest.sync is None else GroupPlay(manifest.sync, self.wall)
+        group = (
+            None if manifest.sync is None else GroupPlay(manifest.sync, self.wall, manifest.assets)
+        )
         anchor = self._start_at  # a boundary's instant, or None: now
         types = {i.type for z in layout.zones for i in manifest.playlist(z.playlist).items}
         async with self.clock.busy():  # (a virtual clock waits for the thread)

@@ -422,6 +422,8 @@ class Presentation:
                 ZoneView(zone.id, pygame.Rect(zone.x, zone.y, zone.w, zone.h), zone.z)
             )
             playlist = manifest.playlist(zone.playlist)
+            if group is not None:
+                playlist = group.timed(playlist)
             context = context_for(zone.id)
             if zone.crop is not None:
                 crop = zone.crop

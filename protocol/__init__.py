@@ -21,6 +21,7 @@ from protocol._manifest import (
     VideoItem,
     WireModel,
     Zone,
+    item_length_ms,
     open_ended_items,
 )
 from protocol._types import (
@@ -135,6 +136,7 @@ __all__ = [
     "VideoItem",
     "WireModel",
     "Zone",
+    "item_length_ms",
     "minutes_of",
     "open_ended_items",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -269,10 +269,23 @@ class ManifestConfig(WireModel):
     sse_ping_s: int = Field(15, strict=True, ge=1, le=300)
 
 
-def open_ended_items(playlists: Iterable[Playlist]) -> list[str]:
-    """``playlist/item`` of the items without a duration (videos played to their end): what
-    a sync group cannot have, since every screen must know the cycle's length."""
-    return [f"{p.id}/{i.id}" for p in playlists for i in p.items if i.duration_ms is None]
+def item_length_ms(item: Item, assets: Mapping[str, Asset]) -> int | None:
+    """How long an item plays: its ``duration_ms``, else (a video played to its end) the
+    length the server's probe found for its asset; None when neither is known."""
+    if item.duration_ms is not None:
+        return item.duration_ms
+    asset = assets.get(item.asset) if isinstance(item, VideoItem) else None
+    return asset.duration_ms if asset is not None and asset.duration_ms else None
+
+
+def open_ended_items(playlists: Iterable[Playlist], assets: Iterable[Asset] = ()) -> list[str]:
+    """``playlist/item`` of the items whose length is not known (no ``duration_ms``, and for a
+    video no probed length of its file): what a sync group cannot have, since every screen
+    must know the cycle's length."""
+    by_sha = {a.sha256: a for a in assets}
+    return [
+        f"{p.id}/{i.id}" for p in playlists for i in p.items if item_length_ms(i, by_sha) is None
+    ]
 
 
 class SyncGroup(WireModel):
@@ -346,10 +359,11 @@ class Manifest(ExtendedModel):
                 raise ValueError(f"schedule {entry.id!r} uses unknown layout {entry.layout!r}")
         if self.default_layout is not None and self.default_layout not in layouts:
             raise ValueError(f"default_layout {self.default_layout!r} is not a layout")
-        if self.sync is not None and (open_ended := open_ended_items(self.playlists)):
+        if self.sync is not None and (open_ended := open_ended_items(self.playlists, self.assets)):
             raise ValueError(
-                "in a sync group every item needs duration_ms (the cycle must be known on "
-                f"every screen); without one: {', '.join(open_ended[:10])}"
+                "in a sync group every item needs a known length (duration_ms, or for a video "
+                "the length its file was probed to have): the cycle must be known on every "
+                f"screen; without one: {', '.join(open_ended[:10])}"
             )
         return self
 

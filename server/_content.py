@@ -142,7 +142,9 @@ class ContentSnapshot:
             if isinstance(i, ImageItem | VideoItem)
         }
         if sync is not None:
-            _check_sync(sync[0], playlist_models)
+            _check_sync(
+                sync[0], playlist_models, [self._media[sha] for sha in shas if sha in self._media]
+            )
         manifest = Manifest(
             version=0,
             timezone=timezone,
@@ -163,14 +165,17 @@ class ContentSnapshot:
         return _Content(body, digest, frozenset(a.sha256 for a in manifest.assets))
 
 
-def _check_sync(group_id: str, playlist_models: Sequence[Playlist]) -> None:
-    """A sync group's screens compute one cycle: every item needs a known duration."""
-    if open_ended := open_ended_items(playlist_models):
+def _check_sync(
+    group_id: str, playlist_models: Sequence[Playlist], assets: Sequence[Asset]
+) -> None:
+    """A sync group's screens compute one cycle: every item's length must be known."""
+    if open_ended := open_ended_items(playlist_models, assets):
         raise ApiError(
             409,
             "sync_needs_durations",
-            f"group {group_id!r} plays in sync, so every item needs duration_ms (a video's "
-            f"length included); without one: {', '.join(open_ended[:10])}",
+            f"group {group_id!r} plays in sync, so every item needs a known length "
+            "(duration_ms, or for a video a file whose length the server could probe); "
+            f"without one: {', '.join(open_ended[:10])}",
         )
 
 

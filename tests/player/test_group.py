@@ -16,8 +16,9 @@ import pytest
 
 from core import Settings
 from player import NS_PER_S, DirectoryAssets, Player, TimelineEvent, VirtualClock, sha256_of
-from player._group import Cycle, Slot
+from player._group import Cycle, GroupPlay, Slot
 from player._timebase import Timebase
+from player._wall import WallClock
 from protocol import Manifest, SyncGroup
 from sync import ClockEstimate
 from tests.player.conftest import BLUE, BROKEN, DATA, RED, START, S, asset, image, layout
@@ -327,3 +328,29 @@ async def test_each_screen_of_a_wall_shows_its_tile_of_one_picture(tmp_path: Pat
     for side, pixels in seen.items():  # (resampling may ring by a few levels at the edge)
         for pixel in pixels:
             assert all(abs(a - b) <= 8 for a, b in zip(pixel, expected[side], strict=True)), seen
+
+
+def test_a_video_played_to_its_end_lasts_its_probed_length_in_a_group() -> None:
+    clip = "ab" * 32
+    manifest = Manifest.model_validate(
+        {
+            "version": 1,
+            "assets": [
+                asset(RED),
+                {"sha256": clip, "size": 1, "mime": "video/mp4", "duration_ms": 4200},
+            ],
+            "playlists": [
+                {
+                    "id": "p1",
+                    "items": [image("a", RED, 1000), {"id": "v", "type": "video", "asset": clip}],
+                }
+            ],
+            "layouts": [layout("l1", "p1")],
+            "default_layout": "l1",
+            "sync": SyncGroup(group="wall", epoch=EPOCH).model_dump(mode="json"),
+        }
+    )
+    group = GroupPlay(manifest.sync, WallClock(VirtualClock()), manifest.assets)  # type: ignore[arg-type]
+    timed = group.timed(manifest.playlists[0])
+    assert [i.duration_ms for i in timed.items] == [1000, 4200]
+    assert group.cycle(timed).length_ns == 5200 * MS

@@ -152,10 +152,10 @@ REJECTIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         "looping video needs duration_ms",
     ),
     "bad id": (_set("playlists.0.id", "has space"), "should match pattern"),
-    "sync group with an open-ended video": (
+    "sync group with a video of unknown length": (
         _set("sync", {"group": "wall", "epoch": "2026-11-21T00:00:00Z"}),
-        "every item needs duration_ms (the cycle must be known on every screen); "
-        "without one: p1/i2",
+        "every item needs a known length (duration_ms, or for a video the length its file "
+        "was probed to have): the cycle must be known on every screen; without one: p1/i2",
     ),
     "sync epoch without an offset": (
         _set("sync", {"group": "wall", "epoch": "2026-11-21T00:00:00"}),
@@ -172,6 +172,13 @@ REJECTIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     ),
     "duplicate item id": (_set("playlists.0.items.1.id", "i1"), "repeats item ids ['i1']"),
 }
+
+
+def test_a_synced_video_may_play_to_its_end_when_its_length_is_known() -> None:
+    data = example()
+    data["sync"] = {"group": "wall", "epoch": "2026-11-21T00:00:00Z"}
+    data["assets"][1]["duration_ms"] = 4000  # probed by the server
+    assert Manifest.model_validate(data).playlists[0].items[1].duration_ms is None
 
 
 def test_fields_added_after_v1_are_sent_only_when_set() -> None:

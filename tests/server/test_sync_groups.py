@@ -7,7 +7,10 @@ import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 
+from sqlalchemy import update
+
 from protocol import Manifest, TimeResponse
+from server._db import media
 from tests.server.conftest import PNG, Ctx, device_headers
 
 CLIP = Path(__file__).parents[1] / "data" / "video" / "h264_160x90_0.4s.mp4"
@@ -98,11 +101,23 @@ async def test_deleting_a_sync_group_ends_its_sync(ctx: Ctx) -> None:
     assert listed[0]["sync"] is None  # the old epoch went with the group
 
 
-async def test_a_sync_group_refuses_items_without_a_duration(ctx: Ctx) -> None:
+async def test_a_sync_group_needs_every_items_length(ctx: Ctx) -> None:
     _device_id, token = await _group_with_member(ctx)
     clip = await ctx.upload(CLIP.read_bytes(), name="clip.mp4")
     open_ended = {"id": "p", "items": [{"id": "reel", "type": "video", "asset": clip}]}
     await _put(ctx, "playlists", open_ended)
+    # The server probed the clip when it was stored: its length is known, so it may play to
+    # its end in a sync group (every screen reads it from the manifest).
+    r = await ctx.client.put("/api/v1/admin/groups/wall/sync", json={}, headers=ctx.admin)
+    assert r.status_code == 200, r.text
+    synced = await _manifest(ctx, token)
+    assert synced.sync is not None and synced.assets[0].duration_ms == 400
+    r = await ctx.client.delete("/api/v1/admin/groups/wall/sync", headers=ctx.admin)
+    assert r.status_code == 200
+
+    # A file stored before the server probed files has no known length.
+    async with ctx.state.writer.begin() as conn:
+        await conn.execute(update(media).values(probe=None))
     r = await ctx.client.put("/api/v1/admin/groups/wall/sync", json={}, headers=ctx.admin)
     assert r.status_code == 409, r.text
     assert r.json()["code"] == "sync_needs_durations"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import queue
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from PIL import Image
 
 from core import VideoConfig
 from tests.fakes.fake_mpv import FakeMpv, FakeMpvFactory
+from tests.media import FFMPEG, QUADRANTS, MediaMaker
 from tests.zones._video_support import H264, ZONE, context, video_item
 from zones._mpv import MpvOutput, VideoEvent, VideoEventKind, crop_filter
 from zones._video import VideoRenderer, VideoRenderers
@@ -191,3 +194,47 @@ def test_a_zone_shows_its_tile_of_the_picture_on_real_libmpv(
             assert all(abs(a - b) < 24 for a, b in zip(pixel, colour, strict=True)), got
     finally:
         out.close()
+
+
+def test_a_rotated_clip_is_cropped_upright(media: MediaMaker, tmp_path: Path) -> None:
+    """The tile is of the picture as shown: the rotation filter first, then the crop."""
+    clip = media("rotated_90.mp4")
+    png = tmp_path / "reference.png"
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-nostdin", "-y", "-i", str(clip), "-frames:v", "1", str(png)],
+        check=True,
+        timeout=60,
+    )
+    reference = Image.open(png).convert("RGB")
+
+    def nearest(rgb: tuple[int, ...]) -> tuple[int, int, int]:
+        return min(QUADRANTS, key=lambda q: sum((a - b) ** 2 for a, b in zip(q, rgb, strict=False)))
+
+    # The left half of the upright picture: its two left quadrants, top and bottom.
+    wanted = []
+    for fy in (0.25, 0.75):
+        pixel = reference.getpixel((int(0.25 * reference.width), int(fy * reference.height)))
+        assert isinstance(pixel, tuple)
+        wanted.append(nearest(pixel))
+    out = MpvOutput()
+    try:
+        events: queue.Queue[VideoEvent] = queue.Queue()
+        out.listener = events.put
+        out.set_size((100, 200))
+        load = out.open(
+            str(clip), fit="stretch", loop=False, audio=False, volume=0, crop=(0, 0, 0.5, 1)
+        )
+        while (event := events.get(timeout=10)).kind is not VideoEventKind.READY:
+            assert event.kind is not VideoEventKind.ERROR, event.detail
+        assert event.load == load
+        out.request_frame()
+        while events.get(timeout=10).kind is not VideoEventKind.FRAME:
+            pass
+        with out.front() as frame:
+            assert frame is not None
+            got = [nearest(frame.get_at((50, int(fy * 200)))[:3]) for fy in (0.25, 0.75)]
+            right = nearest(frame.get_at((95, 50))[:3])
+    finally:
+        out.close()
+    assert got == wanted
+    assert right == wanted[0]  # the whole zone is the left half: no right quadrant in it
