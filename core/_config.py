@@ -116,7 +116,7 @@ class SyncConfig(_Section):
         "while NTP keeps it synchronised (the same on every screen of a group)",
     )
     time_interval_s: float = Field(
-        16.0, ge=1, le=3_600, description="most time between two clock exchanges in a sync group"
+        8.0, ge=1, le=3_600, description="most time between two clock exchanges in a sync group"
     )
 
 

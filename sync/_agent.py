@@ -102,8 +102,9 @@ class SyncAgent:
         self.heartbeat: HeartbeatLoop | None = None
         self.commands: CommandRunner | None = None
         # Group time is kept only while the manifest puts the device in a sync group.
+        self._time_http = HttpTimeLink(self.client)
         self.timesync = TimeSync(
-            time_link or HttpTimeLink(self.client),
+            time_link or self._time_http,
             host.clock,
             host.set_clock_estimate,
             interval_s=settings.sync.time_interval_s,
@@ -278,4 +279,5 @@ class SyncAgent:
                 await asyncio.sleep(SESSION_RETRY_S)
 
     def close(self) -> None:
+        self._time_http.close()
         self.db.close()

@@ -33,7 +33,6 @@ from protocol import (
     PairingRequest,
     PairingStatus,
     Problem,
-    TimeResponse,
 )
 
 API = "/api/v1"
@@ -88,7 +87,7 @@ def _problem_of(response: httpx.Response) -> Problem | None:
         return None
 
 
-def _failure(response: httpx.Response, what: str) -> SyncError:
+def failure_of(response: httpx.Response, what: str) -> SyncError:
     problem = _problem_of(response)
     if problem is not None:
         detail = f": {problem.detail}" if problem.detail else ""
@@ -106,7 +105,7 @@ def _failure(response: httpx.Response, what: str) -> SyncError:
     )
 
 
-def _parse(model: type[_Model], response: httpx.Response, what: str) -> _Model:
+def parse_body(model: type[_Model], response: httpx.Response, what: str) -> _Model:
     try:
         return model.model_validate_json(response.content)
     except ValidationError as exc:
@@ -174,7 +173,7 @@ class DeviceClient:
         except httpx.HTTPError as exc:
             raise RequestFailed(f"{what}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
-            raise _failure(response, what)
+            raise failure_of(response, what)
         return response
 
     # --- pairing (unauthenticated) ---------------------------------------------------------
@@ -187,7 +186,7 @@ class DeviceClient:
             anonymous=True,
             json=request.model_dump(mode="json"),
         )
-        created = _parse(PairingCreated, response, "pairing request")
+        created = parse_body(PairingCreated, response, "pairing request")
         register_secret(created.poll_token)
         return created
 
@@ -245,14 +244,7 @@ class DeviceClient:
             "heartbeat",
             json={"metrics": metrics.model_dump(mode="json")},
         )
-        return _parse(HeartbeatResponse, response, "heartbeat"), response.headers
-
-    async def time(self, *, timeout_s: float = 5.0) -> TimeResponse:
-        """One time exchange (``sync._timesync``): the server's clock at receipt and answer."""
-        response = await self._send(
-            "GET", "/device/time", "time exchange", timeout=httpx.Timeout(timeout_s)
-        )
-        return _parse(TimeResponse, response, "time exchange")
+        return parse_body(HeartbeatResponse, response, "heartbeat"), response.headers
 
     async def command_result(self, command_id: str, result: CommandResult) -> None:
         await self._send(
@@ -266,7 +258,7 @@ class DeviceClient:
         response = await self._send(
             "POST", "/device/impressions", "impressions", json=batch.model_dump(mode="json")
         )
-        return _parse(ImpressionAck, response, "impressions")
+        return parse_body(ImpressionAck, response, "impressions")
 
     async def screenshot(self, png: bytes, *, command_id: str | None = None) -> None:
         params = {"command_id": command_id} if command_id else {}
@@ -298,7 +290,7 @@ class DeviceClient:
             ) as source:
                 if source.response.status_code >= 400:
                     await source.response.aread()
-                    raise _failure(source.response, "event stream")
+                    raise failure_of(source.response, "event stream")
                 yield source
         except (httpx.HTTPError, SSEError) as exc:
             raise RequestFailed(f"event stream: {type(exc).__name__}: {exc}") from exc

@@ -11,14 +11,16 @@ and its offset is wrong by at most half the round trip (by exactly half the diff
 between the two one-way delays). So ``ClockEstimator`` keeps a window of samples, uses the
 half with the shortest round trips, weighs them by how close they come to the shortest, fits
 offset and drift (the media clock's frequency error against the server's) by weighted least
-squares, and drops residual outliers. A run of short-round-trip samples that all disagree with
+squares (the drift held towards what was believed, as much as the samples' noise says),
+and drops residual outliers. A run of short-round-trip samples that all disagree with
 the fit means a clock stepped: the window starts again from them.
 
 ``TimeSync`` runs the exchanges: a burst at start (the estimate is usable after a second),
-then further apart as the fit settles. Where the system clock is NTP-synchronised and the
-device is configured to trust it (``sync.time_source = "system"``), samples read it locally
-instead (no network, no round trip). The player turns estimates into group time on its media
-clock without steps (``player._timebase``).
+one a second for a minute while the drift is learnt, then further apart. Where the system
+clock is NTP-synchronised and the device is configured to trust it
+(``sync.time_source = "system"``), samples read it locally instead (no network, no round
+trip). The player turns estimates into group time on its media clock without steps
+(``player._timebase``). The exchange itself is made at the socket (``sync._timewire``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from core import DeviceRevoked, ProtocolError
-from sync._client import DeviceClient, RequestFailed
+from protocol import TimeResponse
+from sync._client import API, DeviceClient, RequestFailed, failure_of, parse_body
+from sync._timewire import ExchangeFailed, TimeWire
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +48,11 @@ Source = Literal["server", "system"]
 
 WINDOW = 64  # samples kept
 MAX_AGE_NS = 1_800 * NS_PER_S  # an oscillator's frequency wanders with temperature
-MIN_FIT_SPAN_NS = 20 * NS_PER_S  # drift is fitted once the kept samples span this long
-MIN_FIT_SAMPLES = 4
+MIN_FIT_SAMPLES = 4  # fewer: no outlier rejection
 MAX_DRIFT_PPM = 1_000.0  # crystals stay within ±100 ppm; beyond this the fit is noise
-WEIGHT_FLOOR_NS = 500_000  # a round trip this much above the shortest still counts fully
+DRIFT_PRIOR_PPM = 100.0  # how far a crystal may be from the drift believed so far
+NOISE_FLOOR_NS = 500_000  # the least noise assumed of a sample's offset
+WEIGHT_FLOOR_NS = 2_000_000  # a round trip this much above the shortest still counts fully
 OUTLIER_MADS = 4.0  # residuals beyond this many (scaled) median deviations are dropped
 OUTLIER_FLOOR_NS = NS_PER_MS
 STEP_NS = 50 * NS_PER_MS  # disagreement beyond half the round trip plus this: a clock step
@@ -54,6 +60,8 @@ STEP_SAMPLES = 3  # this many agreeing in a row restart the window
 FIRST_ESTIMATE_SAMPLES = 4
 BURST = 8
 BURST_SPACING_S = 0.25
+SETTLING_S = 60.0  # after the burst, an exchange a second this long: the drift is learnt
+SETTLING_SPACING_S = 1.0
 FIRST_INTERVAL_S = 2.0
 
 
@@ -122,16 +130,39 @@ def _utc_ns(value: dt.datetime) -> int:
 
 
 class HttpTimeLink:
-    """``GET /api/v1/device/time`` on the device's connection to its server."""
+    """``GET /api/v1/device/time`` over a connection of its own, on a thread, stamped at the
+    socket (``sync._timewire`` says why)."""
 
-    def __init__(self, client: DeviceClient) -> None:
+    def __init__(self, client: DeviceClient, *, timeout_s: float = 5.0) -> None:
         self.client = client
+        self.timeout_s = timeout_s
+        self._wire: TimeWire | None = None
+        self._lock = threading.Lock()
 
     async def exchange(self, clock: MediaTime) -> TimeSample:
-        t1 = clock.now_ns()
-        answer = await self.client.time()
-        t4 = clock.now_ns()
+        token = self.client.token
+        if token is None:
+            raise DeviceRevoked("this device has no credentials: pair it first")
+        return await asyncio.to_thread(self._exchange, clock, token)
+
+    def _exchange(self, clock: MediaTime, token: str) -> TimeSample:
+        with self._lock:
+            if self._wire is None:
+                self._wire = TimeWire(self.client.base_url, timeout_s=self.timeout_s)
+            try:
+                t1, response, t4 = self._wire.exchange(f"{API}/device/time", token, clock.now_ns)
+            except ExchangeFailed as exc:
+                raise RequestFailed(f"time exchange: {exc}") from exc
+        if response.status_code >= 400:
+            raise failure_of(response, "time exchange")
+        answer = parse_body(TimeResponse, response, "time exchange")
         return TimeSample(t1, _utc_ns(answer.received_at), _utc_ns(answer.sent_at), t4)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._wire is not None:
+                self._wire.close()
+                self._wire = None
 
 
 @dataclass(frozen=True)
@@ -156,22 +187,30 @@ class _Fit:
 Point = tuple[int, int, float]  # (media instant, offset, weight)
 
 
-def _weighted_fit(points: list[Point], fit_drift: bool, drift: float) -> _Fit | None:
-    """Least squares of (time, offset, weight); without ``fit_drift`` the slope is ``drift``."""
+def _weighted_fit(points: list[Point], prior: float, noise_ns: float) -> _Fit | None:
+    """Weighted least squares of (time, offset, weight), the slope held towards ``prior``.
+
+    A slope fitted from samples a few seconds apart is mostly their noise (1 ms over 20 s is
+    50 ppm): the drift is a regularised estimate, ``prior`` counting as much as samples
+    spread over the span at which their noise (``noise_ns``) equals ``DRIFT_PRIOR_PPM``. With
+    few or close samples it stays near what was believed; the longer they span, the more they
+    decide.
+    """
     total = sum(w for _, _, w in points)
     if total <= 0:
         return None
+    count = len(points)
     base_x, base_y = points[0][0], points[0][1]
-    rel = [(x - base_x, y - base_y, w) for x, y, w in points]
-    mean_x = sum(w * x for x, _, w in rel) / total
-    mean_y = sum(w * y for _, y, w in rel) / total
-    if fit_drift:
-        sxx = sum(w * (x - mean_x) ** 2 for x, _, w in rel)
-        if sxx > 0:
-            drift = sum(w * (x - mean_x) * (y - mean_y) for x, y, w in rel) / sxx
+    rel = [(x - base_x, y - base_y, w * count / total) for x, y, w in points]  # mean weight 1
+    mean_x = sum(w * x for x, _, w in rel) / count
+    mean_y = sum(w * y for _, y, w in rel) / count
+    sxx = sum(w * (x - mean_x) ** 2 for x, _, w in rel)
+    sxy = sum(w * (x - mean_x) * (y - mean_y) for x, y, w in rel)
+    held = (max(noise_ns, NOISE_FLOOR_NS) / (DRIFT_PRIOR_PPM * 1e-6)) ** 2
+    drift = (sxy + held * prior) / (sxx + held)
     drift = max(-MAX_DRIFT_PPM * 1e-6, min(MAX_DRIFT_PPM * 1e-6, drift))
     residual = sum(w * (y - mean_y - drift * (x - mean_x)) ** 2 for x, y, w in rel)
-    return _Fit(base_x, base_y, mean_x, mean_y, drift, math.sqrt(residual / total), len(points))
+    return _Fit(base_x, base_y, mean_x, mean_y, drift, math.sqrt(residual / count), count)
 
 
 class ClockEstimator:
@@ -246,10 +285,10 @@ class ClockEstimator:
         points = [
             (s.at_ns, s.offset_ns, 1.0 / (s.delay_ns - best + WEIGHT_FLOOR_NS) ** 2) for s in chosen
         ]
-        span = max(x for x, _, _ in points) - min(x for x, _, _ in points)
-        fit_drift = len(points) >= MIN_FIT_SAMPLES and span >= MIN_FIT_SPAN_NS
-        previous = self._fit.drift if self._fit is not None else 0.0
-        fit = _weighted_fit(points, fit_drift, previous)
+        previous = self._fit
+        prior = previous.drift if previous is not None else 0.0
+        noise = previous.scatter_ns if previous is not None else 0.0
+        fit = _weighted_fit(points, prior, noise)
         if fit is None or len(points) < MIN_FIT_SAMPLES:
             return fit
         residuals = sorted(abs(y - fit.at(x)) for x, y, _ in points)
@@ -259,7 +298,7 @@ class ClockEstimator:
         if len(kept) == len(points) or len(kept) < 2:
             return fit
         self.rejected += len(points) - len(kept)
-        return _weighted_fit(kept, fit_drift, fit.drift) or fit
+        return _weighted_fit(kept, prior, noise) or fit
 
     def estimate(self) -> ClockEstimate | None:
         fit = self._fit
@@ -290,7 +329,7 @@ class TimeSync:
         clock: MediaTime,
         on_estimate: Callable[[ClockEstimate | None], None],
         *,
-        interval_s: float = 16.0,
+        interval_s: float = 8.0,
         prefer_system: bool = False,
         system_time: Callable[[], int | None] = lambda: None,
     ) -> None:
@@ -345,9 +384,12 @@ class TimeSync:
             await self._keep()
 
     async def _keep(self) -> None:
-        """Exchanges while wanted: a burst, then at growing intervals up to ``interval_s``."""
+        """Exchanges while wanted: a burst, a minute of one a second (a few noisy samples
+        cannot tell a drift from their noise; sixty can), then at growing intervals up to
+        ``interval_s``."""
         taken = 0
         interval = FIRST_INTERVAL_S
+        began = self.clock.now_ns()
         while self._wanted:
             try:
                 sample = await self._sample()
@@ -367,6 +409,8 @@ class TimeSync:
                 self.on_estimate(self.estimator.estimate())
             if taken < BURST:
                 pause = BURST_SPACING_S
+            elif self.clock.now_ns() - began < SETTLING_S * NS_PER_S:
+                pause = SETTLING_SPACING_S
             else:
                 pause, interval = interval, min(self.interval_s, interval * 2)
             if await self._sleep(pause):

@@ -327,6 +327,11 @@ def _handler(args: argparse.Namespace) -> int:
     video_spread = video["spread_ms"]
     starts = [r for r in records if r["event"] == "start"]
     late = distribution([float(r["late_ms"]) for r in starts if r.get("late_ms") is not None])
+    # Each screen's group time against the server's clock, sampled every second.
+    clock_error = {
+        f"sim-{index}": distribution([abs(e) for e in report["group_time_error_ms"]])
+        for index, report in enumerate(reports, start=1)
+    }
     errors = sum(1 for r in records if r["event"] == "error")
     verdict = Verdict()
     verdict.check("sync spread p99", spread.get("p99"), "<", round(FRAME_MS, 2), " ms")
@@ -350,6 +355,7 @@ def _handler(args: argparse.Namespace) -> int:
         "switches": len(starts),
         "late_ms": late,
         "screens": [{k: r[k] for k in ("run_t0_ns", "seeks", "errors")} for r in reports],
+        "group_time_error_ms": clock_error,
         "targets": verdict.as_json(),
     }
     if args.json is not None:
@@ -378,6 +384,14 @@ def _handler(args: argparse.Namespace) -> int:
             f"screens p99 {video_spread['p99']:.2f} ms, max {video_spread['max']:.2f} ms; "
             f"{video['seeks']} seek(s)"
         )
+    print(
+        "group time off the server's clock, max per screen: "
+        + ", ".join(
+            f"{name} {figures['max']:.2f} ms"
+            for name, figures in clock_error.items()
+            if figures["max"] is not None
+        )
+    )
     deadlines = group.get("deadline_spread_ms") or {}
     if deadlines.get("count"):
         print(

@@ -62,8 +62,27 @@ async def _play(spec: dict[str, Any]) -> dict[str, Any]:
                 device.frame_listeners.append(functools.partial(watch.sample_at, device))
 
     simulation = Watched(options)
-    result = await simulation.run()
+    errors_ms: list[float] = []
+
+    async def watch_clock() -> None:
+        """Every second: this screen's group time against the server's clock (this host's)."""
+        while True:
+            await asyncio.sleep(1.0)
+            for device in simulation.devices:
+                player = device.player
+                if player is None or not player.timebase.synced:
+                    continue
+                media = device.clock.now_ns()
+                truth = time.time_ns()
+                errors_ms.append((player.timebase.group_ns(media) - truth) / 1e6)
+
+    watcher = asyncio.create_task(watch_clock())
+    try:
+        result = await simulation.run()
+    finally:
+        watcher.cancel()
     return {
+        "group_time_error_ms": errors_ms,
         "run_t0_ns": simulation.run_t0_ns,
         "deviations": watch.deviations,
         "seeks": sum(watch.seeks.values()),

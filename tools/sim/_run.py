@@ -167,7 +167,7 @@ class Simulation:
         if self.options.real_exchanges:
 
             def jittered(agent: SyncAgent) -> TimeLink:
-                return JitteredLink(agent.timesync.link, self.clock, network, rng)
+                return JitteredLink(agent.timesync.link, network, rng)
 
             return jittered
         link = SimulatedLink(self.clock, network, rng, world_offset_ns=world_offset)
