@@ -9,6 +9,7 @@ closest known one.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import tomllib
@@ -17,7 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core._errors import ConfigError
 
@@ -76,6 +85,9 @@ class DisplayConfig(_Section):
     rotation: Literal[0, 90, 180, 270] = 0
     driver: str | None = Field(None, description="SDL video driver, e.g. kmsdrm, x11, dummy")
     hide_cursor: bool = True
+    renderer: Literal["auto", "gl", "software"] = Field(
+        "auto", description="auto: OpenGL when a context can be made, else software"
+    )
 
 
 class VideoConfig(_Section):
@@ -143,6 +155,34 @@ class ServerConfig(_Section):
     probe_timeout_s: Seconds = Field(30.0, description="checking one uploaded file, at most")
     probe_memory_bytes: int = Field(1024**3, ge=64 * 1024**2, description="per check")
     max_image_megapixels: float = Field(90.0, gt=0, le=1000, description="larger pictures refused")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="proxies trusted to set X-Forwarded-For/-Proto: addresses or networks, "
+        "comma-separated; '*' any; '' none",
+    )
+    header_timeout_s: Seconds = Field(15.0, description="a request's headers must arrive within")
+    body_timeout_s: Seconds = Field(60.0, description="longest silence inside a request body")
+    keepalive_timeout_s: Seconds = Field(75.0, description="idle keep-alive connections closed")
+    device_token_ttl_s: float = Field(
+        90 * 86_400.0, ge=3600, le=3650 * 86_400.0, description="device tokens expire after"
+    )
+    auth_failures_per_ip: int = Field(30, ge=1, description="bad tokens per address and window")
+    auth_failure_window_s: Seconds = Field(300.0, description="window of auth_failures_per_ip")
+    sse_connects_per_ip: int = Field(300, ge=1, description="event stream connects per minute")
+    impressions_keep_days: int = Field(90, ge=1, le=3650, description="raw proof-of-play rows")
+    commands_keep_days: int = Field(30, ge=1, le=3650, description="finished or expired commands")
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for entry in (part.strip() for part in value.split(",")):
+            if entry in ("", "*"):
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an address or a network") from exc
+        return value
 
 
 class LoggingConfig(_Section):

@@ -27,7 +27,7 @@ import httpx
 from pydantic import ValidationError
 
 from cache import AssetCache, Limits
-from core import ConfigError, Settings, SyncConfig, state_dir
+from core import ConfigError, Settings, SyncConfig, atomic_write, state_dir
 from player._clock import Clock, MediaClock
 from player._player import Player
 from player._sdnotify import SdNotifier
@@ -42,17 +42,25 @@ log = logging.getLogger(__name__)
 CACHE_DIR = "cache"
 
 
+ShowPairing = Callable[[str, str, str, dt.datetime], None]
+
+
 class DeviceAdapter:
     """``sync.DeviceHost`` over the real player and cache."""
 
-    def __init__(self, player: Player, cache: AssetCache) -> None:
+    def __init__(
+        self, player: Player, cache: AssetCache, *, on_pairing: ShowPairing | None = None
+    ) -> None:
         self.player = player
         self.cache = cache
+        self.on_pairing = on_pairing
 
     def show_pairing(
         self, code: str, server_url: str, device_name: str, expires_at: dt.datetime
     ) -> None:
         self.player.show_pairing(code, server_url, device_name, expires_at)
+        if self.on_pairing is not None:
+            self.on_pairing(code, server_url, device_name, expires_at)
 
     async def apply_manifest(self, manifest: Manifest) -> None:
         # Protected first: eviction must never take what the new manifest needs.
@@ -188,8 +196,14 @@ async def run_daemon(
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
     on_started: Callable[[SyncAgent, Player], None] | None = None,
+    on_pairing: ShowPairing | None = None,
+    screenshot: Path | None = None,
 ) -> int:
-    """Play what ``server_url`` schedules until SIGTERM (or ``stop``); returns the exit code."""
+    """Play what ``server_url`` schedules until SIGTERM (or ``stop``); returns the exit code.
+
+    ``on_pairing`` hears each pairing code shown; ``screenshot`` receives the last frame as
+    PNG when the daemon stops.
+    """
     root = state_dir(settings.data_dir)
     root.mkdir(parents=True, exist_ok=True)
     stop = stop or asyncio.Event()
@@ -230,9 +244,8 @@ async def run_daemon(
                     display=display,
                     state_dir=root,
                 )
-                agent = SyncAgent(
-                    settings, root, DeviceAdapter(player, cache), http=http, server_url=server_url
-                )
+                adapter = DeviceAdapter(player, cache, on_pairing=on_pairing)
+                agent = SyncAgent(settings, root, adapter, http=http, server_url=server_url)
                 agents.append(agent)
                 try:
                     player.add_listener(ImpressionFeed(agent.recorder))
@@ -247,6 +260,9 @@ async def run_daemon(
                         return await _supervise(agent, stop)
                     finally:
                         notifier.notify("STOPPING=1")
+                        if screenshot is not None:
+                            png = await player.screenshot()
+                            await asyncio.to_thread(atomic_write, screenshot, png)
                         await player.stop()
                 finally:
                     # After the player: its last "end" events still reach the queue.
@@ -262,6 +278,8 @@ def play_from_server(
     *,
     timeline: Path | None = None,
     duration_s: float | None = None,
+    screenshot: Path | None = None,
+    on_pairing: ShowPairing | None = None,
 ) -> int:
     """``signage play --server URL``: run the daemon; the process exit code."""
     try:
@@ -279,7 +297,14 @@ def play_from_server(
             if writer is not None:
                 player.add_listener(writer.write)
 
-        return await run_daemon(settings, server_url=server_url, stop=stop, on_started=attach)
+        return await run_daemon(
+            settings,
+            server_url=server_url,
+            stop=stop,
+            on_started=attach,
+            on_pairing=on_pairing,
+            screenshot=screenshot,
+        )
 
     try:
         return asyncio.run(main())

@@ -41,9 +41,10 @@ from zones import (
     Compositor,
     Display,
     RenderContext,
-    ScreenDisplay,
+    compositor_for,
     configure_renderer,
     load_renderers,
+    open_display,
     start_image_decoder,
 )
 
@@ -180,9 +181,10 @@ class Player(FrameLoop):
         self._spawn(asyncio.to_thread(start_image_decoder))
         if self._quarantine is not None:
             await asyncio.to_thread(self._quarantine.recover)
-        display = self._display or ScreenDisplay(self.settings.display)
+        # The path (GL or software) follows the display: display.renderer picks it.
+        display = self._display or open_display(self.settings.display)
         self._opened = display if self._display is None else None  # ours to close
-        self.compositor = Compositor(display, frame_ns=self._frame_ns)
+        self.compositor = compositor_for(display, frame_ns=self._frame_ns)
         self.events.restart()
         self._group_wait_until = self.clock.now_ns() + self.settings.player.sync_wait_ms * NS_PER_MS
         await self.state_changed()
@@ -436,6 +438,7 @@ class Player(FrameLoop):
                 # A virtual clock (it has advance_to) only moves when told: video follows it.
                 virtual_now=self.clock.now_ns if hasattr(self.clock, "advance_to") else None,
                 guard=self._quarantine,
+                gl=self.compositor.gl if self.compositor is not None else None,
             )
 
         return context

@@ -53,11 +53,15 @@ PairingStatus = Annotated[PairingPending | PairingPaired, Field(discriminator="s
 
 class ClaimRequest(WireModel):
     code: PairingCode
-    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    # Optional: a re-paired device keeps its name unless one is given; a new device without
+    # one takes the name it asked for, else its hardware id.
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class ClaimResponse(WireModel):
     device_id: Id
+    re_paired: bool = Field(False, description="the hardware was known: same device record")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class TokenRotated(WireModel):
@@ -144,6 +148,10 @@ class HeartbeatResponse(WireModel):
     manifest_etag: Annotated[str, StringConstraints(max_length=128)]
     heartbeat_interval_s: int = Field(ge=5, le=3_600)
     commands: list[Command] = Field(default_factory=list, max_length=100)
+    # When the token used for this call stops working, and from when the device should rotate
+    # it (compared with ``server_time``, not the device's clock).
+    token_expires_at: dt.datetime | None = None
+    token_refresh_at: dt.datetime | None = None
 
 
 class CommandResult(WireModel):

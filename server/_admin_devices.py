@@ -13,6 +13,7 @@ from sqlalchemy import insert, select, update
 from protocol import Command, CommandName, CommandResult, Id, Scalar, TimeZoneName
 from server._admin_content import check_schedule_sets
 from server._auth import Admin, State
+from server._bodies import JsonRoute
 from server._content import announce, refresh_devices
 from server._db import commands, devices, groups, layouts, schedules
 from server._device_api import command_model
@@ -20,7 +21,7 @@ from server._problems import ApiError, problem_doc
 from server._security import new_id
 from server._state import ServerState
 
-router = APIRouter(tags=["devices"])
+router = APIRouter(tags=["devices"], route_class=JsonRoute)
 ADMIN = (400, 401)
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 

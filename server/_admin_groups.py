@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocol import Id
 from server._admin_devices import ADMIN, ContentSet, Name, StrictBody, check_content
 from server._auth import Admin, State
+from server._bodies import JsonRoute
 from server._content import announce, refresh_devices
 from server._db import devices, group_sync, groups
 from server._problems import ApiError, problem_doc
 from server._state import ServerState
 
-router = APIRouter(tags=["devices"])
+router = APIRouter(tags=["devices"], route_class=JsonRoute)
 
 
 class GroupBody(StrictBody):

@@ -14,14 +14,15 @@ from fastapi import Path as PathParam
 from sqlalchemy import delete, select
 
 from protocol import ImageItem, Playlist, VideoItem
-from server._admin_content import _referenced
+from server._admin_content import referenced
 from server._auth import Admin, State
+from server._bodies import JsonRoute
 from server._db import media, playlists
 from server._problems import ApiError, problem_doc
 from server._state import ServerState
 from server._store import object_path
 
-router = APIRouter(tags=["media"])
+router = APIRouter(tags=["media"], route_class=JsonRoute)
 ADMIN = (400, 401)
 
 
@@ -45,9 +46,10 @@ async def delete_media(
     sha256: Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")], state: State, admin: Admin
 ) -> Response:
     """Delete a media file and its row; 409 ``media_in_use`` while a playlist uses it."""
-    async with state.content_lock:
+    # media_lock: an upload of the same bytes cannot adopt the file while it is removed.
+    async with state.content_lock, state.media_lock:
         async with state.writer.begin() as conn:
-            user = await _referenced(conn, "media", sha256)
+            user = await referenced(conn, "media", sha256)
             if user is not None:
                 raise ApiError(409, "media_in_use", f"media {sha256} is used by {user}")
             gone = await conn.execute(delete(media).where(media.c.sha256 == sha256))

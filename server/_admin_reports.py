@@ -1,12 +1,11 @@
 """Admin API for proof of play: plays and played time per UTC day, device, layout, zone, item.
 
-Summed from the raw impressions at each request: plays are "start" events, played time the
-durations of "end" events, the day is the UTC date the impression happened.
+Plays are "start" events, played time the durations of "end" events, the day is the UTC date
+the impression happened. The sums come from server._retention's daily table.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from typing import Annotated
 
@@ -15,11 +14,13 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from server._auth import Admin, State
-from server._db import impressions
+from server._bodies import JsonRoute
+from server._db import daily_impressions, impressions
 from server._problems import problem_doc
+from server._retention import add_impression, impression_key
 from server._state import ServerState
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], route_class=JsonRoute)
 REPORT_MAX_ROWS = 100_000
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -40,21 +41,30 @@ async def impression_days(
     until: str | None = None,
     device: str | None = None,
 ) -> list[ImpressionDay]:
-    query = select(impressions.c.device_id, impressions.c.body)
+    """The daily sums the sweeper keeps, plus the impressions it has not summed yet: the
+    report is current, and stays whole after raw rows are pruned (server._retention)."""
+    t = daily_impressions.c
+    summed = select(daily_impressions)
+    fresh = select(impressions.c.device_id, impressions.c.body).where(
+        impressions.c.summed_at.is_(None)
+    )
+    if since is not None:
+        summed = summed.where(t.day >= since)
+    if until is not None:
+        summed = summed.where(t.day <= until)
     if device is not None:
-        query = query.where(impressions.c.device_id == device)
+        summed = summed.where(t.device_id == device)
+        fresh = fresh.where(impressions.c.device_id == device)
     totals: dict[tuple[str, str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     async with state.engine.connect() as conn:
-        for row in await conn.execute(query):
-            body = row.body
-            day = dt.datetime.fromisoformat(body["at"]).astimezone(dt.UTC).date().isoformat()
-            if (since is not None and day < since) or (until is not None and day > until):
-                continue
-            total = totals[(day, row.device_id, body["layout"], body["zone"], body["item"])]
-            if body["event"] == "start":
-                total[0] += 1
-            else:
-                total[1] += int(body.get("duration_ms") or 0)
+        for row in await conn.execute(summed):
+            total = totals[(row.day, row.device_id, row.layout, row.zone, row.item)]
+            total[0] += row.plays
+            total[1] += row.played_ms
+        for row in await conn.execute(fresh):
+            dev, day, layout, zone, item = impression_key(row.device_id, row.body)
+            if (since is None or day >= since) and (until is None or day <= until):
+                add_impression(totals[(day, dev, layout, zone, item)], row.body)
     return [
         ImpressionDay(
             day=day, device_id=dev, layout=layout, zone=zone, item=item, plays=p, played_ms=ms

@@ -9,15 +9,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import delete, select, text
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from core import Settings
+from core import ServerConfig, Settings
 from protocol import Heartbeat, Problem
 from server import (
     _admin_content,
@@ -29,62 +28,35 @@ from server import (
     _device_api,
     _events_api,
     _pairing,
+    _retention,
     _time_api,
     _uploads,
 )
+from server._auth import AuthGate
+from server._bodies import BodyLimit, JsonRoute
 from server._console import install_console
 from server._db import commands, database_url, open_database, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
+from server._front import ROUTE_CLASSES, Front
 from server._hub import EventHub
 from server._limits import SlidingWindow
 from server._presence import Presence
 from server._probe import ProbeLimits, Prober
-from server._problems import install_problem_handlers, problem_doc, problem_response
+from server._problems import install_problem_handlers, problem_doc
+from server._routes import Routes
 from server._security import hash_token, load_admin_token
 from server._state import ServerState
 from server._uploads import remove_expired_uploads
 
 log = logging.getLogger("signage.server")
-FORBIDDEN_QUERY_KEYS = {"token", "access_token"}
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 PAIRING_KEEP_S = 3600.0
 PRESENCE_FLUSH_S = 1.0
 
 
-class GuardMiddleware:
-    """Refuse credentials in query strings (they end up in logs and histories) on every route,
-    and count responses by status class for /metrics."""
-
-    def __init__(self, app: ASGIApp, counters: Callable[[str], None]) -> None:
-        self.app = app
-        self.count = counters
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        query = scope.get("query_string", b"").decode("latin-1")
-        keys = {k.lower() for k, _ in parse_qsl(query, keep_blank_values=True)}
-        if keys & FORBIDDEN_QUERY_KEYS:
-            self.count("http_4xx")
-            response = problem_response(
-                400,
-                "token_in_query",
-                "credentials go in the Authorization header, never in the URL",
-                instance=scope.get("path"),
-            )
-            await response(scope, receive, send)
-            return
-
-        async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                self.count(f"http_{message['status'] // 100}xx")
-            await send(message)
-
-        await self.app(scope, receive, counting_send)
-
-
 async def sweep_once(state: ServerState) -> None:
-    """Mark silent devices offline, drop abandoned uploads and stale pairings."""
+    """Mark silent devices offline, drop abandoned uploads and stale pairings, sum proof of
+    play per day and prune what is past its keep time."""
     now = state.clock()
     for device_id, last_seen in state.presence.expired(now):
         queue_presence_write(state, device_id, "offline", last_seen)
@@ -93,6 +65,8 @@ async def sweep_once(state: ServerState) -> None:
     await remove_expired_uploads(state)
     async with state.writer.begin() as conn:
         await conn.execute(delete(pairings).where(pairings.c.expires_at < now - PAIRING_KEEP_S))
+    await _retention.sum_impressions(state)
+    await _retention.prune(state)
 
 
 async def _sweeper(state: ServerState) -> None:
@@ -130,6 +104,10 @@ def _build_state(
         pairing_per_ip=SlidingWindow(config.pairing_requests_per_ip, 60.0, clock),
         pairing_per_hardware=SlidingWindow(config.pairing_requests_per_hardware_id, 60.0, clock),
         claim_failures=SlidingWindow(config.claim_max_failures, config.claim_lockout_s, clock),
+        auth_failures=SlidingWindow(
+            config.auth_failures_per_ip, config.auth_failure_window_s, clock
+        ),
+        sse_connects=SlidingWindow(config.sse_connects_per_ip, 60.0, clock),
         # Two per half interval: a restarting device may send one early, a storm may not.
         heartbeat_limit=SlidingWindow(2, interval / 2, clock),
         prober=Prober(
@@ -154,9 +132,11 @@ def _metrics_text(state: ServerState) -> str:
     metric("sse_dashboard_streams", "gauge", state.hub.dashboard_count())
     counters = state.counters.values
     lines.append("# TYPE signage_http_responses_total counter")
-    for status_class in ("2xx", "3xx", "4xx", "5xx"):
-        value = counters[f"http_{status_class}"]
-        lines.append(f'signage_http_responses_total{{class="{status_class}"}} {value}')
+    for route in ROUTE_CLASSES:
+        for status_class in STATUS_CLASSES:
+            value = counters[f"http_{route}_{status_class}"]
+            labels = f'route="{route}",class="{status_class}"'
+            lines.append(f"signage_http_responses_total{{{labels}}} {value}")
     for name in (
         "heartbeats",
         "heartbeats_rejected",
@@ -232,7 +212,7 @@ def _lifespan(
     return lifespan
 
 
-operations = APIRouter(tags=["operations"])
+operations = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 @operations.get("/healthz", responses=problem_doc(503))
@@ -261,7 +241,7 @@ def create_app(
     data_dir.mkdir(parents=True, exist_ok=True)
     configured = settings.server.database_url
     url = database_url(data_dir, configured.get_secret_value() if configured else None)
-    app = FastAPI(
+    app = SignageApp(
         title="signage reference server",
         version="1",
         lifespan=_lifespan(settings, data_dir, url, clock or time.time),
@@ -287,10 +267,31 @@ def create_app(
     app.include_router(operations)
     install_console(app)
 
-    def count(name: str) -> None:
-        state = getattr(app.state, "signage", None)
-        if state is not None:
-            state.counters.inc(name)
+    def state_of() -> ServerState | None:
+        return getattr(app.state, "signage", None)
 
-    app.add_middleware(GuardMiddleware, counters=count)
+    def config_of() -> ServerConfig | None:
+        state = state_of()
+        return state.config if state is not None else None
+
+    # Outer to inner: SignageApp's Front, FastAPI's error middleware, AuthGate, BodyLimit.
+    app.add_middleware(BodyLimit, config_of=config_of, routes=app.documented)
+    app.add_middleware(AuthGate, state_of=state_of, routes=app.documented)
     return app
+
+
+class SignageApp(FastAPI):
+    """FastAPI with ``server._front.Front`` outside everything, its own error layer included,
+    so the 500s it sends are counted too."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.documented = Routes(lambda: self.openapi())
+
+    def build_middleware_stack(self) -> ASGIApp:
+        def count(route: str, status_class: str) -> None:
+            state: ServerState | None = getattr(self.state, "signage", None)
+            if state is not None:
+                state.counters.inc(f"http_{route}_{status_class}")
+
+        return Front(super().build_middleware_stack(), routes=self.documented, count=count)

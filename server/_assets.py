@@ -14,15 +14,23 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from server._auth import Device, State
+from server._bodies import MAX_DIGITS, JsonRoute, bounded_int
 from server._db import media
 from server._device_api import manifest_of
 from server._problems import ApiError, problem_doc
 from server._store import object_path
 
-router = APIRouter(tags=["device"])
+router = APIRouter(tags=["device"], route_class=JsonRoute)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 READ_CHUNK = 256 * 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
+HUGE = 10**MAX_DIGITS
+
+
+def _number(digits: str) -> int:
+    # Longer than any file size could be: as good as infinite, and never converted.
+    value = bounded_int(digits)
+    return HUGE if value is None else value
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -35,7 +43,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if first == "" and last == "":
         return None
     if first == "":
-        length = int(last)
+        length = _number(last)
         if length == 0:
             raise ApiError(
                 416,
@@ -44,9 +52,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
                 headers={"Content-Range": f"bytes */{size}"},
             )
         return max(0, size - length), size
-    start = int(first)
-    end = size if last == "" else min(int(last) + 1, size)
-    if start >= size or (last != "" and int(last) < start):
+    start = _number(first)
+    end = size if last == "" else min(_number(last) + 1, size)
+    if start >= size or (last != "" and _number(last) < start):
         raise ApiError(
             416,
             "range_not_satisfiable",

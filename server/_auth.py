@@ -1,21 +1,33 @@
 """Who is calling: the device behind a Bearer token, or the admin.
 
-Tokens are accepted only in the ``Authorization`` header; the query-string check lives in
-the app's middleware so it covers every route, including unknown ones.
+Authentication runs in ``AuthGate``, an ASGI layer in front of the routes, so a request with
+a wrong token is refused before a byte of its body is read (FastAPI reads bodies before it
+solves dependencies). The dependencies below hand the gate's verdict to the handlers and
+document the security schemes in /openapi.json.
+
+Failed attempts are counted per client address: past ``server.auth_failures_per_ip`` within
+``server.auth_failure_window_s`` the address gets 429 without its token being looked at (a
+device token already known to be valid still passes). The check, the lookup and the count are
+one step per address, so concurrent guesses cannot all slip in before the first is counted.
+Tokens are accepted only in the ``Authorization`` header; query strings are refused in
+``server._front``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import or_, select, update
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server._db import devices
-from server._problems import ApiError
-from server._security import hash_token, same_hash
-from server._state import AuthedDevice, ServerState, get_state
+from server._problems import ApiError, problem_response
+from server._routes import Routes
+from server._security import bearer_token, hash_token, same_hash
+from server._state import AuthedDevice, ServerState, client_address, get_state
 
 _device_bearer = HTTPBearer(
     auto_error=False, scheme_name="DeviceToken", description="device_token from pairing"
@@ -25,27 +37,40 @@ _admin_bearer = HTTPBearer(
 )
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
-
-
-def _require(credentials: HTTPAuthorizationCredentials | None) -> str:
-    if credentials is None or not credentials.credentials:
-        raise ApiError(401, "unauthorized", "missing bearer token", headers=_UNAUTHORIZED)
-    return credentials.credentials
-
-
 AUTH_CACHE_MAX = 100_000
+DEVICE_KEY = "signage.device"
+ADMIN_KEY = "signage.admin"
 
 
-async def current_device(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_device_bearer)],
-) -> AuthedDevice:
-    state = get_state(request)
-    token_hash = hash_token(_require(credentials))
+def require_token(token: str | None) -> str:
+    if not token:
+        raise ApiError(401, "unauthorized", "missing bearer token", headers=_UNAUTHORIZED)
+    return token
+
+
+def _check_failures(state: ServerState, address: str) -> None:
+    wait = state.auth_failures.retry_after(address)
+    if wait:
+        raise ApiError(
+            429,
+            "too_many_failures",
+            f"too many failed authentications from this address; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def _cached(state: ServerState, token_hash: str) -> AuthedDevice | None:
     cached = state.auth_cache.get(token_hash)
     # The dict lookup is by hash of the secret; the compare below is still constant-time.
-    if cached is not None and same_hash(cached.token_hash, token_hash):
-        return cached
+    if cached is None or not same_hash(cached.token_hash, token_hash):
+        return None
+    if cached.expires_at is not None and cached.expires_at <= state.clock():
+        del state.auth_cache[token_hash]
+        return None
+    return cached
+
+
+async def _lookup(state: ServerState, token_hash: str) -> AuthedDevice:
     async with state.engine.connect() as conn:
         row = (
             await conn.execute(
@@ -62,24 +87,128 @@ async def current_device(
         raise ApiError(401, "invalid_token", "unknown or revoked token", headers=_UNAUTHORIZED)
     if row.revoked_at is not None:
         raise ApiError(401, "device_revoked", "this device was revoked", headers=_UNAUTHORIZED)
+    expires_at = row.token_expires_at if current else row.previous_token_expires_at
+    if expires_at is not None and expires_at <= state.clock():
+        raise ApiError(
+            401, "token_expired", "the device token expired; pair again", headers=_UNAUTHORIZED
+        )
     if current and row.previous_token_hash is not None:
         # The rotated token is in use, so the device has it: retire the old one.
         async with state.writer.begin() as conn:
             await conn.execute(
-                update(devices).where(devices.c.id == row.id).values(previous_token_hash=None)
+                update(devices)
+                .where(devices.c.id == row.id)
+                .values(previous_token_hash=None, previous_token_expires_at=None)
             )
         state.forget_device_auth(row.id)
-    device = AuthedDevice(id=row.id, token_hash=row.token_hash)
+    device = AuthedDevice(
+        id=row.id, token_hash=token_hash, expires_at=expires_at, previous=not current
+    )
     if current and len(state.auth_cache) < AUTH_CACHE_MAX:
         state.auth_cache[token_hash] = device
     return device
 
 
-def check_admin(state: ServerState, credentials: HTTPAuthorizationCredentials | None) -> str:
-    token_hash = hash_token(_require(credentials))
+async def authenticate_device(state: ServerState, token: str | None, address: str) -> AuthedDevice:
+    token_hash = hash_token(require_token(token))
+    cached = _cached(state, token_hash)
+    if cached is not None:
+        return cached
+    # Check, look up and count as one step per address: concurrent guesses queue behind each
+    # other instead of all passing the check before the first failure is counted.
+    async with state.auth_lookups.hold(address):
+        _check_failures(state, address)
+        try:
+            return await _lookup(state, token_hash)
+        except ApiError:
+            state.auth_failures.hit(address)
+            raise
+
+
+def authenticate_admin(state: ServerState, token: str | None, address: str) -> str:
+    """The hash of the admin credential (rate limits key on it, never on the secret)."""
+    token_hash = hash_token(require_token(token))
+    _check_failures(state, address)  # no await from here on: check and count are one step
     if not same_hash(state.admin_token_hash, token_hash):
+        state.auth_failures.hit(address)
         raise ApiError(401, "invalid_token", "wrong admin token", headers=_UNAUTHORIZED)
     return token_hash
+
+
+def credential_kind(path: str) -> str | None:
+    """Which token a path needs: "admin", "device", or None (pairing, operations, unknown)."""
+    if path.startswith("/api/v1/admin/"):
+        return "admin"
+    if path.startswith(("/api/v1/device/", "/api/v1/assets/")):
+        return "device"
+    return None
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+class AuthGate:
+    """Check the credential a path needs before the route (and its body) is touched.
+
+    A method or path no route serves goes straight to the router's 405/404, which read no
+    body either: what does not exist needs no credential to be told so.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        state_of: Callable[[], ServerState | None],
+        routes: Routes,
+    ) -> None:
+        self.app = app
+        self.state_of = state_of
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.state_of()
+        kind = credential_kind(scope.get("path", "")) if scope["type"] == "http" else None
+        if (
+            kind is None
+            or state is None
+            or scope["method"] not in self.routes.methods(scope["path"])
+            or scope["method"] == "OPTIONS"
+        ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        token = bearer_token(request.headers.get("authorization"))
+        address = client_address(request)
+        verdict = scope.setdefault("state", {})
+        try:
+            if kind == "admin":
+                verdict[ADMIN_KEY] = authenticate_admin(state, token, address)
+            else:
+                verdict[DEVICE_KEY] = await authenticate_device(state, token, address)
+        except ApiError as exc:
+            headers = dict(exc.headers)
+            if _has_body(scope):
+                headers["Connection"] = "close"  # the body is not worth reading
+            response = problem_response(
+                exc.status, exc.code, exc.detail, instance=scope["path"], headers=headers
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def current_device(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_device_bearer)],
+) -> AuthedDevice:
+    known = request.scope.get("state", {}).get(DEVICE_KEY)
+    if isinstance(known, AuthedDevice):
+        return known
+    token = credentials.credentials if credentials else None
+    return await authenticate_device(get_state(request), token, client_address(request))
 
 
 async def require_admin(
@@ -87,7 +216,11 @@ async def require_admin(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
 ) -> str:
     """The hash of the admin credential (rate limits key on it, never on the secret)."""
-    return check_admin(get_state(request), credentials)
+    known = request.scope.get("state", {}).get(ADMIN_KEY)
+    if isinstance(known, str):
+        return known
+    token = credentials.credentials if credentials else None
+    return authenticate_admin(get_state(request), token, client_address(request))
 
 
 Device = Annotated[AuthedDevice, Depends(current_device)]

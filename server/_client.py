@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -23,13 +25,89 @@ Progress = Callable[[int, int], None]
 
 
 class AdminApiError(ServerError):
-    """The server answered with a problem; ``code`` is its stable name."""
+    """The server answered with a problem; ``code`` is its stable name, ``errors`` the
+    invalid fields of a 422 (``loc``, ``msg``), ``retry_after`` its Retry-After in seconds."""
 
-    def __init__(self, status: int, code: str, detail: str | None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str | None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         self.status = status
         self.code = code
         self.detail = detail
-        super().__init__(f"{status} {code}: {detail or ''}".rstrip(": "))
+        self.errors = errors or []
+        self.retry_after = retry_after
+        fields = "".join(f"\n  {line}" for line in self.field_lines())
+        super().__init__(f"{status} {code}: {detail or ''}".rstrip(": ") + fields)
+
+    def field_lines(self) -> list[str]:
+        """``body.items.0.asset: <what is wrong>``, one per invalid field."""
+        return [f"{field_path(e)}: {e.get('msg', 'invalid')}" for e in self.errors]
+
+
+class ServerUnreachable(ServerError):
+    """No answer a signage server would give: nothing listens, the network or TLS failed, or
+    something else answers at that address. ``transient``: worth trying again as is."""
+
+    def __init__(self, message: str, *, url: str, transient: bool) -> None:
+        self.url = url
+        self.transient = transient
+        super().__init__(message)
+
+
+def field_path(error: Mapping[str, Any]) -> str:
+    return ".".join(str(part) for part in error.get("loc", ())) or "body"
+
+
+def _errno_reason(exc: BaseException) -> str:
+    """The operating system's words for a failed connection, without the errno number."""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^\]\)]+)", text)
+    if match:
+        return match.group(1).strip().lower().removesuffix(".")
+    return text.lower() or type(exc).__name__
+
+
+def unreachable(exc: httpx.HTTPError, url: str) -> ServerUnreachable:
+    """What a transport failure means to someone pointing a command at ``url``."""
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return ServerUnreachable(
+            f"{url} is not an http:// or https:// address", url=url, transient=False
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        what = "accept the connection" if isinstance(exc, httpx.ConnectTimeout) else "answer"
+        return ServerUnreachable(
+            f"the server at {url} did not {what} in time: is it overloaded, or is a firewall "
+            "dropping the connection?",
+            url=url,
+            transient=True,
+        )
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ServerUnreachable(
+            f"something at {url} does not speak HTTP ({str(exc).lower() or 'no answer'}): "
+            "is this the signage server's port?",
+            url=url,
+            transient=True,
+        )
+    reason = _errno_reason(exc)
+    if "certificate" in reason or "ssl" in reason or "tls" in reason:
+        return ServerUnreachable(
+            f"cannot reach the server at {url} (TLS failed: {reason}): check the address and "
+            "that the certificate is valid for it",
+            url=url,
+            transient=False,
+        )
+    return ServerUnreachable(
+        f'cannot reach the server at {url} ({reason}): is "signage server" running, and is '
+        "this its address?",
+        url=url,
+        transient=True,
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -38,6 +116,27 @@ def file_sha256(path: Path) -> str:
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _segment(value: object) -> str:
+    """An id as one path segment: a slash, a question mark or a control character in it
+    cannot change which route is called."""
+    return quote(str(value), safe="")
+
+
+def _problem(response: httpx.Response) -> dict[str, Any] | None:
+    if "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and "code" in body else None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    return float(value) if value.isdigit() and len(value) < 10 else None
 
 
 def _missing(received: list[list[int]], size: int) -> list[tuple[int, int]]:
@@ -80,27 +179,64 @@ class AdminClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, url, **kwargs)
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """The answer to one request; transport failures as ``ServerUnreachable``, problems
+        as ``AdminApiError``, anything a signage server would not say as ``ServerUnreachable``."""
+        base = self.base_url.rstrip("/")
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise unreachable(exc, base) from exc
+        except httpx.InvalidURL as exc:  # not an HTTPError: the address itself is unusable
+            raise ServerUnreachable(
+                f"{base} is not a usable address ({exc})", url=base, transient=False
+            ) from exc
         if response.status_code >= 400:
-            try:
-                problem = response.json()
-            except ValueError:
-                problem = {}
+            problem = _problem(response)
+            if problem is None:
+                raise ServerUnreachable(
+                    f"the server at {base} is not a signage server: it answered "
+                    f"{response.status_code} {response.reason_phrase} to {method} {url}, "
+                    "without a problem body (check --server and the port)",
+                    url=base,
+                    transient=False,
+                )
             raise AdminApiError(
-                response.status_code, problem.get("code", "error"), problem.get("detail")
+                response.status_code,
+                str(problem.get("code", "error")),
+                problem.get("detail"),
+                errors=[e for e in problem.get("errors") or [] if isinstance(e, dict)],
+                retry_after=_retry_after(response),
             )
+        return response
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = self._send(method, url, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            base = self.base_url.rstrip("/")
+            raise ServerUnreachable(
+                f"the server at {base} is not a signage server: its answer to {method} {url} "
+                "is not JSON (check --server and the port)",
+                url=base,
+                transient=False,
+            ) from None
 
     # --- devices ---------------------------------------------------------------------------
 
-    def claim(self, code: str, name: str) -> str:
-        body = self.request(
-            "POST", "/api/v1/admin/pairings/claim", json={"code": code, "name": name}
-        )
-        return str(body["device_id"])
+    def claim_device(self, code: str, name: str | None = None) -> dict[str, Any]:
+        """Claim a pairing code: ``{"device_id", "re_paired", "name"}``. A screen paired
+        before (same hardware) keeps its record, group and content, and its name unless
+        ``name`` is given."""
+        body = {"code": code} if name is None else {"code": code, "name": name}
+        result: dict[str, Any] = self.request("POST", "/api/v1/admin/pairings/claim", json=body)
+        return result
+
+    def claim(self, code: str, name: str | None = None) -> str:
+        return str(self.claim_device(code, name)["device_id"])
 
     def devices(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.request("GET", "/api/v1/admin/devices")
@@ -108,7 +244,7 @@ class AdminClient:
 
     def rename(self, device_id: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "PATCH", f"/api/v1/admin/devices/{device_id}", json={"name": name}
+            "PATCH", f"/api/v1/admin/devices/{_segment(device_id)}", json={"name": name}
         )
         return result
 
@@ -125,13 +261,13 @@ class AdminClient:
         kind = "groups" if group else "devices"
         body = {"default_layout": default_layout, "schedule": schedule or [], "timezone": timezone}
         result: dict[str, Any] = self.request(
-            "PUT", f"/api/v1/admin/{kind}/{device_id}/content", json=body
+            "PUT", f"/api/v1/admin/{kind}/{_segment(device_id)}/content", json=body
         )
         return result
 
     def put_group(self, group_id: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "PUT", f"/api/v1/admin/groups/{group_id}", json={"name": name}
+            "PUT", f"/api/v1/admin/groups/{_segment(group_id)}", json={"name": name}
         )
         return result
 
@@ -149,7 +285,7 @@ class AdminClient:
 
     def set_group(self, device_id: str, group_id: str | None) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "PATCH", f"/api/v1/admin/devices/{device_id}", json={"group": group_id}
+            "PATCH", f"/api/v1/admin/devices/{_segment(device_id)}", json={"group": group_id}
         )
         return result
 
@@ -158,19 +294,34 @@ class AdminClient:
     ) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
             "POST",
-            f"/api/v1/admin/devices/{device_id}/commands",
+            f"/api/v1/admin/devices/{_segment(device_id)}/commands",
             json={"name": name, "args": dict(args or {})},
         )
         return result
 
+    def device(self, device_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/admin/devices/{_segment(device_id)}")
+        return result
+
+    def commands(self, device_id: str) -> list[dict[str, Any]]:
+        """The device's last 100 commands, newest first, with their results."""
+        result: list[dict[str, Any]] = self.request(
+            "GET", f"/api/v1/admin/devices/{_segment(device_id)}/commands"
+        )
+        return result
+
+    def screenshot(self, device_id: str) -> bytes:
+        """The latest screenshot the device sent (PNG bytes)."""
+        return self._send("GET", f"/api/v1/admin/devices/{_segment(device_id)}/screenshot").content
+
     def revoke(self, device_id: str) -> None:
-        self.request("DELETE", f"/api/v1/admin/devices/{device_id}")
+        self.request("DELETE", f"/api/v1/admin/devices/{_segment(device_id)}")
 
     # --- content ---------------------------------------------------------------------------
 
     def _put(self, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "PUT", f"/api/v1/admin/{kind}/{body['id']}", json=dict(body)
+            "PUT", f"/api/v1/admin/{kind}/{_segment(body['id'])}", json=dict(body)
         )
         return result
 
@@ -220,9 +371,9 @@ class AdminClient:
                     self._send_missing(path, upload_id, status, size, chunk_size, progress)
                 media = self.request("POST", f"/api/v1/admin/uploads/{upload_id}/complete")
                 return str(media["sha256"])
-            except httpx.TransportError:
+            except ServerUnreachable as exc:
                 failures += 1
-                if failures > retries:
+                if not exc.transient or failures > retries:
                     raise
                 time.sleep(min(10.0, 0.2 * 2**failures))
 

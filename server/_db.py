@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -41,6 +42,8 @@ devices = Table(
     # The previous token stays valid until the rotated one is first used: a lost rotation
     # response must not lock the device out.
     Column("previous_token_hash", String(64), unique=True),
+    Column("token_expires_at", Float),  # null: a token from before expiry existed
+    Column("previous_token_expires_at", Float),
     Column("group_id", String(64), ForeignKey("groups.id", ondelete="SET NULL")),
     Column("schedule", JSON),
     Column("default_layout", String(64)),
@@ -142,7 +145,22 @@ impressions = Table(
     Column("id", String(64), primary_key=True),
     Column("device_id", String(64), nullable=False, index=True),
     Column("body", JSON, nullable=False),
-    Column("received_at", Float, nullable=False),
+    Column("received_at", Float, nullable=False, index=True),
+    # Set once the row is added to daily_impressions; the row itself stays until it is older
+    # than server.impressions_keep_days, so retried batches are still recognised.
+    Column("summed_at", Float, index=True),
+)
+
+daily_impressions = Table(
+    "impression_days",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),  # UTC date of the impression, YYYY-MM-DD
+    Column("layout", String(64), primary_key=True),
+    Column("zone", String(64), primary_key=True),
+    Column("item", String(64), primary_key=True),
+    Column("plays", Integer, nullable=False),  # "start" events
+    Column("played_ms", BigInteger, nullable=False),  # durations of "end" events
 )
 
 uploads = Table(

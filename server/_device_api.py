@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -24,44 +23,22 @@ from protocol import (
     TokenRotated,
 )
 from server._auth import Device, State
+from server._bodies import JsonRoute, parse_json
 from server._content import refresh_devices
 from server._db import commands, devices, impressions
 from server._presence import Transition
 from server._problems import ApiError, problem_doc, validation_error
 from server._security import hash_token, new_token
-from server._state import CachedManifest, ServerState
+from server._state import AuthedDevice, CachedManifest, ServerState
 
-router = APIRouter(tags=["device"])
-AUTH = (401, 400)
-HEARTBEAT_MAX_BYTES = 64 * 1024
-IMPRESSIONS_MAX_BYTES = 1024 * 1024
+router = APIRouter(tags=["device"], route_class=JsonRoute)
+AUTH = (401, 400, 429)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 class ScreenshotStored(BaseModel):
     size: int
     sha256: str
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"body larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "too_large", f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"body is not JSON: {exc}") from exc
 
 
 async def manifest_of(state: ServerState, device_id: str) -> CachedManifest:
@@ -190,7 +167,7 @@ def command_model(row: Any) -> Command:
 @router.post(
     "/api/v1/device/heartbeat",
     response_model=HeartbeatResponse,
-    responses=problem_doc(*AUTH, 413, 422, 429),
+    responses=problem_doc(*AUTH, 413, 422),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -209,9 +186,9 @@ async def heartbeat(request: Request, device: Device, state: State) -> Heartbeat
             f"heartbeat at most every {interval} s",
             headers={"Retry-After": str(wait)},
         )
-    raw = await read_limited(request, HEARTBEAT_MAX_BYTES)
     try:
-        body = Heartbeat.model_validate(parse_json(raw))
+        # Parsed by hand, after the rate limit: most refused heartbeats cost no parsing.
+        body = Heartbeat.model_validate(parse_json(await request.body()))
     except ValidationError as exc:
         raise validation_error(exc) from exc
     state.counters.inc("heartbeats")
@@ -220,12 +197,33 @@ async def heartbeat(request: Request, device: Device, state: State) -> Heartbeat
     if state.hub.dashboard_count():
         state.hub.broadcast("heartbeat", {"device_id": device.id})
     cached = await manifest_of(state, device.id)
+    now = state.clock()
+    expires_at, refresh_at = token_schedule(state, device)
     return HeartbeatResponse(
-        server_time=dt.datetime.fromtimestamp(state.clock(), dt.UTC),
+        server_time=_utc(now),
         manifest_etag=cached.etag,
         heartbeat_interval_s=interval,
         commands=await pending_commands(state, device.id),
+        token_expires_at=None if expires_at is None else _utc(expires_at),
+        token_refresh_at=_utc(min(now, refresh_at) if device.previous else refresh_at),
     )
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def token_schedule(state: ServerState, device: AuthedDevice) -> tuple[float | None, float]:
+    """(when the presented token expires, from when the device should rotate it).
+
+    Rotation is due two thirds into the token's life: a device that beats every 30 s has
+    weeks to succeed before the token stops working. A rotated-away token (the device lost
+    the answer) and one from before expiry existed are due at once.
+    """
+    now = state.clock()
+    if device.expires_at is None or device.previous:
+        return device.expires_at, now
+    return device.expires_at, device.expires_at - state.config.device_token_ttl_s / 3
 
 
 @router.post(
@@ -310,7 +308,7 @@ async def post_impressions(body: ImpressionBatch, device: Device, state: State) 
     },
 )
 async def post_screenshot(request: Request, device: Device, state: State) -> ScreenshotStored:
-    data = await read_limited(request, state.config.screenshot_max_bytes)
+    data = await request.body()  # bounded by server._bodies (screenshot_max_bytes)
     if not data.startswith(PNG_MAGIC) or len(data) < 33:
         raise ApiError(415, "not_png", "a screenshot must be a PNG image")
     path = state.screenshots_dir / f"{device.id}.png"
@@ -328,12 +326,22 @@ async def post_screenshot(request: Request, device: Device, state: State) -> Scr
     "/api/v1/device/token/rotate", response_model=TokenRotated, responses=problem_doc(*AUTH)
 )
 async def rotate_token(device: Device, state: State) -> TokenRotated:
+    """A new token; the one presented stays valid until the new one is first used.
+
+    Keeping the *presented* token (not whatever is current) matters when a rotation's answer
+    was lost: the device retries with the token it still holds, and that one must survive.
+    """
     token = new_token()
     async with state.writer.begin() as conn:
         await conn.execute(
             update(devices)
             .where(devices.c.id == device.id)
-            .values(token_hash=hash_token(token), previous_token_hash=device.token_hash)
+            .values(
+                token_hash=hash_token(token),
+                token_expires_at=state.clock() + state.config.device_token_ttl_s,
+                previous_token_hash=device.token_hash,
+                previous_token_expires_at=device.expires_at,
+            )
         )
     state.forget_device_auth(device.id)
     return TokenRotated(device_token=token)

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Header, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from server._auth import Admin, Device, State
+from server._bodies import JsonRoute
 from server._content import manifest_config
 from server._device_api import manifest_of, mark_seen
 from server._hub import Event, Subscriber
-from server._problems import problem_doc
-from server._state import ServerState
+from server._problems import ApiError, problem_doc
+from server._state import ServerState, client_address
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=JsonRoute)
 RETRY_MS = 3000
 SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"description": "text/event-stream", "content": {"text/event-stream": {}}}
@@ -85,12 +86,27 @@ async def _device_stream(
             state.presence.touch(device_id, state.clock())
 
 
-@router.get("/api/v1/device/events", responses={**SSE_DOC, **problem_doc(400, 401)})
+def _limit_connects(state: ServerState, request: Request) -> None:
+    """Reconnect storms from one address (a broken client, a hostile one) are refused
+    before they subscribe; ``Retry-After`` spreads the retries out."""
+    wait = state.sse_connects.hit(client_address(request))
+    if wait:
+        raise ApiError(
+            429,
+            "too_many_connects",
+            f"too many event stream connects from this address; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+@router.get("/api/v1/device/events", responses={**SSE_DOC, **problem_doc(400, 401, 429)})
 async def device_events(
+    request: Request,
     device: Device,
     state: State,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> EventSourceResponse:
+    _limit_connects(state, request)
     return EventSourceResponse(
         _device_stream(state, device.id, last_event_id),
         ping=state.config.sse_ping_s,
@@ -107,6 +123,7 @@ async def _dashboard_stream(state: ServerState) -> AsyncIterator[ServerSentEvent
         state.hub.dashboard_unsubscribe(subscriber)
 
 
-@router.get("/api/v1/admin/events", responses={**SSE_DOC, **problem_doc(400, 401)})
+@router.get("/api/v1/admin/events", responses={**SSE_DOC, **problem_doc(400, 401, 429)})
 async def admin_events(request: Request, admin: Admin, state: State) -> EventSourceResponse:
+    _limit_connects(state, request)
     return EventSourceResponse(_dashboard_stream(state), ping=state.config.sse_ping_s)

@@ -1,10 +1,12 @@
-"""In-memory rate limits: a sliding window per key, bounded in size."""
+"""In-memory rate limits: a sliding window per key, bounded in size, and per-key locks."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections import Counter, OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
 
 Clock = Callable[[], float]
 
@@ -55,3 +57,31 @@ class SlidingWindow:
 
     def reset(self, key: str) -> None:
         self._events.pop(key, None)
+
+
+class KeyedLocks:
+    """One asyncio lock per key (a client address), dropped when nobody holds or awaits it.
+
+    Makes a rate limit's check, the awaited work it guards and the count one step per key,
+    without slowing down other keys.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: Counter[str] = Counter()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+                del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,10 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from protocol import FieldProblem, Problem
-
-log = logging.getLogger("signage.server")
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -51,8 +49,12 @@ _CODES = {
 }
 
 
-class ApiError(Exception):
-    """An error the API answers with; ``code`` is the stable name clients switch on."""
+class ApiError(StarletteHTTPException):
+    """An error the API answers with; ``code`` is the stable name clients switch on.
+
+    An HTTP exception, so it passes unchanged through FastAPI's body parsing (which turns any
+    other exception into a generic 400).
+    """
 
     def __init__(
         self,
@@ -63,12 +65,15 @@ class ApiError(Exception):
         headers: dict[str, str] | None = None,
         errors: list[FieldProblem] | None = None,
     ) -> None:
-        super().__init__(detail or code)
+        super().__init__(status, detail, headers or {})
         self.status = status
         self.code = code
-        self.detail = detail
-        self.headers = headers or {}
+        self.detail = detail  # type: ignore[assignment]  # None: no detail to give
+        self.headers: dict[str, str] = headers or {}
         self.errors = errors
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.detail or ''}".rstrip(": ")
 
 
 def problem_response(
@@ -104,12 +109,18 @@ def field_problems(exc: ValidationError | RequestValidationError) -> list[FieldP
     ]
 
 
+def invalid_fields(problems: list[FieldProblem]) -> str:
+    """The detail of a 422: the fields and what is wrong with each, readable on its own."""
+    shown = "; ".join(f"{'.'.join(str(p) for p in f.loc)}: {f.msg}" for f in problems[:5])
+    more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+    return f"{len(problems)} invalid field(s): {shown}{more}"
+
+
 def validation_error(exc: ValidationError, prefix: str = "body") -> ApiError:
     problems = [
         FieldProblem(loc=[prefix, *p.loc], msg=p.msg, type=p.type) for p in field_problems(exc)
     ]
-    count = len(problems)
-    return ApiError(422, "validation_failed", f"{count} invalid field(s)", errors=problems)
+    return ApiError(422, "validation_failed", invalid_fields(problems), errors=problems)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -143,15 +154,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             422,
             "validation_failed",
-            f"{len(problems)} invalid field(s)",
+            invalid_fields(problems),
             instance=request.url.path,
             errors=problems,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Starlette re-raises after answering; server._front logs it once and counts the 500.
         return problem_response(500, "internal_error", instance=request.url.path)
 
+    async def on_disconnect(request: Request, exc: Exception) -> JSONResponse:
+        # The client left mid-body (or was cut off by the body timeout): nobody reads this
+        # answer, and it is not a server error.
+        return problem_response(400, "client_disconnected", instance=request.url.path)
+
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

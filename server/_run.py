@@ -7,13 +7,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from core import ServerError, Settings
+from core import ServerConfig, ServerError, Settings
 from server._app import create_app
+from server._connections import guarded_protocol
 from server._security import load_admin_token
 
 START_TIMEOUT_S = 30.0
@@ -47,6 +49,35 @@ class RunningServer:
         self.stop()
 
 
+def uvicorn_config(
+    app: ASGIApp,
+    config: ServerConfig,
+    *,
+    host: str,
+    port: int,
+    http: str = "auto",
+    **options: Any,
+) -> uvicorn.Config:
+    """How the server runs under uvicorn, for ``signage server`` and ``run_in_thread`` alike:
+    slow-client timeouts, trusted proxies, no access log. ``http``: auto, httptools or h11."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=guarded_protocol(config.header_timeout_s, config.body_timeout_s, http),
+        # Clients behind a trusted proxy are known by the address it forwards: rate limits,
+        # lockouts and the logs then name the real client, not the proxy.
+        proxy_headers=True,
+        forwarded_allow_ips=config.forwarded_allow_ips,
+        # Longer than clients' idle pools keep connections (httpx: 5 s), so a reused one is
+        # not closed under a request in flight.
+        timeout_keep_alive=round(config.keepalive_timeout_s),
+        access_log=False,  # access lines would carry pairing ids and paths; we log our own
+        ws="none",
+        **options,
+    )
+
+
 def _serve(server: uvicorn.Server) -> None:
     # A private loop (uvloop when installed): the caller's thread may run its own.
     server.run()
@@ -58,6 +89,7 @@ def run_in_thread(
     *,
     port: int = 0,
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+    http: str = "auto",
 ) -> RunningServer:
     """Start the server on 127.0.0.1 (an ephemeral port by default) and wait until it listens.
 
@@ -67,18 +99,15 @@ def run_in_thread(
     configured = settings.server.admin_token
     token, _ = load_admin_token(configured.get_secret_value() if configured else None, data_dir)
     app = create_app(settings, data_dir)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app if wrap is None else wrap(app),
+        settings.server,
         host="127.0.0.1",
         port=port,
+        http=http,
         log_level="warning",
-        access_log=False,  # access lines would carry pairing ids and paths; we log our own
         lifespan="on",
         timeout_graceful_shutdown=2,
-        # Longer than clients' idle pools keep connections, so a reused one is not closed
-        # under a request in flight.
-        timeout_keep_alive=75,
-        ws="none",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=_serve, args=(server,), name="signage-server", daemon=True)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import ServerConfig
 from server._hub import EventHub
-from server._limits import SlidingWindow
+from server._limits import KeyedLocks, SlidingWindow
 from server._presence import Presence
 from server._probe import Prober
 
@@ -32,7 +32,9 @@ class AuthedDevice:
     """The caller of a device route, as the token lookup found it."""
 
     id: str
-    token_hash: str | None
+    token_hash: str  # of the token presented
+    expires_at: float | None  # of that token; None: issued before tokens expired
+    previous: bool = False  # the presented token was rotated away and awaits retirement
 
 
 @dataclass
@@ -60,10 +62,15 @@ class ServerState:
     claim_failures: SlidingWindow
     heartbeat_limit: SlidingWindow
     prober: Prober
+    auth_failures: SlidingWindow  # per client address
+    sse_connects: SlidingWindow  # per client address
     counters: Counters = field(default_factory=Counters)
+    auth_lookups: KeyedLocks = field(default_factory=KeyedLocks)  # per client address
     # One writer for content and assignments: publishing, conflict checks and version bumps
     # happen inside it, so two concurrent requests cannot both pass a check.
     content_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Storing and deleting media files: a deletion cannot remove a file an upload just adopted.
+    media_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     manifests: dict[str, CachedManifest] = field(default_factory=dict)
     pairing_events: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -91,6 +98,12 @@ class ServerState:
 
     def heartbeat_interval(self) -> int:
         return max(5, round(self.config.heartbeat_interval_s))
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: the peer, or what a trusted proxy forwarded
+    (``server.forwarded_allow_ips``; uvicorn rewrites the scope before the app sees it)."""
+    return request.client.host if request.client else "unknown"
 
 
 def get_state(request: Request) -> ServerState:

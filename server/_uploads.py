@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, insert, select, update
 
 from server._auth import Admin, State
+from server._bodies import UPLOAD_CHUNK, JsonRoute, bounded_int
 from server._db import media, uploads
 from server._probe import MediaProbe, ProbeRejected
 from server._problems import ApiError, problem_doc
@@ -27,9 +28,7 @@ from server._security import new_id
 from server._state import ServerState
 from server._store import adopt, hash_file
 
-router = APIRouter(tags=["media"])
-CHUNK_SIZE = 8 * 1024 * 1024
-ONE_SHOT_MAX = 64 * 1024 * 1024
+router = APIRouter(tags=["media"], route_class=JsonRoute)
 _RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 ADMIN = (400, 401)
 Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -125,7 +124,7 @@ async def _status(state: ServerState, row: Any) -> UploadStatus:
         received=row.ranges,
         received_bytes=sum(hi - lo for lo, hi in row.ranges),
         status=row.status,
-        chunk_size=CHUNK_SIZE,
+        chunk_size=UPLOAD_CHUNK,
         expires_at=_utc(row.expires_at),
         media=info,
     )
@@ -189,9 +188,10 @@ async def upload_status(upload_id: str, state: State, admin: Admin) -> UploadSta
 
 def _parse_content_range(value: str | None, size: int) -> tuple[int, int]:
     match = _RANGE.match(value or "")
-    if match is None:
+    numbers = [bounded_int(g) for g in match.groups()] if match else []
+    if match is None or None in numbers:
         raise ApiError(400, "range_mismatch", "Content-Range must be 'bytes START-END/TOTAL'")
-    start, last, total = (int(g) for g in match.groups())
+    start, last, total = (n for n in numbers if n is not None)
     if total != size or start > last or last >= size:
         raise ApiError(416, "range_mismatch", f"range {start}-{last}/{total} does not fit {size}")
     return start, last + 1
@@ -252,21 +252,22 @@ async def register_media(state: ServerState, path: Path, name: str | None, sha: 
     except ProbeRejected as rejected:
         state.counters.inc("uploads_rejected")
         raise ApiError(rejected.status, rejected.code, rejected.detail) from None
-    await asyncio.to_thread(adopt, state.objects_dir, path, digest)
-    async with state.writer.begin() as conn:
-        row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
-        if row is None:
-            await conn.execute(
-                insert(media).values(
-                    sha256=digest,
-                    size=size,
-                    mime=probe.mime,
-                    name=name,
-                    created_at=state.clock(),
-                    probe=probe.model_dump(mode="json"),
-                )
-            )
+    async with state.media_lock:
+        await asyncio.to_thread(adopt, state.objects_dir, path, digest)
+        async with state.writer.begin() as conn:
             row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
+            if row is None:
+                await conn.execute(
+                    insert(media).values(
+                        sha256=digest,
+                        size=size,
+                        mime=probe.mime,
+                        name=name,
+                        created_at=state.clock(),
+                        probe=probe.model_dump(mode="json"),
+                    )
+                )
+                row = (await conn.execute(select(media).where(media.c.sha256 == digest))).first()
     state.counters.inc("uploads_completed")
     return row
 
@@ -328,21 +329,15 @@ async def upload_small(
     name: Annotated[str | None, Query(max_length=255)] = None,
     sha256: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$")] = None,
 ) -> MediaInfo:
-    limit = min(ONE_SHOT_MAX, state.config.max_upload_bytes)
     state.uploads_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix="oneshot-", suffix=".part", dir=state.uploads_dir)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
             size = 0
+            # Bounded by server._bodies (64 MiB, or max_upload_bytes): larger files use a session.
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > limit:
-                    raise ApiError(
-                        413,
-                        "too_large",
-                        f"one-shot uploads take at most {limit} bytes; use a session",
-                    )
                 await asyncio.to_thread(handle.write, chunk)
         if size == 0:
             raise ApiError(422, "empty_file", "the file is empty (0 bytes): nothing to show")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 
-from core import DeviceRevoked, Settings, atomic_write_text
+from core import DeviceRevoked, ProtocolError, Settings, atomic_write_text
 from protocol import Manifest, ManifestConfig, PairingCreated, PairingRequest
-from sync._client import DeviceClient
+from sync._client import DeviceClient, RequestFailed
 from sync._commands import CommandRunner, RestartRequested
 from sync._heartbeat import HeartbeatLoop, SyncReport
 from sync._host import DeviceHost
@@ -219,8 +219,40 @@ class SyncAgent:
             player_version=player_version(),
             on_commands=commands.submit_all,
             on_manifest_etag=watcher.hint,
+            on_token_due=self._rotate_token,
         )
         return heartbeat, watcher, commands
+
+    async def _rotate_token(self) -> None:
+        """Replace the device token before it expires (the heartbeat says when).
+
+        The new token is stored before it is used: after a crash the device starts with it.
+        Until it is first used the server keeps the old one valid, so a failure at any step
+        leaves a working token, and the next heartbeat asks again.
+        """
+        try:
+            rotated = await self.client.rotate_token()
+        except (RequestFailed, ProtocolError) as exc:
+            log.warning(
+                "token rotation failed; retried after the next heartbeat",
+                extra={"fields": {"error": str(exc)}},
+            )
+            return
+        if self.device_id is None:
+            return
+        credentials = Credentials(
+            server_url=self.server_url, device_id=self.device_id, device_token=rotated.device_token
+        )
+        try:
+            await asyncio.to_thread(self.credentials.save, credentials)
+        except OSError as exc:
+            log.error(
+                "cannot store the rotated token; keeping the current one",
+                extra={"fields": {"error": str(exc)}},
+            )
+            return
+        self.client.token = rotated.device_token
+        log.info("device token rotated", extra={"fields": {"device_id": self.device_id}})
 
     async def _session(self, credentials: Credentials) -> None:
         self.client.token = credentials.device_token

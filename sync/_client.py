@@ -33,6 +33,7 @@ from protocol import (
     PairingRequest,
     PairingStatus,
     Problem,
+    TokenRotated,
 )
 
 API = "/api/v1"
@@ -259,6 +260,13 @@ class DeviceClient:
             "POST", "/device/impressions", "impressions", json=batch.model_dump(mode="json")
         )
         return parse_body(ImpressionAck, response, "impressions")
+
+    async def rotate_token(self) -> TokenRotated:
+        """A new device token; the current one keeps working until the new one is used."""
+        response = await self._send("POST", "/device/token/rotate", "token rotation")
+        rotated = parse_body(TokenRotated, response, "token rotation")
+        register_secret(rotated.device_token)
+        return rotated
 
     async def screenshot(self, png: bytes, *, command_id: str | None = None) -> None:
         params = {"command_id": command_id} if command_id else {}

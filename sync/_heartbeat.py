@@ -47,6 +47,7 @@ class HeartbeatLoop:
         player_version: str,
         on_commands: Callable[[list[Command]], Awaitable[None]],
         on_manifest_etag: Callable[[str], None],
+        on_token_due: Callable[[], Awaitable[None]] | None = None,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.client = client
@@ -57,6 +58,7 @@ class HeartbeatLoop:
         self.player_version = player_version
         self.on_commands = on_commands
         self.on_manifest_etag = on_manifest_etag
+        self.on_token_due = on_token_due
         self.rng = rng
         self.beats = 0
         self.failures = 0
@@ -102,6 +104,10 @@ class HeartbeatLoop:
             self.on_manifest_etag(response.manifest_etag)
         if response.commands:
             await self.on_commands(response.commands)
+        due = response.token_refresh_at
+        # Compared with the server's time: a Pi without a real-time clock may be far off.
+        if due is not None and due <= response.server_time and self.on_token_due is not None:
+            await self.on_token_due()
         return response
 
     async def run(self) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Kiosk set-up for Raspberry Pi OS / Debian bookworm: the signage user, apt packages, the venv in
-# /opt/signage, /etc/signage/player.toml, the systemd units, no console blanking or cursor, a
-# capped journal. Safe to rerun. See docs/install.md.
+# Kiosk set-up for Raspberry Pi OS / Debian bookworm: the signage user (in video and render, for
+# the screen and the GPU), apt packages (OpenGL ES included), the venv in /opt/signage,
+# /etc/signage/player.toml, the systemd units, on a Pi the GPU's KMS overlay, no console blanking
+# or cursor, a capped journal. Safe to rerun. See docs/install.md.
 #
 #   sudo systemd/install.sh --server http://192.168.1.10:8080 [--name lobby]
 #   sudo systemd/install.sh --uninstall [--purge]
@@ -23,6 +24,7 @@ PURGE=0
 USE_APT=1
 START=1
 REBOOT_COMMAND=1
+REBOOT_NEEDED=0
 JOURNAL_MAX=64M
 
 PREFIX=/opt/signage
@@ -34,7 +36,12 @@ JOURNALD_DROPIN=/etc/systemd/journald.conf.d/signage.conf
 SYSUSERS_FILE=/etc/sysusers.d/signage.conf
 POLKIT_RULE=/etc/polkit-1/rules.d/50-signage-reboot.rules
 CMDLINE_RECORD=$PREFIX/cmdline-changes
-APT_PACKAGES=(libmpv2 fonts-dejavu-core python3-venv ca-certificates polkitd util-linux)
+BOOTCONFIG_RECORD=$PREFIX/config-txt-changes
+# libegl1, libgles2, libgl1-mesa-dri: OpenGL ES through Mesa (V3D on a Pi 4/5), the GL path.
+APT_PACKAGES=(libmpv2 fonts-dejavu-core python3-venv ca-certificates polkitd util-linux
+    libegl1 libgles2 libgl1-mesa-dri)
+KMS_OVERLAY=dtoverlay=vc4-kms-v3d
+KMS_MARK="# signage: the GPU's KMS driver (KMSDRM display and OpenGL ES for the player)"
 CMDLINE_SETTINGS=(consoleblank=0 vt.global_cursor_default=0)
 UNITS=(signage-player.service signage-server.service)
 
@@ -63,8 +70,9 @@ USAGE
 
 say() { printf '==> %s\n' "$*" >&2; }
 warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+# die MESSAGE [EXIT_CODE]: the code is the process's status, never part of the message.
 die() {
-    printf '%s: error: %s\n' "$PROG" "$*" >&2
+    printf '%s: error: %s\n' "$PROG" "$1" >&2
     exit "${2:-1}"
 }
 
@@ -229,6 +237,79 @@ cmdline_restore() {
     printf '%s\n' "$changed" | write_file "$file" -
 }
 
+# --- the GPU (Raspberry Pi: config.txt) -----------------------------------------------------------
+
+bootconfig_file() {
+    local candidate
+    for candidate in /boot/firmware/config.txt /boot/config.txt; do
+        if [ -f "$ROOT$candidate" ]; then
+            printf '%s\n' "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# The player needs the full KMS driver (vc4-kms-v3d): KMSDRM for the screen, V3D for OpenGL ES.
+# Raspberry Pi OS bookworm has it under [all]; an image where it was removed or replaced by the
+# fake-KMS overlay (vc4-fkms-v3d) gets it back. What changed is recorded for --uninstall:
+# "added", or the fkms line that was replaced.
+bootconfig_apply() {
+    local file content
+    file=$(bootconfig_file) || {
+        say "no config.txt: not a Raspberry Pi, no GPU overlay to set"
+        return 0
+    }
+    content=$(cat "$ROOT$file")
+    if grep -qE "^[[:space:]]*$KMS_OVERLAY([,[:space:]]|\$)" <<<"$content"; then
+        return 0
+    fi
+    local fkms
+    fkms=$(grep -E '^[[:space:]]*dtoverlay=vc4-fkms-v3d([,[:space:]]|$)' <<<"$content" | head -n 1 || true)
+    if [ -n "$fkms" ]; then
+        content=$(awk -v old="$fkms" -v new="$KMS_OVERLAY" '$0 == old { print new; next } { print }' \
+            <<<"$content")
+    else
+        content=$(printf '%s\n\n%s\n[all]\n%s' "$content" "$KMS_MARK" "$KMS_OVERLAY")
+        fkms=added
+    fi
+    printf '%s\n' "$content" | write_file "$file" -
+    if [ "$DRY_RUN" -eq 0 ]; then
+        mkdir -p "$ROOT$PREFIX"
+        printf '%s\n' "$fkms" >"$ROOT$BOOTCONFIG_RECORD"
+    fi
+    REBOOT_NEEDED=1
+}
+
+bootconfig_restore() {
+    local file content record
+    file=$(bootconfig_file) || return 0
+    [ -f "$ROOT$BOOTCONFIG_RECORD" ] || return 0
+    record=$(cat "$ROOT$BOOTCONFIG_RECORD")
+    content=$(cat "$ROOT$file")
+    if [ "$record" = added ]; then
+        # Our block: a blank line, the mark, [all], the overlay.
+        content=$(awk -v mark="$KMS_MARK" -v overlay="$KMS_OVERLAY" '
+            { lines[NR] = $0 }
+            END {
+                for (i = 1; i <= NR; i++) {
+                    if (lines[i] == mark && lines[i + 1] == "[all]" && lines[i + 2] == overlay) {
+                        if (kept > 0 && out[kept] == "") kept--
+                        i += 2
+                        continue
+                    }
+                    out[++kept] = lines[i]
+                }
+                for (i = 1; i <= kept; i++) print out[i]
+            }' <<<"$content")
+    else
+        content=$(awk -v old="$record" -v new="$KMS_OVERLAY" \
+            '!done && $0 == new { print old; done = 1; next } { print }' <<<"$content")
+    fi
+    printf '%s\n' "$content" | write_file "$file" -
+    remove_path "$BOOTCONFIG_RECORD"
+}
+
 # --- files ----------------------------------------------------------------------------------------
 
 write_config() {
@@ -350,6 +431,8 @@ install() {
     write_system_files
     say "console: no blanking, no cursor"
     cmdline_apply
+    say "GPU: the KMS overlay (Raspberry Pi)"
+    bootconfig_apply
     # The server decodes every upload before storing it: video with ffprobe (docs/server.md).
     [ "$WITH_SERVER" -eq 0 ] || APT_PACKAGES+=(ffmpeg)
     if [ "$USE_APT" -eq 1 ]; then
@@ -377,6 +460,7 @@ install() {
     fi
     say "done: the screen shows a pairing code; check with: sudo -u signage $VENV/bin/signage doctor"
     [ -z "$(cmdline_file || true)" ] || say "reboot once so the kernel command line applies"
+    [ "$REBOOT_NEEDED" -eq 0 ] || say "reboot now: the GPU's KMS overlay was set in config.txt"
 }
 
 uninstall() {
@@ -385,6 +469,7 @@ uninstall() {
     run systemctl unmask getty@tty1.service autovt@tty1.service
     run systemctl start getty@tty1.service || warn "could not bring back the tty1 login"
     cmdline_restore
+    bootconfig_restore
     local unit
     for unit in "${UNITS[@]}"; do
         remove_path "$UNIT_DIR/$unit"

@@ -36,3 +36,43 @@ def data_dir() -> Path:
 def media(tmp_path_factory: pytest.TempPathFactory) -> MediaMaker:
     """Hostile and odd media files (``tests.media``), made on first use, once per session."""
     return MediaMaker(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture
+def gl() -> Iterator[None]:
+    """For tests that open GL displays (SDL offscreen + EGL headless; Mesa llvmpipe here):
+    a clean pygame display before, and whatever the test leaves open closed after, so later
+    tests get the dummy driver again."""
+    import pygame
+
+    from zones import GLContext
+
+    if pygame.display.get_init():
+        pygame.display.quit()
+    driver = os.environ.get("SDL_VIDEODRIVER")
+    yield
+    context = GLContext.current
+    if context is not None:
+        context.close()
+    pygame.display.quit()
+    if driver is None:
+        os.environ.pop("SDL_VIDEODRIVER", None)
+    else:
+        os.environ["SDL_VIDEODRIVER"] = driver
+
+
+# Switch lateness measured by tests (headless and in a real X11 window), printed at the end of
+# the run: figures to read, not assertions (timing targets are the benchmarks' to check).
+LATENESS_REPORT: list[str] = []
+
+
+@pytest.fixture
+def lateness_report() -> list[str]:
+    return LATENESS_REPORT
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if LATENESS_REPORT:
+        terminalreporter.section("switch lateness measured by the suite (machine load applies)")
+        for line in LATENESS_REPORT:
+            terminalreporter.write_line(line)

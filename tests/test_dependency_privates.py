@@ -15,13 +15,23 @@ import importlib.metadata
 from pathlib import Path
 
 import httpcore
+import httpx
 import mpv
 import pygame
 import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from cache._fetch import HTTP_READ_BYTES
 
-CHECKED = {"httpcore": "1.0.9", "python-mpv": "1.0.8", "pygame-ce": "2.5.8"}
+CHECKED = {
+    "fastapi": "0.165.0",
+    "httpcore": "1.0.9",
+    "python-mpv": "1.0.8",
+    "pygame-ce": "2.5.8",
+    "uvicorn": "0.54.0",
+}
 RECHECK = {
     "httpcore": (
         "cache/_fetch.py raises AsyncHTTP11Connection.READ_NUM_BYTES to 256 KiB: check that "
@@ -38,9 +48,22 @@ RECHECK = {
         "still reach register_event_callback"
     ),
     "pygame-ce": (
-        "zones/_mpv_render.py gives mpv Surface._pixels_address as the software render target: "
-        "check that pygame-ce's Surface reference still documents it as the pixel buffer's "
+        "zones/_mpv_render.py gives mpv Surface._pixels_address as the software render target "
+        "and zones/_gl_draw.py hands it to glTexSubImage2D: check that pygame-ce's Surface reference still documents it as the pixel buffer's "
         "address"
+    ),
+    "uvicorn": (
+        "server/_connections.py subclasses uvicorn's HttpToolsProtocol and H11Protocol and reads "
+        "their cycle (response_complete, more_body), flow.read_paused, loop and transport, and "
+        "hooks connection_made, data_received, on_response_complete and connection_lost: check "
+        "they still exist and mean the same, and whether uvicorn gained a request header timeout "
+        "(then use it); tests/server/test_slow_clients.py must still pass"
+    ),
+    "fastapi": (
+        "server/_problems.py makes ApiError an HTTPException because FastAPI's request handler "
+        "re-raises HTTPException from body parsing (anything else becomes a generic 400): check "
+        "fastapi/routing.py get_request_handler still does, so json_too_deep and too_large reach "
+        "the client"
     ),
 }
 CONSTRAINTS = Path(__file__).resolve().parents[1] / "constraints.txt"
@@ -163,3 +186,44 @@ def test_asyncio_keeps_its_runnable_callbacks_in_the_loops_ready_queue() -> None
         assert not ready
     finally:
         loop.close()
+
+
+def test_uvicorn_protocols_keep_the_hooks_the_slow_client_guard_uses() -> None:
+    from uvicorn.protocols.http.flow_control import FlowControl
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.h11_impl import RequestResponseCycle as H11Cycle
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as ToolsCycle
+
+    hooks = ("connection_made", "data_received", "on_response_complete", "connection_lost")
+    for protocol in (H11Protocol, HttpToolsProtocol):
+        missing = [hook for hook in hooks if not callable(getattr(protocol, hook, None))]
+        assert not missing, f"{protocol.__name__} lost {missing}: {RECHECK['uvicorn']}"
+    for cycle in (H11Cycle, ToolsCycle):
+        names = cycle.__init__.__code__.co_names
+        for attribute in ("response_complete", "more_body"):
+            assert attribute in names, f"{cycle} has no {attribute}: {RECHECK['uvicorn']}"
+    assert "read_paused" in FlowControl.__init__.__code__.co_names, RECHECK["uvicorn"]
+
+
+class _Body(BaseModel):
+    value: int
+
+
+async def test_fastapi_lets_http_exceptions_from_body_parsing_through() -> None:
+    app = FastAPI()
+
+    @app.post("/")
+    async def take(body: _Body) -> int:
+        return body.value
+
+    async def receive_refusing() -> dict[str, object]:
+        raise HTTPException(413, "from body parsing")
+
+    async def app_refusing_bodies(scope: dict[str, object], receive: object, send: object) -> None:
+        await app(scope, receive_refusing, send)  # type: ignore[arg-type]
+
+    transport = httpx.ASGITransport(app=app_refusing_bodies)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.post("/", json={"value": 1})
+    assert answer.status_code == 413, f"FastAPI made it {answer.status_code}: {RECHECK['fastapi']}"

@@ -11,6 +11,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 from zones._api import (
     LAZY_RENDERERS,
     CrashGuard,
+    GLTarget,
     RenderContext,
     Renderer,
     RendererFactory,
@@ -40,8 +41,12 @@ from zones._frame_check import (
     surface_image,
 )
 from zones._geometry import fit_box, rotate_box, rotated_size
+from zones._gl import GLContext, GLInfo
+from zones._gl_compositor import GLCompositor
+from zones._gl_display import GLOffscreen, GLScreen, GLWindow
 from zones._image import ImageRenderer, Picture, decode_image, start_image_decoder
 from zones._png import png_bytes
+from zones._screen import RendererChoice, compositor_for, offscreen_display, open_display
 from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
 from zones._zoneview import ZoneView
@@ -69,6 +74,13 @@ __all__ = [
     "DisplayWrapper",
     "FONT_FILES",
     "FreezeWatch",
+    "GLCompositor",
+    "GLContext",
+    "GLInfo",
+    "GLOffscreen",
+    "GLScreen",
+    "GLTarget",
+    "GLWindow",
     "ImageRenderer",
     "LAZY_RENDERERS",
     "NEAR_BLACK_LUMA",
@@ -79,6 +91,7 @@ __all__ = [
     "Picture",
     "RenderContext",
     "Renderer",
+    "RendererChoice",
     "RendererFactory",
     "Scene",
     "ScreenDisplay",
@@ -88,6 +101,7 @@ __all__ = [
     "ZoneView",
     "black_share",
     "black_share_of",
+    "compositor_for",
     "configure_renderer",
     "create_renderer",
     "decode_image",
@@ -99,6 +113,8 @@ __all__ = [
     "luma",
     "near_black",
     "near_black_mask",
+    "offscreen_display",
+    "open_display",
     "picture_digest",
     "png_bytes",
     "register_renderer",

@@ -52,6 +52,23 @@ thus costs the compositor and the display a copy of that line, not of the zone.
 ``draw`` may raise ``ZoneError`` for a failure found while playing (a decoder crash): the zone
 reports it and moves on. Renderers never sleep, never block the loop and never touch the display.
 
+**Drawing with OpenGL** (the hook GL video uses). On the GL path (``display.renderer``) the
+player passes the compositor's context as ``RenderContext.gl`` (None in software), so
+``prepare`` can set up GL resources, e.g. ``MpvRenderContext(mpv, "opengl",
+opengl_init_params={"get_proc_address": context.gl.get_proc_address})`` (the context is
+current on the event-loop thread, the only thread that may use it). A renderer that has a
+``draw_gl(target: GLTarget, now_ns) -> bool`` method then never gets ``draw`` while its scene
+is composed on the GPU: the compositor gives each of its layers (current, outgoing in a fade)
+a framebuffer the size of the zone (``target.framebuffer``, its colour texture
+``target.texture``) and calls ``draw_gl`` where it would call ``draw``, with the same contract
+(True when the pixels changed; the first call after ``start`` draws everything). Row 0 of the
+framebuffer (GL's y = 0) is the top of the zone, as in a surface: mpv renders that way with
+``flip_y`` left at 0, into ``{"fbo": target.framebuffer, "w": w, "h": h}``. Colour is straight
+RGBA; an ``opaque`` renderer's alpha is ignored. The renderer may leave any GL state changed:
+the compositor sets all of its own before drawing. A renderer with a ``presented()`` method
+is told after every swap that showed a frame it drew with ``draw_gl`` (mpv:
+``report_swap()``). In software the same renderer is drawn with ``draw`` into a surface.
+
 Renderer types register a factory by item type, so ``zones._video`` adds ``"video"`` without the
 compositor importing mpv::
 
@@ -78,8 +95,18 @@ if TYPE_CHECKING:
     import pygame
 
     from protocol import Item
+    from zones._gl import GLContext
 
 Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class GLTarget:
+    """A zone-sized framebuffer a ``draw_gl`` renderer draws into (see the module docs)."""
+
+    framebuffer: int  # GL framebuffer object name
+    texture: int  # its colour attachment (RGBA8), what the compositor samples
+    size: Size
 
 
 def _no_wake() -> None:
@@ -123,6 +150,8 @@ class RenderContext:
     ``loop.call_soon_threadsafe(context.wake)``). ``virtual_now()`` is given only when media
     time is virtual (the simulator): the media clock's now. A renderer that otherwise times itself
     on real time (video) then times itself on it, so a clip lasts its length in media time.
+    ``gl`` is the compositor's OpenGL context on the GL path (None in software): see "Drawing
+    with OpenGL" in the module docs.
 
     ``crop`` is the zone's tile of each picture, ``(x, y, w, h)`` in fractions of the picture
     (a video wall's screen): image and video renderers show that part, fitted to the zone.
@@ -139,6 +168,7 @@ class RenderContext:
     frame_ns: int = 16_666_667
     virtual_now: Callable[[], int] | None = None
     guard: CrashGuard | None = None
+    gl: GLContext | None = None
     crop: tuple[float, float, float, float] | None = None
     elapsed: Callable[[int, int], int] | None = None
 

@@ -5,13 +5,17 @@ A ``Scene`` is one presentation (a layout, or an idle screen) with its own canva
 ``Compositor`` presents the active scene through a ``Display``. A new scene replaces the active
 one only once its first frame has been composed in full, and a released scene keeps its canvas,
 so neither a switch of item nor of layout nor a state change ever shows black.
+
+This compositor blends in software into the canvas; ``zones._gl_compositor.GLCompositor``
+(the GL path) keeps the same scenes and zones and draws them on the GPU instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING
 
 import pygame
 
@@ -21,9 +25,13 @@ from zones._fonts import font
 from zones._memory import touch_pages
 from zones._png import png_bytes
 from zones._shaping import render_text
-from zones._zoneview import ZoneView
+from zones._zoneview import TargetFor, ZoneView
+
+if TYPE_CHECKING:
+    from zones._gl import GLContext
 
 log = logging.getLogger(__name__)
+FrameListener = Callable[[pygame.Surface, Sequence[pygame.Rect]], None]
 
 
 class Scene:
@@ -35,14 +43,24 @@ class Scene:
         self.background = pygame.Color(background)
         self.zones: list[ZoneView] = []
         self._full = True
+        self._gpu: TargetFor | None = None
 
     def add_zone(self, view: ZoneView) -> ZoneView:
         self.zones.append(view)
         self.zones.sort(key=lambda v: v.z)  # stable: equal z keeps manifest order
         for index, zone in enumerate(self.zones):
             beneath = any(zone.rect.colliderect(other.rect) for other in self.zones[:index])
-            zone.backdrop = None if beneath else self.background
+            zone.backdrop = None if beneath or self._gpu is not None else self.background
+            zone.gpu = self._gpu
         return view
+
+    def use_gpu(self, target_for: TargetFor) -> None:
+        """Composed by the GL compositor: no blending in software, and ``draw_gl`` renderers
+        draw into framebuffers from ``target_for``."""
+        self._gpu = target_for
+        for zone in self.zones:
+            zone.backdrop = None
+            zone.gpu = target_for
 
     def zone(self, zone_id: str) -> ZoneView:
         return next(v for v in self.zones if v.zone_id == zone_id)
@@ -50,13 +68,18 @@ class Scene:
     def invalidate(self) -> None:
         self._full = True
 
+    def take_invalidated(self) -> bool:
+        """True once after ``invalidate``: the next frame draws everything."""
+        full, self._full = self._full, False
+        return full
+
     def compose(self, now_ns: int, overlay: Overlay | None = None) -> list[pygame.Rect]:
         """Redraw what changed; the rectangles of the canvas that now differ."""
         dirty = [rect for view in self.zones if (rect := view.update(now_ns)) is not None]
         if overlay is not None and overlay.changed():
             dirty.append(overlay.rect(self.canvas.get_size()))
-        if self._full:
-            dirty, self._full = [self.canvas.get_rect()], False
+        if self.take_invalidated():
+            dirty = [self.canvas.get_rect()]
         dirty = _merge(dirty)
         for rect in dirty:
             # Start at the highest zone that hides everything beneath it in this rectangle.
@@ -139,18 +162,29 @@ class Overlay:
         area = clip.clip(rect)
         if area.w <= 0 or area.h <= 0:
             return
-        banner = pygame.Surface(rect.size)
+        canvas.blit(self.banner(rect.size), area.topleft, area.move(-rect.x, -rect.y))
+
+    def banner(self, size: tuple[int, int]) -> pygame.Surface:
+        banner = pygame.Surface(size)
         banner.fill((255, 196, 0))
-        face = font(max(12, int(rect.h * 0.55)), "bold")
+        w, h = size
+        face = font(max(12, int(h * 0.55)), "bold")
         label = render_text(self.text, face, pygame.Color(17, 17, 17))  # any direction
-        if label.get_width() > rect.w * 0.95:
-            label = pygame.transform.smoothscale_by(label, rect.w * 0.95 / label.get_width())
-        banner.blit(label, ((rect.w - label.get_width()) // 2, (rect.h - label.get_height()) // 2))
-        canvas.blit(banner, area.topleft, area.move(-rect.x, -rect.y))
+        if label.get_width() > w * 0.95:
+            label = pygame.transform.smoothscale_by(label, w * 0.95 / label.get_width())
+        banner.blit(label, ((w - label.get_width()) // 2, (h - label.get_height()) // 2))
+        return banner
 
 
 class Compositor:
-    """Presents the active scene; swaps scenes only on a fully composed first frame."""
+    """Presents the active scene; swaps scenes only on a fully composed first frame.
+
+    This one composes in software; ``GLCompositor`` overrides how a frame is drawn
+    (``_compose_scene``), what a warm-up does and how a frame is read back.
+    """
+
+    # The OpenGL context renderers may use (``RenderContext.gl``); None in software.
+    gl: GLContext | None = None
 
     def __init__(self, display: Display, *, frame_ns: int = 16_666_667) -> None:
         self.display = display
@@ -159,6 +193,16 @@ class Compositor:
         self._pending: Scene | None = None
         self._overlay: Overlay | None = None
         self._last_canvas: pygame.Surface | None = None
+        self._frame_listeners: list[FrameListener] = []
+        self._changed: list[pygame.Rect] = []  # canvas rectangles of the last presented frame
+
+    def add_frame_listener(self, callback: FrameListener) -> None:
+        """``callback(frame, rects)`` right after every presented frame, with the frame in
+        canvas orientation and the canvas rectangles that changed (the simulator's frame
+        watch). The surface may be the live canvas: read it before the next frame, copy it to
+        keep it. On the GL path the frame is read back from the GPU (glReadPixels), inside
+        ``compose``: on a real clock that time counts into the frame's presented instant."""
+        self._frame_listeners.append(callback)
 
     @property
     def pending(self) -> Scene | None:
@@ -190,16 +234,32 @@ class Compositor:
         overlay = self._overlay
         if overlay is not None:
             overlay.tick(now_ns)
-        rects = scene.compose(now_ns, overlay)
+        presented = self._compose_scene(scene, now_ns, overlay)  # sets _changed
         if overlay is not None and not overlay.visible:
             self._overlay = None
         if replaced is not None and replaced is not scene:
             replaced.release()
+        if presented and self._frame_listeners:
+            frame = self._listened_frame(scene)
+            for callback in self._frame_listeners:
+                try:
+                    callback(frame, self._changed)
+                except Exception:
+                    log.exception("frame listener failed")  # never stops playback
+        return presented
+
+    def _compose_scene(self, scene: Scene, now_ns: int, overlay: Overlay | None) -> bool:
+        """Draw what changed and present it; False when nothing changed."""
+        rects = scene.compose(now_ns, overlay)
         if not rects:
             return False
+        self._changed = rects
         self.display.present(scene.canvas, rects)
         self._last_canvas = scene.canvas
         return True
+
+    def _listened_frame(self, scene: Scene) -> pygame.Surface:
+        return scene.canvas
 
     def warm(self, zone_ids: Collection[str]) -> None:
         """Before a deadline at which ``zone_ids`` switch item: touch the memory the switch's

@@ -3,6 +3,9 @@
 A ``ZoneView`` owns a zone-sized surface per renderer (or composes from the surface a renderer
 lends), blends transparent layers over the layout background once when they change, stages the
 next item before its deadline, and paints its rectangle of the canvas (``zones._compositor``).
+On the GL path (``zones._gl_compositor``) it does the same minus the blending, which the GPU
+does: each layer is a texture, refreshed where the layer's ``pending`` rectangle says, and a
+renderer with ``draw_gl`` draws into a framebuffer the compositor gives it (``gpu``).
 """
 
 from __future__ import annotations
@@ -14,18 +17,44 @@ import pygame
 
 from core import ZoneError
 from protocol import Transition
-from zones._api import Renderer
+from zones._api import GLTarget, Renderer
 from zones._memory import touch_pages
 
 ErrorHandler = Callable[["ZoneView", Renderer, ZoneError], None]
+# On the GL path: the zone-sized framebuffer a ``draw_gl`` renderer's layer draws into.
+TargetFor = Callable[["Layer", tuple[int, int]], GLTarget]
 
 
-@dataclass
-class _Layer:
+@dataclass(eq=False)
+class Layer:
+    """One renderer's pixels in a zone (the current item, the outgoing one, a staged one)."""
+
     renderer: Renderer
     surface: pygame.Surface
     flat: pygame.Surface | None = None  # surface over the backdrop, when nothing is beneath
     borrowed: bool = False  # the renderer's own ``surface``: never reused for another item
+    # The part of ``surface`` changed since the GL path last copied it to its texture.
+    pending: pygame.Rect | None = None
+    target: GLTarget | None = None  # GL path, ``draw_gl`` renderers: where the pixels are
+
+    def __post_init__(self) -> None:
+        self.pending = self.surface.get_rect()
+
+    @property
+    def draws_gl(self) -> bool:
+        """Its pixels come from the renderer's ``draw_gl`` into ``target``, not a surface."""
+        return self.surface is _NO_SURFACE
+
+    def take_pending(self) -> pygame.Rect | None:
+        pending, self.pending = self.pending, None
+        return pending
+
+    def _changed(self, area: pygame.Rect) -> None:
+        self.pending = area.copy() if self.pending is None else self.pending.union(area)
+
+
+# A layer whose pixels live in a GL framebuffer has no surface of its own.
+_NO_SURFACE = pygame.Surface((1, 1))
 
 
 @dataclass(frozen=True)
@@ -38,14 +67,14 @@ class _Fade:
         return min(1.0, max(0.0, (now_ns - self.start_ns) / max(1, self.duration_ns)))
 
 
-def _release(layer: _Layer | None, spares: list[pygame.Surface] | None = None) -> None:
+def _release(layer: Layer | None, spares: list[pygame.Surface] | None = None) -> None:
     if layer is not None:
         layer.renderer.stop()
         layer.renderer.release()
         _spare(layer, spares)
 
 
-def _spare(layer: _Layer, spares: list[pygame.Surface] | None) -> None:
+def _spare(layer: Layer, spares: list[pygame.Surface] | None) -> None:
     """Keep a released layer's surface for the next item: no 8 MB allocation per switch."""
     if spares is not None and len(spares) < 2 and not layer.borrowed:
         spares.append(layer.surface)
@@ -58,15 +87,17 @@ class ZoneView:
         self.zone_id = zone_id
         self.rect = rect
         self.z = z
-        self.current: _Layer | None = None
-        self._outgoing: _Layer | None = None
+        self.current: Layer | None = None
+        self._outgoing: Layer | None = None
         self._fade: _Fade | None = None
         self._dirty = False
         self._spares: list[pygame.Surface] = []
-        self._staged: _Layer | None = None
-        # The layout background when no zone lies beneath this one (set by the scene).
+        self._staged: Layer | None = None
+        # The layout background when no zone lies beneath this one (set by the scene); None
+        # on the GL path, which blends on the GPU.
         self.backdrop: pygame.Color | None = None
         self.on_error: ErrorHandler | None = None
+        self.gpu: TargetFor | None = None  # set by the GL compositor
 
     @property
     def renderer(self) -> Renderer | None:
@@ -104,7 +135,7 @@ class ZoneView:
         layer = self._layer_for(renderer)
         renderer.start(at_ns)
         try:
-            if renderer.draw(layer.surface, at_ns):
+            if self._paint_layer(layer, at_ns):
                 self._flatten(layer)
         except ZoneError:
             _spare(layer, self._spares)  # show() starts it again and reports the error
@@ -117,13 +148,19 @@ class ZoneView:
             _spare(self._staged, self._spares)
             self._staged = None
 
-    def _layer_for(self, renderer: Renderer) -> _Layer:
+    @property
+    def staged(self) -> Layer | None:
+        return self._staged
+
+    def _layer_for(self, renderer: Renderer) -> Layer:
+        if self.gpu is not None and hasattr(renderer, "draw_gl"):
+            return Layer(renderer, _NO_SURFACE, borrowed=True)  # draws into a framebuffer
         # A renderer showing a finished opaque picture lends it (``surface``): composed from
         # it directly, no copy into a surface of the zone's own.
         own = getattr(renderer, "surface", None)
         if isinstance(own, pygame.Surface) and own.get_size() == self.rect.size:
-            return _Layer(renderer, own, borrowed=True)
-        return _Layer(renderer, self._surface_for(renderer))
+            return Layer(renderer, own, borrowed=True)
+        return Layer(renderer, self._surface_for(renderer))
 
     def _surface_for(self, renderer: Renderer) -> pygame.Surface:
         # A renderer that promises to cover every pixel (``opaque``) gets a surface without
@@ -153,10 +190,10 @@ class ZoneView:
         self._staged = None  # a staged renderer belongs to the sequencer, which releases it
         self._spares.clear()
 
-    def _draw_layer(self, layer: _Layer, now_ns: int) -> pygame.Rect | None:
+    def _draw_layer(self, layer: Layer, now_ns: int) -> pygame.Rect | None:
         """Let the layer's renderer paint; the zone-local rectangle that changed, if any."""
         try:
-            changed = layer.renderer.draw(layer.surface, now_ns)
+            changed = self._paint_layer(layer, now_ns)
         except ZoneError as exc:
             if self.on_error is None:
                 raise
@@ -164,13 +201,24 @@ class ZoneView:
             return None
         if not changed:
             return None
-        whole = layer.surface.get_rect()
+        whole = pygame.Rect((0, 0), self.rect.size)
         damage = getattr(layer.renderer, "damage", None)
         area = whole if damage is None else whole.clip(pygame.Rect(damage))
+        layer._changed(area)
         self._flatten(layer, area)
         return area
 
-    def _flatten(self, layer: _Layer, area: pygame.Rect | None = None) -> None:
+    def _paint_layer(self, layer: Layer, now_ns: int) -> bool:
+        """The renderer's ``draw`` into the layer's surface, or on the GL path its ``draw_gl``
+        into the layer's framebuffer."""
+        if self.gpu is not None and hasattr(layer.renderer, "draw_gl"):
+            if not layer.draws_gl:  # shown before its scene reached the GL compositor
+                layer.surface, layer.borrowed, layer.flat = _NO_SURFACE, True, None
+            layer.target = layer.target or self.gpu(layer, self.rect.size)
+            return bool(layer.renderer.draw_gl(layer.target, now_ns))
+        return layer.renderer.draw(layer.surface, now_ns)
+
+    def _flatten(self, layer: Layer, area: pygame.Rect | None = None) -> None:
         """Blend a transparent layer over the layout background once, when it changes, so
         composing it is a copy (and, staged, the blend happens before the deadline). Only
         ``area`` (zone-local, default everything) changed."""
@@ -200,27 +248,41 @@ class ZoneView:
             return self.rect.copy()
         return None if area is None else area.move(self.rect.topleft)
 
+    def layers(self, now_ns: int) -> list[tuple[Layer, float]]:
+        """What to paint, bottom first, each with its opacity (0 to 1): the current item, or
+        during a fade the outgoing one and/or the incoming one. Both compositors paint this.
+
+        ``fade`` dips through what lies beneath (the outgoing item fades out over the first
+        half, the incoming one in over the second); ``crossfade`` lays the incoming item over
+        the outgoing one at the fade's progress. Opacity is quantised to 1/255 on both paths.
+        """
+        if self.current is None:
+            return []
+        if self._outgoing is None or self._fade is None:
+            return [(self.current, 1.0)]
+        progress = self._fade.progress(now_ns)
+        if self._fade.kind == "fade":
+            if progress < 0.5:
+                return [(self._outgoing, _level(1 - 2 * progress))]
+            return [(self.current, _level(2 * progress - 1))]
+        return [(self._outgoing, 1.0), (self.current, _level(progress))]
+
+    @property
+    def fading(self) -> bool:
+        return self._outgoing is not None and self._fade is not None
+
     def paint(self, canvas: pygame.Surface, clip: pygame.Rect, now_ns: int) -> None:
         """Blit this zone's pixels inside ``clip`` (canvas coordinates)."""
         area = clip.clip(self.rect)
         if area.w <= 0 or area.h <= 0 or self.current is None:
             return
         source = area.move(-self.rect.x, -self.rect.y)
-        if self._outgoing is None or self._fade is None:
+        if not self.fading:
             layer = self.current
             canvas.blit(layer.flat or layer.surface, area.topleft, source)
             return
-        progress = self._fade.progress(now_ns)
-        if self._fade.kind == "fade":
-            layer, alpha = (
-                (self._outgoing, 1 - 2 * progress)
-                if progress < 0.5
-                else (self.current, 2 * progress - 1)
-            )
+        for layer, alpha in self.layers(now_ns):
             self._blend(canvas, layer.surface, area, source, alpha)
-            return
-        canvas.blit(self._outgoing.surface, area.topleft, source)
-        self._blend(canvas, self.current.surface, area, source, progress)
 
     def covers(self, rect: pygame.Rect, now_ns: int) -> bool:
         """True when this zone paints every pixel of ``rect`` opaquely (nothing beneath shows).
@@ -254,7 +316,7 @@ class ZoneView:
         frame (8 MB for a full-HD zone). Fully transparent is nothing to do, fully opaque a
         plain blit; both are the ends of every fade.
         """
-        level = round(255 * max(0.0, min(1.0, alpha)))
+        level = round(255 * alpha)
         if level == 0:
             return
         if level == 255:
@@ -273,3 +335,8 @@ class ZoneView:
         if self.current is None:
             return None
         return self.current.renderer.next_change_ns(now_ns)
+
+
+def _level(alpha: float) -> float:
+    """An opacity quantised to the 256 levels a surface alpha has (both paths use these)."""
+    return round(255 * max(0.0, min(1.0, alpha))) / 255

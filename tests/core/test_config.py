@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from core import ConfigError, Settings, load_settings, settings_to_toml, state_dir
+from core import ConfigError, ServerConfig, Settings, load_settings, settings_to_toml, state_dir
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -141,3 +142,11 @@ def test_state_dir_precedence(tmp_path: Path) -> None:
     assert state_dir(env={"STATE_DIRECTORY": "/var/lib/s:/var/lib/t"}) == Path("/var/lib/s")
     assert state_dir(env={"XDG_DATA_HOME": "/xdg"}) == Path("/xdg/signage")
     assert state_dir(env={"HOME": "/home/pi"}) == Path("/home/pi/.local/share/signage")
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    assert ServerConfig(forwarded_allow_ips="10.0.0.5, 192.168.0.0/16,::1").forwarded_allow_ips
+    assert ServerConfig(forwarded_allow_ips="").forwarded_allow_ips == ""
+    assert ServerConfig(forwarded_allow_ips="*").forwarded_allow_ips == "*"
+    with pytest.raises(ValidationError, match=r"'proxy\.example' is not an address"):
+        ServerConfig(forwarded_allow_ips="10.0.0.5,proxy.example")

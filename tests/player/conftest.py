@@ -19,7 +19,7 @@ from player import (
     sha256_of,
 )
 from protocol import Manifest
-from zones import OffscreenDisplay
+from zones import Display, offscreen_display
 
 DATA = Path(__file__).parent.parent / "data"
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)  # a Monday
@@ -71,7 +71,7 @@ def layout(layout_id: str, playlist: str, **extra: Any) -> dict[str, Any]:
 class Harness:
     """A started player on a virtual clock and an offscreen display, recording its events."""
 
-    def __init__(self, clock: VirtualClock, player: Player, display: OffscreenDisplay) -> None:
+    def __init__(self, clock: VirtualClock, player: Player, display: Display) -> None:
         self.clock = clock
         self.player = player
         self.display = display
@@ -103,12 +103,16 @@ class Harness:
 HarnessFactory = Callable[..., Any]
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+@pytest.fixture(params=["software", "gl"])
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """Each player test runs on both presentation paths (GL: an offscreen framebuffer of a
+    real OpenGL context, frames read back with glReadPixels)."""
+    if request.param == "gl":
+        request.getfixturevalue("gl")
     clock = VirtualClock(wall_start_ns=int(START.timestamp()) * S)
     assets = DirectoryAssets(DATA)
     assets.scan()
-    display = OffscreenDisplay((64, 36))
+    display = offscreen_display((64, 36), request.param)
     player = Player(Settings(), clock=clock, assets=assets, display=display, device="test")
     h = Harness(clock, player, display)
     await player.start()
@@ -117,3 +121,4 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         yield h
     finally:
         await player.stop()
+        display.close()

@@ -269,6 +269,22 @@ async def test_dashboard_hears_command_results(live: RunningServer) -> None:
         assert data["message"] == "no display" and data["device_id"] == device_id
 
 
+async def test_event_stream_connects_per_address_are_limited(tmp_path: Path) -> None:
+    settings = make_settings(sse_ping_s=1.0, sse_connects_per_ip=3)
+    with run_in_thread(settings, tmp_path / "limited") as running:
+        async with session(running) as (client, admin):
+            _, token = await pair(client, admin)
+            for _ in range(3):
+                async with open_stream(client, token) as stream:
+                    await stream.next()
+            refused = await client.get(
+                "/api/v1/device/events", headers={"Authorization": f"Bearer {token}"}
+            )
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "too_many_connects"
+    assert 0 < int(refused.headers["retry-after"]) <= 60
+
+
 async def test_replay_resumes_after_the_last_event_seen_not_at_it(live: RunningServer) -> None:
     async with session(live) as (client, admin):
         device_id, token = await pair(client, admin)

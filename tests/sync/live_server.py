@@ -99,6 +99,9 @@ class LiveServer:
 
     def __init__(self, data_dir: Path, *, sse_ping_s: float = 1.0) -> None:
         self.data_dir = data_dir
+        # The server's clock: real time plus ``skew_s``, which a test moves forward (token
+        # expiry) while rate limits and presence still see time pass normally.
+        self.skew_s = 0.0
         self.admin_token = secrets.token_urlsafe(24)
         self.settings = Settings(
             server=ServerConfig(
@@ -117,7 +120,10 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LiveServer:
-        app = FaultyApp(create_app(self.settings, self.data_dir), self.faults)
+        app = FaultyApp(
+            create_app(self.settings, self.data_dir, clock=lambda: time.time() + self.skew_s),
+            self.faults,
+        )
         config = uvicorn.Config(
             app,
             host="127.0.0.1",

@@ -276,3 +276,30 @@ async def test_heartbeat_reports_what_the_device_is_doing(device: Device, live: 
     assert metrics["manifest_version"] == device.host.manifests[-1].version
     assert metrics["disk_total_bytes"] > 0 and 0 <= metrics["cpu_percent"] <= 100
     assert info["player_version"], "sent when pairing"
+
+
+async def test_the_token_is_rotated_before_it_expires_with_no_gap(
+    device: Device, live: LiveServer
+) -> None:
+    """Two thirds into the token's life the heartbeat says so; the device rotates, stores the
+    new token first, keeps its stream and content, and the old token stops working."""
+    credentials = device.state_dir / "credentials.json"
+    old = device.agent.client.token
+    assert old is not None
+    heartbeat = device.agent.heartbeat
+    assert heartbeat is not None
+    live.skew_s = live.settings.server.device_token_ttl_s * 2 / 3 + 60
+    await wait_for(lambda: device.agent.client.token != old, within_s=20, what="a rotation")
+    new = device.agent.client.token
+    assert new is not None and new in credentials.read_text()
+    beats = heartbeat.beats
+    await wait_for(lambda: heartbeat.beats > beats, within_s=20, what="a heartbeat with it")
+    async with httpx.AsyncClient(base_url=live.url) as client:
+        stale = await client.get(
+            "/api/v1/device/manifest", headers={"Authorization": f"Bearer {old}"}
+        )
+    assert stale.status_code == 401
+    await device.publish("after the rotation")
+    await wait_for(lambda: device.text() == "after the rotation", what="content after it")
+    assert len(device.host.pairing_codes) == 1, "never back to the pairing screen"
+    assert heartbeat.failures == 0

@@ -191,3 +191,35 @@ async def test_an_answer_the_protocol_does_not_allow_is_retried_not_fatal(
         await loop.run()
     assert loop.failures == 0 and loop.beats == 1, "the second beat went through"
     assert delays[0] == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize(
+    ("refresh_at", "rotated"),
+    [
+        (SERVER_TIME + dt.timedelta(days=1), False),  # whatever the device's own clock says
+        (SERVER_TIME, True),
+        (None, False),
+    ],
+)
+async def test_token_rotation_is_due_by_the_servers_time(
+    tmp_path: Path, refresh_at: dt.datetime | None, rotated: bool
+) -> None:
+    server, host = Server(), FakeHost()
+    body = {
+        "server_time": SERVER_TIME.isoformat(),
+        "manifest_etag": '"e2"',
+        "heartbeat_interval_s": 45,
+        "token_expires_at": (SERVER_TIME + dt.timedelta(days=30)).isoformat(),
+    }
+    if refresh_at is not None:
+        body["token_refresh_at"] = refresh_at.isoformat()
+    server.responses.append(httpx.Response(200, json=body))
+    due: list[bool] = []
+
+    async def on_token_due() -> None:
+        due.append(True)
+
+    loop = loop_for(server, host, tmp_path, SyncReport())
+    loop.on_token_due = on_token_due
+    await loop.beat()
+    assert due == ([True] if rotated else [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -276,6 +277,9 @@ def test_bad_input_is_refused_with_a_clear_error(install: Installer, stage: Path
         done = install(*args)
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr, (args, done.stderr)
+        # The exit code is the process's status, not part of the sentence.
+        error = next(line for line in done.stderr.splitlines() if ": error: " in line)
+        assert not re.search(r" [0-9]+$", error), error
     assert files_under(stage) == {}
     missing = install("--server", SERVER, root=stage / "absent")
     assert missing.returncode == 2
@@ -290,6 +294,7 @@ def test_a_real_install_needs_root(install: Installer, tmp_path: Path) -> None:
     done = install("--server", SERVER, root=None, extra_path=fake)
     assert done.returncode == 1
     assert "run as root" in done.stderr
+    assert done.stderr.rstrip().endswith("or stage with --root DIR / --dry-run"), done.stderr
 
 
 def test_restart_exit_code_default_matches_the_unit() -> None:

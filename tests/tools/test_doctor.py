@@ -243,6 +243,20 @@ def test_server_unhealthy_unreachable_or_unset(tmp_path: Path) -> None:
     assert "--server" in unset.fix
 
 
+def test_server_of_a_player_paired_with_dash_dash_server(tmp_path: Path) -> None:
+    """`signage play --server URL` pairs without writing sync.server_url: the doctor reads the
+    server from the stored credentials."""
+    write_credentials(tmp_path, {**GOOD, "server_url": "http://paired.test:8080"})
+    seen: list[str] = []
+    unset = settings()
+    finding = check_server(probe(tmp_path, settings=unset, transport=serving(200, seen=seen)))
+    assert finding.status is Status.OK, finding.detail
+    assert seen == ["http://paired.test:8080/healthz"]
+    assert "credentials.json" in finding.detail
+    credentials = check_credentials(probe(tmp_path, settings=unset))
+    assert credentials.status is Status.OK
+
+
 def test_server_reveals_a_clock_far_off(tmp_path: Path) -> None:
     now = 1_800_000_000.0  # whole seconds: the Date header has no fractions
     transport = serving(200, date=now - 3600)
@@ -356,6 +370,10 @@ def test_a_crashing_check_is_reported_and_the_others_still_run(tmp_path: Path) -
     findings = run_checks(probe(tmp_path, disk_usage=broken, transport=serving(200)))
     assert [f.check for f in findings] == [
         "display",
+        "gl",
+        "pi-gpu",
+        "groups",
+        "packages",
         "libmpv",
         "fonts",
         "disk",
@@ -364,7 +382,7 @@ def test_a_crashing_check_is_reported_and_the_others_still_run(tmp_path: Path) -
         "credentials",
         "service",
     ]
-    disk = findings[3]
+    disk = findings[7]
     assert disk.status is Status.FAIL
     assert "statvfs exploded" in disk.detail
 
@@ -392,6 +410,9 @@ def test_command_reports_a_bad_config_and_exits_1(
     assert f"state directory {tmp_path / 'state'}" in out
     for check in (
         "display",
+        "gl",
+        "pi-gpu",
+        "groups",
         "libmpv",
         "fonts",
         "disk",

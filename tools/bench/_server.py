@@ -102,7 +102,9 @@ def _run(args: argparse.Namespace) -> int:
                 # At the low rates each device beats only every ~25 s: keep it online anyway,
                 # so the steps measure heartbeats, not presence churn.
                 "offline_after_missed": 12,
+                # The load pairs and connects every device from one address.
                 "pairing_requests_per_ip": 1_000_000,
+                "sse_connects_per_ip": 1_000_000,
                 "admin_token": "bench-admin-token-not-secret",
             }
         }

@@ -12,9 +12,14 @@ zones (image, text, clock). Three measurements in one run:
    against time (ms per hour), fitted by least squares, with its 95 % confidence interval.
 3. CPU seconds per minute of the player on a static slideshow, against the same content redrawn
    and presented every frame.
+4. the same image switches played by ``signage play`` (a child process each) headless and in a
+   real X11 window at 1920x1080 (``$DISPLAY``, else an Xvfb started for the run), on the
+   presentation path ``--renderer`` asks for (``both``: software and GL side by side).
 
-Targets (DESIGN section 14): p99 lateness within one 60 Hz frame, max within two, no drift
-(the player's 95 % interval contains 0), a static slideshow under 2 % of one core.
+Targets (DESIGN section 14): p99 lateness within one 60 Hz frame, max within two (also for
+each run of 4., except GL on a software rasteriser such as llvmpipe, whose figures are the
+CPU's), no drift (the player's 95 % interval contains 0), a static slideshow under 2 % of one
+core.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
     from core import Settings
     from player import DirectoryAssets
     from protocol import Manifest
+    from tools.bench._lateness import Lateness
 
 FRAME_MS = 1000 / 60
 SIZE = (1920, 1080)
@@ -211,6 +217,43 @@ async def _player_switches(
     return [(due - first, late) for due, late in lates[1 : switches + 1]]
 
 
+def _switch_runs(manifest: Manifest, directory: Path, args: argparse.Namespace) -> list[Lateness]:
+    """``signage play`` in each place (headless, window) on each path asked for."""
+    import os
+
+    from tools.bench._lateness import Lateness, measure
+    from tools.bench._xvfb import xvfb, xvfb_available
+
+    path = directory / "manifest.json"
+    path.write_text(manifest.model_dump_json(by_alias=True))
+    renderers = ["software", "gl"] if args.renderer == "both" else [args.renderer]
+    runs: list[Lateness] = []
+
+    def run(where: str, display: str | None) -> None:
+        for renderer in renderers:
+            print(
+                f"signage play: {args.switches} switches, {where}, {renderer}...", file=sys.stderr
+            )
+            runs.append(
+                measure(
+                    path, directory, switches=args.switches, item_ms=args.item_ms,
+                    renderer=renderer, display=display, where=where,
+                )
+            )  # fmt: skip
+
+    if args.where in ("both", "headless"):
+        run("headless", None)
+    if args.where in ("both", "window"):
+        if os.environ.get("DISPLAY"):
+            run(f"window ({os.environ['DISPLAY']})", os.environ["DISPLAY"])
+        elif xvfb_available():
+            with xvfb(SIZE) as display:
+                run("window (Xvfb 1920x1080)", display)
+        else:
+            runs += [Lateness("window", r, error="no $DISPLAY and no Xvfb") for r in renderers]
+    return runs
+
+
 async def _baseline_switches(
     assets: DirectoryAssets, shas: dict[str, str], switches: int, item_ms: int
 ) -> list[tuple[float, float]]:
@@ -358,7 +401,7 @@ def _summary(
     )
 
 
-def _verdict(r: Results) -> Verdict:
+def _verdict(r: Results, runs: list[Lateness]) -> Verdict:
     verdict = Verdict()
     verdict.check("switch lateness p99", round(r.late_p99_ms, 2), "<=", round(FRAME_MS, 1), " ms")
     verdict.check(
@@ -372,6 +415,13 @@ def _verdict(r: Results) -> Verdict:
         " ms/h",
     )
     verdict.check("static slideshow CPU", round(r.static_cpu_percent, 2), "<", 2.0, " % of a core")
+    for run in runs:
+        name = f"signage play {run.where}, {run.renderer}->{run.path}"
+        if run.error is not None or not run.late_ms:
+            verdict.check(f"{name}: lateness p99", None, "<=", round(FRAME_MS, 1), " ms")
+        elif not run.software_rasteriser:  # llvmpipe's figures are the CPU's, not a GPU's
+            verdict.check(f"{name}: p99", round(run.p99, 2), "<=", round(FRAME_MS, 1), " ms")
+            verdict.check(f"{name}: max", round(run.max, 2), "<=", round(2 * FRAME_MS, 1), " ms")
     return verdict
 
 
@@ -382,7 +432,9 @@ def _drift_line(name: str, d: Drift) -> str:
     )
 
 
-def _report(r: Results, verdict: Verdict) -> str:
+def _report(r: Results, runs: list[Lateness], verdict: Verdict) -> str:
+    from tools.bench._lateness import HEADER
+
     lines = [
         f"switches: {r.switches} of {r.item_ms} ms items (3-zone 1920x1080 layout, headless)",
         f"late_ms  p50 {r.late_p50_ms:.2f}  p99 {r.late_p99_ms:.2f}  max {r.late_max_ms:.2f}",
@@ -400,11 +452,15 @@ def _report(r: Results, verdict: Verdict) -> str:
         f"cpu      static slideshow {r.static_cpu_s_per_min:.2f} s/min "
         f"({r.static_cpu_percent:.2f} % of one core); redrawn every frame "
         f"{r.every_frame_cpu_s_per_min:.1f} s/min ({r.cpu_ratio:.0f}x more)",
+        f"signage play, {r.item_ms} ms items, headless and in a real window, per path "
+        "(GL on a software rasteriser: not checked, CPU-bound):",
+        HEADER,
+        *(run.row() for run in runs),
     ]
     return "\n".join([*lines, verdict.report()])
 
 
-async def _bench(args: argparse.Namespace) -> Results:
+async def _bench(args: argparse.Namespace) -> tuple[Results, list[Lateness]]:
     from player import DirectoryAssets
 
     with tempfile.TemporaryDirectory(prefix="signage-bench-") as tmp:
@@ -421,7 +477,8 @@ async def _bench(args: argparse.Namespace) -> Results:
         static = await _cpu_static(manifest, assets, args.cpu_seconds)
         every = await _cpu_every_frame(manifest, assets, args.cpu_seconds)
         idle = await _idle_loop_lateness(50 if args.quick else 300)
-    return _summary(lates, baseline, static, every, idle, args)
+        runs = await asyncio.to_thread(_switch_runs, manifest, directory, args)
+    return _summary(lates, baseline, static, every, idle, args), runs
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -433,11 +490,12 @@ def _run(args: argparse.Namespace) -> int:
         cannot_run("--switches must be >= 3, --item-ms >= 1 and --cpu-seconds > 0")
     os.environ["SDL_VIDEODRIVER"] = "dummy"
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    results = asyncio.run(_bench(args))
-    verdict = _verdict(results)
-    print(_report(results, verdict))
+    results, runs = asyncio.run(_bench(args))
+    verdict = _verdict(results, runs)
+    print(_report(results, runs, verdict))
     if args.json is not None:
-        figures = asdict(results) | {"targets": verdict.as_json()}
+        plays = [run.as_dict() for run in runs]
+        figures = asdict(results) | {"signage_play": plays, "targets": verdict.as_json()}
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return verdict.exit_code()
 
@@ -452,6 +510,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--item-ms", type=int, default=200, metavar="MS", help="image duration")
     parser.add_argument(
         "--cpu-seconds", type=float, default=15.0, metavar="S", help="length of each CPU run"
+    )
+    parser.add_argument(
+        "--renderer",
+        choices=["auto", "gl", "software", "both"],
+        default="auto",
+        help="presentation path of the signage play runs (default: auto, what a kiosk picks; "
+        "both: software and GL side by side)",
+    )
+    parser.add_argument(
+        "--where",
+        choices=["both", "headless", "window"],
+        default="both",
+        help="signage play headless (SDL dummy or offscreen driver), in a real X11 window at "
+        "1920x1080 ($DISPLAY, else Xvfb), or both (default)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures")
     parser.add_argument(

@@ -6,17 +6,26 @@ import argparse
 import json
 import os
 import sys
-import tomllib
+import time
 from pathlib import Path
 from typing import Any
 
 from tools.cli._common import add_config_options
+from tools.cli._errors import (
+    EXIT_CODES,
+    EXIT_INTERRUPTED,
+    CliError,
+    ExitCodesFormatter,
+    input_size,
+    printable,
+    read_document,
+)
 
 RESUME_FILE = "admin-uploads.json"
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from core import ConfigError, state_dir
+    from core import state_dir
     from server import AdminClient
     from tools.cli._common import load_from_args
 
@@ -27,29 +36,37 @@ def _client(args: argparse.Namespace) -> Any:
         token = settings.server.admin_token.get_secret_value()
     stored = state_dir(settings.data_dir) / "admin_token"
     if not token and stored.exists():
-        token = stored.read_text(encoding="utf-8").strip()
+        try:
+            token = stored.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CliError(
+                f"cannot read the admin token in {stored} ({(exc.strerror or '').lower()}): "
+                "pass --token, or run as the server's user"
+            ) from exc
     if not token:
-        raise ConfigError(["no admin token: set SIGNAGE_ADMIN_TOKEN or pass --token"])
+        raise CliError(
+            "no admin token: pass --token or set SIGNAGE_ADMIN_TOKEN (the server prints it at "
+            "its first start and keeps it in DATA_DIR/admin_token)"
+        )
     return AdminClient(url, token)
 
 
-def _read_document(path: Path) -> Any:
-    from core import ConfigError
-
-    text = path.read_text(encoding="utf-8")
-    try:
-        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError([f"cannot parse {path}: {exc}"], source=str(path)) from exc
-
-
 def _print(value: Any) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+    # ensure_ascii: control characters in names arrive escaped (\u001b), never raw.
+    print(json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=True))
 
 
 def _pair(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        print(client.claim(args.code, args.name))
+        claimed = client.claim_device(args.code, args.name)
+    print(printable(claimed["device_id"]))
+    if claimed.get("re_paired"):
+        name = printable(str(claimed.get("name")))
+        print(
+            f"signage: this screen was paired before: it keeps its name {name!r}, group and "
+            "content; its old token no longer works",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -62,7 +79,8 @@ def _devices(args: argparse.Namespace) -> int:
     print(f"{'ID':<22} {'NAME':<24} {'STATUS':<8} {'LAST SEEN':<26} MANIFEST")
     for d in devices:
         seen = d["last_seen"] or "-"
-        print(f"{d['id']:<22} {d['name']:<24} {d['status']:<8} {seen:<26} v{d['manifest_version']}")
+        row = f"{d['id']:<22} {d['name']:<24} {d['status']:<8} {seen:<26} v{d['manifest_version']}"
+        print(printable(row))
     return 0
 
 
@@ -72,8 +90,10 @@ class _Bar:
     def __init__(self, name: str, enabled: bool) -> None:
         self.name = name
         self.enabled = enabled
+        self.percent = 0
 
     def __call__(self, done: int, total: int) -> None:
+        self.percent = done * 100 // total if total else 0
         if not self.enabled or total == 0:
             return
         filled = done * 30 // total
@@ -88,14 +108,26 @@ def _resume_key(path: Path, url: str) -> str:
     return f"{url}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
+def _sessions(path: Path) -> dict[str, str]:
+    """Upload sessions to resume; a damaged file only means starting over."""
+    try:
+        sessions = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return sessions if isinstance(sessions, dict) else {}
+
+
 def _upload(args: argparse.Namespace) -> int:
     from core import atomic_write_text, state_dir
     from server import AdminApiError
     from tools.cli._common import load_from_args
 
     path = Path(args.file)
+    if input_size(path) == 0:
+        raise CliError(f"{path} is empty (0 bytes): nothing to upload")
     resume_path = state_dir(load_from_args(args).data_dir) / RESUME_FILE
-    sessions: dict[str, str] = json.loads(resume_path.read_text()) if resume_path.exists() else {}
+    sessions = _sessions(resume_path)
+    bar = _Bar(path.name, sys.stderr.isatty() or args.progress)
     with _client(args) as client:
         key = _resume_key(path, client.base_url)
 
@@ -103,16 +135,24 @@ def _upload(args: argparse.Namespace) -> int:
             sessions[key] = upload_id
             atomic_write_text(resume_path, json.dumps(sessions), mode=0o600)
 
-        bar = _Bar(path.name, sys.stderr.isatty() or args.progress)
         try:
-            sha = client.upload(
-                path, upload_id=sessions.get(key), progress=bar, on_session=remember
-            )
-        except AdminApiError as exc:
-            if key not in sessions or exc.code not in ("upload_not_found", "upload_expired"):
-                raise
-            # The saved session is gone (expired or aborted): start over.
-            sha = client.upload(path, progress=bar, on_session=remember)
+            try:
+                sha = client.upload(
+                    path, upload_id=sessions.get(key), progress=bar, on_session=remember
+                )
+            except AdminApiError as exc:
+                if key not in sessions or exc.code not in ("upload_not_found", "upload_expired"):
+                    raise
+                # The saved session is gone (expired or aborted): start over.
+                sha = client.upload(path, progress=bar, on_session=remember)
+        except KeyboardInterrupt:
+            if bar.enabled:
+                print(file=sys.stderr)  # end the progress line
+            raise CliError(
+                f"interrupted at {bar.percent}% of {path.name}: run the same command again to "
+                "resume where it stopped",
+                exit_code=EXIT_INTERRUPTED,
+            ) from None
     sessions.pop(key, None)
     atomic_write_text(resume_path, json.dumps(sessions), mode=0o600)
     print(sha)
@@ -121,12 +161,14 @@ def _upload(args: argparse.Namespace) -> int:
 
 def _put(kind: str) -> Any:
     def handler(args: argparse.Namespace) -> int:
-        document = _read_document(Path(args.file))
+        document = read_document(Path(args.file))
         bodies = document if isinstance(document, list) else [document]
+        if not all(isinstance(body, dict) and "id" in body for body in bodies):
+            raise CliError(f"{args.file}: expected a {kind} object with an id, or a list of them")
         with _client(args) as client:
             for body in bodies:
                 saved = getattr(client, f"put_{kind}")(body)
-                print(f"{kind} {saved['id']}: saved")
+                print(printable(f"{kind} {saved['id']}: saved"))
         return 0
 
     return handler
@@ -175,19 +217,68 @@ def _command(args: argparse.Namespace) -> int:
     for pair in args.arg:
         key, sep, value = pair.partition("=")
         if not sep:
-            from core import ConfigError
-
-            raise ConfigError([f"--arg takes KEY=VALUE, got {pair!r}"])
+            raise CliError(f"--arg takes KEY=VALUE, got {pair!r}")
         arguments[key] = _scalar(value)
     with _client(args) as client:
         _print(client.command(args.device, args.name, arguments))
     return 0
 
 
+def _screenshot(args: argparse.Namespace) -> int:
+    """Ask the device for a screenshot, wait for its answer, save the PNG."""
+    from core import atomic_write
+
+    target = Path(args.output)
+    if not target.parent.is_dir():
+        raise CliError(f"cannot write {target}: {target.parent} is not a directory")
+    with _client(args) as client:
+        device = client.device(args.device)
+        if device["status"] != "online":
+            seen = device.get("last_seen") or "never"
+            print(
+                printable(f"signage: {args.device} is offline (last seen {seen}); waiting for it"),
+                file=sys.stderr,
+            )
+        command_id = client.command(args.device, "screenshot")["id"]
+        result = _await_result(client, args.device, command_id, args.timeout)
+        if result is None:
+            state = "offline" if client.device(args.device)["status"] != "online" else "online"
+            raise CliError(
+                f"no screenshot from {args.device} within {args.timeout:g} s (it is {state}); "
+                "the request stays queued for an hour, rerun with a longer --timeout to wait"
+            )
+        if not result.get("ok"):
+            reason = result.get("message") or "no reason given"
+            raise CliError(f"{args.device} could not take a screenshot: {reason}")
+        png = client.screenshot(args.device)
+    atomic_write(target, png)
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    print(printable(f"{target}: {width}x{height} PNG, {len(png)} bytes, from {args.device}"))
+    return 0
+
+
+def _await_result(
+    client: Any, device_id: str, command_id: str, timeout_s: float
+) -> dict[str, Any] | None:
+    """The command's result once the device has answered, or None after ``timeout_s``.
+
+    A wait for one answer, polled twice a second (not a retry: nothing is sent again).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for info in client.commands(device_id):
+            if info["command"]["id"] == command_id and info.get("completed_at"):
+                result: dict[str, Any] = info.get("result") or {}
+                return result
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
 def _revoke(args: argparse.Namespace) -> int:
     with _client(args) as client:
         client.revoke(args.device)
-    print(f"{args.device}: revoked")
+    print(printable(f"{args.device}: revoked"))
     return 0
 
 
@@ -203,7 +294,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "admin",
         help="manage a server: pair, upload, assign, command",
-        description="Use the admin API.",
+        description="Use the admin API. A failure is one line on stderr saying what happened "
+        "and what to do; a 422 lists each invalid field.",
+        epilog=EXIT_CODES,
+        formatter_class=ExitCodesFormatter,
     )
     sub = parser.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
 
@@ -213,9 +307,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.set_defaults(handler=handler)
         return p
 
-    p = action("pair", "claim the pairing code a screen shows", _pair)
+    p = action(
+        "pair",
+        "claim the pairing code a screen shows (a screen paired before keeps its record)",
+        _pair,
+    )
     p.add_argument("code", metavar="CODE")
-    p.add_argument("--name", required=True)
+    p.add_argument(
+        "--name", help="the screen's name (default: the one it had, else the one it asks for)"
+    )
     p = action("devices", "list devices with presence", _devices)
     p.add_argument("--json", action="store_true", help="print JSON")
     p = action("upload", "upload a media file (chunked; rerun to resume after a cut)", _upload)
@@ -245,5 +345,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("device", metavar="DEVICE")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
+    p = action(
+        "screenshot",
+        "take a screenshot on a device and save it (waits for the device)",
+        _screenshot,
+    )
+    p.add_argument("device", metavar="DEVICE")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to save the PNG")
+    p.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="how long to wait (30)"
+    )
     p = action("revoke", "revoke a device: its token stops working at once", _revoke)
     p.add_argument("device", metavar="DEVICE")

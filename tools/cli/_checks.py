@@ -16,6 +16,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,25 @@ CREDENTIALS_FILE = "credentials.json"
 MIN_FREE_BYTES = 256 * 1024**2
 COMFORTABLE_FREE_BYTES = 1024**3
 MAX_CLOCK_SKEW_S = 120.0
+SERVICE_USER = "signage"
+GL_PACKAGES = ("libegl1", "libgles2", "libgl1-mesa-dri")
+# Asks for an OpenGL context the way the player's GL path does, off any screen (SDL's
+# offscreen driver: EGL on the GPU's render node, else Mesa's llvmpipe), in a child process
+# so that the doctor itself loads neither pygame nor a GL driver.
+GL_PROBE = """
+import json, os
+os.environ["SDL_VIDEODRIVER"] = "offscreen"
+os.environ["PYGAME_HIDE_SUPPORT_PROMPT"] = "1"
+try:
+    from zones import GLOffscreen
+    display = GLOffscreen((16, 16))
+    info = display.info
+    print(json.dumps({"vendor": info.vendor, "renderer": info.renderer, "version": info.version,
+                      "software": info.software}))
+    display.close()
+except Exception as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
 _FONT_MAGIC = (b"\x00\x01\x00\x00", b"OTTO", b"true", b"ttcf")
 
 
@@ -94,6 +114,127 @@ class Probe:
     disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage
     transport: httpx.BaseTransport | None = None
     wall_clock: Callable[[], float] = time.time
+    model_file: Path = Path("/proc/device-tree/model")
+    boot_configs: tuple[Path, ...] = (Path("/boot/firmware/config.txt"), Path("/boot/config.txt"))
+
+
+def _raspberry_pi(probe: Probe) -> str | None:
+    """The board's model when this is a Raspberry Pi."""
+    try:
+        model = probe.model_file.read_bytes().decode(errors="replace").strip("\x00 \n")
+    except OSError:
+        return None
+    return model if model.startswith("Raspberry Pi") else None
+
+
+def check_gl(probe: Probe) -> Finding:
+    """Which OpenGL the GL path gets: vendor, renderer, version; a software rasteriser warns."""
+    renderer = probe.settings.display.renderer
+    if renderer == "software":
+        return Finding("gl", Status.OK, "display.renderer = software: OpenGL is not used")
+    code, out = probe.run([sys.executable, "-c", GL_PROBE])
+    try:
+        info = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        info = {"error": f"the probe exited {code} without an answer"}
+    packages = f"sudo apt install {' '.join(GL_PACKAGES)}"
+    if "error" in info:
+        status = Status.FAIL if renderer == "gl" else Status.WARN
+        return Finding(
+            "gl",
+            status,
+            f"no OpenGL context: {info['error']}; the player composes in software",
+            f"{packages}; on a Raspberry Pi also see the 'pi-gpu' line",
+        )
+    detail = f"{info['renderer']} ({info['version']}; {info['vendor']})"
+    if info.get("software"):
+        fix = (
+            "a software rasteriser means no GPU driver is in use: on a Raspberry Pi keep "
+            "'dtoverlay=vc4-kms-v3d' in config.txt, reboot, and check the 'pi-gpu' line; "
+            "elsewhere install the GPU's Mesa driver"
+        )
+        chosen = "composes on the CPU" if renderer == "gl" else "composes in software (auto)"
+        return Finding(
+            "gl", Status.WARN, f"{detail}: a software rasteriser, the player {chosen}", fix
+        )
+    return Finding("gl", Status.OK, f"{detail}: the GL path")
+
+
+def check_pi_gpu(probe: Probe) -> Finding:
+    """On a Raspberry Pi: the KMS overlay and the GPU's device nodes the GL path needs."""
+    model = _raspberry_pi(probe)
+    if model is None:
+        return Finding("pi-gpu", Status.OK, "not a Raspberry Pi: nothing Pi-specific to check")
+    config = next((path for path in probe.boot_configs if path.is_file()), None)
+    overlays: list[str] = []
+    if config is not None:
+        for line in config.read_text(errors="replace").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("dtoverlay="):
+                overlays.append(line.removeprefix("dtoverlay=").split(",")[0].strip())
+    where = str(config or probe.boot_configs[0])
+    if "vc4-kms-v3d" not in overlays:
+        found = "vc4-fkms-v3d (fake KMS)" if "vc4-fkms-v3d" in overlays else "no KMS overlay"
+        return Finding(
+            "pi-gpu",
+            Status.FAIL,
+            f"{model}: {where} has {found}: no GPU driver for KMSDRM and OpenGL ES",
+            f"put 'dtoverlay=vc4-kms-v3d' under [all] in {where} and reboot (install.sh does it)",
+        )
+    cards = sorted(probe.dri_dir.glob("card*")) if probe.dri_dir.is_dir() else []
+    renders = sorted(probe.dri_dir.glob("renderD*")) if probe.dri_dir.is_dir() else []
+    if not cards or not renders:
+        return Finding(
+            "pi-gpu",
+            Status.FAIL,
+            f"{model}: vc4-kms-v3d is set but {probe.dri_dir} lacks "
+            f"{'card*' if not cards else 'renderD*'} (was the Pi rebooted since?)",
+            "sudo reboot; if it persists, check dmesg for vc4/v3d errors",
+        )
+    return Finding(
+        "pi-gpu",
+        Status.OK,
+        f"{model}: vc4-kms-v3d in {where}; {', '.join(p.name for p in cards + renders)}",
+    )
+
+
+def check_groups(probe: Probe) -> Finding:
+    """The service user can open the display (video) and the GPU's render node (render)."""
+    code, out = probe.run(["id", "-nG", SERVICE_USER])
+    if code != 0:
+        return Finding(
+            "groups",
+            Status.WARN,
+            f"no '{SERVICE_USER}' user (the service runs as it)",
+            "sudo systemd/install.sh --server URL creates it",
+        )
+    missing = [group for group in ("video", "render") if group not in out.split()]
+    if missing:
+        return Finding(
+            "groups",
+            Status.FAIL,
+            f"'{SERVICE_USER}' is not in {' and '.join(missing)}: no KMS display or GPU access",
+            f"sudo usermod -aG video,render,input,audio {SERVICE_USER}; then restart the service",
+        )
+    return Finding("groups", Status.OK, f"'{SERVICE_USER}' is in video and render")
+
+
+def check_gl_packages(probe: Probe) -> Finding:
+    missing = []
+    for package in GL_PACKAGES:
+        code, out = probe.run(["dpkg-query", "-W", "-f=${Status}", package])
+        if code == 127:
+            return Finding("packages", Status.WARN, "cannot ask dpkg which packages are installed")
+        if code != 0 or "install ok installed" not in out:
+            missing.append(package)
+    if missing:
+        return Finding(
+            "packages",
+            Status.WARN,
+            f"missing {', '.join(missing)}: the GL path cannot start (software is used)",
+            f"sudo apt install {' '.join(missing)}",
+        )
+    return Finding("packages", Status.OK, f"{', '.join(GL_PACKAGES)} installed")
 
 
 def check_display(probe: Probe) -> Finding:
@@ -266,13 +407,28 @@ def check_service(probe: Probe) -> Finding:
     return Finding("service", Status.FAIL, detail, fix)
 
 
+def _paired_server(probe: Probe) -> str | None:
+    """The server ``credentials.json`` was paired with (``signage play --server URL``
+    writes no configuration), when it can be read."""
+    try:
+        data = json.loads((probe.state_dir / CREDENTIALS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    url = data.get("server_url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+
+
 def check_server(probe: Probe) -> Finding:
     url = probe.settings.sync.server_url
+    source = ""
+    if not url:
+        url = _paired_server(probe)
+        source = f" (the server in {CREDENTIALS_FILE})"
     if not url:
         return Finding(
             "server",
             Status.FAIL,
-            "no server configured (sync.server_url)",
+            "no server configured (sync.server_url) and not paired with one",
             "set server_url under [sync] in /etc/signage/player.toml, or rerun "
             "install.sh --server URL",
         )
@@ -287,7 +443,7 @@ def check_server(probe: Probe) -> Finding:
         return Finding(
             "server",
             Status.FAIL,
-            f"{health} is unreachable: {type(exc).__name__}: {exc}",
+            f"{health}{source} is unreachable: {type(exc).__name__}: {exc}",
             "check the address, that the server runs (systemctl status signage-server there), "
             "and the network from here (ping, firewall, proxy)",
         )
@@ -298,7 +454,7 @@ def check_server(probe: Probe) -> Finding:
             f"{health} answered HTTP {response.status_code}",
             "look at the server's log (journalctl -u signage-server)",
         )
-    detail = f"{health} answered in {elapsed_ms:.0f} ms"
+    detail = f"{health} answered in {elapsed_ms:.0f} ms{source}"
     skew = _clock_skew(response, probe.wall_clock())
     if skew is not None and abs(skew) > MAX_CLOCK_SKEW_S:
         return Finding(
@@ -375,6 +531,10 @@ def check_credentials(probe: Probe) -> Finding:
 
 CHECKS: tuple[Callable[[Probe], Finding], ...] = (
     check_display,
+    check_gl,
+    check_pi_gpu,
+    check_groups,
+    check_gl_packages,
     check_libmpv,
     check_fonts,
     check_disk,

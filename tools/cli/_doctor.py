@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from core import ConfigError, Settings, state_dir
 from tools.cli._common import add_config_options, load_from_args
+from tools.cli._errors import printable
 
 if TYPE_CHECKING:  # httpx and the checks load only when the command runs
     from tools.cli._checks import Finding
@@ -56,9 +57,9 @@ def print_findings(findings: Sequence[Finding]) -> int:
 
     failures = warnings = 0
     for finding in findings:
-        print(f"  {finding.status.value:<5} {finding.check:<12} {finding.detail}")
+        print(printable(f"  {finding.status.value:<5} {finding.check:<12} {finding.detail}"))
         if finding.fix and finding.status is not Status.OK:
-            print(f"  {'':<5} {'':<12} fix: {finding.fix}")
+            print(printable(f"  {'':<5} {'':<12} fix: {finding.fix}"))
         failures += finding.status is Status.FAIL
         warnings += finding.status is Status.WARN
     if failures:
@@ -72,10 +73,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "doctor",
         help="check that this machine can play, and say what to fix",
-        description="Check the display (KMSDRM, X11 or Wayland), libmpv, the bundled fonts, free "
-        "space of the state directory, clock synchronization, the server's /healthz, the "
-        "device credentials and the systemd service. Prints what to fix; exit 1 when something "
-        "is wrong.",
+        description="Check the display (KMSDRM, X11 or Wayland), the OpenGL the GL path gets "
+        "(vendor, renderer, version; a software rasteriser such as llvmpipe warns), on a "
+        "Raspberry Pi the KMS overlay and GPU device nodes, the service user's video and render "
+        "groups, the GL packages, libmpv, the bundled fonts, free space of the state directory, "
+        "clock synchronization, the server's /healthz, the device credentials and the systemd "
+        "service. Prints what to fix; exit 1 when something is wrong.",
     )
     add_config_options(parser)
     parser.set_defaults(handler=_run)

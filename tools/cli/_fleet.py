@@ -96,8 +96,9 @@ def local_server(args: argparse.Namespace, data_dir: Path) -> Iterator[tuple[str
     env |= {
         "SIGNAGE_ADMIN_TOKEN": token,
         "SIGNAGE_LOG_LEVEL": "warning",
-        # One address pairs the whole fleet: the per-IP limit would otherwise pace it.
+        # One address pairs and connects the whole fleet: the per-IP limits would pace it.
         "SIGNAGE_SERVER__PAIRING_REQUESTS_PER_IP": str(max(10, args.devices * 2)),
+        "SIGNAGE_SERVER__SSE_CONNECTS_PER_IP": str(max(300, args.devices * 4)),
     }
     if args.heartbeat_interval is not None:
         env["SIGNAGE_SERVER__HEARTBEAT_INTERVAL_S"] = str(max(5.0, args.heartbeat_interval))

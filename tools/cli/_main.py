@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from core import SignageError
+from tools.cli._errors import EXIT_CODES, ExitCodesFormatter, report
 
 # Modules that add subcommands, in the order --help lists them.
 COMMAND_MODULES = [
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="signage",
         description="Signage player runtime for Raspberry Pi and Linux kiosks.",
+        epilog=EXIT_CODES,
+        formatter_class=ExitCodesFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
@@ -47,13 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; its exit code. Whatever goes wrong is reported by
+    ``tools.cli._errors.report`` as a readable line, never as a traceback."""
     try:
+        args = build_parser().parse_args(argv)
         result: int = args.handler(args)
-    except SignageError as exc:
-        print(f"signage: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+    except SystemExit:
+        raise  # argparse's usage errors (2) and --help (0)
+    except BrokenPipeError:
+        # The reader went away (`signage admin devices | head -1`): nothing left to say.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except BaseException as exc:  # the one place where errors become lines
+        return report(exc)
     return result

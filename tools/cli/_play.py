@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core import ConfigError, configure_logging, state_dir
+from core import ConfigError, atomic_write, configure_logging, state_dir
 from tools.cli._common import add_config_options, load_from_args
+from tools.cli._errors import printable
 
 if TYPE_CHECKING:
     from core import Settings
@@ -36,7 +38,7 @@ def _read_manifest(path: Path) -> Manifest:
 
 async def _play(settings: Settings, manifest: Manifest, args: argparse.Namespace) -> int:
     from player import DirectoryAssets, MediaClock, Player, TimelineWriter
-    from zones import ScreenDisplay
+    from zones import open_display
 
     wanted = [a.sha256 for a in manifest.assets]
     assets = DirectoryAssets(args.assets, wanted=wanted)
@@ -45,7 +47,7 @@ async def _play(settings: Settings, manifest: Manifest, args: argparse.Namespace
     if missing:
         print(f"signage play: {missing} asset(s) not found in {args.assets}", file=sys.stderr)
     timeline = TimelineWriter(args.timeline) if args.timeline else None
-    display = ScreenDisplay(settings.display)
+    display = open_display(settings.display)
     player = Player(
         settings,
         clock=MediaClock(),
@@ -68,7 +70,8 @@ async def _play(settings: Settings, manifest: Manifest, args: argparse.Namespace
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), 0.1)
         if args.screenshot is not None:
-            args.screenshot.write_bytes(await player.screenshot())
+            png = await player.screenshot()
+            await asyncio.to_thread(atomic_write, args.screenshot, png)
     finally:
         await player.stop()
         if timeline is not None:
@@ -76,18 +79,44 @@ async def _play(settings: Settings, manifest: Manifest, args: argparse.Namespace
     return 0
 
 
+def _announce_pairing(
+    code: str, server_url: str, device_name: str, expires_at: dt.datetime
+) -> None:
+    """The pairing code on stdout, for whoever started the player by hand (or over ssh)."""
+    until = expires_at.astimezone().strftime("%H:%M:%S")
+    print(
+        printable(
+            f"pairing code {code} for {server_url} (this screen: {device_name!r}, valid until "
+            f"{until}); claim it with: signage admin pair {code} --server {server_url}"
+        ),
+        flush=True,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
-    overrides = {}
+    display: dict[str, object] = {}
+    if args.renderer is not None:
+        display["renderer"] = args.renderer
     if args.headless:
-        overrides = {"display": {"driver": "dummy", "fullscreen": False}}
-    settings = load_from_args(args, **overrides)
+        # SDL's dummy driver has no OpenGL; its offscreen driver has (EGL), for --renderer gl.
+        driver = "offscreen" if args.renderer == "gl" else "dummy"
+        display |= {"driver": driver, "fullscreen": False}
+    settings = load_from_args(args, **({"display": display} if display else {}))
     configure_logging(settings.logging.level, settings.logging.format)
+    if args.screenshot is not None and not args.screenshot.parent.is_dir():
+        # Said now, not after an hour of playing.
+        raise ConfigError([f"not a directory: {args.screenshot.parent}"], source="--screenshot")
     server_url = args.server or (None if args.manifest else settings.sync.server_url)
     if server_url:  # the unattended daemon: pairing, sync, cache (docs/operations.md)
         from player import play_from_server
 
         return play_from_server(
-            settings, server_url, timeline=args.timeline, duration_s=args.duration
+            settings,
+            server_url,
+            timeline=args.timeline,
+            duration_s=args.duration,
+            screenshot=args.screenshot,
+            on_pairing=_announce_pairing,
         )
     if args.manifest is None or args.assets is None:
         raise ConfigError(["give --server URL (or sync.server_url), or --manifest and --assets"])
@@ -117,10 +146,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--duration", type=float, metavar="SECONDS", help="stop after this long (default: never)"
     )
     parser.add_argument(
-        "--screenshot", type=Path, metavar="PNG", help="save the last frame when stopping"
+        "--screenshot",
+        type=Path,
+        metavar="PNG",
+        help="save the last frame when stopping (with --server too)",
     )
     parser.add_argument(
-        "--headless", action="store_true", help="no window (SDL dummy driver), e.g. for tests"
+        "--headless",
+        action="store_true",
+        help="no window (SDL's dummy driver; its offscreen one with --renderer gl), e.g. for tests",
+    )
+    parser.add_argument(
+        "--renderer",
+        choices=["auto", "gl", "software"],
+        help="presentation path (default: display.renderer, auto): GL or software compositing",
     )
     add_config_options(parser)
     parser.set_defaults(handler=_run)

@@ -102,6 +102,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="show the first device in a window (needs a display)",
     )
     parser.add_argument(
+        "--renderer",
+        choices=["auto", "gl", "software"],
+        default="software",
+        help="presentation path of the players (default: software; gl: each device draws "
+        "into its own framebuffer of one offscreen OpenGL context, see docs/simulator.md)",
+    )
+    parser.add_argument(
         "--fps",
         type=_fps,
         metavar="N",
@@ -170,7 +177,7 @@ def build_options(args: argparse.Namespace) -> Any:
         device_overrides=_device_overrides(scenario),
         server_overrides=dict(scenario.server) if scenario is not None else {},
         fps=_frame_rate(scenario, speed, args.fps),
-        make_display=_window_display if args.window else None,
+        make_display=_display_maker(args.window, args.renderer),
         port=args.port,
         adopt=args.adopt,
         progress=(lambda _m: None) if args.quiet else _progress,
@@ -215,14 +222,25 @@ def _progress(message: str) -> None:
     print(f"sim: {message}", file=sys.stderr, flush=True)
 
 
-def _window_display(index: int) -> Any:
-    """The first device in a window; the others offscreen (pygame has one window)."""
-    from core import DisplayConfig
-    from zones import OffscreenDisplay, ScreenDisplay
+def _display_maker(window: bool, renderer: Any) -> Any:
+    """The devices' displays: offscreen, on the chosen path; with ``window`` the first device
+    in a window (pygame has one window: the others draw offscreen, on the GL path into
+    framebuffers of the window's context)."""
+    if not window and renderer == "software":
+        return None  # the simulator's default: OffscreenDisplay
 
-    if index > 0:
-        return OffscreenDisplay()
-    return ScreenDisplay(DisplayConfig(width=1280, height=720, fullscreen=False, hide_cursor=False))
+    def make(index: int) -> Any:
+        from core import DisplayConfig
+        from zones import offscreen_display, open_display
+
+        if window and index == 0:
+            config = DisplayConfig(
+                width=1280, height=720, fullscreen=False, hide_cursor=False, renderer=renderer
+            )
+            return open_display(config)
+        return offscreen_display(renderer=renderer)
+
+    return make
 
 
 async def _simulate(options: Any) -> Any:

@@ -38,7 +38,6 @@ from protocol import Item, Manifest, Transition
 from sync import ManifestWatcher, SyncAgent, TimeLink, TokenAuth
 from tools.sim._clock import DeviceClock, RealDeviceClock
 from tools.sim._frame_watch import SAMPLE, Fade, FrameJob, FrameWatch, ZoneShot
-from tools.sim._frames import WatchedDisplay
 from zones import Display, surface_image
 
 log = logging.getLogger(__name__)
@@ -126,7 +125,7 @@ class SimDevice:
         self.codes: list[str] = []
         self._offset_s = 0.0
         self._task: asyncio.Task[None] | None = None
-        self.display: WatchedDisplay | None = None
+        self.display: Display | None = None
         self._clients: list[httpx.AsyncClient] = []
         self._watchers: list[ManifestWatcher] = []  # of every sync session, for their counts
 
@@ -308,7 +307,7 @@ class SimDevice:
             cache_root(self.root), client=cache_http, limits=Limits.from_config(self.settings.cache)
         )
         wall = WallClock(self.clock, synchronised=lambda: True)
-        self.display = display = WatchedDisplay(self._make_display(), self._on_present)
+        self.display = display = self._make_display()
         self.frame_watch = FrameWatch(
             self.object_path,
             self._black_found,
@@ -338,6 +337,9 @@ class SimDevice:
         player.add_listener(ImpressionFeed(agent.recorder))
         self._offset_s = (self.clock.base.now_ns() - self._run_t0_ns) / NS_PER_S
         await player.start()
+        assert player.compositor is not None
+        # What each frame showed, on either path (GL reads it back from the GPU).
+        player.compositor.add_frame_listener(self._on_present)
         await agent.restore()
         self._task = asyncio.create_task(self._run_agent(agent), name=f"sync-{self.name}")
 
@@ -361,6 +363,9 @@ class SimDevice:
             self.frames += self.player.frames
             self.dropped_frames += self.player.dropped_frames
             await self.player.stop()
+        if self.display is not None:
+            self.display.close()  # a GL display's framebuffer lives in the shared context
+            self.display = None
         if self.frame_watch is not None:
             await asyncio.to_thread(self.frame_watch.close)
             self._fold_watch(self.frame_watch)
@@ -377,8 +382,7 @@ class SimDevice:
 
     def quit_requested(self) -> bool:
         """A window's close button or Escape (also keeps the window's event queue drained)."""
-        inner = self.display.inner if self.display is not None else None
-        check = getattr(inner, "quit_requested", None)
+        check = getattr(self.display, "quit_requested", None)
         return bool(check()) if callable(check) else False
 
     def object_path(self, sha256: str) -> Path:

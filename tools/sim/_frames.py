@@ -6,7 +6,8 @@ layout change), which keeps a simulated day to a few dozen files; ``every:N``, w
 screen every N seconds of media time (a time-lapse).
 
 Black and frozen frames are judged elsewhere (``tools.sim._frame_watch``, off the event loop);
-``WatchedDisplay`` only tells the device which rectangles each frame changed.
+the compositor's frame listener tells the device what each frame showed and which rectangles
+it changed (on either presentation path).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import pygame
 from core import ConfigError
 from player import TimelineEvent
 from protocol import Transition
-from zones import Display, DisplayWrapper, png_bytes
+from zones import png_bytes
 
 log = logging.getLogger(__name__)
 
@@ -59,31 +60,6 @@ class FramePolicy:
         if self.kind == "every":
             return f"every:{self.every_s:g}"
         return self.kind + ("+start" if self.transition_start else "")
-
-
-class WatchedDisplay(DisplayWrapper):
-    """A display that tells ``on_present`` what it presented (the canvas and the rectangles
-    that changed) after presenting it. ``on_present`` must be cheap: it runs before the frame
-    loop reads the frame's presented time."""
-
-    def __init__(
-        self,
-        inner: Display,
-        on_present: Callable[[pygame.Surface, Sequence[pygame.Rect]], None],
-    ) -> None:
-        super().__init__(inner)
-        self._on_present = on_present
-
-    def present(self, canvas: pygame.Surface, rects: Sequence[pygame.Rect]) -> None:
-        super().present(canvas, rects)
-        try:
-            self._on_present(canvas, rects)
-        except Exception:
-            log.exception("frame watch failed")  # a bug in the watch must not stop playback
-
-    def __getattr__(self, name: str) -> object:
-        # ScreenDisplay extras (quit_requested) stay reachable through the wrapper.
-        return getattr(self.inner, name)
 
 
 class FrameWriter:

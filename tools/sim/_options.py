@@ -76,8 +76,11 @@ def prepare_out(out: Path) -> None:
 
 def server_settings(out: Path, devices: int, server: dict[str, Any] | None = None) -> Settings:
     """The in-process server's settings; ``server`` overrides its [server] section."""
-    # The whole simulated fleet pairs from one address.
-    section = {"pairing_requests_per_ip": max(10, devices * 4)} | (server or {})
+    # The whole simulated fleet pairs and connects from one address.
+    section = {
+        "pairing_requests_per_ip": max(10, devices * 4),
+        "sse_connects_per_ip": max(300, devices * 20),
+    } | (server or {})
     return load_settings(
         None, env={}, overrides={"data_dir": str(out / "server"), "server": section}
     )
