@@ -37,6 +37,11 @@ class EventSink:
         """``t`` counts from now (the player started)."""
         self._t0 = self._clock.now_ns()
 
+    @property
+    def t0_ns(self) -> int:
+        """The media instant ``t`` counts from."""
+        return self._t0
+
     def seconds(self, media_ns: int) -> float:
         return (media_ns - self._t0) / NS_PER_S
 

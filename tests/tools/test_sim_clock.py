@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,39 @@ def test_a_real_clock_only_runs_at_speed_one() -> None:
         TimeDriver(MediaClock(), None)
     assert not TimeDriver(MediaClock(), 1.0).virtual
     assert TimeDriver(VirtualClock(), 2.0).virtual
+
+
+async def test_timeline_times_count_from_the_players_own_start(tmp_path: Path) -> None:
+    # A player's ``t`` counts from the instant its start() reset its events, which can be tens
+    # of milliseconds (a display opened under load) after the device began starting it: the
+    # timeline must take that instant, not an earlier one, or every time of that screen shifts.
+    import datetime as dt
+    import json
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from core import load_settings
+    from player import TimelineEvent, TimelineWriter
+    from tools.sim._device import SimDevice
+
+    shared = SimClock(start_ns=0, wall_start_ns=1_000 * NS_PER_S)
+    clock = device_clock(shared, drift_ppm=-100.0)
+    timeline = TimelineWriter(tmp_path / "timeline.jsonl")
+    device = SimDevice(
+        "sim-1", tmp_path / "sim-1", load_settings(None, env={}), clock=clock,
+        server_url="http://127.0.0.1:9", make_display=lambda: cast(Any, None),
+        timeline=timeline, run_t0_ns=0,
+        on_code=lambda _device, _code: None,
+    )  # fmt: skip
+    await shared.advance(500 * NS_PER_S)
+    player = SimpleNamespace(events=SimpleNamespace(t0_ns=clock.now_ns()))
+    await shared.advance(37 * NS_PER_S)  # 37 s of the run's clock later...
+    seconds = (clock.now_ns() - player.events.t0_ns) / NS_PER_S  # ...what the player says
+    wall = dt.datetime.now(dt.UTC)
+    event = TimelineEvent(t=seconds, wall=wall, device="sim-1", layout="a", zone="z",
+                          item="i", event="start", due=seconds - 0.25)  # fmt: skip
+    device._emit(cast(Any, player), event)
+    timeline.close()
+    record = json.loads((tmp_path / "timeline.jsonl").read_text())
+    assert record["t"] == pytest.approx(537.0, abs=2e-6)
+    assert record["due"] == pytest.approx(537.0 - 0.25 / (1 - 100e-6), abs=2e-6)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -123,7 +124,6 @@ class SimDevice:
         self.frames = 0
         self.starts = 0
         self.codes: list[str] = []
-        self._offset_s = 0.0
         self._task: asyncio.Task[None] | None = None
         self.display: Display | None = None
         self._clients: list[httpx.AsyncClient] = []
@@ -135,12 +135,18 @@ class SimDevice:
         self.codes.append(code)
         self._on_code(self, code)
 
-    def _emit(self, event: TimelineEvent) -> None:
+    def _emit(self, player: Player, event: TimelineEvent) -> None:
         """Timeline times are seconds since the run began on the run's clock, across restarts
-        of the player (a drifting device's own seconds are converted)."""
-        rate = self.clock.rate
-        due = None if event.due is None else self._offset_s + event.due / rate
-        shifted = dataclasses.replace(event, t=self._offset_s + event.t / rate, due=due)
+        of the player: each instant on the device's own (drifting) media clock, counted from the
+        player's start, is converted back to the run's clock."""
+        t0_ns = player.events.t0_ns
+
+        def run_s(seconds: float) -> float:
+            media_ns = t0_ns + round(seconds * NS_PER_S)
+            return (self.clock.to_base_ns(media_ns) - self._run_t0_ns) / NS_PER_S
+
+        due = None if event.due is None else run_s(event.due)
+        shifted = dataclasses.replace(event, t=run_s(event.t), due=due)
         self._timeline.write(shifted)
         for listener in list(self.listeners):
             listener(shifted)
@@ -318,7 +324,7 @@ class SimDevice:
             device=self.name, frame_ns=self.frame_ns, state_dir=self.root,
         )  # fmt: skip
         player.add_listener(self._note_start)
-        player.add_listener(self._emit)
+        player.add_listener(functools.partial(self._emit, player))
         player.add_frame_listener(self._frame_done)
         self.agent = agent = SyncAgent(
             self.settings,
@@ -335,7 +341,6 @@ class SimDevice:
             # (and fsync) per flush interval rather than per switch. Stored rows stay stored.
             agent.recorder.flush_delay_s = IMPRESSION_FLUSH_S
         player.add_listener(ImpressionFeed(agent.recorder))
-        self._offset_s = (self.clock.base.now_ns() - self._run_t0_ns) / NS_PER_S
         await player.start()
         assert player.compositor is not None
         # What each frame showed, on either path (GL reads it back from the GPU).
