@@ -6,13 +6,15 @@ the console and ``/api/v1/admin`` apply the same rules and publish the same even
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from protocol import ClaimRequest
 from server._admin_devices import (
@@ -27,6 +29,7 @@ from server._admin_devices import (
     send_command,
 )
 from server._admin_groups import GroupBody, list_groups, put_group
+from server._console_session import session_valid
 from server._console_web import Console, admin_call, enter, message_of
 from server._events_api import admin_events
 from server._pairing import claim
@@ -41,6 +44,9 @@ ACTIONS = {
     "screenshot": "Take screenshot",
 }
 _SLUG = re.compile(r"[^a-z0-9]+")
+# How often an open live stream checks that its session is still signed in: signing out,
+# the session's expiry or a new admin token end the stream within this time.
+SESSION_RECHECK_S = 5.0
 
 
 def _admin(state: ServerState) -> str:
@@ -113,10 +119,45 @@ async def device_rows(request: Request) -> Response:
 
 @router.get("/console/events")
 async def console_events(request: Request) -> Response:
-    """The admin event stream, for pages signed in with the session cookie."""
+    """The admin event stream, for pages signed in with the session cookie, for as long as
+    the session stays signed in."""
     console = await enter(request)
     stream: EventSourceResponse = await admin_events(request, _admin(console.state), console.state)
+    events: AsyncIterator[Any] = aiter(stream.body_iterator)
+    stream.body_iterator = _while_signed_in(events, console.state, console.session.id)
     return stream
+
+
+async def _while_signed_in(
+    events: AsyncIterator[Any], state: ServerState, session_id: str
+) -> AsyncIterator[Any]:
+    """``events`` until the session is signed out; then a ``signed-out`` event, and the end
+    (the page's reconnection then meets the sign-in check)."""
+    pending: asyncio.Task[Any] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait({pending}, timeout=SESSION_RECHECK_S)
+            if not done:
+                if not await session_valid(state, session_id):
+                    yield ServerSentEvent(event="signed-out", data="{}")
+                    return
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                pending = None
+            yield event
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def _one(console: Console, device_id: str) -> DeviceInfo | None:

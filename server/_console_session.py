@@ -96,22 +96,26 @@ async def close_session(state: ServerState, session: Session) -> None:
         await conn.execute(delete(console_sessions).where(console_sessions.c.id == session.id))
 
 
+async def session_valid(state: ServerState, session_id: str) -> bool:
+    """Whether the session is still signed in: not signed out, not expired, same admin token."""
+    async with state.engine.connect() as conn:
+        row = (
+            await conn.execute(select(console_sessions).where(console_sessions.c.id == session_id))
+        ).first()
+    return (
+        row is not None
+        and row.expires_at > state.clock()
+        and same_hash(state.admin_token_hash, row.admin_token_hash)
+    )
+
+
 async def current_session(request: Request) -> Session:
     """The caller's session, or ``SignInRequired``."""
     secret = request.cookies.get(COOKIE)
     if not secret or len(secret) > 256:
         raise SignInRequired
-    state = get_state(request)
     session_id = hash_token(secret)
-    async with state.engine.connect() as conn:
-        row = (
-            await conn.execute(select(console_sessions).where(console_sessions.c.id == session_id))
-        ).first()
-    if (
-        row is None
-        or row.expires_at <= state.clock()
-        or not same_hash(state.admin_token_hash, row.admin_token_hash)
-    ):
+    if not await session_valid(get_state(request), session_id):
         raise SignInRequired
     return Session(id=session_id, csrf=csrf_of(secret))
 

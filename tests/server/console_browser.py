@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright
+from playwright.sync_api import Browser, Page, Playwright, expect
 
 from core import Settings
 from server import RunningServer, run_in_thread
@@ -23,6 +23,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "console-test-token-0123456789abcdef"
 ARTEFACTS = ROOT / "test-artefacts" / "console"
 DOC_IMAGES = ROOT / "docs" / "images"
+EXPECT_TIMEOUT_MS = 30_000
 CODE_LINE = re.compile(r'msg="pairing code issued" code=(\d{6})')
 
 
@@ -96,6 +97,10 @@ class Player:
 
 
 def launch_browser(playwright: Playwright) -> Browser:
+    # ``expect`` waits 5 s by default, whatever the page's timeout: on a loaded 2-core CI
+    # machine two chunked uploads can take longer than that, so assertions wait as long as
+    # actions do.
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
 

@@ -269,3 +269,35 @@ def test_names_render_as_text_and_cross_site_posts_are_refused(tmp_path: Path) -
     finally:
         server.stop()
     drop_artefacts("security")
+
+
+PAGES = ("/devices", "/pair", "/media", "/playlists", "/layouts", "/schedule", "/reports")
+
+
+def test_every_page_fits_a_phone(tmp_path: Path) -> None:
+    """At a phone's width (390 CSS pixels) no page scrolls sideways: wide tables scroll in
+    their own box, and the navigation stays reachable."""
+    chromium_or_skip()
+    server = start_server(tmp_path / "server")
+    try:
+        device_id = _hostile_content(server.url)
+        with sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+            page.set_default_timeout(30_000)
+            shot = keep_screenshots(page, "phone")
+            sign_in(page, server.url)
+            overflowing: dict[str, int] = {}
+            for path in (*PAGES, f"/devices/{device_id}"):
+                page.goto(server.url + path)
+                page.wait_for_load_state("networkidle")
+                width = page.evaluate("document.documentElement.scrollWidth")
+                if width > 390:
+                    overflowing[path] = width
+                shot(path.strip("/").replace("/", "-"))
+                expect(page.get_by_role("link", name="Media").first).to_be_in_viewport()
+            assert overflowing == {}, f"pages wider than the phone: {overflowing}"
+            browser.close()
+    finally:
+        server.stop()
+    drop_artefacts("phone")

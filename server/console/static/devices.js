@@ -91,6 +91,8 @@
     mark(null); // (re)connected: whatever happened while away is fetched once
   });
   source.addEventListener("error", function () { say("Live updates interrupted; reconnecting…"); });
+  // Signed out (here or in another tab), expired, or a new admin token: back to sign-in.
+  source.addEventListener("signed-out", function () { source.close(); window.location.reload(); });
   ["device", "heartbeat", "screenshot", "command_result"].forEach(function (name) {
     source.addEventListener(name, function (event) {
       try { mark(JSON.parse(event.data).device_id); } catch (e) { mark(null); }
