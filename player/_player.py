@@ -214,10 +214,18 @@ class Player(FrameLoop):
 
     async def set_manifest(self, manifest: Manifest) -> None:
         """New content: switches once the resolved layout is playable, without a black frame."""
+        joins = manifest.sync is not None and (
+            self._manifest is None or self._manifest.sync is None
+        )
         self._manifest = manifest
         self._idle.pairing = None
         if self.compositor is None:
             return  # not started yet: start() resolves it
+        if joins and not self.timebase.synced:
+            # Clock exchanges begin now that a manifest puts the device in a group (a new
+            # screen pairs and downloads first): the bounded wait for group time counts from here.
+            wait_ns = self.settings.player.sync_wait_ms * NS_PER_MS
+            self._group_wait_until = max(self._group_wait_until, self.clock.now_ns() + wait_ns)
         self._reconsider()
         await self._reschedule()
         self._schedule_wake.set()
@@ -408,7 +416,7 @@ class Player(FrameLoop):
         self._target_key = None
 
     async def _await_group_time(self) -> None:
-        """A synced layout waits (boundedly, from start-up) for group time to be known."""
+        """A synced layout waits (boundedly, from start-up or joining) for group time."""
         if not self.timebase.synced and self.clock.now_ns() < self._group_wait_until:
             await self.clock.sleep_until(self._group_wait_until, self._group_ready)
 

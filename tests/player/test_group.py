@@ -354,3 +354,24 @@ def test_a_video_played_to_its_end_lasts_its_probed_length_in_a_group() -> None:
     timed = group.timed(manifest.playlists[0])
     assert [i.duration_ms for i in timed.items] == [1000, 4200]
     assert group.cycle(timed).length_ns == 5200 * MS
+
+
+async def test_the_wait_for_group_time_counts_from_the_first_synced_manifest() -> None:
+    # A new screen pairs and fetches its content first: its clock exchanges begin only when a
+    # manifest puts it in a group, so the wait starts then, not when the player started.
+    base = VirtualClock(start_ns=0, wall_start_ns=EPOCH_NS)
+    clock = SkewedClock(base, origin_ns=0, drift_ppm=0.0)
+    settings = Settings.model_validate({"player": {"sync_wait_ms": 2000}})
+    screen = Screen("one", clock, settings)
+    items = [image("a", RED, 10_000), image("b", BLUE, 10_000)]
+    async with screens(screen):
+        await screen.player.start()
+        await base.advance(5 * S)  # pairing, the manifest's download
+        await screen.player.set_manifest(sync_manifest(items))
+        await base.advance(1_900 * MS)
+        assert screen.starts() == []  # still waiting for group time
+        screen.player.set_clock_estimate(clock.truth())
+        await base.advance(100 * MS)
+        # Group time came in time: the group's slot (7 s into the cycle: "a"), never the one
+        # its own clock, 1010 s off, would give ("b").
+        assert [e.item for _, e in screen.starts()] == ["a"]
