@@ -88,6 +88,13 @@ class DisplayConfig(_Section):
     renderer: Literal["auto", "gl", "software"] = Field(
         "auto", description="auto: OpenGL when a context can be made, else software"
     )
+    power: Literal["auto", "cec", "drm", "x11", "none"] = Field(
+        "auto", description="how the screen is put in standby and woken"
+    )
+    cec_device: str = Field("/dev/cec0", min_length=1, description="the CEC adapter")
+    wake_lead_s: float = Field(
+        10.0, ge=0, le=600, description="wake the screen this long before it is due on"
+    )
 
 
 class VideoConfig(_Section):

@@ -10,14 +10,19 @@ from player._assets import AssetSource, DirectoryAssets, sha256_of
 from player._clock import NS_PER_MS, NS_PER_S, Clock, MediaClock, VirtualClock
 from player._daemon import DeviceAdapter, ImpressionFeed, play_from_server, run_daemon
 from player._machine import PlayerState
-from player._player import Player, content_key
+from player._player import Player
+from player._power import PowerController, PowerStatus
 from player._preroll import LoadTimes, item_key
-from player._presentation import Presentation, Switch, ZoneSequencer
-from player._schedule import is_active, resolve, window
+from player._presentation import Presentation
+from player._resume import content_key
+from player._schedule import Resolution, is_active, resolve, resolve_at, share_slots, window
 from player._sdnotify import SdNotifier, Watchdog
+from player._sequencer import Switch, ZonePosition, ZoneSequencer
+from player._share import ZonePlan
 from player._stalls import LoopStallProbe
 from player._timeline import TimelineEvent, TimelineWriter, read_timeline
 from player._wall import WallClock, system_clock_synchronised
+from player._windows import hour_start_ns
 
 __all__ = [
     "AssetSource",
@@ -32,7 +37,10 @@ __all__ = [
     "NS_PER_S",
     "Player",
     "PlayerState",
+    "PowerController",
+    "PowerStatus",
     "Presentation",
+    "Resolution",
     "SdNotifier",
     "Switch",
     "TimelineEvent",
@@ -40,15 +48,20 @@ __all__ = [
     "VirtualClock",
     "WallClock",
     "Watchdog",
+    "ZonePlan",
+    "ZonePosition",
     "ZoneSequencer",
     "content_key",
+    "hour_start_ns",
     "is_active",
     "item_key",
     "play_from_server",
     "read_timeline",
     "resolve",
+    "resolve_at",
     "run_daemon",
     "sha256_of",
+    "share_slots",
     "system_clock_synchronised",
     "window",
 ]

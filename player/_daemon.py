@@ -30,10 +30,11 @@ from cache import AssetCache, Limits
 from core import ConfigError, Settings, SyncConfig, atomic_write, state_dir
 from player._clock import Clock, MediaClock
 from player._player import Player
+from player._power import PowerController
 from player._sdnotify import SdNotifier
 from player._timebase import Estimate
 from player._timeline import TimelineEvent, TimelineWriter
-from protocol import Manifest
+from protocol import Manifest, PowerMetrics
 from sync import HostStatus, ImpressionRecorder, RestartRequested, SyncAgent, TokenAuth
 from zones import Display
 
@@ -71,12 +72,21 @@ class DeviceAdapter:
 
     def status(self) -> HostStatus:
         layout, items, dropped = self.player.snapshot()
+        power = self.player.power.status()
         return HostStatus(
             state=self.player.state.value,
             layout=layout,
             items=items,
             dropped_frames=dropped,
             cache=self.cache.stats().as_metrics(),
+            power=PowerMetrics(
+                wanted=power.wanted,
+                reason=power.reason,
+                backend=power.backend,
+                display=power.display,
+                error=power.error,
+            ),
+            interrupt=self.player.interrupt(),
             quarantined=self.player.quarantined,
             time=self.player.time_status(),
         )
@@ -105,6 +115,9 @@ class DeviceAdapter:
 
     def identify(self, text: str, seconds: float) -> None:
         self.player.identify(text, seconds)
+
+    async def display_power(self, on: bool, seconds: float | None) -> None:
+        await self.player.display_power(on, seconds)
 
 
 @dataclass
@@ -243,9 +256,17 @@ async def run_daemon(
                     assets=cache,
                     display=display,
                     state_dir=root,
+                    power=PowerController(None, root),
                 )
                 adapter = DeviceAdapter(player, cache, on_pairing=on_pairing)
-                agent = SyncAgent(settings, root, adapter, http=http, server_url=server_url)
+                agent = SyncAgent(
+                    settings,
+                    root,
+                    adapter,
+                    http=http,
+                    server_url=server_url,
+                    wall=player.wall.now,
+                )
                 agents.append(agent)
                 try:
                     player.add_listener(ImpressionFeed(agent.recorder))

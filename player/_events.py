@@ -48,6 +48,9 @@ class EventSink:
     def switches(self, switches: list[Switch], presented_ns: int, layout: str | None) -> None:
         """Report zone switches as presented at ``presented_ns`` (late_ms is measured from it)."""
         for switch in switches:
+            if switch.kind == "interrupt":
+                self._interrupt(switch, presented_ns, layout)
+                continue
             late = load = None
             if self.measured and switch.due_ns is not None and switch.kind != "error":
                 late = (presented_ns - switch.due_ns) / NS_PER_MS
@@ -71,6 +74,45 @@ class EventSink:
                     else switch.group_due_ns / NS_PER_S,
                 )
             )
+
+    def _late_ms(self, due_ns: int | None, at_ns: int) -> float | None:
+        return None if not self.measured or due_ns is None else (at_ns - due_ns) / NS_PER_MS
+
+    def _interrupt(self, switch: Switch, presented_ns: int, layout: str | None) -> None:
+        self.emit(
+            TimelineEvent(
+                t=self.seconds(presented_ns),
+                wall=self._wall.at(presented_ns),
+                device=self.device,
+                layout=switch.layout or layout,
+                zone=None,
+                item=None,
+                event="interrupt",
+                due=None if switch.due_ns is None else self.seconds(switch.due_ns),
+                late_ms=self._late_ms(switch.due_ns, presented_ns),
+                state=switch.state,
+                interrupt=switch.item,
+            )
+        )
+
+    def power(self, state: str, reason: str, due_ns: int | None, at_ns: int) -> None:
+        """The screen went ``state`` ("on" | "off") at ``at_ns`` (its frame, or the standby
+        command), for ``reason`` ("schedule" | "command"), due at ``due_ns``."""
+        self.emit(
+            TimelineEvent(
+                t=self.seconds(at_ns),
+                wall=self._wall.at(at_ns),
+                device=self.device,
+                layout=None,
+                zone=None,
+                item=None,
+                event="power",
+                due=None if due_ns is None else self.seconds(due_ns),
+                late_ms=self._late_ms(due_ns, at_ns),
+                state=state,
+                reason=reason,
+            )
+        )
 
     def state(self, state: str, layout: str | None, now_ns: int) -> None:
         self.emit(

@@ -28,6 +28,8 @@ class FrameLoop:
     dropped_frames: int
     _armed: tuple[Presentation, int] | None
     _current: Presentation | None
+    # From this media instant the screen goes off: nothing starts (the player halts).
+    _halt_at: int | None
     _unreported: list[Switch]
     _tick_listeners: list[Callable[[], None]]
     # Called with the presented instant after each presented frame, once its switches are
@@ -46,11 +48,12 @@ class FrameLoop:
         last_present: int | None = None
         while True:
             now = self.clock.now_ns()
-            if self._armed is not None and now >= self._armed[1]:
+            halting = self._halt_at is not None and now >= self._halt_at
+            if self._armed is not None and now >= self._armed[1] and not halting:
                 armed, self._armed = self._armed[0], None
                 self._swap_in(armed)
             current = self._current
-            if current is not None:
+            if current is not None and not halting:
                 current.tick(now)
             if compositor.compose(now):
                 presented = self.clock.now_ns()

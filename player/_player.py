@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -28,19 +27,24 @@ from player._frames import FrameLoop
 from player._group import GroupPlay
 from player._idle import IdleScreens, Pairing
 from player._machine import PlayerState, build_machine
+from player._power import PowerController
 from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation, Switch
 from player._quarantine import ItemQuarantine
-from player._schedule import resolve
+from player._resume import Suspended, content_key, resume_positions
+from player._schedule import resolve, resolve_at
+from player._standby import ScreenPower
 from player._timebase import Estimate, Timebase
 from player._timeline import TimelineWriter
 from player._wall import WallClock
 from player._warmup import SwitchWarmup
-from protocol import Item, Layout, Manifest, QuarantinedItem, TimeStatus
+from protocol import Interrupt, Item, Layout, Manifest, QuarantinedItem, TimeStatus
 from zones import (
     Compositor,
     Display,
+    NoPower,
     RenderContext,
+    choose_power,
     compositor_for,
     configure_renderer,
     load_renderers,
@@ -51,16 +55,7 @@ from zones import (
 log = logging.getLogger(__name__)
 
 
-def content_key(manifest: Manifest, layout: Layout) -> str:
-    """Identifies what a layout plays: equal keys need no reload (a schedule-only edit)."""
-    parts = [manifest.timezone, layout.model_dump_json()]
-    parts += [manifest.playlist(z.playlist).model_dump_json() for z in layout.zones]
-    if manifest.sync is not None:
-        parts.append(manifest.sync.model_dump_json())
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-class Player(FrameLoop):
+class Player(FrameLoop, ScreenPower):
     """Plays manifests on a display. All methods run on the event-loop thread."""
 
     def __init__(
@@ -75,6 +70,7 @@ class Player(FrameLoop):
         device: str = "",
         frame_ns: int | None = None,
         state_dir: Path | None = None,
+        power: PowerController | None = None,
     ) -> None:
         """``frame_ns``: the shortest interval between frames that only animate (default
         ``1 / frame_rate_hz``); the simulator samples animation below 1 Hz at ``--speed max``.
@@ -118,7 +114,12 @@ class Player(FrameLoop):
         self._machine = build_machine(self)
         self._manifest: Manifest | None = None
         self._target: tuple[Manifest, Layout] | None = None
+        self._target_interrupt: Interrupt | None = None
+        self._target_overlay = False  # an interrupt or a share entry's slot chose it
         self._target_key: str | None = None
+        # The last layout to leave the screen (not an interrupt's): where its zones stood,
+        # so that it comes back where the media clock says it would be (player._resume).
+        self._suspended: Suspended | None = None
         self._current: Presentation | None = None
         self._incoming: Presentation | None = None
         self._load_task: asyncio.Task[None] | None = None
@@ -149,6 +150,13 @@ class Player(FrameLoop):
         # The schedule change the player last looked ahead to: a layout that starts there was
         # announced, even when the player only gets round to loading it after the instant.
         self._boundary: dt.datetime | None = None
+        # The screen's power (player._power): while it is off nothing is drawn, and the layout
+        # due when it comes back on is prepared ahead, the screen woken ``wake_lead_s`` early.
+        self.power = power or PowerController(NoPower())
+        self._screen_off = False
+        self._power_boundary: dt.datetime | None = None  # the next scheduled power change
+        self._halt_at: int | None = None  # media instant the screen goes off: nothing starts
+        self._wake_lead_ns = int(settings.display.wake_lead_s * NS_PER_S)
         self.dropped_frames = 0
         self.frames = 0
         self.wall.add_listener(self._wall_jumped)
@@ -184,6 +192,10 @@ class Player(FrameLoop):
         # The path (GL or software) follows the display: display.renderer picks it.
         display = self._display or open_display(self.settings.display)
         self._opened = display if self._display is None else None  # ours to close
+        if self.power.choose:
+            self.power.choose = False
+            if self._opened is not None:  # a screen of our own: its power is ours to switch
+                await self._choose_power()
         self.compositor = compositor_for(display, frame_ns=self._frame_ns)
         self.events.restart()
         self._group_wait_until = self.clock.now_ns() + self.settings.player.sync_wait_ms * NS_PER_MS
@@ -193,6 +205,16 @@ class Player(FrameLoop):
             asyncio.create_task(self._frame_loop(), name="player-frames"),
             asyncio.create_task(self._schedule_loop(), name="player-schedule"),
         ]
+
+    async def _choose_power(self) -> None:
+        config = self.settings.display
+        driver = pygame.display.get_driver() if pygame.display.get_init() else None
+        backend, passed = await asyncio.to_thread(choose_power, config, video_driver=driver)
+        self.power.backend = backend
+        log.info(
+            "screen power",
+            extra={"fields": {"backend": backend.name, "setting": config.power, "passed": passed}},
+        )
 
     async def stop(self) -> None:
         """Stop playing and release everything (the player can be started again)."""
@@ -235,6 +257,7 @@ class Player(FrameLoop):
         self._load_pending = self._target is not None
         self._target_key = None
         await self._fire("halt")
+        self._suspended = None  # a reload starts the layout afresh
         await self._reschedule()
 
     def show_pairing(
@@ -273,6 +296,11 @@ class Player(FrameLoop):
         if self._current is None:
             return None, {}, self.dropped_frames
         return self._current.layout.id, self._current.playing(), self.dropped_frames
+
+    def interrupt(self) -> str | None:
+        """The id of the interrupt on screen, if one is."""
+        current = self._current
+        return None if current is None or current.interrupt is None else current.interrupt.id
 
     def feed_server_time(self, server_time: dt.datetime) -> None:
         self.wall.feed_server_time(server_time)
@@ -323,8 +351,10 @@ class Player(FrameLoop):
         self._cancel_load()
         self._disarm()
         if self._current is not None:
+            now = self.clock.now_ns()
+            self._suspend(self._current)
             self._current.end()
-            self._report(self._current.take_switches(), self.clock.now_ns())
+            self._report(self._current.take_switches() + self._interrupt_end(self._current), now)
             self._current.release()
             self._current = None
         if self.compositor is not None:
@@ -344,7 +374,15 @@ class Player(FrameLoop):
             self._armed = None
         if self._target is not None:
             manifest, layout = self._target
-            self._load_task = asyncio.create_task(self._load(manifest, layout))
+            self._load_task = asyncio.create_task(
+                self._load(
+                    manifest,
+                    layout,
+                    self._target_interrupt,
+                    self._start_at,
+                    overlay=self._target_overlay,
+                )
+            )
 
     async def on_enter_PLAYING(self, *_: object) -> None:
         incoming, self._incoming = self._incoming, None
@@ -366,12 +404,47 @@ class Player(FrameLoop):
         assert self.compositor is not None
         previous, self._current = self._current, incoming
         if previous is not None:
+            self._suspend(previous)
             previous.end()
-            self._unreported += previous.take_switches()
+            self._unreported += previous.take_switches() + self._interrupt_end(previous)
             # The compositor releases the old scene once the new one's first frame is up.
             previous.release_upcoming()
+        if incoming.interrupt is not None:
+            self._unreported.append(
+                Switch(
+                    "interrupt",
+                    "",
+                    incoming.interrupt.id,
+                    incoming.interrupt_due_ns,
+                    layout=incoming.layout.id,
+                    state="start",
+                )
+            )
         self.compositor.present(incoming.scene)
         self._frame_wake.set()
+
+    def _suspend(self, presentation: Presentation) -> None:
+        """Remember where a layout stood as it leaves the screen (an overlay's is not resumed:
+        it plays from its start each time)."""
+        if not presentation.overlay:
+            key = content_key(presentation.manifest, presentation.layout)
+            positions = presentation.positions()
+            self._suspended = Suspended(key, presentation.layout.id, positions, self.wall.now())
+
+    def _interrupt_end(self, presentation: Presentation) -> list[Switch]:
+        interrupt = presentation.interrupt
+        if interrupt is None:
+            return []
+        ends = interrupt.ends_at
+        # Due at its end when it expired; cleared early (or replaced), nothing was due.
+        due = (
+            self.wall.media_ns_of(ends)
+            if ends is not None and ends <= self.wall.now() + dt.timedelta(seconds=1)
+            else None
+        )
+        return [
+            Switch("interrupt", "", interrupt.id, due, layout=presentation.layout.id, state="end")
+        ]
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -460,11 +533,18 @@ class Player(FrameLoop):
     def _item_loaded(self, item: Item, load_ns: int) -> None:
         self.load_times.record(item_key(item), load_ns)
 
-    async def _load(self, manifest: Manifest, layout: Layout) -> None:
+    async def _load(
+        self,
+        manifest: Manifest,
+        layout: Layout,
+        interrupt: Interrupt | None,
+        start_at: int | None,
+        *,
+        overlay: bool = False,
+    ) -> None:
         group = (
             None if manifest.sync is None else GroupPlay(manifest.sync, self.wall, manifest.assets)
         )
-        anchor = self._start_at  # a boundary's instant, or None: now
         types = {i.type for z in layout.zones for i in manifest.playlist(z.playlist).items}
         async with self.clock.busy():  # (a virtual clock waits for the thread)
             await asyncio.to_thread(load_renderers, types)  # libmpv loads off the loop
@@ -475,13 +555,30 @@ class Player(FrameLoop):
             preload_ns=self._preload_ns,
             context_for=self._context_for(manifest),
             on_loaded=self._item_loaded,
+            wall=self.wall,
             group=group,
         )
         started = self.clock.now_ns()
+        at = started if start_at is None else start_at
+        presentation.interrupt, presentation.interrupt_due_ns = interrupt, at
+        presentation.overlay = overlay or interrupt is not None
+        positions = None
+        if not presentation.overlay:
+            positions = resume_positions(
+                manifest,
+                layout,
+                content_key(manifest, layout),
+                self._suspended,
+                self.wall.at(at),
+                playable=self._playable,
+            )
         try:
             if group is not None:
                 await self._await_group_time()
-            await presentation.prime(anchor)
+                # Where the group's cycle stands when the wait ends (a boundary's instant, or
+                # now); positions do not apply to a synced layout.
+                at = self.clock.now_ns() if start_at is None else start_at
+            await presentation.prime(at, positions)
         except asyncio.CancelledError:
             presentation.release()
             raise
@@ -499,7 +596,7 @@ class Player(FrameLoop):
     # -- idle screens --------------------------------------------------------------------------
 
     def _show_idle(self) -> None:
-        if self.compositor is None or self.state is not PlayerState.IDLE:
+        if self.compositor is None or self.state is not PlayerState.IDLE or self._screen_off:
             return
         preparing = self._manifest is not None and self._scheduled_layout() is not None
         if self._idle.showing(self.compositor, preparing=preparing):
@@ -533,7 +630,25 @@ class Player(FrameLoop):
         if manifest is None:
             return None
         now = self.wall.now()
-        layout, next_change = resolve(manifest, now, playable=self._playable)
+        resolution = resolve_at(manifest, now, playable=self._playable)
+        layout, next_change, interrupt = (
+            resolution.layout,
+            resolution.next_change,
+            resolution.interrupt,
+        )
+        overlay = resolution.overlay
+        power = self.power.decide(manifest, now, interrupted=interrupt is not None)
+        if not power.on:
+            return await self._standby(manifest, power, next_change)
+        if self._screen_off or self.power.applied is None:
+            await self._wake(power)
+        self._power_boundary = power.next_change
+        self._halt_at = None
+        if power.next_change is not None:
+            if not self._on_at(manifest, power.next_change):
+                self._halt_at = self.wall.media_ns_of(power.next_change)
+            if next_change is None or power.next_change < next_change:
+                next_change = power.next_change
         pending = self._armed[1] if self._armed else self._start_at
         if pending is not None and self.clock.now_ns() < pending:
             return next_change  # a switch is armed for a boundary: let it happen
@@ -554,12 +669,14 @@ class Player(FrameLoop):
             and self.wall.media_ns_of(next_change) - self.clock.now_ns()
             <= self._preroll_ns(manifest, next_change)
         ):
-            upcoming = resolve(manifest, next_change, playable=self._playable)[0]
-            if upcoming is not None:
-                layout, start_at = upcoming, self.wall.media_ns_of(next_change)
+            upcoming = resolve_at(manifest, next_change, playable=self._playable)
+            if upcoming.layout is not None:
+                layout, start_at = upcoming.layout, self.wall.media_ns_of(next_change)
+                interrupt, overlay = upcoming.interrupt, upcoming.overlay
         key = content_key(manifest, layout)
         if key != self._target_key:
             self._target, self._target_key, self._start_at = (manifest, layout), key, start_at
+            self._target_interrupt, self._target_overlay = interrupt, overlay
             await self._fire("load")
         return next_change
 
@@ -581,6 +698,8 @@ class Player(FrameLoop):
 
     def _preroll_ns(self, manifest: Manifest, at: dt.datetime) -> int:
         """How long before ``at`` (a schedule boundary) the layout due then starts loading."""
+        if self._screen_off:  # the screen comes on at ``at``: wake it ahead of its content
+            return max(self._wake_lead_ns, self.load_times.max_ns)
         upcoming = resolve(manifest, at, playable=self._playable)[0]
         if upcoming is None:
             return self.load_times.min_ns

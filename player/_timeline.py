@@ -9,7 +9,11 @@ One JSON object per line, a contract other tools read::
 instant the frame was handed to the display (its present call returned) minus ``due``.
 ``start`` events also carry ``"load_ms"``, how long preparing the item took. On a virtual
 clock both are null: media time stands still while that work happens. ``state`` events carry
-``"state"``; ``error`` events carry ``"error"`` (the reason). On a device of a sync group,
+``"state"``; ``error`` events carry ``"error"`` (the reason). ``interrupt`` events carry
+``"interrupt"`` (its id) and ``"state"`` (``start``: its first frame; ``end``: the first frame
+after it); ``due`` is when it was to take over (its start, or when the player learned of it)
+or to end. ``power`` events carry ``"state"`` (``on``, ``off``) and ``"reason"``
+(``schedule``, ``command``); ``due`` is the scheduled instant. On a device of a sync group,
 ``start`` and ``end`` events with a deadline also carry ``"group_due"``: that deadline in group
 time (seconds since the Unix epoch), the same on every screen of the group for the same switch.
 """
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-EventKind = Literal["start", "end", "error", "state"]
+EventKind = Literal["start", "end", "error", "state", "interrupt", "power"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class TimelineEvent:
     state: str | None = None
     error: str | None = None
     group_due: float | None = None  # a sync group's deadline, in s since the Unix epoch
+    interrupt: str | None = None
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -58,8 +64,12 @@ class TimelineEvent:
             record["load_ms"] = None if self.load_ms is None else round(self.load_ms, 3)
         if self.group_due is not None:
             record["group_due"] = round(self.group_due, 6)
-        if self.event == "state":
+        if self.event in ("state", "interrupt", "power"):
             record["state"] = self.state
+        if self.event == "interrupt":
+            record["interrupt"] = self.interrupt
+        if self.event == "power":
+            record["reason"] = self.reason
         if self.event == "error":
             record["error"] = self.error
         return record

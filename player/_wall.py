@@ -166,3 +166,8 @@ class WallClock:
     def media_ns_of(self, when: dt.datetime) -> int:
         """The media instant at which the wall clock reads ``when`` (with the current offset)."""
         return self.media_ns_at(to_ns(when))
+
+    def wall_ns_at(self, media_ns: int) -> int:
+        """``at`` in nanoseconds since the epoch (no rounding to microseconds): group time in
+        a sync group."""
+        return self.ns_at(media_ns)

@@ -5,21 +5,29 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
+from protocol._scheduling import (
+    HOUR_MS,
+    Interrupt,
+    LayoutShare,
+    PowerSchedule,
+    Share,
+    Window,
+    check_window,
+    unused,
+)
 from protocol._types import (
     Colour,
+    Day,
     DurationMs,
     Extent,
     Id,
@@ -28,38 +36,8 @@ from protocol._types import (
     TimeOfDay,
     TimeZoneName,
     TransitionMs,
-    minutes_of,
+    WireModel,
 )
-
-Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class WireModel(BaseModel):
-    """Strict base: unknown fields are an error, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ExtendedModel(WireModel):
-    """A model that gained optional fields after protocol v1 shipped (``ADDED``).
-
-    Peers built before a field existed reject it (models forbid unknown fields), so an added
-    field is left out of what we send while it is unset (None): a server sends old players
-    exactly what they know unless the new feature is in use, and a new device's heartbeat
-    reaches an old server unchanged.
-    """
-
-    ADDED: ClassVar[tuple[str, ...]] = ()
-
-    @model_serializer(mode="wrap")
-    def _leave_out_unset_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for name in self.ADDED:
-                if name in data and data[name] is None:
-                    del data[name]
-        return data
 
 
 def _duplicates(values: Iterable[str]) -> list[str]:
@@ -71,8 +49,36 @@ class Transition(WireModel):
     duration_ms: TransitionMs = 500
 
 
-class ImageItem(WireModel):
+class ItemBase(WireModel):
+    """What every item has: an id, and optionally its own validity window and share of airtime.
+
+    ``valid``: the item plays only inside this window (like a schedule entry's, in the
+    manifest's time zone); outside it the zone skips it. ``share``: the item asks for a share
+    of each hour, spread evenly; it needs a ``duration_ms``.
+    """
+
     id: Id
+    valid: Window | None = Field(None, exclude_if=unused)
+    share: Share | None = Field(None, exclude_if=unused)
+
+    @model_validator(mode="after")
+    def _share_needs_duration(self) -> ItemBase:
+        if self.share is not None and getattr(self, "duration_ms", None) is None:
+            raise ValueError(
+                f"item {self.id!r} asks for a share of airtime but has no duration_ms "
+                "(plays are spread by their length)"
+            )
+        return self
+
+    def plays_per_hour(self) -> int:
+        """The plays per hour its share asks for (0 without a share)."""
+        duration = getattr(self, "duration_ms", None)
+        if self.share is None or not isinstance(duration, int):
+            return 0
+        return self.share.plays_per_hour(duration)
+
+
+class ImageItem(ItemBase):
     type: Literal["image"]
     asset: Sha256
     duration_ms: DurationMs = 10_000
@@ -80,8 +86,7 @@ class ImageItem(WireModel):
     transition: Transition | None = None
 
 
-class VideoItem(WireModel):
-    id: Id
+class VideoItem(ItemBase):
     type: Literal["video"]
     asset: Sha256
     duration_ms: DurationMs | None = Field(None, description="None: play to the end of the file")
@@ -97,8 +102,7 @@ class VideoItem(WireModel):
         return self
 
 
-class TextItem(WireModel):
-    id: Id
+class TextItem(ItemBase):
     type: Literal["text"]
     text: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
     duration_ms: DurationMs = 10_000
@@ -111,8 +115,7 @@ class TextItem(WireModel):
     transition: Transition | None = None
 
 
-class ClockItem(WireModel):
-    id: Id
+class ClockItem(ItemBase):
     type: Literal["clock"]
     format: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "%H:%M"
     timezone: TimeZoneName | None = Field(None, description="None: the manifest's timezone")
@@ -144,6 +147,12 @@ class Playlist(WireModel):
     def _unique_items(self) -> Playlist:
         if dup := _duplicates(i.id for i in self.items):
             raise ValueError(f"playlist {self.id!r} repeats item ids {dup}")
+        shared_ms = sum(i.plays_per_hour() * (i.duration_ms or 0) for i in self.items)
+        if shared_ms > HOUR_MS:
+            raise ValueError(
+                f"playlist {self.id!r}: its shares ask for {shared_ms / 1000:g} s of each hour "
+                "(more than the hour)"
+            )
         return self
 
 
@@ -175,9 +184,7 @@ class Crop(WireModel):
         return self
 
 
-class Zone(ExtendedModel):
-    ADDED = ("crop",)
-
+class Zone(WireModel):
     id: Id
     x: Pixels = 0
     y: Pixels = 0
@@ -185,7 +192,7 @@ class Zone(ExtendedModel):
     h: Extent
     z: int = Field(0, strict=True, ge=-1_000, le=1_000)
     playlist: Id
-    crop: Crop | None = None
+    crop: Crop | None = Field(None, exclude_if=unused)
 
 
 class Layout(WireModel):
@@ -211,8 +218,10 @@ class Layout(WireModel):
 class ScheduleEntry(WireModel):
     """Plays ``layout`` on ``days`` between ``from`` and ``to`` local time, within the dates.
 
-    ``to`` earlier than ``from`` crosses midnight: the window belongs to the day it starts on.
-    ``start``/``end`` are inclusive dates; None means open-ended. ``days`` None means every day.
+    The window fields mean what they mean in ``Window``: ``to`` earlier than ``from`` crosses
+    midnight (the window belongs to the day it starts on), ``start``/``end`` are inclusive
+    dates, None means open-ended, ``days`` None means every day. With ``share`` the entry
+    plays its layout only in its slots of each hour (a campaign with a share of airtime).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -225,42 +234,25 @@ class ScheduleEntry(WireModel):
     days: list[Day] | None = Field(None, min_length=1, max_length=7)
     from_: TimeOfDay | None = Field(None, alias="from")
     to: TimeOfDay | None = None
+    share: LayoutShare | None = Field(None, exclude_if=unused)
 
     @model_validator(mode="after")
     def _coherent(self) -> ScheduleEntry:
-        if self.start and self.end and self.end < self.start:
-            raise ValueError(
-                f"schedule {self.id!r} ends ({self.end}) before it starts ({self.start})"
-            )
-        if (self.from_ is None) != (self.to is None):
-            raise ValueError(f"schedule {self.id!r} needs both 'from' and 'to', or neither")
-        if self.from_ == "24:00":
-            raise ValueError(f"schedule {self.id!r}: 'from' cannot be 24:00 (use 00:00)")
-        if (
-            self.from_ is not None
-            and self.to is not None
-            and minutes_of(self.from_) == minutes_of(self.to) % 1440
-        ):
-            raise ValueError(
-                f"schedule {self.id!r}: 'from' equals 'to'; leave both out for all day"
-            )
-        if self.days and (dup := _duplicates(self.days)):
-            raise ValueError(f"schedule {self.id!r} repeats days {dup}")
+        check_window(self, f"schedule {self.id!r}")
         return self
 
 
-class Asset(ExtendedModel):
+class Asset(WireModel):
     # Unknown probe figures are left out, not sent as null: a manifest of unprobed files is
     # byte for byte what it was before these fields existed.
-    ADDED = ("width", "height", "duration_ms")
 
     sha256: Sha256
     size: int = Field(strict=True, ge=0, le=1 << 40)
     mime: Annotated[str, StringConstraints(pattern=r"^(image|video)/[a-z0-9.+-]{1,64}$")]
     # What the server's probe found (optional: absent for files it has not probed).
-    width: int | None = Field(None, strict=True, ge=1, le=1 << 20)
-    height: int | None = Field(None, strict=True, ge=1, le=1 << 20)
-    duration_ms: int | None = Field(None, strict=True, ge=0, le=1 << 40)
+    width: int | None = Field(None, strict=True, ge=1, le=1 << 20, exclude_if=unused)
+    height: int | None = Field(None, strict=True, ge=1, le=1 << 20, exclude_if=unused)
+    duration_ms: int | None = Field(None, strict=True, ge=0, le=1 << 40, exclude_if=unused)
 
 
 class ManifestConfig(WireModel):
@@ -288,6 +280,12 @@ def open_ended_items(playlists: Iterable[Playlist], assets: Iterable[Asset] = ()
     ]
 
 
+def shared_items(playlists: Iterable[Playlist]) -> list[str]:
+    """``playlist/item`` of the items with a ``share``: what a sync group cannot have, since a
+    share's plays depend on what one screen played this hour, not on group time alone."""
+    return [f"{p.id}/{i.id}" for p in playlists for i in p.items if i.share is not None]
+
+
 class SyncGroup(WireModel):
     """The device plays in step with the other screens of ``group``.
 
@@ -308,9 +306,7 @@ class SyncGroup(WireModel):
         return value
 
 
-class Manifest(ExtendedModel):
-    ADDED = ("sync",)
-
+class Manifest(WireModel):
     version: int = Field(strict=True, ge=0)
     timezone: TimeZoneName = "UTC"
     config: ManifestConfig = ManifestConfig()
@@ -319,7 +315,11 @@ class Manifest(ExtendedModel):
     layouts: list[Layout] = Field(default_factory=list, max_length=1_000)
     schedule: list[ScheduleEntry] = Field(default_factory=list, max_length=1_000)
     default_layout: Id | None = None
-    sync: SyncGroup | None = Field(None, description="None: this device plays on its own")
+    sync: SyncGroup | None = Field(
+        None, description="None: this device plays on its own", exclude_if=unused
+    )
+    interrupts: list[Interrupt] = Field(default_factory=list, max_length=100, exclude_if=unused)
+    power: PowerSchedule | None = Field(None, exclude_if=unused)
 
     @model_validator(mode="after")
     def _references(self) -> Manifest:
@@ -328,6 +328,7 @@ class Manifest(ExtendedModel):
             ("playlist ids", [p.id for p in self.playlists]),
             ("layout ids", [layout.id for layout in self.layouts]),
             ("schedule ids", [s.id for s in self.schedule]),
+            ("interrupt ids", [i.id for i in self.interrupts]),
         ):
             if dup := _duplicates(ids):
                 raise ValueError(f"repeated {kind}: {dup}")
@@ -357,6 +358,11 @@ class Manifest(ExtendedModel):
         for entry in self.schedule:
             if entry.layout not in layouts:
                 raise ValueError(f"schedule {entry.id!r} uses unknown layout {entry.layout!r}")
+        for interrupt in self.interrupts:
+            if interrupt.layout not in layouts:
+                raise ValueError(
+                    f"interrupt {interrupt.id!r} uses unknown layout {interrupt.layout!r}"
+                )
         if self.default_layout is not None and self.default_layout not in layouts:
             raise ValueError(f"default_layout {self.default_layout!r} is not a layout")
         if self.sync is not None and (open_ended := open_ended_items(self.playlists, self.assets)):
@@ -364,6 +370,11 @@ class Manifest(ExtendedModel):
                 "in a sync group every item needs a known length (duration_ms, or for a video "
                 "the length its file was probed to have): the cycle must be known on every "
                 f"screen; without one: {', '.join(open_ended[:10])}"
+            )
+        if self.sync is not None and (shared := shared_items(self.playlists)):
+            raise ValueError(
+                "in a sync group no item may have a share: its plays would depend on each "
+                f"screen's own history, not on group time; with one: {', '.join(shared[:10])}"
             )
         return self
 

@@ -7,11 +7,24 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from protocol._manifest import ExtendedModel, ManifestConfig, WireModel
-from protocol._types import Id, PairingCode, Sha256, ShortText, Token
+from protocol._manifest import ManifestConfig
+from protocol._scheduling import unused
+from protocol._types import Id, PairingCode, Sha256, ShortText, Token, WireModel
 
 PROTOCOL_VERSION = 1
-CommandName = Literal["reload", "screenshot", "restart", "reboot", "clear_cache", "identify"]
+CommandName = Literal[
+    "reload",
+    "screenshot",
+    "restart",
+    "reboot",
+    "clear_cache",
+    "identify",
+    "display_on",
+    "display_off",
+]
+# Commands a player that predates them would refuse (the whole heartbeat answer with them):
+# the server sends them only to players that report ``metrics.power``.
+POWER_COMMANDS: frozenset[str] = frozenset({"display_on", "display_off"})
 Scalar = str | int | float | bool | None
 Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{8,64}$")]
 
@@ -95,6 +108,16 @@ class TimeStatus(WireModel):
     samples: int = Field(0, ge=0)
 
 
+class PowerMetrics(WireModel):
+    """The screen's power: what the player wants and why, and what the screen says."""
+
+    wanted: Literal["on", "off"]
+    reason: Literal["schedule", "command", "interrupt"] = "schedule"
+    backend: Literal["cec", "drm", "x11", "none"]
+    display: Literal["on", "standby", "unknown"] = "unknown"
+    error: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
 class QuarantinedItem(WireModel):
     """An item the player skips: it was playing when the player died abnormally."""
 
@@ -106,9 +129,7 @@ class QuarantinedItem(WireModel):
     reason: Annotated[str, StringConstraints(max_length=300)]
 
 
-class Metrics(ExtendedModel):
-    ADDED = ("time",)
-
+class Metrics(WireModel):
     cpu_percent: float = Field(ge=0, le=100 * 1024)
     memory_percent: float = Field(ge=0, le=100)
     memory_used_bytes: int = Field(ge=0)
@@ -127,7 +148,11 @@ class Metrics(ExtendedModel):
     manifest_version: int | None = Field(None, ge=0)
     manifest_error: Annotated[str, StringConstraints(max_length=500)] | None = None
     quarantined: list[QuarantinedItem] = Field(default_factory=list, max_length=64)
-    time: TimeStatus | None = Field(None, description="sent by devices of a sync group")
+    time: TimeStatus | None = Field(
+        None, description="sent by devices of a sync group", exclude_if=unused
+    )
+    power: PowerMetrics | None = Field(None, exclude_if=unused)
+    interrupt: Id | None = Field(None, exclude_if=unused)
 
 
 class Heartbeat(WireModel):

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocol import ImageItem, Layout, Playlist, ScheduleEntry, VideoItem
 from server._auth import Admin, State
 from server._bodies import JsonRoute
-from server._content import announce, conflicts, refresh_devices
-from server._db import devices, groups, layouts, media, playlists, schedules
+from server._content import announce, conflicts, live_interrupts, refresh_devices
+from server._db import devices, groups, interrupts, layouts, media, playlists, schedules
 from server._problems import ApiError, problem_doc
 from server._state import ServerState
 
@@ -172,7 +172,7 @@ async def put_schedule(
     return body
 
 
-async def referenced(conn: AsyncConnection, kind: str, item_id: str) -> str | None:
+async def referenced(conn: AsyncConnection, kind: str, item_id: str, now: float) -> str | None:
     """Who still uses ``item_id`` (a playlist, layout, schedule or media sha), if anyone."""
     if kind == "playlist":
         for r in await conn.execute(select(layouts)):
@@ -182,6 +182,10 @@ async def referenced(conn: AsyncConnection, kind: str, item_id: str) -> str | No
         for r in await conn.execute(select(schedules)):
             if r.body["layout"] == item_id:
                 return f"schedule {r.id!r}"
+        live = live_interrupts(now).where(interrupts.c.layout == item_id)
+        row = (await conn.execute(live)).first()
+        if row is not None:
+            return f"interrupt {row.id!r}"
         for table in (devices, groups):
             row = (
                 await conn.execute(select(table.c.id).where(table.c.default_layout == item_id))
@@ -231,7 +235,7 @@ def _register_read_delete(collection: str) -> None:
 
     async def delete_item(item_id: str, state: State, admin: Admin) -> Response:
         async with state.content_lock, state.writer.begin() as conn:
-            user = await referenced(conn, kind, item_id)
+            user = await referenced(conn, kind, item_id, state.clock())
             if user is not None:
                 raise ApiError(409, f"{kind}_in_use", f"{kind} {item_id!r} is used by {user}")
             gone = await conn.execute(delete(table).where(table.c.id == item_id))

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select, update
 
-from protocol import Command, CommandName, CommandResult, Id, Scalar, TimeZoneName
+from protocol import POWER_COMMANDS, Command, CommandName, CommandResult, Id, Scalar, TimeZoneName
 from server._admin_content import check_schedule_sets
 from server._auth import Admin, State
 from server._bodies import JsonRoute
@@ -251,10 +251,19 @@ async def revoke_device(device_id: str, state: State, admin: Admin) -> Response:
     "/api/v1/admin/devices/{device_id}/commands",
     status_code=201,
     response_model=Command,
-    responses=problem_doc(*ADMIN, 404, 422),
+    responses=problem_doc(*ADMIN, 404, 409, 422),
 )
 async def send_command(device_id: str, body: CommandRequest, state: State, admin: Admin) -> Command:
     await _device(state, device_id)
+    live = state.presence.get(device_id)
+    metrics = live.metrics if live is not None else None
+    if body.name in POWER_COMMANDS and metrics and "power" not in metrics:
+        # A player that predates them would refuse every heartbeat answer carrying one.
+        raise ApiError(
+            409,
+            "unsupported_by_player",
+            f"this device's player does not switch its screen ({body.name}); update it",
+        )
     now = state.clock()
     command_id = new_id("cmd")
     async with state.writer.begin() as conn:

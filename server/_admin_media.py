@@ -49,7 +49,7 @@ async def delete_media(
     # media_lock: an upload of the same bytes cannot adopt the file while it is removed.
     async with state.content_lock, state.media_lock:
         async with state.writer.begin() as conn:
-            user = await referenced(conn, "media", sha256)
+            user = await referenced(conn, "media", sha256, state.clock())
             if user is not None:
                 raise ApiError(409, "media_in_use", f"media {sha256} is used by {user}")
             gone = await conn.execute(delete(media).where(media.c.sha256 == sha256))

@@ -317,6 +317,61 @@ class AdminClient:
     def revoke(self, device_id: str) -> None:
         self.request("DELETE", f"/api/v1/admin/devices/{_segment(device_id)}")
 
+    # --- interrupts and power ---------------------------------------------------------------
+
+    def interrupt(
+        self,
+        layout: str,
+        *,
+        device: str | None = None,
+        group: str | None = None,
+        seconds: int | None = None,
+        starts_at: str | None = None,
+        ends_at: str | None = None,
+        priority: int = 0,
+    ) -> dict[str, Any]:
+        """Send ``layout`` over everything on a device (or every device of a group)."""
+        body = {
+            "layout": layout,
+            "device": device,
+            "group": group,
+            "seconds": seconds,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "priority": priority,
+        }
+        result: dict[str, Any] = self.request("POST", "/api/v1/admin/interrupts", json=body)
+        return result
+
+    def interrupts(self, *, device: str | None = None, live: bool = False) -> list[dict[str, Any]]:
+        params: dict[str, str] = {"live": "true" if live else "false"}
+        if device is not None:
+            params["device"] = device
+        result: list[dict[str, Any]] = self.request(
+            "GET", "/api/v1/admin/interrupts", params=params
+        )
+        return result
+
+    def clear_interrupt(self, interrupt_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", f"/api/v1/admin/interrupts/{interrupt_id}")
+        return result
+
+    def set_power(
+        self, target: str, schedule: Mapping[str, Any] | None, *, group: bool = False
+    ) -> dict[str, Any] | None:
+        """Set (None: remove) the power schedule of a device, or of a group."""
+        url = f"/api/v1/admin/{'groups' if group else 'devices'}/{target}/power"
+        if schedule is None:
+            self.request("DELETE", url)
+            return None
+        result: dict[str, Any] = self.request("PUT", url, json=dict(schedule))
+        return result
+
+    def power(self, target: str, *, group: bool = False) -> dict[str, Any]:
+        url = f"/api/v1/admin/{'groups' if group else 'devices'}/{target}/power"
+        result: dict[str, Any] = self.request("GET", url)
+        return result
+
     # --- content ---------------------------------------------------------------------------
 
     def _put(self, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from server import (
     _console_devices,
+    _console_interrupts,
     _console_layouts,
     _console_media,
     _console_playlists,
@@ -55,6 +56,7 @@ def install_console(app: FastAPI) -> None:
     for module in (
         _console_signin,
         _console_devices,
+        _console_interrupts,
         _console_media,
         _console_playlists,
         _console_layouts,

@@ -29,6 +29,7 @@ from server._admin_devices import (
     send_command,
 )
 from server._admin_groups import GroupBody, list_groups, put_group
+from server._console_interrupts import interrupt_context
 from server._console_session import session_valid
 from server._console_web import Console, admin_call, enter, message_of
 from server._events_api import admin_events
@@ -178,6 +179,7 @@ async def device_page(request: Request, device_id: str) -> Response:
         d=device_view(info),
         groups=groups,
         actions=ACTIONS,
+        **await interrupt_context(console.state, device_id),
     )
 
 

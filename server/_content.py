@@ -1,8 +1,10 @@
 """Assembling each device's manifest from the content it is assigned, and publishing changes.
 
 A device (or its group) is assigned a content set: schedule entry ids and a default layout.
-Its manifest holds exactly the layouts, playlists and assets those reference. The version
-goes up only when that content changes; the strong ETag is over the canonical JSON.
+Its manifest holds exactly the layouts, playlists and assets those reference, plus the
+interrupts sent to it or its group that have not ended or been cleared (and their layouts),
+and its power schedule (its own, else its group's). The version goes up only when that
+content changes; the strong ETag is over the canonical JSON.
 """
 
 from __future__ import annotations
@@ -14,24 +16,37 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import (
     DAYS,
     Asset,
     ImageItem,
+    Interrupt,
     Layout,
     Manifest,
     ManifestConfig,
     Playlist,
+    PowerSchedule,
     ScheduleEntry,
     SyncGroup,
     VideoItem,
     minutes_of,
     open_ended_items,
+    shared_items,
 )
-from server._db import devices, group_sync, groups, layouts, media, playlists, schedules
+from server._db import (
+    devices,
+    group_sync,
+    groups,
+    interrupts,
+    layouts,
+    media,
+    playlists,
+    power_schedules,
+    schedules,
+)
 from server._problems import ApiError
 from server._state import CachedManifest, ServerState
 
@@ -52,10 +67,10 @@ def manifest_config(state: ServerState) -> ManifestConfig:
 
 # A sync group and its epoch (UNIX seconds), when the device's group plays in step.
 Sync = tuple[str, float] | None
-Assignment = tuple[tuple[str, ...], str | None, str, Sync]
+Own = tuple[tuple[str, ...], str | None, str, Sync]
 
 
-def assignment_of(device: Any, group: Any | None, sync: Sync = None) -> Assignment:
+def assignment_of(device: Any, group: Any | None, sync: Sync = None) -> Own:
     """(schedule ids, default layout, timezone, sync): the device's own set wins over its
     group's; playing in step comes with membership of a sync group, whichever set it plays
     (each screen of a video wall has its own layout, cropping its tile of the clip)."""
@@ -67,6 +82,28 @@ def assignment_of(device: Any, group: Any | None, sync: Sync = None) -> Assignme
         return (), None, device.timezone or "UTC", sync
     timezone = device.timezone or source.timezone or "UTC"
     return tuple(source.schedule or []), source.default_layout, timezone, sync
+
+
+# (schedule ids, default layout, timezone, interrupt ids, power schedule's target, sync)
+Assignment = tuple[tuple[str, ...], str | None, str, tuple[str, ...], str | None, Sync]
+
+
+def interrupt_model(row: Any) -> Interrupt:
+    return Interrupt(
+        id=row.id,
+        layout=row.layout,
+        starts_at=dt.datetime.fromtimestamp(row.starts_at, dt.UTC),
+        ends_at=None if row.ends_at is None else dt.datetime.fromtimestamp(row.ends_at, dt.UTC),
+        priority=row.priority,
+    )
+
+
+def live_interrupts(now: float) -> Any:
+    """The query for interrupts still in force or to come (neither cleared nor ended)."""
+    return select(interrupts).where(
+        interrupts.c.cleared_at.is_(None),
+        or_(interrupts.c.ends_at.is_(None), interrupts.c.ends_at > now),
+    )
 
 
 @dataclass
@@ -88,12 +125,16 @@ class ContentSnapshot:
         tables: dict[str, dict[str, Any]],
         media_rows: dict[str, Asset],
         group_rows: dict[str, Any],
+        interrupt_rows: list[Any] | None = None,
+        power_rows: dict[str, PowerSchedule] | None = None,
         sync_epochs: dict[str, float] | None = None,
     ) -> None:
         self._state = state
         self._tables = tables
         self._media = media_rows
         self.groups = group_rows
+        self._interrupts = {r.id: r for r in interrupt_rows or []}
+        self._power = power_rows or {}
         self.sync_epochs = sync_epochs or {}
         self._memo: dict[Assignment, _Content] = {}
 
@@ -111,11 +152,35 @@ class ContentSnapshot:
         media_rows = {r.sha256: _asset(r) for r in await conn.execute(select(media))}
         group_rows = {r.id: r for r in await conn.execute(select(groups))}
         epochs = {r.group_id: r.epoch for r in await conn.execute(select(group_sync))}
-        return cls(state, tables, media_rows, group_rows, epochs)
+        interrupt_rows = list(await conn.execute(live_interrupts(state.clock())))
+        power_rows = {
+            r.target: PowerSchedule.model_validate(r.body)
+            for r in await conn.execute(select(power_schedules))
+        }
+        return cls(state, tables, media_rows, group_rows, interrupt_rows, power_rows, epochs)
 
     def sync_of(self, group_id: str | None) -> Sync:
         epoch = self.sync_epochs.get(group_id) if group_id else None
         return None if group_id is None or epoch is None else (group_id, epoch)
+
+    def assignment(self, device: Any) -> Assignment:
+        """What ``device`` plays: its content set (or its group's), the interrupts sent to
+        it or its group, its power schedule (or its group's), and its sync group."""
+        group = self.groups.get(device.group_id) if device.group_id else None
+        sync = self.sync_of(device.group_id)
+        schedule_ids, default_layout, timezone, sync = assignment_of(device, group, sync)
+        sent = sorted(
+            r.id
+            for r in self._interrupts.values()
+            if r.device_id == device.id
+            or (r.group_id is not None and r.group_id == device.group_id)
+        )
+        power = None
+        for target in (f"device:{device.id}", f"group:{device.group_id}"):
+            if target in self._power:
+                power = target
+                break
+        return schedule_ids, default_layout, timezone, tuple(sent), power, sync
 
     def _models(self, name: str, model: Any, ids: Iterable[str]) -> list[Any]:
         table = self._tables[name]
@@ -128,10 +193,18 @@ class ContentSnapshot:
         return cached
 
     def _assemble(
-        self, schedule_ids: tuple[str, ...], default_layout: str | None, timezone: str, sync: Sync
+        self,
+        schedule_ids: tuple[str, ...],
+        default_layout: str | None,
+        timezone: str,
+        interrupt_ids: tuple[str, ...] = (),
+        power: str | None = None,
+        sync: Sync = None,
     ) -> _Content:
         entries = self._models("schedules", ScheduleEntry, schedule_ids)
+        sent = [interrupt_model(self._interrupts[i]) for i in interrupt_ids]
         layout_ids = {e.layout for e in entries} | ({default_layout} if default_layout else set())
+        layout_ids |= {i.layout for i in sent}
         layout_models = self._models("layouts", Layout, layout_ids)
         playlist_ids = {zone.playlist for layout in layout_models for zone in layout.zones}
         playlist_models = self._models("playlists", Playlist, playlist_ids)
@@ -156,6 +229,8 @@ class ContentSnapshot:
             default_layout=default_layout
             if default_layout in {x.id for x in layout_models}
             else None,
+            interrupts=[i for i in sent if i.layout in {x.id for x in layout_models}],
+            power=self._power.get(power) if power is not None else None,
             sync=None
             if sync is None
             else SyncGroup(group=sync[0], epoch=dt.datetime.fromtimestamp(sync[1], dt.UTC)),
@@ -168,7 +243,8 @@ class ContentSnapshot:
 def _check_sync(
     group_id: str, playlist_models: Sequence[Playlist], assets: Sequence[Asset]
 ) -> None:
-    """A sync group's screens compute one cycle: every item's length must be known."""
+    """A sync group's screens compute one cycle: every item's length must be known, and no
+    item may ask for a share of the hour."""
     if open_ended := open_ended_items(playlist_models, assets):
         raise ApiError(
             409,
@@ -176,6 +252,14 @@ def _check_sync(
             f"group {group_id!r} plays in sync, so every item needs a known length "
             "(duration_ms, or for a video a file whose length the server could probe); "
             f"without one: {', '.join(open_ended[:10])}",
+        )
+    if shared := shared_items(playlist_models):
+        raise ApiError(
+            409,
+            "sync_refuses_shares",
+            f"group {group_id!r} plays in sync, so no item may have a share (every screen "
+            "plays the same fixed cycle from group time); with one: "
+            f"{', '.join(shared[:10])}",
         )
 
 
@@ -205,8 +289,7 @@ async def refresh_devices(
     snapshot = await ContentSnapshot.load(conn, state)
     changed: list[dict[str, Any]] = []
     for device in rows:
-        group = snapshot.groups.get(device.group_id) if device.group_id else None
-        content = snapshot.content(assignment_of(device, group, snapshot.sync_of(device.group_id)))
+        content = snapshot.content(snapshot.assignment(device))
         version = device.manifest_version
         if content.digest != device.manifest_digest:
             version += 1

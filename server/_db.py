@@ -178,6 +178,32 @@ uploads = Table(
 )
 
 
+# An interrupt targets one device or one group (exactly one of the two ids is set). It leaves
+# the manifests once cleared or past its end; the rows stay as history.
+interrupts = Table(
+    "interrupts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("device_id", String(64), index=True),
+    Column("group_id", String(64), index=True),
+    Column("layout", String(64), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("cleared_at", Float),
+)
+
+# A power schedule (protocol.PowerSchedule) per device or group: "device:<id>", "group:<id>".
+power_schedules = Table(
+    "power_schedules",
+    metadata,
+    Column("target", String(80), primary_key=True),
+    Column("body", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+
 console_sessions = Table(
     "console_sessions",
     metadata,

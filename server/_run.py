@@ -89,16 +89,18 @@ def run_in_thread(
     *,
     port: int = 0,
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+    clock: Callable[[], float] | None = None,
     http: str = "auto",
 ) -> RunningServer:
     """Start the server on 127.0.0.1 (an ephemeral port by default) and wait until it listens.
 
     ``wrap`` puts an ASGI layer in front of the app: the simulator's fault injection (never
-    part of the server's own API).
+    part of the server's own API). ``clock`` (UNIX seconds; default the system's): the
+    simulator's wall time, so the server and the simulated devices agree on what now is.
     """
     configured = settings.server.admin_token
     token, _ = load_admin_token(configured.get_secret_value() if configured else None, data_dir)
-    app = create_app(settings, data_dir)
+    app = create_app(settings, data_dir, clock=clock)
     config = uvicorn_config(
         app if wrap is None else wrap(app),
         settings.server,

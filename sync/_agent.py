@@ -5,10 +5,12 @@ asset cache is the host's and is kept."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import platform
 import socket
 import uuid
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from sync._heartbeat import HeartbeatLoop, SyncReport
 from sync._host import DeviceHost
 from sync._impressions import ImpressionRecorder
 from sync._metrics import HostSampler
-from sync._pairing import pair
+from sync._pairing import pair, utc_now
 from sync._state import Credentials, CredentialStore, ManifestStore
 from sync._store import CommandLedger, ImpressionQueue, open_database
 from sync._timesync import HttpTimeLink, TimeLink, TimeSync
@@ -79,10 +81,14 @@ class SyncAgent:
         http: httpx.AsyncClient,
         server_url: str,
         time_link: TimeLink | None = None,
+        wall: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         """``time_link``: how clock exchanges are made (default: over HTTP with the server;
-        the simulator passes a simulated network)."""
+        the simulator passes a simulated network). ``wall``: the device's wall time (the
+        player's clock, set from the server's until NTP has synchronised the system's), which
+        expiries are read against."""
         self.settings = settings
+        self.wall = wall
         self.state_dir = Path(state_dir)
         self.host = host
         self.server_url = server_url.rstrip("/")
@@ -163,7 +169,7 @@ class SyncAgent:
             resolution=resolution,
             player_version=player_version(),
         )
-        credentials = await pair(self.client, request, self._show_code)
+        credentials = await pair(self.client, request, self._show_code, now=self.wall)
         await asyncio.to_thread(self.credentials.save, credentials)
         return credentials
 
@@ -193,6 +199,7 @@ class SyncAgent:
             self.host,
             self.settings.player,
             identity=lambda: f"{self._name()}\n{self.device_id}",
+            now=self.wall,
         )
         watcher = ManifestWatcher(
             self.client,

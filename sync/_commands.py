@@ -39,8 +39,11 @@ class CommandRunner:
         config: PlayerConfig,
         *,
         identity: Callable[[], str],
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        """``now``: the device's wall time, which a command's expiry is read against."""
         self.client = client
+        self._now = now
         self.ledger = ledger
         self.host = host
         self.config = config
@@ -110,7 +113,27 @@ class CommandRunner:
             self.host.identify(self.identity(), float(seconds))
         elif name == "reboot":
             return await self._reboot(command.id)
+        elif name in ("display_on", "display_off"):
+            return await self._display_power(name == "display_on", command)
         return CommandResult(ok=True)
+
+    async def _display_power(self, on: bool, command: Command) -> CommandResult:
+        seconds = command.args.get("seconds")
+        if seconds is not None and (
+            not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0
+        ):
+            return CommandResult(ok=False, message=f"{command.name}: bad 'seconds' {seconds!r}")
+        await self.host.display_power(on, None if seconds is None else float(seconds))
+        power = self.host.status().power
+        if power is None:
+            return CommandResult(ok=True)
+        data: dict[str, str | int | float | bool | None] = {
+            "backend": power.backend,
+            "display": power.display,
+        }
+        if power.error:
+            return CommandResult(ok=False, message=power.error, data=data)
+        return CommandResult(ok=True, message=f"screen {power.wanted}", data=data)
 
     async def handle(self, command: Command) -> bool:
         """Run ``command`` unless its id was seen; False when its result is still undelivered."""
@@ -122,7 +145,7 @@ class CommandRunner:
             return True
         log.info("running command", extra={"fields": {"command": command.id, "name": command.name}})
         self.executed.append(command.id)
-        if command.expires_at is not None and command.expires_at < dt.datetime.now(dt.UTC):
+        if command.expires_at is not None and command.expires_at < self._now():
             result = CommandResult(ok=False, message="expired before it reached the device")
         elif command.name == "restart":
             result = CommandResult(ok=True, message="restarting")

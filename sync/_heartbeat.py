@@ -91,6 +91,8 @@ class HeartbeatLoop:
             impressions_dropped=self.report.impressions_dropped,
             manifest_version=self.report.manifest_version,
             manifest_error=self.report.manifest_error,
+            power=status.power,
+            interrupt=status.interrupt,
             quarantined=status.quarantined[:64],
             time=status.time,
         )

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from protocol import CacheMetrics, Manifest, QuarantinedItem, TimeStatus
+from protocol import CacheMetrics, Manifest, PowerMetrics, QuarantinedItem, TimeStatus
 from sync._timesync import ClockEstimate, MediaTime
 
 PlayerStateName = Literal["stopping", "idle", "loading", "playing"]
@@ -25,6 +25,8 @@ class HostStatus:
     items: dict[str, str] = field(default_factory=dict)
     dropped_frames: int = 0
     cache: CacheMetrics = field(default_factory=CacheMetrics)
+    power: PowerMetrics | None = None
+    interrupt: str | None = None  # the interrupt on screen
     quarantined: list[QuarantinedItem] = field(default_factory=list)
     time: TimeStatus | None = None  # where group time comes from (a sync group's device)
 
@@ -70,3 +72,7 @@ class DeviceHost(Protocol):
 
     def identify(self, text: str, seconds: float) -> None:
         """Show ``text`` over the content for ``seconds``."""
+
+    async def display_power(self, on: bool, seconds: float | None) -> None:
+        """Wake the screen or put it in standby, for ``seconds`` or until the power schedule
+        next changes."""

@@ -15,15 +15,25 @@ from sync._state import Credentials
 log = logging.getLogger(__name__)
 
 ShowCode = Callable[[PairingCreated], None]
+Now = Callable[[], dt.datetime]
 LONG_POLL_S = 25.0
 
 
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 async def _wait_for_claim(
-    client: DeviceClient, created: PairingCreated, *, long_poll_s: float, retry_s: float
+    client: DeviceClient,
+    created: PairingCreated,
+    *,
+    long_poll_s: float,
+    retry_s: float,
+    now: Now,
 ) -> PairingPaired:
     """Long-poll until claimed; ``PairingExpired`` when the code lapses."""
     while True:
-        remaining = (created.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
+        remaining = (created.expires_at - now()).total_seconds()
         if remaining <= 0:
             raise PairingExpired(f"pairing code expired at {created.expires_at.isoformat()}")
         try:
@@ -49,8 +59,11 @@ async def pair(
     *,
     long_poll_s: float = LONG_POLL_S,
     retry_s: float = 5.0,
+    now: Now = utc_now,
 ) -> Credentials:
-    """Pair this device; returns its credentials. Transient server failures are retried."""
+    """Pair this device; returns its credentials. Transient server failures are retried.
+
+    ``now``: the device's wall time, which a code's expiry is read against."""
     while True:
         try:
             created = await client.create_pairing(request)
@@ -71,7 +84,7 @@ async def pair(
         show_code(created)
         try:
             paired = await _wait_for_claim(
-                client, created, long_poll_s=long_poll_s, retry_s=retry_s
+                client, created, long_poll_s=long_poll_s, retry_s=retry_s, now=now
             )
         except PairingExpired:
             log.info("pairing code expired; asking for a new one")

@@ -39,7 +39,7 @@ CMDLINE_RECORD=$PREFIX/cmdline-changes
 BOOTCONFIG_RECORD=$PREFIX/config-txt-changes
 # libegl1, libgles2, libgl1-mesa-dri: OpenGL ES through Mesa (V3D on a Pi 4/5), the GL path.
 APT_PACKAGES=(libmpv2 fonts-dejavu-core python3-venv ca-certificates polkitd util-linux
-    libegl1 libgles2 libgl1-mesa-dri)
+    libegl1 libgles2 libgl1-mesa-dri v4l-utils)
 KMS_OVERLAY=dtoverlay=vc4-kms-v3d
 KMS_MARK="# signage: the GPU's KMS driver (KMSDRM display and OpenGL ES for the player)"
 CMDLINE_SETTINGS=(consoleblank=0 vt.global_cursor_default=0)

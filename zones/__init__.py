@@ -46,6 +46,17 @@ from zones._gl_compositor import GLCompositor
 from zones._gl_display import GLOffscreen, GLScreen, GLWindow
 from zones._image import ImageRenderer, Picture, decode_image, start_image_decoder
 from zones._png import png_bytes
+from zones._power import (
+    BackendName,
+    CecPower,
+    DrmPower,
+    NoPower,
+    ScreenPower,
+    ScreenState,
+    X11Power,
+    choose_power,
+    power_backend,
+)
 from zones._screen import RendererChoice, compositor_for, offscreen_display, open_display
 from zones._screens import NoContentScreen, PairingScreen
 from zones._text import TextRenderer, fit_font_size, wrap
@@ -67,11 +78,14 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BLACK_AREA",
+    "BackendName",
+    "CecPower",
     "ClockRenderer",
     "Compositor",
     "CrashGuard",
     "Display",
     "DisplayWrapper",
+    "DrmPower",
     "FONT_FILES",
     "FreezeWatch",
     "GLCompositor",
@@ -85,6 +99,7 @@ __all__ = [
     "LAZY_RENDERERS",
     "NEAR_BLACK_LUMA",
     "NoContentScreen",
+    "NoPower",
     "OffscreenDisplay",
     "Overlay",
     "PairingScreen",
@@ -95,12 +110,16 @@ __all__ = [
     "RendererFactory",
     "Scene",
     "ScreenDisplay",
+    "ScreenPower",
+    "ScreenState",
     "Size",
     "TextRenderer",
     "VideoRenderers",
+    "X11Power",
     "ZoneView",
     "black_share",
     "black_share_of",
+    "choose_power",
     "compositor_for",
     "configure_renderer",
     "create_renderer",
@@ -117,6 +136,7 @@ __all__ = [
     "open_display",
     "picture_digest",
     "png_bytes",
+    "power_backend",
     "register_renderer",
     "registered_types",
     "renderer_config",

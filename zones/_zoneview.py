@@ -182,6 +182,14 @@ class ZoneView:
         """Count the zone as changed on the next frame (re-blit the same pixels)."""
         self._dirty = True
 
+    def blank(self) -> None:
+        """Show nothing from the next frame: what lies beneath (the layout background) shows
+        through. For a zone whose playlist has no item it may play now."""
+        _release(self._outgoing, self._spares)
+        _release(self.current, self._spares)
+        self._outgoing, self.current, self._fade = None, None, None
+        self._dirty = True
+
     def clear(self) -> None:
         """Release everything; the pixels already on the canvas stay."""
         _release(self._outgoing)

@@ -231,9 +231,100 @@ async def test_a_broken_item_keeps_its_slot() -> None:
             ("b", EPOCH_NS / S + 5),
             ("a", EPOCH_NS / S + 6),
         ]
-        # Reported when each is prepared (2 s ahead): the slots at 1, 4 and 7 s.
-        errors = [e.item for _, e in screen.events if e.event == "error"]
-        assert errors == ["bad"] * 3
+        # Each failure is reported with the next frame presented: its slot's, at 1 and 4 s.
+        errors = [(t, e.item, e.due) for t, e in screen.events if e.event == "error"]
+        assert errors == [(1 * S, "bad", 1.0), (4 * S, "bad", 4.0)]
+
+
+async def test_screens_agree_on_a_cycle_whose_items_come_and_go_with_their_windows() -> None:
+    # "a" is valid 08:01 to 08:02 only: outside it the cycle is b and c; inside, a, b and c.
+    # One screen plays from 08:00:50, the other joins at 08:01:20, inside the window; each
+    # start must be the rule's (the slot holding its group instant in the cycle of the items
+    # valid then), the same on both screens, and "a" never starts outside its window.
+    base = VirtualClock(start_ns=5 * S, wall_start_ns=EPOCH_NS + 50 * S)
+    window = {"from": "08:01", "to": "08:02"}
+    items = [image("a", RED, 1000, valid=window), image("b", BLUE, 1500), image("c", RED, 700)]
+    manifest = sync_manifest(items)
+    first = Screen("first", SkewedClock(base, origin_ns=40 * S, drift_ppm=60.0))
+    late = Screen("late", SkewedClock(base, origin_ns=9 * S, drift_ppm=-80.0))
+    async with screens(first, late):
+        first.player.set_clock_estimate(first.clock.truth())
+        await first.player.start()
+        await first.player.set_manifest(manifest)
+        await base.advance(30 * S)
+        late.player.set_clock_estimate(late.clock.truth())
+        await late.player.start()
+        await late.player.set_manifest(manifest)
+        await base.advance(70 * S)  # to 08:02:30
+
+    opens, closes = EPOCH_NS + 60 * S, EPOCH_NS + 120 * S
+    durations = {"a": 1000 * MS, "b": 1500 * MS, "c": 700 * MS}
+
+    def expected(group_ns: int) -> tuple[str, int]:
+        """The rule, written out: the item on screen at ``group_ns`` and its slot's start."""
+        valid = [i for i in ("a", "b", "c") if i != "a" or opens <= group_ns < closes]
+        slot = Cycle(EPOCH_NS, tuple(durations[i] for i in valid)).slot_at(group_ns)
+        return valid[slot.index], slot.start_ns
+
+    for screen in (first, late):
+        starts = [e for _, e in screen.starts() if e.group_due is not None]
+        assert len(starts) > 30
+        for position, event in enumerate(starts):
+            due = round(event.group_due * NS_PER_S)  # type: ignore[operator]
+            item, slot_start = expected(due)
+            assert event.item == item, (screen.player.device, event)
+            # On the grid, or where the window's edge cut into a slot (or joined mid-slot).
+            assert abs(slot_start - due) < 1_000 or due in (opens, closes) or position == 0
+        assert {e.item for e in starts} == {"a", "b", "c"}
+    shared = {(e.item, e.group_due) for _, e in first.starts()}
+    joined = [(e.item, e.group_due) for _, e in late.starts()[1:]]
+    assert len(joined) > 40 and set(joined) <= shared
+    played_a = [e.group_due for _, e in first.starts() if e.item == "a"]
+    assert played_a and all(opens / S <= t < closes / S for t in played_a)  # type: ignore[operator]
+
+
+async def test_an_interrupt_pre_empts_one_screen_and_it_comes_back_in_step() -> None:
+    # The group's cycle is 3.2 s (a, b, c). An interrupt reaches one screen from 08:00:20 to
+    # 08:00:30; at its end that screen shows what group time gives then (b, 1.2 s into its
+    # 9th cycle, mid-slot), then every boundary with the screen the interrupt did not reach.
+    base = VirtualClock(start_ns=5 * S, wall_start_ns=EPOCH_NS + 10 * S)
+    items = [image("a", RED, 1000), image("b", BLUE, 1500), image("c", RED, 700)]
+    body = sync_manifest(items).model_dump(mode="json", by_alias=True)
+    alert = {"id": "alert", "type": "text", "text": "EVACUATE", "duration_ms": 5_000}
+    body["playlists"].append({"id": "p2", "items": [alert]})
+    body["layouts"].append(layout("emergency", "p2"))
+    body["interrupts"] = [
+        {
+            "id": "i1",
+            "layout": "emergency",
+            "starts_at": (EPOCH + dt.timedelta(seconds=20)).isoformat(),
+            "ends_at": (EPOCH + dt.timedelta(seconds=30)).isoformat(),
+        }
+    ]
+    hit = Screen("hit", SkewedClock(base, origin_ns=3 * S, drift_ppm=50.0))
+    spared = Screen("spared", SkewedClock(base, origin_ns=77 * S, drift_ppm=-70.0))
+    async with screens(hit, spared):
+        for screen, manifest in ((hit, Manifest.model_validate(body)), (spared, None)):
+            screen.player.set_clock_estimate(screen.clock.truth())
+            await screen.player.start()
+            await screen.player.set_manifest(manifest or sync_manifest(items))
+        await base.advance(40 * S)
+
+    interrupts = [(e.state, e.interrupt) for _, e in hit.events if e.event == "interrupt"]
+    assert interrupts == [("start", "i1"), ("end", "i1")]
+    back = [e for _, e in hit.starts() if e.layout == "l1" and e.group_due >= EPOCH_NS / S + 30]  # type: ignore[operator]
+    assert (back[0].item, back[0].group_due) == ("b", EPOCH_NS / S + 30)
+    expected = Cycle(EPOCH_NS, (1000 * MS, 1500 * MS, 700 * MS))
+    assert expected.slot_at(EPOCH_NS + 30 * S).index == 1
+    spared_starts = {(e.item, e.group_due) for _, e in spared.starts()}
+    after = [(e.item, e.group_due) for e in back[1:]]
+    assert len(after) >= 8 and set(after) <= spared_starts
+
+
+def test_a_sync_group_refuses_items_with_a_share() -> None:
+    items = [image("a", RED, 1000, share={"per_hour": 4}), image("b", BLUE, 1000)]
+    with pytest.raises(ValueError, match=r"no item may have a share.*p1/a"):
+        sync_manifest(items)
 
 
 async def test_a_synced_layout_waits_for_group_time_then_is_positioned_again() -> None:

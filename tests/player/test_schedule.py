@@ -7,10 +7,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from player import resolve
+from player import resolve, resolve_at
 from protocol import Layout, Manifest
 
 UTC = dt.UTC
@@ -160,7 +160,21 @@ def entries(draw: st.DrawFn) -> dict[str, Any]:
         entry["start"] = first.isoformat()
         if draw(st.booleans()):
             entry["end"] = (first + dt.timedelta(days=draw(st.integers(0, 30)))).isoformat()
+    if draw(st.integers(0, 3)) == 0:
+        entry["share"] = draw(layout_shares())
     return entry
+
+
+@st.composite
+def layout_shares(draw: st.DrawFn) -> dict[str, Any]:
+    slot_ms = draw(st.integers(1, 600)) * 1000
+    most = 3_600_000 // slot_ms
+    if draw(st.booleans()):
+        return {"per_hour": draw(st.integers(1, min(most, 60))), "slot_ms": slot_ms}
+    share = draw(st.floats(0.1, 100.0))
+    plays = max(1, round(share / 100 * 3_600_000 / slot_ms))
+    assume(plays * slot_ms <= 3_600_000)
+    return {"percent": share, "slot_ms": slot_ms}
 
 
 instants = st.integers(0, 500 * 24 * 60).map(
@@ -178,20 +192,31 @@ instants = st.integers(0, 500 * 24 * 60).map(
 def test_next_change_is_the_first_instant_the_answer_changes(
     schedule: list[dict[str, Any]], tz: str, when: dt.datetime, probes: list[float]
 ) -> None:
+    """The answer is the layout and the share entry whose slot chose it (a slot ending over
+    the same layout is a change: what plays beneath resumes)."""
     m = build(schedule, tz=tz)
-    layout, change = resolve(m, when)
+
+    def answer(t: dt.datetime) -> tuple[str | None, str | None]:
+        found = resolve_at(m, t)
+        return (
+            found.layout.id if found.layout else None,
+            found.share.id if found.share else None,
+        )
+
+    now = answer(when)
+    change = resolve_at(m, when).next_change
     if change is None:
         later = [when + dt.timedelta(days=d, hours=h) for d in (1, 3, 8) for h in (0, 7, 13)]
-        assert all(chosen(m, t) == (layout.id if layout else None) for t in later)
+        assert all(answer(t) == now for t in later)
         return
     assert change > when
     span = change - when
     for fraction in probes:  # nothing changes before next_change_at...
         probe = when + span * fraction
         if probe < change:
-            assert chosen(m, probe) == (layout.id if layout else None)
-    assert chosen(m, change - dt.timedelta(microseconds=1)) == (layout.id if layout else None)
-    assert chosen(m, change) != (layout.id if layout else None)  # ...and it does at it
+            assert answer(probe) == now
+    assert answer(change - dt.timedelta(microseconds=1)) == now
+    assert answer(change) != now  # ...and it does at it
 
 
 # The 2026 transitions of the zones above (and the day before each).
@@ -232,6 +257,47 @@ def test_no_window_is_skipped_on_any_day(start: str, length: int, tz: str, date:
             active += 1
         t += step
     assert active >= 2, "every day's window played"
+
+
+def test_a_share_entry_takes_its_slots_of_each_hour() -> None:
+    share = {"per_hour": 4, "slot_ms": 60_000}
+    m = build([{"layout": "ad", "priority": 5, "from": "09:00", "to": "17:00", "share": share}])
+    assert resolve(m, at("2026-11-23T09:00")) == (m.layout("base"), at("2026-11-23T09:07"))
+    # Slot j is centred at 09:00 + (j + 1/2) x 15 min: 09:07 to 09:08, 09:22 to 09:23, ...
+    assert resolve(m, at("2026-11-23T09:07")) == (m.layout("ad"), at("2026-11-23T09:08"))
+    assert resolve(m, at("2026-11-23T09:08")) == (m.layout("base"), at("2026-11-23T09:22"))
+    assert resolve(m, at("2026-11-23T16:52")) == (m.layout("ad"), at("2026-11-23T16:53"))
+    # The window closes at 17:00: no slot until the next day's.
+    assert resolve(m, at("2026-11-23T16:53")) == (m.layout("base"), at("2026-11-24T09:07"))
+    assert resolve(m, at("2026-11-23T09:07"), shares=False)[0] == m.layout("base")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(share=layout_shares(), tz=st.sampled_from(ZONES), when=instants)
+def test_a_share_entry_gets_its_airtime_in_every_full_hour(
+    share: dict[str, Any], tz: str, when: dt.datetime
+) -> None:
+    m = build([{"layout": "ad", "priority": 1, "share": share}], tz=tz)
+    entry = m.schedule[0]
+    assert entry.share is not None
+    slots, slot = entry.share.slots_per_hour(), dt.timedelta(milliseconds=entry.share.slot_ms)
+    # Walk three hours change by change; sum the airtime per local hour.
+    zone = ZoneInfo(tz)
+    local = when.astimezone(zone)
+    hour = (local.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)).astimezone(
+        UTC
+    )
+    t, airtime, takeovers = hour, dt.timedelta(), 0
+    while t < hour + dt.timedelta(hours=1):
+        layout, change = resolve(m, t)
+        assert change is not None and change > t
+        end = min(change, hour + dt.timedelta(hours=1))
+        if layout is not None and layout.id == "ad":
+            airtime += end - t
+            takeovers += 1
+        t = change
+    assert takeovers == slots
+    assert airtime == slots * slot
 
 
 def test_layout_type_is_the_manifests() -> None:

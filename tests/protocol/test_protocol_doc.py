@@ -46,6 +46,11 @@ def test_the_doc_has_an_example_for_each_wire_model() -> None:
         "Crop",
         "TimeResponse",
         "TimeStatus",
+        "Window",
+        "Share",
+        "Interrupt",
+        "PowerSchedule",
+        "PowerMetrics",
     }
     assert expected <= named
 

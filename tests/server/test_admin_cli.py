@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,44 @@ def test_admin_cli_makes_a_group_play_in_step(
     assert "--epoch needs a UTC offset" in capsys.readouterr().err
     assert main(_admin(live, tmp_path, "admin", "sync", "nowhere")) == 1
     assert "group_not_found" in capsys.readouterr().err
+
+
+def test_admin_cli_interrupts_clears_and_sets_power(
+    live: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pairing = _pairing(live)
+    assert main(_admin(live, tmp_path, "admin", "pair", pairing["code"], "--name", "Lobby")) == 0
+    device_id = capsys.readouterr().out.strip()
+    playlist = {"id": "alert", "items": [{"id": "t", "type": "text", "text": "Fire drill"}]}
+    layout = {"id": "alert", "zones": [{"id": "z", "w": 10, "h": 10, "playlist": "alert"}]}
+    (tmp_path / "p.json").write_text(json.dumps(playlist), encoding="utf-8")
+    (tmp_path / "l.json").write_text(json.dumps(layout), encoding="utf-8")
+    assert main(_admin(live, tmp_path, "admin", "playlist", str(tmp_path / "p.json"))) == 0
+    assert main(_admin(live, tmp_path, "admin", "layout", str(tmp_path / "l.json"))) == 0
+    capsys.readouterr()
+    args = ("admin", "interrupt", device_id, "--layout", "alert", "--for", "10m", "--json")
+    assert main(_admin(live, tmp_path, *args)) == 0
+    sent = json.loads(capsys.readouterr().out)
+    seconds = (
+        dt.datetime.fromisoformat(sent["ends_at"]) - dt.datetime.fromisoformat(sent["starts_at"])
+    ).total_seconds()
+    assert (sent["status"], seconds) == ("active", 600)
+    assert main(_admin(live, tmp_path, "admin", "interrupts", "--live")) == 0
+    assert sent["id"] in capsys.readouterr().out
+    assert main(_admin(live, tmp_path, "admin", "clear", sent["id"])) == 0
+    assert capsys.readouterr().out.strip() == f"{sent['id']}: cleared"
+    bad = ("admin", "interrupt", device_id, "--layout", "alert", "--for", "soon")
+    assert main(_admin(live, tmp_path, *bad)) == 1
+    assert "--for takes a duration" in capsys.readouterr().err
+    (tmp_path / "power.toml").write_text(
+        '[[on]]\ndays = ["mon", "tue", "wed", "thu", "fri"]\nfrom = "07:00"\nto = "20:00"\n',
+        encoding="utf-8",
+    )
+    assert (
+        main(_admin(live, tmp_path, "admin", "power", device_id, str(tmp_path / "power.toml"))) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["on"][0]["to"] == "20:00"
+    assert main(_admin(live, tmp_path, "admin", "power", device_id, "--clear")) == 0
+    capsys.readouterr()
+    assert main(_admin(live, tmp_path, "admin", "power", device_id)) == 1
+    assert "power_not_set" in capsys.readouterr().err

@@ -236,3 +236,33 @@ async def test_schedule_check_shows_a_conflict_before_saving(ctx: Ctx) -> None:
     assert len(schedules) == 1  # checking saved nothing
     fine = await ctx.client.post("/schedule/check", data=check | {"priority": "6"})
     assert "No conflict" in fine.text
+
+
+async def test_interrupt_now_and_clear_from_the_device_page(ctx: Ctx) -> None:
+    csrf = await _signed_in(ctx)
+    device_id, token = await ctx.pair()
+    await ctx.publish_image(device_id)
+    page = await ctx.client.get(f"/devices/{device_id}", headers=HTML)
+    assert 'for="interrupt-layout"' in page.text and ">Interrupt now</button>" in page.text
+    bad = await ctx.client.post(
+        f"/devices/{device_id}/interrupt", data={"csrf": csrf, "layout": "l1", "minutes": "0"}
+    )
+    assert bad.status_code == 303
+    sent = await ctx.client.post(
+        f"/devices/{device_id}/interrupt", data={"csrf": csrf, "layout": "l1", "minutes": "15"}
+    )
+    assert sent.status_code == 303
+    live = (await ctx.client.get("/api/v1/admin/interrupts?live=true", headers=ctx.admin)).json()
+    assert [(i["layout"], i["device"], i["status"]) for i in live] == [("l1", device_id, "active")]
+    manifest = await ctx.client.get(
+        "/api/v1/device/manifest", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert manifest.json()["interrupts"][0]["id"] == live[0]["id"]
+    page = await ctx.client.get(f"/devices/{device_id}", headers=HTML)
+    assert "Clear interrupt l1" in page.text
+    cleared = await ctx.client.post(
+        f"/devices/{device_id}/interrupts/{live[0]['id']}/clear", data={"csrf": csrf}
+    )
+    assert cleared.status_code == 303
+    after = (await ctx.client.get("/api/v1/admin/interrupts?live=true", headers=ctx.admin)).json()
+    assert after == []

@@ -10,7 +10,7 @@ from typing import Any
 from PIL import Image
 
 from player import MediaClock
-from protocol import Manifest, QuarantinedItem
+from protocol import Manifest, PowerMetrics, QuarantinedItem
 from sync import ClockEstimate, HostStatus
 
 
@@ -35,6 +35,8 @@ class FakeHost:
         self.cache_clears = 0
         self.screenshots = 0
         self.state: Any = "playing"
+        self.power: PowerMetrics | None = PowerMetrics(wanted="on", backend="none")
+        self.display_commands: list[tuple[bool, float | None]] = []
         self.quarantined: list[QuarantinedItem] = []
         self.clock = MediaClock()
         self.estimates: list[ClockEstimate | None] = []
@@ -53,6 +55,7 @@ class FakeHost:
             state=self.state,
             layout=layout,
             items={"main": "i1"} if layout else {},
+            power=self.power,
             quarantined=self.quarantined,
         )
 
@@ -77,6 +80,13 @@ class FakeHost:
 
     def set_clock_estimate(self, estimate: ClockEstimate | None) -> None:
         self.estimates.append(estimate)
+
+    async def display_power(self, on: bool, seconds: float | None) -> None:
+        self.display_commands.append((on, seconds))
+        if self.power is not None:
+            self.power = self.power.model_copy(
+                update={"wanted": "on" if on else "off", "reason": "command"}
+            )
 
 
 def manifest_dict(version: int = 1, text: str = "hello") -> dict[str, Any]:

@@ -147,3 +147,38 @@ async def test_command_interrupted_by_a_crash_is_reported_not_rerun(tmp_path: Pa
     assert await runner(tmp_path, server, host).deliver_pending()
     assert not server.results["c1"][0].ok
     assert host.reloads == 0
+
+
+async def test_display_off_and_on_reach_the_screen_once_each(tmp_path: Path) -> None:
+    server, host = Server(), FakeHost()
+    run = runner(tmp_path, server, host)
+    await run.handle(Command(id="c1", name="display_off", args={"seconds": 600}))
+    await run.handle(Command(id="c1", name="display_off", args={"seconds": 600}))
+    await run.handle(Command(id="c2", name="display_on"))
+    assert host.display_commands == [(False, 600.0), (True, None)]
+    first = server.results["c1"][0]
+    assert (first.ok, first.message, first.data) == (
+        True,
+        "screen off",
+        {"backend": "none", "display": "unknown"},
+    )
+
+
+async def test_a_screen_that_does_not_confirm_is_a_failed_command(tmp_path: Path) -> None:
+    server, host = Server(), FakeHost()
+    assert host.power is not None
+    host.power = host.power.model_copy(
+        update={"backend": "cec", "error": "the screen did not confirm standby: it reports on"}
+    )
+    await runner(tmp_path, server, host).handle(Command(id="c1", name="display_off"))
+    result = server.results["c1"][0]
+    assert not result.ok and result.message is not None and "did not confirm" in result.message
+
+
+async def test_display_power_refuses_bad_seconds(tmp_path: Path) -> None:
+    server, host = Server(), FakeHost()
+    await runner(tmp_path, server, host).handle(
+        Command(id="c1", name="display_on", args={"seconds": -5})
+    )
+    assert not server.results["c1"][0].ok
+    assert host.display_commands == []

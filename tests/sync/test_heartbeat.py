@@ -106,6 +106,14 @@ async def test_a_beat_reports_metrics_and_applies_the_answer(tmp_path: Path) -> 
     assert metrics["manifest_error"] == "bad"
     assert metrics["impressions_dropped"] == 4
     assert metrics["player_version"] == "0.1.0"
+    assert metrics["power"] == {
+        "wanted": "on",
+        "reason": "schedule",
+        "backend": "none",
+        "display": "unknown",
+        "error": None,
+    }
+    assert "interrupt" not in metrics, "left out while unused"
     assert host.server_times == [SERVER_TIME]
     assert loop.interval_s == 45
     assert [c.id for c in received] == ["c1"]

@@ -130,7 +130,7 @@ def test_commands_are_printed_not_run(install: Installer) -> None:
     assert done.returncode == 0, done.stderr
     commands = done.commands
     apt_install = next(c for c in commands if "apt-get install" in c)
-    for package in ("libmpv2", "fonts-dejavu-core", "python3-venv", "polkitd"):
+    for package in ("libmpv2", "fonts-dejavu-core", "python3-venv", "polkitd", "v4l-utils"):
         assert package in apt_install.split()
     assert "ffmpeg" not in apt_install.split(), "only the server needs ffprobe"
     assert "systemd-sysusers /etc/sysusers.d/signage.conf" in commands

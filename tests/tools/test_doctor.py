@@ -25,6 +25,7 @@ from tools.cli._checks import (
     check_display,
     check_fonts,
     check_libmpv,
+    check_power,
     check_server,
     check_service,
     load_libmpv,
@@ -374,6 +375,7 @@ def test_a_crashing_check_is_reported_and_the_others_still_run(tmp_path: Path) -
         "pi-gpu",
         "groups",
         "packages",
+        "power",
         "libmpv",
         "fonts",
         "disk",
@@ -382,7 +384,7 @@ def test_a_crashing_check_is_reported_and_the_others_still_run(tmp_path: Path) -
         "credentials",
         "service",
     ]
-    disk = findings[7]
+    disk = findings[8]
     assert disk.status is Status.FAIL
     assert "statvfs exploded" in disk.detail
 
@@ -413,6 +415,7 @@ def test_command_reports_a_bad_config_and_exits_1(
         "gl",
         "pi-gpu",
         "groups",
+        "power",
         "libmpv",
         "fonts",
         "disk",
@@ -423,3 +426,54 @@ def test_command_reports_a_bad_config_and_exits_1(
     ):
         assert f" {check} " in out, check
     assert os.environ.get("STATE_DIRECTORY") is None
+
+
+# --- power ---
+
+
+def _run_real(argv: Sequence[str]) -> tuple[int, str]:
+    import subprocess
+
+    done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_power_auto_names_cec_when_the_tv_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.fake_cec import FakeTv
+
+    tv = FakeTv(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tv.dir}{os.pathsep}{os.environ['PATH']}")
+    adapter = tmp_path / "cec0"
+    adapter.touch()
+    found = check_power(
+        probe(tmp_path, settings=settings(display={"cec_device": str(adapter)}), run=_run_real)
+    )
+    assert (found.status, found.detail) == (Status.OK, "auto: cec")
+    tv.set(answers=False)
+    found = check_power(
+        probe(
+            tmp_path,
+            settings=settings(display={"cec_device": str(adapter), "driver": "x11"}),
+            env={"DISPLAY": ":0"},
+            run=_run_real,
+        )
+    )
+    assert (found.status, found.detail) == (Status.OK, "auto: x11"), "xset answers on :0"
+
+
+def test_power_auto_on_kms_is_drm_once_the_player_drives_the_screen(tmp_path: Path) -> None:
+    found = check_power(probe(tmp_path))
+    assert found.status is Status.OK
+    assert found.detail.startswith("auto: drm (DPMS on the KMS connector")
+    assert "cec: cec-ctl not found" in found.detail or "cec: no CEC adapter" in found.detail
+
+
+def test_power_none_is_a_warning_and_a_broken_choice_a_failure(tmp_path: Path) -> None:
+    found = check_power(probe(tmp_path, settings=settings(display={"driver": "wayland"})))
+    assert found.status is Status.WARN and found.detail.startswith("auto: none")
+    assert found.fix is not None and "v4l-utils" in found.fix
+    chosen = settings(display={"power": "cec", "cec_device": str(tmp_path / "no-such")})
+    found = check_power(probe(tmp_path, settings=chosen))
+    assert found.status is Status.FAIL and "display.power is 'cec'" in found.detail

@@ -184,3 +184,50 @@ async def test_sync_group(tmp_path: Path) -> None:
     assert all(
         abs(dt.datetime.fromisoformat(r["wall"]) - seven).total_seconds() < 0.02 for r in change
     )
+
+
+async def test_day_with_night_standby(tmp_path: Path) -> None:
+    result, records = await run_scenario("day_with_night_standby", tmp_path)
+    power = [(r["state"], r["t"], r["reason"]) for r in records if r["event"] == "power"]
+    # 22:00 off by the schedule; 23:00 on by the technician's command for 15 minutes (it
+    # travels at real speed: a few milliseconds of media time); 07:00 on.
+    assert [(state, reason) for state, _, reason in power] == [
+        ("off", "schedule"),
+        ("on", "command"),
+        ("off", "schedule"),
+        ("on", "schedule"),
+    ]
+    assert (power[0][1], power[3][1]) == (54000.0, 86400.0)
+    assert 57600 <= power[1][1] < 57601 and power[2][1] - power[1][1] == pytest.approx(900)
+    night = [r for r in starts(records) if 58501 <= r["t"] < 86400]
+    assert night == [], "nothing starts while the screen is off"
+    morning = starts(records)[-1]
+    first = next(r for r in starts(records) if r["t"] >= 86400)
+    assert first["t"] == first["due"] == 86400.0, "back on with an item on its deadline"
+    assert morning["t"] <= 87000
+    lunch = [r["t"] for r in starts(records, item="lunch")]
+    assert lunch and min(lunch) >= 4 * 3600 and max(lunch) < 7 * 3600, "only 11:00 to 14:00"
+    takeovers = result.summary["interrupts"]["takeovers"]
+    # Sent at 15:00: it takes over once it arrived (real speed meanwhile: milliseconds of
+    # media time) until the power cut at 15:04; the device boots 20 s later with the interrupt
+    # from its stored manifest, and it ends on its instant, 15:10, with the server away.
+    assert [(t["interrupt"], t["ended_t"]) for t in takeovers] == [
+        (takeovers[0]["interrupt"], 29040.0),
+        (takeovers[0]["interrupt"], 29400.0),
+    ]
+    assert 28800 <= takeovers[0]["t"] < 28802
+    assert 29060 <= takeovers[1]["t"] < 29062
+    restarted = [r for r in records if r["event"] == "start" and 29040 <= r["t"] < 29400]
+    assert restarted and {r["layout"] for r in restarted} == {"emergency"}
+    # The shop playlist resumed where it would have been: the first item after the interrupt
+    # keeps a deadline from the playlist's own reckoning, not the interrupt's end.
+    resumed = next(r for r in starts(records, layout="shop") if r["t"] >= 29400)
+    assert resumed["t"] == 29400.0
+    shares = result.summary["share_of_voice"]
+    assert shares["within_one_item"]
+    assert {h["plays"] for h in shares["items"]["advert"]["hours"]} == {24}
+    assert {h["plays"] for h in shares["items"]["promo"]["hours"]} == {6}
+    sale = shares["layouts"]["evening-sale"]
+    assert sale["full_hours"] == 3 and {h["plays"] for h in sale["hours"]} == {2}
+    campaign = [r["t"] for r in starts(records, layout="campaign")]
+    assert campaign and min(campaign) >= 10 * 3600 and max(campaign) < 13 * 3600

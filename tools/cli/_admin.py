@@ -275,6 +275,79 @@ def _await_result(
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from ``90``, ``90s``, ``10m``, ``2h`` or ``1d``."""
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    seconds = round(value * _UNITS[unit])
+    if seconds < 1:
+        raise CliError(f"--for takes a duration such as 90s, 10m, 2h or 1d; got {text!r}")
+    return seconds
+
+
+def _interrupt(args: argparse.Namespace) -> int:
+    seconds = None if args.for_ is None else parse_duration(args.for_)
+    with _client(args) as client:
+        sent = client.interrupt(
+            args.layout,
+            device=None if args.group else args.target,
+            group=args.target if args.group else None,
+            seconds=seconds,
+            starts_at=args.at,
+            ends_at=args.until,
+            priority=args.priority,
+        )
+    if args.json:
+        _print(sent)
+    else:
+        until = sent["ends_at"] or "cleared (signage admin clear " + sent["id"] + ")"
+        print(f"{sent['id']}: {sent['layout']} from {sent['starts_at']} until {until}")
+    return 0
+
+
+def _interrupts(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        listed = client.interrupts(device=args.device, live=args.live)
+    if args.json:
+        _print(listed)
+        return 0
+    print(f"{'ID':<22} {'STATUS':<10} {'LAYOUT':<16} {'TARGET':<24} UNTIL")
+    for i in listed:
+        target = f"device {i['device']}" if i["device"] else f"group {i['group']}"
+        print(
+            f"{i['id']:<22} {i['status']:<10} {i['layout']:<16} {target:<24} {i['ends_at'] or '-'}"
+        )
+    return 0
+
+
+def _clear(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        cleared = client.clear_interrupt(args.interrupt)
+    print(f"{cleared['id']}: {cleared['status']}")
+    return 0
+
+
+def _power(args: argparse.Namespace) -> int:
+    if args.clear and args.file:
+        raise CliError("give a schedule FILE or --clear, not both")
+    with _client(args) as client:
+        if args.clear:
+            client.set_power(args.target, None, group=args.group)
+            print(f"{args.target}: power schedule removed")
+            return 0
+        if args.file is None:
+            _print(client.power(args.target, group=args.group))
+            return 0
+        _print(client.set_power(args.target, read_document(Path(args.file)), group=args.group))
+    return 0
+
+
 def _revoke(args: argparse.Namespace) -> int:
     with _client(args) as client:
         client.revoke(args.device)
@@ -341,7 +414,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="when every playlist's cycle begins (default: now); a future one restarts them all",
     )
     p.add_argument("--off", action="store_true", help="each screen plays on its own again")
-    p = action("command", "send a command (reload, screenshot, restart, ...)", _command)
+    p = action(
+        "command",
+        "send a command (reload, screenshot, restart, display_off, display_on, ...)",
+        _command,
+    )
     p.add_argument("device", metavar="DEVICE")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
@@ -357,3 +434,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p = action("revoke", "revoke a device: its token stops working at once", _revoke)
     p.add_argument("device", metavar="DEVICE")
+    p = action(
+        "interrupt",
+        "put a layout over everything on a device (or --group) now, for a while or until cleared",
+        _interrupt,
+    )
+    p.add_argument("target", metavar="DEVICE")
+    p.add_argument("--layout", required=True, help="the layout to show")
+    p.add_argument("--group", action="store_true", help="DEVICE names a group")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--for", dest="for_", metavar="DURATION", help="e.g. 90s, 10m, 2h, 1d")
+    when.add_argument("--until", metavar="ISO", help="end instant, e.g. 2026-11-23T18:00+01:00")
+    p.add_argument("--at", metavar="ISO", help="start instant (default: now)")
+    p.add_argument("--priority", type=int, default=0, help="the highest wins (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = action("interrupts", "list interrupts, newest first", _interrupts)
+    p.add_argument("--device", metavar="DEVICE", help="only those reaching this device")
+    p.add_argument("--live", action="store_true", help="only those not ended or cleared")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = action("clear", "clear an interrupt: the schedule resumes where it would be", _clear)
+    p.add_argument("interrupt", metavar="INTERRUPT")
+    p = action(
+        "power",
+        "show, set (FILE: JSON or TOML with 'on' windows) or --clear a screen's power schedule",
+        _power,
+    )
+    p.add_argument("target", metavar="DEVICE")
+    p.add_argument("file", metavar="FILE", nargs="?")
+    p.add_argument("--group", action="store_true", help="DEVICE names a group")
+    p.add_argument("--clear", action="store_true", help="remove it: always on (or the group's)")

@@ -284,6 +284,52 @@ def _check_kms(probe: Probe) -> Finding:
     return Finding("display", Status.OK, f"KMSDRM on {usable[0]}")
 
 
+def _video_driver(probe: Probe) -> str:
+    """The SDL video driver the player will use here, as ``check_display`` reasons."""
+    driver = (probe.settings.display.driver or "").lower()
+    if driver:
+        return driver
+    if probe.env.get("WAYLAND_DISPLAY"):
+        return "wayland"
+    return "x11" if probe.env.get("DISPLAY") else "kmsdrm"
+
+
+def check_power(probe: Probe) -> Finding:
+    """Which backend puts the screen in standby (``display.power``), and why not the others."""
+    from zones import choose_power  # the backends live with the display (zones._power)
+
+    config = probe.settings.display
+    driver = _video_driver(probe)
+    backend, passed = choose_power(config, video_driver=driver, run=probe.run, env=dict(probe.env))
+    if config.power != "auto":
+        reason = backend.probe() if backend.name != "drm" else None
+        if reason is not None:
+            return Finding(
+                "power",
+                Status.FAIL,
+                f"display.power is '{config.power}' but it cannot work: {reason}",
+                'fix that, or set display.power = "auto"',
+            )
+        return Finding("power", Status.OK, f"{backend.name} (display.power)")
+    if backend.name != "none":
+        return Finding("power", Status.OK, f"auto: {backend.name}")
+    # DPMS through DRM needs the screen the player opens: judged here by what it needs.
+    if driver == "kmsdrm" and ctypes.util.find_library("drm") is not None:
+        cec = passed[0] if passed else "cec: not tried"
+        return Finding(
+            "power",
+            Status.OK,
+            f"auto: drm (DPMS on the KMS connector, once the player drives the screen); {cec}",
+        )
+    return Finding(
+        "power",
+        Status.WARN,
+        "auto: none, the screen is never put in standby (" + "; ".join(passed) + ")",
+        "for HDMI-CEC: apt install v4l-utils and enable CEC on the TV (a power schedule "
+        "then switches it); without it the screen shows black while off",
+    )
+
+
 def check_libmpv(probe: Probe) -> Finding:
     try:
         name = probe.load_libmpv()
@@ -535,6 +581,7 @@ CHECKS: tuple[Callable[[Probe], Finding], ...] = (
     check_pi_gpu,
     check_groups,
     check_gl_packages,
+    check_power,
     check_libmpv,
     check_fonts,
     check_disk,

@@ -1,8 +1,9 @@
 """Content sets for the simulator: a folder with ``content.toml`` and the media files it names.
 
-``content.toml`` has the manifest's shape (DESIGN section 11) without ``version``, ``config``
-and ``assets``: image and video items name a ``file`` (relative to the folder) instead of an
-``asset`` hash. Loading hashes the files and validates the result as a real ``Manifest``, so a
+``content.toml`` has the manifest's shape (DESIGN section 11) without ``version``, ``config``,
+``assets`` and ``interrupts`` (scenario events send those): image and video items name a
+``file`` (relative to the folder) instead of an ``asset`` hash; ``power`` is the devices'
+power schedule. Loading hashes the files and validates the result as a real ``Manifest``, so a
 bad content set fails here, with every problem listed, before anything reaches a server.
 """
 
@@ -33,7 +34,7 @@ MEDIA_TYPES = {
     ".mkv": "video/x-matroska",
     ".mov": "video/quicktime",
 }
-_TOP_KEYS = {"timezone", "default_layout", "playlists", "layouts", "schedule"}
+_TOP_KEYS = {"timezone", "default_layout", "playlists", "layouts", "schedule", "power"}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from player import (
     DeviceAdapter,
     ImpressionFeed,
     Player,
+    PowerController,
     TimelineEvent,
     TimelineWriter,
     WallClock,
@@ -39,7 +40,7 @@ from protocol import Item, Manifest, Transition
 from sync import ManifestWatcher, SyncAgent, TimeLink, TokenAuth
 from tools.sim._clock import DeviceClock, RealDeviceClock
 from tools.sim._frame_watch import SAMPLE, Fade, FrameJob, FrameWatch, ZoneShot
-from zones import Display, surface_image
+from zones import Display, NoPower, surface_image
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class SimDevice:
         # After every presented frame, with its media time since the run began (seconds).
         self.frame_listeners: list[Callable[[float], None]] = []
         self.on_black: BlackHandler | None = None
+        self.frames_in_standby = 0  # frames presented while the screen was off, after the black
+        self._in_standby = False
         self.black_times: list[float] = []
         self._items: dict[str, Item] = {}
         # Per zone, its last start: (item, due on the media clock, presented instant, previous
@@ -175,6 +178,12 @@ class SimDevice:
         """After a presented frame: hand the image and video zones it changed to the watch."""
         presented, self._presented = self._presented, None
         true_ns = self.clock.to_base_ns(presented_ns)
+        if self.player is not None and self.player.standby:
+            if self._in_standby:  # the first frame of a standby blanks the screen
+                self.frames_in_standby += 1
+            self._in_standby = True
+        else:
+            self._in_standby = False
         for listener in self.frame_listeners:
             listener((true_ns - self._run_t0_ns) / NS_PER_S)
         player, manifest, watch = self.player, self.manifest, self.frame_watch
@@ -319,9 +328,12 @@ class SimDevice:
             self._black_found,
             wait_when_full=isinstance(self.clock, DeviceClock),
         )
+        # The standing display_on/off command is kept in the device's state directory, as on a
+        # kiosk; the simulated screen has no power to switch (NoPower: it goes black).
         self.player = player = Player(
             self.settings, clock=self.clock, assets=self.cache, display=display, wall=wall,
             device=self.name, frame_ns=self.frame_ns, state_dir=self.root,
+            power=PowerController(NoPower(), self.root),
         )  # fmt: skip
         player.add_listener(self._note_start)
         player.add_listener(functools.partial(self._emit, player))
@@ -332,6 +344,7 @@ class SimDevice:
             _SimAdapter(self, player, self.cache),
             http=http,
             server_url=self.server_url,
+            wall=player.wall.now,
         )
         if self.time_link is not None:
             agent.timesync.link = self.time_link(agent)
@@ -399,6 +412,7 @@ class SimDevice:
         self._note_watcher()
         return {
             "frames": self.frames + (live.frames if live else 0),
+            "frames_in_standby": self.frames_in_standby,
             "dropped_frames": self.dropped_frames + (live.dropped_frames if live else 0),
             "black_frames": self.black_frames,
             "frozen_frames": self._watch_count("frozen_frames"),

@@ -13,15 +13,25 @@ from player import NS_PER_S
 from tools.sim._device import SimDevice
 from tools.sim._scenario import (
     BreakSse,
+    ClearInterrupts,
     CorruptAsset,
+    DisplayPower,
     Event,
     Publish,
     RestartDevice,
     Revoke,
+    SendInterrupt,
+    SetPower,
     StepClock,
     StopServer,
 )
-from tools.sim._seed import apply_publication, asset_of_item, changed_items, prepare_publication
+from tools.sim._seed import (
+    GROUP,
+    apply_publication,
+    asset_of_item,
+    changed_items,
+    prepare_publication,
+)
 from tools.sim._summary import Publication
 
 if TYPE_CHECKING:
@@ -81,6 +91,7 @@ class EventRunner:
         self.publications: list[Publication] = []
         self.windows: list[Window] = []
         self.latencies: list[tuple[float, dict[str, float]]] = []
+        self.interrupt_latencies: list[tuple[float, dict[str, float]]] = []
         self.outage = False  # the server is down
         self.sse_broken = False  # its event streams fail
         self._port = 0
@@ -129,6 +140,10 @@ class EventRunner:
             Revoke: self.revoke,
             StepClock: self.step_clock,
             RestartDevice: self.restart_device,
+            SendInterrupt: self.interrupt,
+            ClearInterrupts: self.clear_interrupts,
+            DisplayPower: self.display_power,
+            SetPower: self.set_power,
         }
         await handlers[type(event)](event)  # type: ignore[operator]
         return []
@@ -160,6 +175,92 @@ class EventRunner:
         """Real seconds from each publication to each device's first frame of it."""
         return [at - began for began, matched in self.latencies for at in matched.values()]
 
+    def measured_interrupt_latencies(self) -> list[float]:
+        """Real seconds from each interrupt's admin call to each device's first frame of it."""
+        return [
+            at - began for began, matched in self.interrupt_latencies for at in matched.values()
+        ]
+
+    def _device_id(self, device: SimDevice) -> str:
+        device_id = self.sim.device_ids.get(device.name)
+        if device_id is None:
+            raise ConfigError([f"{device.name} is not paired: it cannot be sent that"])
+        return device_id
+
+    async def interrupt(self, event: SendInterrupt) -> None:
+        sim = self.sim
+        assert sim.seeded is not None
+        if event.layout not in {layout.id for layout in sim.seeded.manifest.layouts}:
+            known = ", ".join(sorted(layout.id for layout in sim.seeded.manifest.layouts))
+            raise ConfigError([f"interrupt: no layout {event.layout!r} (layouts: {known})"])
+        devices = self.selected(event.device)
+        targets = (
+            [{"group": GROUP}]
+            if event.device == "*"
+            else [{"device": self._device_id(d)} for d in devices]
+        )
+        t, matched = sim.media_s(), dict[str, float]()
+        condition = sim.watch.each_device(
+            [d.name for d in devices],
+            lambda e: e.event == "interrupt" and e.state == "start" and e.t >= t,
+            matched,
+        )
+        began = time.monotonic()
+        admin = sim.admin_client()
+        for target in targets:
+            await asyncio.to_thread(
+                admin.interrupt,
+                event.layout,
+                seconds=event.seconds,
+                priority=event.priority,
+                **target,
+            )
+        self.interrupt_latencies.append((began, matched))
+        until = f"for {event.seconds} s" if event.seconds else "until cleared"
+        self.note(f"interrupt: {event.layout} {until}")
+        self._until(condition, "the interrupt")
+
+    async def clear_interrupts(self, event: ClearInterrupts) -> None:
+        admin = self.sim.admin_client()
+        live = await asyncio.to_thread(admin.interrupts, live=True)
+        for sent in live:
+            await asyncio.to_thread(admin.clear_interrupt, sent["id"])
+        self.note(f"cleared {len(live)} interrupt(s)")
+
+    async def display_power(self, event: DisplayPower) -> None:
+        admin = self.sim.admin_client()
+        args = {} if event.seconds is None else {"seconds": event.seconds}
+        sent: list[tuple[SimDevice, str]] = []
+        for device in self.selected(event.device):
+            command = await asyncio.to_thread(
+                admin.command, self._device_id(device), event.action, args
+            )
+            sent.append((device, str(command["id"])))
+            self.note(f"{device.name}: {event.action}")
+
+        def executed() -> bool:
+            return all(
+                d.agent is not None
+                and d.agent.commands is not None
+                and command_id in d.agent.commands.executed
+                for d, command_id in sent
+            )
+
+        # A command travels in real time: real speed until every device has run it.
+        self.windows.append(
+            Window(
+                event.action,
+                asyncio.Event(),
+                self.sim.clock.now_ns() + int(EFFECT_WAIT_S * NS_PER_S),
+                check=executed,
+            )
+        )
+
+    async def set_power(self, event: SetPower) -> None:
+        schedule = {"on": event.on} if event.on else None
+        await asyncio.to_thread(self.sim.admin_client().set_power, GROUP, schedule, group=True)
+        self.note("power schedule " + ("set" if schedule else "removed"))
+
     async def restore(self, event: Restore) -> None:
         if event.action == "server_back":
             await asyncio.to_thread(self.sim.start_server, self._port)
@@ -169,17 +270,18 @@ class EventRunner:
             self.sim.streams.accept()
             self.sse_broken = False
             self.note("event streams back")
-            # Reconnecting takes the devices' (real-time) backoff: real speed until they have
-            # (those left unpaired on purpose never will).
-            devices = [d for d in self.sim.devices if d.name not in self.sim.no_repair]
-            self.windows.append(
-                Window(
-                    "reconnecting the event streams",
-                    asyncio.Event(),
-                    self.sim.clock.now_ns() + int(EFFECT_WAIT_S * NS_PER_S),
-                    check=lambda: all(d.streaming for d in devices),
-                )
+        # Reconnecting takes the devices' (real-time) backoff: real speed until they have
+        # (those left unpaired on purpose never will), or a command sent just after would
+        # wait for a reconnection that compressed time hid.
+        devices = [d for d in self.sim.devices if d.name not in self.sim.no_repair]
+        self.windows.append(
+            Window(
+                "reconnecting the event streams",
+                asyncio.Event(),
+                self.sim.clock.now_ns() + int(EFFECT_WAIT_S * NS_PER_S),
+                check=lambda: all(d.streaming for d in devices),
             )
+        )
 
     async def stop_server(self, event: StopServer) -> list[Restore]:
         sim = self.sim

@@ -33,6 +33,7 @@ from core import ConfigError, SignageError
 from player import NS_PER_S, LoopStallProbe, TimelineWriter, read_timeline
 from server import AdminClient, RunningServer, run_in_thread
 from sync import SyncAgent, TimeLink
+from tools.sim._airtime import interrupt_summary, power_summary, share_of_voice
 from tools.sim._clock import RealDeviceClock, Speed, TimeDriver, device_clock, make_clock
 from tools.sim._content import load_content
 from tools.sim._device import SimDevice
@@ -72,6 +73,11 @@ class Simulation:
         self.clock = make_clock(options.speed)
         self.driver = TimeDriver(self.clock, options.speed)
         self.run_t0_ns = self.clock.now_ns()
+        # The devices' wall clock reads ``--start`` at media time zero; the in-process server
+        # shares that wall time, so both agree on the instants an interrupt starts and ends.
+        self.wall_offset_ns = 0
+        if options.start is not None:
+            self.wall_offset_ns = int(options.start.timestamp() * NS_PER_S) - self.clock.wall_ns()
         self.watch = Watch()
         self.devices: list[SimDevice] = []
         self.device_ids: dict[str, str] = {}
@@ -99,6 +105,10 @@ class Simulation:
     def at_ns(self, media_s: float) -> int:
         return self.run_t0_ns + int(media_s * NS_PER_S)
 
+    def wall_s(self) -> float:
+        """The simulated wall time (UNIX seconds), read from any thread (the server's)."""
+        return (self.clock.wall_ns() + self.wall_offset_ns) / NS_PER_S
+
     # -- server and operator ---------------------------------------------------------------
 
     def start_server(self, port: int = 0) -> None:
@@ -108,6 +118,7 @@ class Simulation:
             self.out / "server",
             port=port or self.options.port,
             wrap=self.streams.wrap,
+            clock=self.wall_s,
         )
         self.server_url = self.server.url
 
@@ -148,14 +159,6 @@ class Simulation:
             return self.options.make_display(index)
         return OffscreenDisplay()
 
-    def world_offset_ns(self) -> int:
-        """The run's true wall time minus the shared clock's (``--start`` moves it)."""
-        if self.options.start is None:
-            return 0
-        # The wall clock reads ``start`` at the run's media time zero.
-        wall_at_t0 = self.clock.wall_ns() - (self.clock.now_ns() - self.run_t0_ns)
-        return int(self.options.start.timestamp() * NS_PER_S) - wall_at_t0
-
     def _time_link(self, index: int, world_offset: int) -> Callable[[SyncAgent], TimeLink]:
         """Each device's clock exchanges: over a simulated network (virtual or real clock), or
         with ``real_exchanges`` over HTTP to the real server with that network's delays added
@@ -174,7 +177,7 @@ class Simulation:
         return lambda _agent: link
 
     def make_devices(self) -> None:
-        wall_offset = self.world_offset_ns()
+        wall_offset = self.wall_offset_ns
         scenario = self.options.scenario
         hardware = scenario.devices if scenario is not None else []
         for index in range(self.options.devices):
@@ -354,7 +357,7 @@ class Simulation:
 
     def _run_start(self) -> dt.datetime:
         """The run's wall time at media time zero, to the second (a sync group's epoch)."""
-        world = self.clock.wall_ns() + self.world_offset_ns()
+        world = self.clock.wall_ns() + self.wall_offset_ns
         at_t0 = world - (self.clock.now_ns() - self.run_t0_ns)
         return dt.datetime.fromtimestamp(math.floor(at_t0 / NS_PER_S), dt.UTC)
 
@@ -432,6 +435,18 @@ class Simulation:
             summary["per_device"][device.name]["black_frame_times"] = device.black_times
         for key in ("frozen_frames", "checked_frames", "unchecked_frames"):
             summary[key] = sum(stats[key] for stats in summary["per_device"].values())
+        summary["power"] = power_summary(
+            records,
+            names,
+            {d.name: d.frames_in_standby for d in self.devices},
+            end_t=summary["duration_s"],
+        )
+        summary["interrupts"] = interrupt_summary(
+            records, self.events.measured_interrupt_latencies() if self.events else None
+        )
+        summary["share_of_voice"] = share_of_voice(
+            records, self.seeded.manifest if self.seeded is not None else None
+        )
         summary["loop_stalls"] = None
         if self.stalls is not None:  # one event loop runs every device (and the watch)
             summary["loop_stalls"] = {

@@ -23,7 +23,11 @@ Actions: ``publish`` (playlists/layouts/schedule replacing those with the same i
 streams fail, for ``seconds``), ``corrupt_asset`` (flip bytes of an
 item's cached file on a device's disk), ``revoke`` (the device goes back to pairing; with
 ``repair`` the simulator claims its new code), ``step_clock`` (the device's wall clock jumps by
-``seconds``, which may be negative), ``restart_device`` (a power cut, ``off_seconds`` long).
+``seconds``, which may be negative), ``restart_device`` (a power cut, ``off_seconds`` long),
+``interrupt`` (an admin interrupt: ``layout`` over everything, for ``seconds`` or until
+cleared), ``clear_interrupts``, ``display_off``/``display_on`` (the commands, for ``seconds``
+or until the power schedule next changes) and ``power`` (the devices' power schedule: ``on``
+windows; none: always on).
 A ``[settings]`` table configures the simulated devices like their TOML file would, and a
 ``[server]`` table the in-process server's ``[server]`` section. ``[sync]`` makes the simulated
 group play in step (its epoch, and the network its time exchanges cross); ``[[devices]]`` gives
@@ -141,8 +145,56 @@ class RestartDevice(_Strict):
     off_seconds: Annotated[float, Field(ge=0, le=86_400)] = 0.0
 
 
+class SendInterrupt(_Strict):
+    """The admin puts ``layout`` over everything on the devices (``device``: one of them; by
+    default all, through their group) for ``seconds``, or until cleared."""
+
+    at: Seconds
+    action: Literal["interrupt"]
+    layout: str
+    seconds: Annotated[int, Field(ge=1, le=31 * 86_400)] | None = None
+    priority: Annotated[int, Field(ge=0, le=1_000)] = 0
+    device: DeviceSelector = "*"
+
+
+class ClearInterrupts(_Strict):
+    """The admin clears every interrupt still in force."""
+
+    at: Seconds
+    action: Literal["clear_interrupts"]
+
+
+class DisplayPower(_Strict):
+    """The ``display_off``/``display_on`` command, for ``seconds`` or until the power schedule
+    next changes."""
+
+    at: Seconds
+    action: Literal["display_off", "display_on"]
+    device: DeviceSelector = "*"
+    seconds: Annotated[int, Field(ge=1, le=31 * 86_400)] | None = None
+
+
+class SetPower(_Strict):
+    """The devices' power schedule: the screen is on inside the ``on`` windows (manifest
+    ``Window`` tables); an empty list removes it (always on)."""
+
+    at: Seconds
+    action: Literal["power"]
+    on: list[dict[str, Any]] = Field(default_factory=list)
+
+
 Event = Annotated[
-    Publish | StopServer | BreakSse | CorruptAsset | Revoke | StepClock | RestartDevice,
+    Publish
+    | StopServer
+    | BreakSse
+    | CorruptAsset
+    | Revoke
+    | StepClock
+    | RestartDevice
+    | SendInterrupt
+    | ClearInterrupts
+    | DisplayPower
+    | SetPower,
     Field(discriminator="action"),
 ]
 EVENT_MODELS: dict[str, type[BaseModel]] = {
@@ -153,6 +205,11 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "revoke": Revoke,
     "step_clock": StepClock,
     "restart_device": RestartDevice,
+    "interrupt": SendInterrupt,
+    "clear_interrupts": ClearInterrupts,
+    "display_off": DisplayPower,
+    "display_on": DisplayPower,
+    "power": SetPower,
 }
 ACTIONS = tuple(EVENT_MODELS)
 
@@ -208,6 +265,11 @@ class Expect(_Strict):
     max_sync_spread_ms_p99: Annotated[float, Field(ge=0)] | None = None
     max_sync_spread_ms: Annotated[float, Field(ge=0)] | None = None
     min_sync_boundaries: Annotated[int, Field(ge=0)] | None = None
+    min_standby_s: Annotated[float, Field(ge=0)] | None = None
+    max_frames_in_standby: Annotated[int, Field(ge=0)] | None = None
+    min_interrupts: Annotated[int, Field(ge=0)] | None = None
+    max_interrupt_latency_s: Annotated[float, Field(gt=0)] | None = None
+    shares_within_one_item: bool = False
 
 
 class Scenario(_Strict):

@@ -77,6 +77,8 @@ def assign_group(admin: AdminClient, manifest: Manifest) -> None:
         schedule=[e.id for e in manifest.schedule],
         timezone=manifest.timezone,
     )
+    power = None if manifest.power is None else _dump(manifest.power)
+    admin.set_power(GROUP, power, group=True)
 
 
 def seed(admin: AdminClient, content: Content) -> SeededContent:

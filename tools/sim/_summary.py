@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tools.sim._airtime import airtime_lines, check_airtime
 from tools.sim._scenario import Expect
 
 Record = Mapping[str, Any]
@@ -285,6 +286,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
             f"({group['on_every_device']} on all {group['devices']} devices, "
             f"{group['within_frame']} within a frame; {group['unmatched']} unmatched starts)"
         )
+    lines += airtime_lines(summary)
     lines += ["", f"  {'device':<12} {'switches':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}"]
     for device, stats in summary["per_device"].items():
         lines.append(
@@ -375,6 +377,7 @@ def check_expectations(
         _require(failures, state in summary["states"], f"state {state!r} never entered")
     _check_sync(expect, summary.get("sync"), failures)
     _check_devices(expect, summary, records, failures)
+    check_airtime(expect, summary, failures)
     return failures
 
 
