@@ -59,6 +59,9 @@ class PlayerConfig(_Section):
         2.0, ge=1.0, le=10.0, description="lead = this times the layout's measured load time"
     )
     frame_rate_hz: int = Field(60, ge=1, le=240, description="upper bound of presented frames/s")
+    sync_wait_ms: int = Field(
+        3000, ge=0, le=60_000, description="a sync group's layout waits this long for group time"
+    )
     identify_s: int = Field(30, ge=1, le=3600, description="how long 'identify' shows the name")
     restart_exit_code: int = Field(75, ge=1, le=255, description="exit code of 'restart'")
     quarantine_s: float = Field(
@@ -140,6 +143,14 @@ class SyncConfig(_Section):
     sse_failures_before_poll: int = Field(3, ge=1, le=100)
     connect_timeout_s: Seconds = 5.0
     backoff_max_s: Seconds = 60.0
+    time_source: Literal["server", "system"] = Field(
+        "server",
+        description="group time of a sync group: the server's clock, or the system clock "
+        "while NTP keeps it synchronised (the same on every screen of a group)",
+    )
+    time_interval_s: float = Field(
+        8.0, ge=1, le=3_600, description="most time between two clock exchanges in a sync group"
+    )
 
 
 class ServerConfig(_Section):

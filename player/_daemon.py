@@ -32,6 +32,7 @@ from player._clock import Clock, MediaClock
 from player._player import Player
 from player._power import PowerController
 from player._sdnotify import SdNotifier
+from player._timebase import Estimate
 from player._timeline import TimelineEvent, TimelineWriter
 from protocol import Manifest, PowerMetrics
 from sync import HostStatus, ImpressionRecorder, RestartRequested, SyncAgent, TokenAuth
@@ -87,10 +88,21 @@ class DeviceAdapter:
             ),
             interrupt=self.player.interrupt(),
             quarantined=self.player.quarantined,
+            time=self.player.time_status(),
         )
 
     def feed_server_time(self, server_time: dt.datetime) -> None:
         self.player.feed_server_time(server_time)
+
+    @property
+    def clock(self) -> Clock:
+        return self.player.clock
+
+    def system_time_ns(self) -> int | None:
+        return self.player.wall.system_ns()
+
+    def set_clock_estimate(self, estimate: Estimate | None) -> None:
+        self.player.set_clock_estimate(estimate)
 
     async def reload(self) -> None:
         await self.player.reload()

@@ -37,6 +37,11 @@ class EventSink:
         """``t`` counts from now (the player started)."""
         self._t0 = self._clock.now_ns()
 
+    @property
+    def t0_ns(self) -> int:
+        """The media instant ``t`` counts from."""
+        return self._t0
+
     def seconds(self, media_ns: int) -> float:
         return (media_ns - self._t0) / NS_PER_S
 
@@ -64,6 +69,9 @@ class EventSink:
                     late_ms=late,
                     load_ms=load,
                     error=switch.error,
+                    group_due=None
+                    if switch.group_due_ns is None or switch.kind == "error"
+                    else switch.group_due_ns / NS_PER_S,
                 )
             )
 

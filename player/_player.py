@@ -25,6 +25,7 @@ from player._assets import AssetSource
 from player._clock import NS_PER_MS, NS_PER_S, Clock
 from player._events import EventSink, Listener
 from player._frames import FrameLoop
+from player._group import GroupPlay
 from player._idle import IdleScreens, Pairing
 from player._machine import PlayerState, build_machine
 from player._power import PowerController
@@ -34,9 +35,10 @@ from player._quarantine import ItemQuarantine
 from player._resume import Suspended, content_key, resume_positions
 from player._schedule import resolve, resolve_at
 from player._standby import ScreenPower
+from player._timebase import Estimate, Timebase
 from player._timeline import TimelineWriter
 from player._wall import WallClock
-from protocol import Interrupt, Item, Layout, Manifest, QuarantinedItem
+from protocol import Interrupt, Item, Layout, Manifest, QuarantinedItem, TimeStatus
 from zones import (
     Compositor,
     Display,
@@ -81,6 +83,12 @@ class Player(ScreenPower):
         self.clock = clock
         self.assets = assets
         self.wall = wall or WallClock(clock)
+        # Group time of a sync group, once the sync layer has estimated it; until then (and
+        # outside a group) the wall clock keeps its own sources.
+        self.timebase = Timebase(clock)
+        self.wall.follow(self.timebase)
+        self._group_ready = asyncio.Event()
+        self._group_wait_until = 0
         self.device = device or settings.sync.device_name or "player"
         self._display = display
         self._opened: Display | None = None
@@ -152,6 +160,7 @@ class Player(ScreenPower):
         self._power_boundary: dt.datetime | None = None  # the next scheduled power change
         self._wake_lead_ns = int(settings.display.wake_lead_s * NS_PER_S)
         self.wall.add_listener(self._wall_jumped)
+        self.timebase.add_listener(self._group_stepped)
         assets.add_listener(lambda _sha: self._schedule_wake.set())
 
     # -- public API -------------------------------------------------------------------------
@@ -198,6 +207,7 @@ class Player(ScreenPower):
                 await self._choose_power()
         self.compositor = compositor_for(display, frame_ns=self._frame_ns)
         self.events.restart()
+        self._group_wait_until = self.clock.now_ns() + self.settings.player.sync_wait_ms * NS_PER_MS
         await self.state_changed()
         self._show_idle()
         self._tasks = [
@@ -235,10 +245,18 @@ class Player(ScreenPower):
 
     async def set_manifest(self, manifest: Manifest) -> None:
         """New content: switches once the resolved layout is playable, without a black frame."""
+        joins = manifest.sync is not None and (
+            self._manifest is None or self._manifest.sync is None
+        )
         self._manifest = manifest
         self._idle.pairing = None
         if self.compositor is None:
             return  # not started yet: start() resolves it
+        if joins and not self.timebase.synced:
+            # Clock exchanges begin now that a manifest puts the device in a group (a new
+            # screen pairs and downloads first): the bounded wait for group time counts from here.
+            wait_ns = self.settings.player.sync_wait_ms * NS_PER_MS
+            self._group_wait_until = max(self._group_wait_until, self.clock.now_ns() + wait_ns)
         self._reconsider()
         await self._reschedule()
         self._schedule_wake.set()
@@ -295,6 +313,35 @@ class Player(ScreenPower):
 
     def feed_server_time(self, server_time: dt.datetime) -> None:
         self.wall.feed_server_time(server_time)
+
+    def set_clock_estimate(self, estimate: Estimate | None) -> None:
+        """Group time as the sync layer estimates it (None: no longer in a sync group).
+
+        A new estimate changes how fast group time runs on the media clock from now on, so
+        the frame loop looks again at when its next deadline falls, and a synced layout armed
+        for a boundary is swapped in when group time (not the old guess) reaches it.
+        """
+        self.timebase.update(estimate)
+        armed = self._frames.armed
+        if armed is not None and armed.synced:
+            self._frames.arm(armed, armed.starts_at_ns())
+        self._frames.wake()
+
+    def time_status(self) -> TimeStatus | None:
+        """Where group time comes from, for the heartbeat (None outside a sync group)."""
+        if self._manifest is None or self._manifest.sync is None:
+            return None
+        estimate = self.timebase.estimate
+        if estimate is None:
+            return TimeStatus(source="unsynced")
+        offset = self.wall.now_ns() - self.clock.wall_ns()
+        return TimeStatus(
+            source=estimate.source,
+            offset_ms=round(offset / NS_PER_MS, 3),
+            error_ms=round(estimate.error_ns / NS_PER_MS, 3),
+            drift_ppm=round(estimate.drift_ppm, 3),
+            samples=estimate.samples,
+        )
 
     def media_seconds(self, now_ns: int | None = None) -> float:
         return self.events.seconds(self.clock.now_ns() if now_ns is None else now_ns)
@@ -441,6 +488,21 @@ class Player(ScreenPower):
         self._boundary = None  # a step of the wall clock announces nothing
         self._reconsider()
 
+    def _group_stepped(self, _step_ns: int) -> None:
+        """Group time was set or stepped: a synced layout is positioned again (loaded at the
+        slots group time now gives; what is on screen stays until that is ready)."""
+        if self.timebase.synced:
+            self._group_ready.set()
+        if self._manifest is None or self._manifest.sync is None:
+            return
+        self._reconsider()
+        self._target_key = None
+
+    async def _await_group_time(self) -> None:
+        """A synced layout waits (boundedly, from start-up or joining) for group time."""
+        if not self.timebase.synced and self.clock.now_ns() < self._group_wait_until:
+            await self.clock.sleep_until(self._group_wait_until, self._group_ready)
+
     def _disarm(self) -> None:
         self._start_at = None
         self._frames.disarm()
@@ -488,6 +550,9 @@ class Player(ScreenPower):
         *,
         overlay: bool = False,
     ) -> None:
+        group = (
+            None if manifest.sync is None else GroupPlay(manifest.sync, self.wall, manifest.assets)
+        )
         types = {i.type for z in layout.zones for i in manifest.playlist(z.playlist).items}
         async with self.clock.busy():  # (a virtual clock waits for the thread)
             await asyncio.to_thread(load_renderers, types)  # libmpv loads off the loop
@@ -499,6 +564,7 @@ class Player(ScreenPower):
             context_for=self._context_for(manifest),
             on_loaded=self._item_loaded,
             wall=self.wall,
+            group=group,
         )
         started = self.clock.now_ns()
         at = started if start_at is None else start_at
@@ -515,6 +581,11 @@ class Player(ScreenPower):
                 playable=self._playable,
             )
         try:
+            if group is not None:
+                await self._await_group_time()
+                # Where the group's cycle stands when the wait ends (a boundary's instant, or
+                # now); positions do not apply to a synced layout.
+                at = self.clock.now_ns() if start_at is None else start_at
             await presentation.prime(at, positions)
         except asyncio.CancelledError:
             presentation.release()

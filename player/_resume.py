@@ -32,6 +32,8 @@ def content_key(manifest: Manifest, layout: Layout) -> str:
     """Identifies what a layout plays: equal keys need no reload (a schedule-only edit)."""
     parts = [manifest.timezone, layout.model_dump_json()]
     parts += [manifest.playlist(z.playlist).model_dump_json() for z in layout.zones]
+    if manifest.sync is not None:
+        parts.append(manifest.sync.model_dump_json())
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

@@ -45,6 +45,7 @@ class Switch:
     layout: str | None = None
     load_ns: int | None = None  # a start: how long preparing the item took (media clock)
     state: str | None = None
+    group_due_ns: int | None = None  # a sync group's deadline in group time (ns since 1970)
 
 
 @dataclass(frozen=True)
@@ -120,22 +121,9 @@ class ZoneSequencer:
     def _prepare(self, pick: Pick, before: Cursor, due_ns: int | None) -> _Upcoming:
         assert pick.index is not None
         item = self.playlist.items[pick.index]
-        try:
-            renderer = create_renderer(item.type, self.context)
-        except ZoneError as exc:
-            renderer = _Broken(exc)
-        task = asyncio.create_task(self._run_prepare(renderer, item))
-        task.add_done_callback(lambda _: self.context.wake())
+        context, clock = self.context, self._clock
+        renderer, task = start_preparing(item, self.view, context, clock, self._on_loaded)
         return _Upcoming(pick.index, item, renderer, task, pick.cursor, before, due_ns)
-
-    async def _run_prepare(self, renderer: Renderer, item: Item) -> int:
-        async with self._clock.busy():
-            started = self._clock.now_ns()
-            await renderer.prepare(item, self.view.rect.size)
-            took = self._clock.now_ns() - started
-        if self._on_loaded is not None:
-            self._on_loaded(item, took)
-        return took
 
     async def prime(self, at_ns: int, position: ZonePosition | None = None) -> None:
         """Prepare the item on screen at media instant ``at_ns``: the playlist's first when it
@@ -170,7 +158,7 @@ class ZoneSequencer:
             upcoming.planned = planned
             with contextlib.suppress(SignageError):
                 await upcoming.task
-            error = self._failed(upcoming)
+            error = preparation_failure(upcoming.task)
             if error is None:
                 self._next = upcoming
                 return
@@ -197,13 +185,6 @@ class ZoneSequencer:
         if self._blank:
             return ZonePosition(self._cursor, self._wall.wall_ns_at(self._clock.now_ns()))
         return self._position
-
-    def _failed(self, upcoming: _Upcoming) -> BaseException | None:
-        if not upcoming.task.done():
-            return None
-        if upcoming.task.cancelled():
-            return asyncio.CancelledError()
-        return upcoming.task.exception()
 
     def _report_failure(self, upcoming: _Upcoming, error: BaseException, now_ns: int) -> None:
         self.switches.append(
@@ -260,7 +241,7 @@ class ZoneSequencer:
         upcoming = self._next
         if upcoming is None or not upcoming.task.done():
             return
-        error = self._failed(upcoming)
+        error = preparation_failure(upcoming.task)
         if error is not None:
             self._report_failure(upcoming, error, now_ns)
             return
@@ -405,14 +386,56 @@ class ZoneSequencer:
     def release_upcoming(self) -> None:
         """Drop the item being prepared (the zone's on-screen content stays)."""
         if self._next is not None:
-            self._next.task.cancel()
-            self.view.unstage(self._next.renderer)
-            self._next.renderer.release()
+            drop_preparation(self.view, self._next.renderer, self._next.task)
             self._next = None
 
     def release(self) -> None:
         self.release_upcoming()
         self.view.clear()
+
+
+def start_preparing(
+    item: Item,
+    view: ZoneView,
+    context: RenderContext,
+    clock: Clock,
+    on_loaded: Callable[[Item, int], None] | None,
+) -> tuple[Renderer, asyncio.Task[int]]:
+    """A renderer for ``item`` and the task preparing it (its result: how long it took); an
+    item no renderer can play gets one that fails like any broken file."""
+    try:
+        renderer: Renderer = create_renderer(item.type, context)
+    except ZoneError as exc:
+        renderer = _Broken(exc)
+
+    async def prepare() -> int:
+        async with clock.busy():
+            started = clock.now_ns()
+            await renderer.prepare(item, view.rect.size)
+            took = clock.now_ns() - started
+        if on_loaded is not None:
+            on_loaded(item, took)
+        return took
+
+    task = asyncio.create_task(prepare())
+    task.add_done_callback(lambda _: context.wake())
+    return renderer, task
+
+
+def preparation_failure(task: asyncio.Task[int]) -> BaseException | None:
+    """Why a finished preparation failed (None: it succeeded, or is still running)."""
+    if not task.done():
+        return None
+    if task.cancelled():
+        return asyncio.CancelledError()
+    return task.exception()
+
+
+def drop_preparation(view: ZoneView, renderer: Renderer, task: asyncio.Task[int]) -> None:
+    """Cancel a preparation and release its renderer (staged or not)."""
+    task.cancel()
+    view.unstage(renderer)
+    renderer.release()
 
 
 def _expected_end(renderer: Renderer) -> int | None:

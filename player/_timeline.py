@@ -13,7 +13,9 @@ clock both are null: media time stands still while that work happens. ``state`` 
 ``"interrupt"`` (its id) and ``"state"`` (``start``: its first frame; ``end``: the first frame
 after it); ``due`` is when it was to take over (its start, or when the player learned of it)
 or to end. ``power`` events carry ``"state"`` (``on``, ``off``) and ``"reason"``
-(``schedule``, ``command``); ``due`` is the scheduled instant.
+(``schedule``, ``command``); ``due`` is the scheduled instant. On a device of a sync group,
+``start`` and ``end`` events with a deadline also carry ``"group_due"``: that deadline in group
+time (seconds since the Unix epoch), the same on every screen of the group for the same switch.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class TimelineEvent:
     load_ms: float | None = None
     state: str | None = None
     error: str | None = None
+    group_due: float | None = None  # a sync group's deadline, in s since the Unix epoch
     interrupt: str | None = None
     reason: str | None = None
 
@@ -59,6 +62,8 @@ class TimelineEvent:
         }
         if self.event == "start":
             record["load_ms"] = None if self.load_ms is None else round(self.load_ms, 3)
+        if self.group_due is not None:
+            record["group_due"] = round(self.group_due, 6)
         if self.event in ("state", "interrupt", "power"):
             record["state"] = self.state
         if self.event == "interrupt":

@@ -3,10 +3,12 @@
 A Raspberry Pi has no real-time clock: after a power cut the system clock starts wherever it
 was saved and is stepped when NTP syncs. So wall time is ``media time + offset``. While the
 system clock is synchronised the offset follows it; until then the sync layer feeds the
-server's time (``feed_server_time``) and the offset comes from that. Whenever the offset moves
-by more than ``jump_threshold_ns`` (an NTP step, a manual change, the first server time) the
-listeners hear about it, and the player re-evaluates its schedule: nothing stalls waiting for a
-wall-clock instant that moved, nothing plays twice.
+server's time (``feed_server_time``) and the offset comes from that. On a device of a sync
+group, wall time is group time (``follow``: ``player._timebase``) as soon as it is known, so
+schedule boundaries and item deadlines fall on the same instant on every screen. Whenever the
+offset moves by more than ``jump_threshold_ns`` (an NTP step, a manual change, the first server
+time) the listeners hear about it, and the player re-evaluates its schedule: nothing stalls
+waiting for a wall-clock instant that moved, nothing plays twice.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 from collections.abc import Callable
 
 from player._clock import NS_PER_S, Clock
+from player._timebase import Timebase
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +80,42 @@ class WallClock:
         self._threshold = jump_threshold_ns
         self._server_offset: int | None = None
         self._listeners: list[Callable[[int], None]] = []
+        self._timebase: Timebase | None = None
         self._offset = self._current_offset()
+
+    def follow(self, timebase: Timebase) -> None:
+        """Take wall time from ``timebase`` whenever it has an estimate (group time)."""
+        self._timebase = timebase
+        timebase.add_listener(self._group_stepped)
+
+    def _group_stepped(self, _step_ns: int) -> None:
+        self.check()
+
+    def _group(self) -> Timebase | None:
+        timebase = self._timebase
+        return timebase if timebase is not None and timebase.synced else None
 
     @property
     def source(self) -> str:
-        """Where wall time comes from now: "system" (synchronised), "server" or "unsynced"."""
+        """Where wall time comes from now: "group" (a sync group's estimate), "system"
+        (synchronised), "server" (heartbeat replies) or "unsynced"."""
+        if self._group() is not None:
+            return "group"
         if self._synchronised():
             return "system"
         return "server" if self._server_offset is not None else "unsynced"
+
+    def system_ns(self) -> int | None:
+        """The system clock while it is synchronised (ns since the epoch), else None."""
+        return self._clock.wall_ns() if self._synchronised() else None
 
     def add_listener(self, callback: Callable[[int], None]) -> None:
         """``callback(jump_ns)`` runs after each jump of the wall clock."""
         self._listeners.append(callback)
 
     def _current_offset(self) -> int:
+        if (group := self._group()) is not None:
+            return group.offset_ns(self._clock.now_ns())
         if self._server_offset is not None and not self._synchronised():
             return self._server_offset
         return self._clock.wall_ns() - self._clock.now_ns()
@@ -117,23 +142,32 @@ class WallClock:
         self.check()
 
     def now_ns(self) -> int:
-        return self._clock.now_ns() + self._offset
+        return self.ns_at(self._clock.now_ns())
 
     def now(self) -> dt.datetime:
         return from_ns(self.now_ns())
 
-    def at(self, media_ns: int) -> dt.datetime:
-        """The wall time at a media instant, with the current offset."""
-        return from_ns(media_ns + self._offset)
-
-    def media_ns_of(self, when: dt.datetime) -> int:
-        """The media instant at which the wall clock reads ``when`` (with the current offset)."""
-        return to_ns(when) - self._offset
-
-    def wall_ns_at(self, media_ns: int) -> int:
-        """``at`` in nanoseconds since the epoch (no rounding to microseconds)."""
+    def ns_at(self, media_ns: int) -> int:
+        """Wall time (ns since the epoch) at a media instant, with the current offset."""
+        if (group := self._group()) is not None:
+            return group.group_ns(media_ns)
         return media_ns + self._offset
 
     def media_ns_at(self, wall_ns: int) -> int:
-        """``media_ns_of`` for a wall time in nanoseconds since the epoch."""
+        """The media instant at which the wall clock reads ``wall_ns``."""
+        if (group := self._group()) is not None:
+            return group.media_ns(wall_ns)
         return wall_ns - self._offset
+
+    def at(self, media_ns: int) -> dt.datetime:
+        """The wall time at a media instant, with the current offset."""
+        return from_ns(self.ns_at(media_ns))
+
+    def media_ns_of(self, when: dt.datetime) -> int:
+        """The media instant at which the wall clock reads ``when`` (with the current offset)."""
+        return self.media_ns_at(to_ns(when))
+
+    def wall_ns_at(self, media_ns: int) -> int:
+        """``at`` in nanoseconds since the epoch (no rounding to microseconds): group time in
+        a sync group."""
+        return self.ns_at(media_ns)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Literal
 
 from pydantic import (
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
@@ -158,6 +156,34 @@ class Playlist(WireModel):
         return self
 
 
+Fraction = Annotated[float, Field(strict=True, ge=0, le=1)]
+
+
+class Crop(WireModel):
+    """The part of each picture a zone shows, in fractions of the picture's width and height.
+
+    A video wall gives each screen's zone its own tile of one clip: the left screen of two
+    ``{"x": 0, "y": 0, "w": 0.5, "h": 1}``, the right one ``{"x": 0.5, "y": 0, "w": 0.5, "h": 1}``.
+    The tile is then fitted to the zone by the item's ``fit``. Image and video items only.
+    """
+
+    x: Fraction = 0.0
+    y: Fraction = 0.0
+    w: Fraction
+    h: Fraction
+
+    @model_validator(mode="after")
+    def _inside(self) -> Crop:
+        if self.w <= 0 or self.h <= 0:
+            raise ValueError("a crop needs a width and a height above 0")
+        # A millionth of slack: 1/3 + 2/3 written as decimals must still fit.
+        if self.x + self.w > 1 + 1e-6 or self.y + self.h > 1 + 1e-6:
+            raise ValueError(
+                f"crop ({self.x}, {self.y}) {self.w}x{self.h} extends outside the picture"
+            )
+        return self
+
+
 class Zone(WireModel):
     id: Id
     x: Pixels = 0
@@ -166,6 +192,7 @@ class Zone(WireModel):
     h: Extent
     z: int = Field(0, strict=True, ge=-1_000, le=1_000)
     playlist: Id
+    crop: Crop | None = Field(None, exclude_if=unused)
 
 
 class Layout(WireModel):
@@ -216,29 +243,67 @@ class ScheduleEntry(WireModel):
 
 
 class Asset(WireModel):
+    # Unknown probe figures are left out, not sent as null: a manifest of unprobed files is
+    # byte for byte what it was before these fields existed.
+
     sha256: Sha256
     size: int = Field(strict=True, ge=0, le=1 << 40)
     mime: Annotated[str, StringConstraints(pattern=r"^(image|video)/[a-z0-9.+-]{1,64}$")]
     # What the server's probe found (optional: absent for files it has not probed).
-    width: int | None = Field(None, strict=True, ge=1, le=1 << 20)
-    height: int | None = Field(None, strict=True, ge=1, le=1 << 20)
-    duration_ms: int | None = Field(None, strict=True, ge=0, le=1 << 40)
-
-    @model_serializer(mode="wrap")
-    def _omit_unknown(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Unknown probe figures are left out, not sent as null: a manifest of unprobed files
-        is byte for byte what it was before these fields existed."""
-        data: dict[str, Any] = handler(self)
-        for name in ("width", "height", "duration_ms"):
-            if data.get(name) is None:
-                data.pop(name, None)
-        return data
+    width: int | None = Field(None, strict=True, ge=1, le=1 << 20, exclude_if=unused)
+    height: int | None = Field(None, strict=True, ge=1, le=1 << 20, exclude_if=unused)
+    duration_ms: int | None = Field(None, strict=True, ge=0, le=1 << 40, exclude_if=unused)
 
 
 class ManifestConfig(WireModel):
     heartbeat_interval_s: int = Field(30, strict=True, ge=5, le=3_600)
     poll_interval_s: int = Field(60, strict=True, ge=5, le=86_400)
     sse_ping_s: int = Field(15, strict=True, ge=1, le=300)
+
+
+def item_length_ms(item: Item, assets: Mapping[str, Asset]) -> int | None:
+    """How long an item plays: its ``duration_ms``, else (a video played to its end) the
+    length the server's probe found for its asset; None when neither is known."""
+    if item.duration_ms is not None:
+        return item.duration_ms
+    asset = assets.get(item.asset) if isinstance(item, VideoItem) else None
+    return asset.duration_ms if asset is not None and asset.duration_ms else None
+
+
+def open_ended_items(playlists: Iterable[Playlist], assets: Iterable[Asset] = ()) -> list[str]:
+    """``playlist/item`` of the items whose length is not known (no ``duration_ms``, and for a
+    video no probed length of its file): what a sync group cannot have, since every screen
+    must know the cycle's length."""
+    by_sha = {a.sha256: a for a in assets}
+    return [
+        f"{p.id}/{i.id}" for p in playlists for i in p.items if item_length_ms(i, by_sha) is None
+    ]
+
+
+def shared_items(playlists: Iterable[Playlist]) -> list[str]:
+    """``playlist/item`` of the items with a ``share``: what a sync group cannot have, since a
+    share's plays depend on what one screen played this hour, not on group time alone."""
+    return [f"{p.id}/{i.id}" for p in playlists for i in p.items if i.share is not None]
+
+
+class SyncGroup(WireModel):
+    """The device plays in step with the other screens of ``group``.
+
+    Each zone's playlist runs as a cycle anchored at ``epoch`` (group time, which is the
+    server's clock): item boundaries fall at ``epoch + n * cycle + sum of the durations before
+    the item`` on every screen of the group, whenever each one joined. An epoch in the future
+    starts every playlist from its first item on every screen at that instant.
+    """
+
+    group: Id
+    epoch: dt.datetime
+
+    @field_validator("epoch")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("the epoch needs a UTC offset, e.g. 2026-11-21T00:00:00Z")
+        return value
 
 
 class Manifest(WireModel):
@@ -250,6 +315,9 @@ class Manifest(WireModel):
     layouts: list[Layout] = Field(default_factory=list, max_length=1_000)
     schedule: list[ScheduleEntry] = Field(default_factory=list, max_length=1_000)
     default_layout: Id | None = None
+    sync: SyncGroup | None = Field(
+        None, description="None: this device plays on its own", exclude_if=unused
+    )
     interrupts: list[Interrupt] = Field(default_factory=list, max_length=100, exclude_if=unused)
     power: PowerSchedule | None = Field(None, exclude_if=unused)
 
@@ -297,6 +365,17 @@ class Manifest(WireModel):
                 )
         if self.default_layout is not None and self.default_layout not in layouts:
             raise ValueError(f"default_layout {self.default_layout!r} is not a layout")
+        if self.sync is not None and (open_ended := open_ended_items(self.playlists, self.assets)):
+            raise ValueError(
+                "in a sync group every item needs a known length (duration_ms, or for a video "
+                "the length its file was probed to have): the cycle must be known on every "
+                f"screen; without one: {', '.join(open_ended[:10])}"
+            )
+        if self.sync is not None and (shared := shared_items(self.playlists)):
+            raise ValueError(
+                "in a sync group no item may have a share: its plays would depend on each "
+                f"screen's own history, not on group time; with one: {', '.join(shared[:10])}"
+            )
         return self
 
     def layout(self, layout_id: str) -> Layout:

@@ -92,6 +92,22 @@ class CacheMetrics(WireModel):
     disk_full: bool = False
 
 
+class TimeStatus(WireModel):
+    """Which clock the device's group time comes from, and how well it knows it.
+
+    ``source``: ``server`` (offset estimated from time exchanges with the server), ``system``
+    (the NTP-synchronised system clock) or ``unsynced`` (neither yet: the device's own clock).
+    ``offset_ms``: group time minus the device's system clock. ``error_ms``: the estimate's
+    uncertainty. ``drift_ppm``: how fast the device's clock runs against group time.
+    """
+
+    source: Literal["server", "system", "unsynced"]
+    offset_ms: float | None = Field(None, ge=-1e13, le=1e13)
+    error_ms: float | None = Field(None, ge=0, le=1e13)
+    drift_ppm: float | None = Field(None, ge=-1e6, le=1e6)
+    samples: int = Field(0, ge=0)
+
+
 class PowerMetrics(WireModel):
     """The screen's power: what the player wants and why, and what the screen says."""
 
@@ -132,6 +148,9 @@ class Metrics(WireModel):
     manifest_version: int | None = Field(None, ge=0)
     manifest_error: Annotated[str, StringConstraints(max_length=500)] | None = None
     quarantined: list[QuarantinedItem] = Field(default_factory=list, max_length=64)
+    time: TimeStatus | None = Field(
+        None, description="sent by devices of a sync group", exclude_if=unused
+    )
     power: PowerMetrics | None = Field(None, exclude_if=unused)
     interrupt: Id | None = Field(None, exclude_if=unused)
 
@@ -166,6 +185,21 @@ class CommandResult(WireModel):
     data: dict[Annotated[str, StringConstraints(max_length=64)], Scalar] = Field(
         default_factory=dict, max_length=32
     )
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+class TimeResponse(WireModel):
+    """One time exchange: the server's clock when the request arrived and when it answered.
+
+    With the device's own instants of sending (t1) and receiving (t4), the offset is
+    ``((received_at - t1) + (sent_at - t4)) / 2`` and the round trip
+    ``(t4 - t1) - (sent_at - received_at)``, as in NTP.
+    """
+
+    received_at: dt.datetime
+    sent_at: dt.datetime
 
 
 # --- events ----------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from server import (
     _events_api,
     _pairing,
     _retention,
+    _time_api,
     _uploads,
 )
 from server._auth import AuthGate
@@ -272,6 +273,7 @@ def create_app(
     for module in (
         _pairing,
         _device_api,
+        _time_api,
         _assets,
         _events_api,
         _admin_devices,

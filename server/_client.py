@@ -6,6 +6,7 @@ it through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -266,6 +267,18 @@ class AdminClient:
         result: dict[str, Any] = self.request(
             "PUT", f"/api/v1/admin/groups/{_segment(group_id)}", json={"name": name}
         )
+        return result
+
+    def set_group_sync(
+        self, group_id: str, *, enabled: bool = True, epoch: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """Make a group play in step from ``epoch`` (default: now), or stop it doing so."""
+        path = f"/api/v1/admin/groups/{group_id}/sync"
+        if not enabled:
+            gone: dict[str, Any] = self.request("DELETE", path)
+            return gone
+        body = {"epoch": epoch.isoformat()} if epoch is not None else {}
+        result: dict[str, Any] = self.request("PUT", path, json=body)
         return result
 
     def set_group(self, device_id: str, group_id: str | None) -> dict[str, Any]:

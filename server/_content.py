@@ -30,11 +30,15 @@ from protocol import (
     Playlist,
     PowerSchedule,
     ScheduleEntry,
+    SyncGroup,
     VideoItem,
     minutes_of,
+    open_ended_items,
+    shared_items,
 )
 from server._db import (
     devices,
+    group_sync,
     groups,
     interrupts,
     layouts,
@@ -44,6 +48,7 @@ from server._db import (
     schedules,
 )
 from server._manifests import CachedManifest
+from server._problems import ApiError
 from server._state import ServerState
 
 WEEK_MIN = 7 * 1440
@@ -61,20 +66,27 @@ def manifest_config(state: ServerState) -> ManifestConfig:
     )
 
 
-def assignment_of(device: Any, group: Any | None) -> tuple[tuple[str, ...], str | None, str]:
-    """(schedule ids, default layout, timezone): the device's own set wins over its group's."""
+# A sync group and its epoch (UNIX seconds), when the device's group plays in step.
+Sync = tuple[str, float] | None
+Own = tuple[tuple[str, ...], str | None, str, Sync]
+
+
+def assignment_of(device: Any, group: Any | None, sync: Sync = None) -> Own:
+    """(schedule ids, default layout, timezone, sync): the device's own set wins over its
+    group's; playing in step comes with membership of a sync group, whichever set it plays
+    (each screen of a video wall has its own layout, cropping its tile of the clip)."""
     if device.schedule is not None or device.default_layout is not None:
         source = device
     elif group is not None:
         source = group
     else:
-        return (), None, device.timezone or "UTC"
+        return (), None, device.timezone or "UTC", sync
     timezone = device.timezone or source.timezone or "UTC"
-    return tuple(source.schedule or []), source.default_layout, timezone
+    return tuple(source.schedule or []), source.default_layout, timezone, sync
 
 
-# (schedule ids, default layout, timezone, interrupt ids, power schedule's target)
-Assignment = tuple[tuple[str, ...], str | None, str, tuple[str, ...], str | None]
+# (schedule ids, default layout, timezone, interrupt ids, power schedule's target, sync)
+Assignment = tuple[tuple[str, ...], str | None, str, tuple[str, ...], str | None, Sync]
 
 
 def interrupt_model(row: Any) -> Interrupt:
@@ -116,6 +128,7 @@ class ContentSnapshot:
         group_rows: dict[str, Any],
         interrupt_rows: list[Any] | None = None,
         power_rows: dict[str, PowerSchedule] | None = None,
+        sync_epochs: dict[str, float] | None = None,
     ) -> None:
         self._state = state
         self._tables = tables
@@ -123,6 +136,7 @@ class ContentSnapshot:
         self.groups = group_rows
         self._interrupts = {r.id: r for r in interrupt_rows or []}
         self._power = power_rows or {}
+        self.sync_epochs = sync_epochs or {}
         self._memo: dict[Assignment, _Content] = {}
 
     @classmethod
@@ -138,18 +152,24 @@ class ContentSnapshot:
             }
         media_rows = {r.sha256: _asset(r) for r in await conn.execute(select(media))}
         group_rows = {r.id: r for r in await conn.execute(select(groups))}
+        epochs = {r.group_id: r.epoch for r in await conn.execute(select(group_sync))}
         interrupt_rows = list(await conn.execute(live_interrupts(state.clock())))
         power_rows = {
             r.target: PowerSchedule.model_validate(r.body)
             for r in await conn.execute(select(power_schedules))
         }
-        return cls(state, tables, media_rows, group_rows, interrupt_rows, power_rows)
+        return cls(state, tables, media_rows, group_rows, interrupt_rows, power_rows, epochs)
+
+    def sync_of(self, group_id: str | None) -> Sync:
+        epoch = self.sync_epochs.get(group_id) if group_id else None
+        return None if group_id is None or epoch is None else (group_id, epoch)
 
     def assignment(self, device: Any) -> Assignment:
         """What ``device`` plays: its content set (or its group's), the interrupts sent to
-        it or its group, and its power schedule (or its group's)."""
+        it or its group, its power schedule (or its group's), and its sync group."""
         group = self.groups.get(device.group_id) if device.group_id else None
-        schedule_ids, default_layout, timezone = assignment_of(device, group)
+        sync = self.sync_of(device.group_id)
+        schedule_ids, default_layout, timezone, sync = assignment_of(device, group, sync)
         sent = sorted(
             r.id
             for r in self._interrupts.values()
@@ -161,7 +181,7 @@ class ContentSnapshot:
             if target in self._power:
                 power = target
                 break
-        return schedule_ids, default_layout, timezone, tuple(sent), power
+        return schedule_ids, default_layout, timezone, tuple(sent), power, sync
 
     def _models(self, name: str, model: Any, ids: Iterable[str]) -> list[Any]:
         table = self._tables[name]
@@ -180,6 +200,7 @@ class ContentSnapshot:
         timezone: str,
         interrupt_ids: tuple[str, ...] = (),
         power: str | None = None,
+        sync: Sync = None,
     ) -> _Content:
         entries = self._models("schedules", ScheduleEntry, schedule_ids)
         sent = [interrupt_model(self._interrupts[i]) for i in interrupt_ids]
@@ -194,6 +215,10 @@ class ContentSnapshot:
             for i in p.items
             if isinstance(i, ImageItem | VideoItem)
         }
+        if sync is not None:
+            _check_sync(
+                sync[0], playlist_models, [self._media[sha] for sha in shas if sha in self._media]
+            )
         manifest = Manifest(
             version=0,
             timezone=timezone,
@@ -207,10 +232,36 @@ class ContentSnapshot:
             else None,
             interrupts=[i for i in sent if i.layout in {x.id for x in layout_models}],
             power=self._power.get(power) if power is not None else None,
+            sync=None
+            if sync is None
+            else SyncGroup(group=sync[0], epoch=dt.datetime.fromtimestamp(sync[1], dt.UTC)),
         )
         body = manifest.model_dump(mode="json", by_alias=True)
         digest = hashlib.sha256(canonical_json(body)).hexdigest()
         return _Content(body, digest, frozenset(a.sha256 for a in manifest.assets))
+
+
+def _check_sync(
+    group_id: str, playlist_models: Sequence[Playlist], assets: Sequence[Asset]
+) -> None:
+    """A sync group's screens compute one cycle: every item's length must be known, and no
+    item may ask for a share of the hour."""
+    if open_ended := open_ended_items(playlist_models, assets):
+        raise ApiError(
+            409,
+            "sync_needs_durations",
+            f"group {group_id!r} plays in sync, so every item needs a known length "
+            "(duration_ms, or for a video a file whose length the server could probe); "
+            f"without one: {', '.join(open_ended[:10])}",
+        )
+    if shared := shared_items(playlist_models):
+        raise ApiError(
+            409,
+            "sync_refuses_shares",
+            f"group {group_id!r} plays in sync, so no item may have a share (every screen "
+            "plays the same fixed cycle from group time); with one: "
+            f"{', '.join(shared[:10])}",
+        )
 
 
 def _asset(row: Any) -> Asset:

@@ -68,6 +68,14 @@ groups = Table(
     Column("timezone", String(64)),
 )
 
+# Sync groups: a group's epoch, in a table of its own (migration 0008).
+group_sync = Table(
+    "group_sync",
+    metadata,
+    Column("group_id", String(64), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("epoch", Float, nullable=False),  # group time (UNIX s) at which the cycles begin
+)
+
 pairings = Table(
     "pairings",
     metadata,

@@ -11,9 +11,20 @@ from sync._metrics import HostSampler, read_temperature
 from sync._pairing import pair
 from sync._state import Credentials, CredentialStore, ManifestStore, StoredManifest
 from sync._store import CommandLedger, ImpressionQueue, SyncDatabase, open_database
+from sync._timesync import (
+    ClockEstimate,
+    ClockEstimator,
+    HttpTimeLink,
+    MediaTime,
+    TimeLink,
+    TimeSample,
+    TimeSync,
+)
 from sync._watcher import ManifestWatcher, WatcherTiming
 
 __all__ = [
+    "ClockEstimate",
+    "ClockEstimator",
     "CommandLedger",
     "CommandRunner",
     "CredentialStore",
@@ -23,18 +34,23 @@ __all__ = [
     "HeartbeatLoop",
     "HostSampler",
     "HostStatus",
+    "HttpTimeLink",
     "ImpressionQueue",
     "ImpressionRecorder",
     "MalformedManifest",
     "ManifestFetch",
     "ManifestStore",
     "ManifestWatcher",
+    "MediaTime",
     "RequestFailed",
     "RestartRequested",
     "StoredManifest",
     "SyncAgent",
     "SyncDatabase",
     "SyncReport",
+    "TimeLink",
+    "TimeSample",
+    "TimeSync",
     "TokenAuth",
     "WatcherTiming",
     "open_database",

@@ -28,6 +28,7 @@ from sync._metrics import HostSampler
 from sync._pairing import pair, utc_now
 from sync._state import Credentials, CredentialStore, ManifestStore
 from sync._store import CommandLedger, ImpressionQueue, open_database
+from sync._timesync import HttpTimeLink, TimeLink, TimeSync
 from sync._watcher import ManifestWatcher, WatcherTiming
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,13 @@ class SyncAgent:
         *,
         http: httpx.AsyncClient,
         server_url: str,
+        time_link: TimeLink | None = None,
         wall: Callable[[], dt.datetime] = utc_now,
     ) -> None:
-        """``wall``: the device's wall time (the player's clock, set from the server's until
-        NTP has synchronised the system's), which expiries are read against."""
+        """``time_link``: how clock exchanges are made (default: over HTTP with the server;
+        the simulator passes a simulated network). ``wall``: the device's wall time (the
+        player's clock, set from the server's until NTP has synchronised the system's), which
+        expiries are read against."""
         self.settings = settings
         self.wall = wall
         self.state_dir = Path(state_dir)
@@ -104,6 +108,16 @@ class SyncAgent:
         self.watcher: ManifestWatcher | None = None
         self.heartbeat: HeartbeatLoop | None = None
         self.commands: CommandRunner | None = None
+        # Group time is kept only while the manifest puts the device in a sync group.
+        self._time_http = HttpTimeLink(self.client)
+        self.timesync = TimeSync(
+            time_link or self._time_http,
+            host.clock,
+            host.set_clock_estimate,
+            interval_s=settings.sync.time_interval_s,
+            prefer_system=settings.sync.time_source == "system",
+            system_time=host.system_time_ns,
+        )
 
     # --- offline start ----------------------------------------------------------------------
 
@@ -115,6 +129,7 @@ class SyncAgent:
         self.report.manifest_etag = stored.etag
         self.report.manifest_version = stored.manifest.version
         self.server_config = stored.manifest.config
+        self.timesync.want(stored.manifest.sync is not None)
         log.info(
             "playing the stored manifest",
             extra={"fields": {"version": stored.manifest.version, "etag": stored.etag}},
@@ -124,6 +139,7 @@ class SyncAgent:
 
     async def _apply(self, manifest: Manifest, etag: str | None) -> None:
         await asyncio.to_thread(self.manifests.save, manifest, etag)
+        self.timesync.want(manifest.sync is not None)
         try:
             await self.host.apply_manifest(manifest)
         except (DeviceRevoked, asyncio.CancelledError):
@@ -256,6 +272,7 @@ class SyncAgent:
                 group.create_task(self.commands.run(), name="commands")
                 group.create_task(self.watcher.run(), name="watcher")
                 group.create_task(self.heartbeat.run(), name="heartbeat")
+                group.create_task(self.timesync.run(), name="timesync")
                 group.create_task(
                     self.recorder.run_uploads(
                         self.client, interval_s=min(30.0, self.settings.sync.heartbeat_interval_s)
@@ -276,6 +293,7 @@ class SyncAgent:
             log.warning("dropped undeliverable impressions", extra={"fields": {"count": dropped}})
         self.client.token = None
         self.device_id = None
+        self.timesync.want(False)
         self.report.manifest_etag = None
         self.report.manifest_version = None
 
@@ -307,4 +325,5 @@ class SyncAgent:
                 await asyncio.sleep(delay)
 
     def close(self) -> None:
+        self._time_http.close()
         self.db.close()

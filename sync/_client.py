@@ -76,7 +76,7 @@ def _problem_of(response: httpx.Response) -> Problem | None:
         return None
 
 
-def _failure(response: httpx.Response, what: str) -> SyncError:
+def failure_of(response: httpx.Response, what: str) -> SyncError:
     problem = _problem_of(response)
     if problem is not None:
         detail = f": {problem.detail}" if problem.detail else ""
@@ -94,7 +94,7 @@ def _failure(response: httpx.Response, what: str) -> SyncError:
     )
 
 
-def _parse(model: type[_Model], response: httpx.Response, what: str) -> _Model:
+def parse_body(model: type[_Model], response: httpx.Response, what: str) -> _Model:
     try:
         return model.model_validate_json(response.content)
     except ValidationError as exc:
@@ -162,7 +162,7 @@ class DeviceClient:
         except httpx.HTTPError as exc:
             raise RequestFailed(f"{what}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
-            raise _failure(response, what)
+            raise failure_of(response, what)
         return response
 
     # --- pairing (unauthenticated) ---------------------------------------------------------
@@ -175,7 +175,7 @@ class DeviceClient:
             anonymous=True,
             json=request.model_dump(mode="json"),
         )
-        created = _parse(PairingCreated, response, "pairing request")
+        created = parse_body(PairingCreated, response, "pairing request")
         register_secret(created.poll_token)
         return created
 
@@ -233,7 +233,7 @@ class DeviceClient:
             "heartbeat",
             json={"metrics": metrics.model_dump(mode="json")},
         )
-        return _parse(HeartbeatResponse, response, "heartbeat"), response.headers
+        return parse_body(HeartbeatResponse, response, "heartbeat"), response.headers
 
     async def command_result(self, command_id: str, result: CommandResult) -> None:
         await self._send(
@@ -247,12 +247,12 @@ class DeviceClient:
         response = await self._send(
             "POST", "/device/impressions", "impressions", json=batch.model_dump(mode="json")
         )
-        return _parse(ImpressionAck, response, "impressions")
+        return parse_body(ImpressionAck, response, "impressions")
 
     async def rotate_token(self) -> TokenRotated:
         """A new device token; the current one keeps working until the new one is used."""
         response = await self._send("POST", "/device/token/rotate", "token rotation")
-        rotated = _parse(TokenRotated, response, "token rotation")
+        rotated = parse_body(TokenRotated, response, "token rotation")
         register_secret(rotated.device_token)
         return rotated
 
@@ -286,7 +286,7 @@ class DeviceClient:
             ) as source:
                 if source.response.status_code >= 400:
                     await source.response.aread()
-                    raise _failure(source.response, "event stream")
+                    raise failure_of(source.response, "event stream")
                 yield source
         except (httpx.HTTPError, SSEError) as exc:
             raise RequestFailed(f"event stream: {type(exc).__name__}: {exc}") from exc

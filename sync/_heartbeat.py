@@ -87,6 +87,7 @@ class HeartbeatLoop:
             power=status.power,
             interrupt=status.interrupt,
             quarantined=status.quarantined[:64],
+            time=status.time,
         )
 
     async def beat(self) -> HeartbeatResponse:

@@ -10,7 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from protocol import CacheMetrics, Manifest, PowerMetrics, QuarantinedItem
+from protocol import CacheMetrics, Manifest, PowerMetrics, QuarantinedItem, TimeStatus
+from sync._timesync import ClockEstimate, MediaTime
 
 PlayerStateName = Literal["stopping", "idle", "loading", "playing"]
 
@@ -27,9 +28,23 @@ class HostStatus:
     power: PowerMetrics | None = None
     interrupt: str | None = None  # the interrupt on screen
     quarantined: list[QuarantinedItem] = field(default_factory=list)
+    time: TimeStatus | None = None  # where group time comes from (a sync group's device)
 
 
 class DeviceHost(Protocol):
+    @property
+    def clock(self) -> MediaTime:
+        """The media clock: time exchanges are stamped and paced on it."""
+        ...
+
+    def system_time_ns(self) -> int | None:
+        """The system clock (ns since the epoch) while NTP keeps it synchronised, else None."""
+        ...
+
+    def set_clock_estimate(self, estimate: ClockEstimate | None) -> None:
+        """Group time as last estimated (None: no longer kept, e.g. the group left sync)."""
+        ...
+
     def show_pairing(
         self, code: str, server_url: str, device_name: str, expires_at: dt.datetime
     ) -> None:

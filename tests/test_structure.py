@@ -245,7 +245,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "server": {"core", "protocol"},
     "player": {"core", "protocol", "zones", "cache", "sync"},
     "tools.sim": _LIBRARIES,
-    "tools.bench": _LIBRARIES,
+    "tools.bench": _LIBRARIES | {"tools.sim"},  # bench sync seeds content as the simulator does
     "tools.cli": _LIBRARIES | {"tools.sim", "tools.bench"},
     "tools": {"tools.cli"},
 }

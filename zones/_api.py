@@ -152,6 +152,12 @@ class RenderContext:
     on real time (video) then times itself on it, so a clip lasts its length in media time.
     ``gl`` is the compositor's OpenGL context on the GL path (None in software): see "Drawing
     with OpenGL" in the module docs.
+
+    ``crop`` is the zone's tile of each picture, ``(x, y, w, h)`` in fractions of the picture
+    (a video wall's screen): image and video renderers show that part, fitted to the zone.
+    ``elapsed(since_ns, at_ns)`` is given when the zone plays in step with other screens (a
+    sync group): how much of its item's own time has passed between two media instants
+    (group time, which runs slightly off the media clock); a video keeps its position to it.
     """
 
     zone_id: str
@@ -163,6 +169,8 @@ class RenderContext:
     virtual_now: Callable[[], int] | None = None
     guard: CrashGuard | None = None
     gl: GLContext | None = None
+    crop: tuple[float, float, float, float] | None = None
+    elapsed: Callable[[int, int], int] | None = None
 
 
 @runtime_checkable

@@ -36,7 +36,8 @@ class Picture:
     offset: tuple[int, int]
 
 
-_Key = tuple[Path, int, Size, Fit]  # file, its mtime, zone size, fit
+Crop = tuple[float, float, float, float] | None  # (x, y, w, h) fractions of the picture
+_Key = tuple[Path, int, Size, Fit, Crop]  # file, its mtime, zone size, fit, the zone's tile
 _decoded: OrderedDict[_Key, Picture] = OrderedDict()  # least recently used first
 
 
@@ -53,19 +54,20 @@ def start_image_decoder() -> None:
         log.warning("the image decoder process did not start: %s", exc)
 
 
-def decode_image(path: Path, size: Size, fit: Fit) -> Picture:
-    """The picture at ``path`` fitted into ``size``. Blocks: run it in a thread.
+def decode_image(path: Path, size: Size, fit: Fit, crop: Crop = None) -> Picture:
+    """The picture at ``path`` (its ``crop`` tile) fitted into ``size``. Blocks: run it in a
+    thread.
 
     ZoneError (without zone or item: the caller knows them) for any file that cannot be shown.
     """
-    key = (path, path.stat().st_mtime_ns, size, fit)
+    key = (path, path.stat().st_mtime_ns, size, fit, crop)
     with _cache_lock:
         picture = _lookup(key)
     if picture is not None:
         return picture
     config = _config()
     decoder = shared_decoder(config.decode_timeout_s)
-    decoded = decoder.decode(path, size, fit, int(config.max_megapixels * 1_000_000))
+    decoded = decoder.decode(path, size, fit, int(config.max_megapixels * 1_000_000), crop)
     surface = pygame.image.frombytes(decoded.data, decoded.size, decoded.mode)
     if decoded.mode == "RGB":
         # Once, here, into the zones' own 32-bit format: every later paste is then a plain
@@ -82,7 +84,7 @@ def decode_image(path: Path, size: Size, fit: Fit) -> Picture:
     return picture
 
 
-def cached_image(path: Path, size: Size, fit: Fit) -> Picture | None:
+def cached_image(path: Path, size: Size, fit: Fit, crop: Crop = None) -> Picture | None:
     """The fitted picture if it is already decoded, at once: never waits, never decodes.
 
     A playlist shows the same pictures every cycle; taking them from the cache on the event
@@ -91,7 +93,7 @@ def cached_image(path: Path, size: Size, fit: Fit) -> Picture | None:
     if not _cache_lock.acquire(blocking=False):
         return None  # another thread is updating the cache: the caller goes through a thread
     try:
-        return _lookup((path, path.stat().st_mtime_ns, size, fit))
+        return _lookup((path, path.stat().st_mtime_ns, size, fit, crop))
     finally:
         _cache_lock.release()
 
@@ -135,8 +137,9 @@ class ImageRenderer:
             raise ZoneError(f"not an image item: {item.type}", zone=self._context.zone_id)
         try:
             path = self._context.asset_path(item.asset)
-            self._picture = cached_image(path, size, item.fit) or await asyncio.to_thread(
-                decode_image, path, size, item.fit
+            crop = self._context.crop
+            self._picture = cached_image(path, size, item.fit, crop) or await asyncio.to_thread(
+                decode_image, path, size, item.fit, crop
             )
         except ZoneError as exc:
             if exc.zone is not None:  # already says where (e.g. from asset_path)

@@ -13,6 +13,10 @@ This runs in the decoder process (``zones._image_worker``), never in the player'
 3. Apply the EXIF orientation to the fitted result (a few megabytes, not the source), crop
    what ``cover`` pushes outside the zone, and return raw pixels.
 
+With a ``crop`` (a video wall's tile: fractions of the upright picture) the tile is what is
+fitted: the picture is decoded at the size that makes its tile the fitted size, and the tile
+is cut out of it.
+
 Animated files (GIF, APNG, WebP) show their first frame.
 """
 
@@ -40,6 +44,7 @@ _UPRIGHT = {
 _TRANSPOSED = {5, 6, 7, 8}  # orientations that swap width and height
 _STRIP_PIXELS = 4_000_000  # source pixels converted to RGB(A) at once (~16 MB)
 _COMPACT_MODES = {"1", "L", "P", "LA", "PA", "I;16", "I;16L", "I;16B"}
+Crop = tuple[float, float, float, float] | None  # (x, y, w, h) fractions of the upright picture
 
 
 class ImageTooLarge(ValueError):
@@ -58,8 +63,11 @@ class DecodedPicture:
     format: str
 
 
-def decode_fitted(path: str, size: tuple[int, int], fit: Fit, max_pixels: int) -> DecodedPicture:
-    """The picture at ``path`` fitted into a zone of ``size``; raises for any bad file."""
+def decode_fitted(
+    path: str, size: tuple[int, int], fit: Fit, max_pixels: int, crop: Crop = None
+) -> DecodedPicture:
+    """The picture at ``path`` (its ``crop`` tile) fitted into a zone of ``size``; raises for
+    any bad file."""
     Image.MAX_IMAGE_PIXELS = None  # our own ceiling below, with a clearer message
     with Image.open(path) as opened:
         width, height = opened.size
@@ -71,8 +79,12 @@ def decode_fitted(path: str, size: tuple[int, int], fit: Fit, max_pixels: int) -
         orientation = opened.getexif().get(_ORIENTATION_TAG, 1)
         transposed = orientation in _TRANSPOSED
         shown = (height, width) if transposed else (width, height)
-        x, y, w, h = fit_box(shown, size, fit)
-        stored_target = (h, w) if transposed else (w, h)
+        tile_w, tile_h = (1.0, 1.0) if crop is None else (crop[2], crop[3])
+        tile = (max(1, round(shown[0] * tile_w)), max(1, round(shown[1] * tile_h)))
+        x, y, w, h = fit_box(tile, size, fit)
+        # The whole picture at the scale that makes its tile w x h.
+        whole = (max(w, round(w / tile_w)), max(h, round(h / tile_h)))
+        stored_target = (whole[1], whole[0]) if transposed else whole
         # JPEG: decode at the smallest DCT scale that still covers the target.
         opened.draft("RGB", stored_target)
         has_alpha = opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info
@@ -82,6 +94,10 @@ def decode_fitted(path: str, size: tuple[int, int], fit: Fit, max_pixels: int) -
     upright = _UPRIGHT.get(orientation)
     if upright is not None:  # on the fitted picture: a few megabytes, not the source
         picture = picture.transpose(upright)
+    if crop is not None:
+        left = min(round(crop[0] * whole[0]), whole[0] - w)
+        top = min(round(crop[1] * whole[1]), whole[1] - h)
+        picture = picture.crop((left, top, left + w, top + h))
     # Crop what "cover" pushes outside the zone, so only visible pixels are kept.
     visible = (max(0, -x), max(0, -y), min(w, size[0] - x), min(h, size[1] - y))
     picture = picture.crop(visible)

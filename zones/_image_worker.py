@@ -34,7 +34,7 @@ from pathlib import Path
 
 from core import ZoneError
 from zones._geometry import Fit
-from zones._image_decode import DecodedPicture, decode_fitted
+from zones._image_decode import Crop, DecodedPicture, decode_fitted
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,18 @@ class ImageDecoder:
         self.started = 0  # child processes started (a crash costs one more)
 
     def decode(
-        self, path: Path, size: tuple[int, int], fit: Fit, max_pixels: int
+        self,
+        path: Path,
+        size: tuple[int, int],
+        fit: Fit,
+        max_pixels: int,
+        crop: Crop = None,
     ) -> DecodedPicture:
         """Decode in the child; ZoneError with a readable reason for any failure. Blocks."""
         with self._lock:
             conn = self._connection()
             try:
-                conn.send((str(path), size, fit, max_pixels))
+                conn.send((str(path), size, fit, max_pixels, crop))
                 ready = conn.poll(self.timeout_s)
             except OSError:
                 raise self._lost("stopped answering") from None

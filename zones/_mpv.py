@@ -83,11 +83,20 @@ class VideoOutput(Protocol):
     def set_size(self, size: tuple[int, int]) -> None:
         """Render at this size from now on (the zone's size). Blocks."""
 
-    def open(self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int) -> int:
+    def open(
+        self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int, crop: Crop = None
+    ) -> int:
         """Load ``path`` paused (replacing any current file); return its load number. Blocks.
 
         Events carry the load number, so late events of an earlier file are told apart.
+        ``crop``: show only that tile of the picture (fractions), fitted by ``fit``.
         """
+
+    def set_speed(self, speed: float) -> None:
+        """Play at ``speed`` (1.0: normal), without waiting for mpv."""
+
+    def seek(self, seconds: float) -> None:
+        """Jump to ``seconds`` into the file, without waiting for mpv."""
 
     def play(self) -> None:
         """Unpause without waiting for mpv."""
@@ -191,6 +200,20 @@ BASE_OPTIONS: dict[str, str] = {
     "osd-level": "0",
     "background": "#000000",
 }
+Crop = tuple[float, float, float, float] | None  # (x, y, w, h) fractions of the picture
+
+
+def crop_filter(crop: tuple[float, float, float, float]) -> str:
+    """The ``vf`` showing only a tile of each frame: libavfilter's ``crop``, in fractions of
+    the (upright) input. libmpv 0.35 has no ``video-crop``; the filter works on any render
+    path. Even sizes and offsets, as chroma-subsampled frames need."""
+    x, y, w, h = crop
+    return (
+        f"lavfi-crop=w=trunc(iw*{w:.6f}/2)*2:h=trunc(ih*{h:.6f}/2)*2"
+        f":x=trunc(iw*{x:.6f}/2)*2:y=trunc(ih*{y:.6f}/2)*2"
+    )
+
+
 FIT_OPTIONS: dict[str, dict[str, str]] = {
     "contain": {"keepaspect": "yes", "panscan": "0.0"},
     "cover": {"keepaspect": "yes", "panscan": "1.0"},
@@ -222,13 +245,14 @@ class MpvHandle:
         self._last_error = ""
         self._closed = False
         self._lock = threading.Lock()
+        self._crop_vf = ""  # the current file's tile (a video wall), after any rotation
         merged = dict(BASE_OPTIONS, ao=audio_output, **(options or {}))
         if audio_device:
             merged["audio-device"] = audio_device
         with map_mpv_errors("creating an mpv handle"):
             self._player = mpv.MPV(log_handler=self._on_log, loglevel="warn", **merged)
             try:
-                rotate_by_filter(self._player)
+                rotate_by_filter(self._player, then=lambda: self._crop_vf)
                 self._start_rendering()
             except BaseException:
                 self._player.terminate()
@@ -309,7 +333,9 @@ class MpvHandle:
             self._emit(VideoEventKind.ENDED, self._entry)
 
     # caller's threads ---------------------------------------------------------------------
-    def open(self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int) -> int:
+    def open(
+        self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int, crop: Crop = None
+    ) -> int:
         if not self._sized:
             raise ZoneError("set_size() must come before open()")
         per_file = dict(
@@ -318,10 +344,13 @@ class MpvHandle:
             aid="auto" if audio else "no",
             volume=str(volume),
             mute="no" if audio else "yes",
+            speed="1.0",  # whatever a sync group's correction left
         )
         per_file["loop-file"] = "inf" if loop else "no"
         encoded = ",".join(f"{key}={value}" for key, value in per_file.items())
         with self._lock, map_mpv_errors(f"loading {path}"):
+            # Set with the rotation filter when the file is opened (zones._mpv_rotation).
+            self._crop_vf = crop_filter(crop) if crop is not None else ""
             self._reset_frames()
             reply = self._player.command("loadfile", path, "replace", encoded)
         # mpv (>= 0.33) answers with the playlist entry id its events will name.
@@ -341,6 +370,7 @@ class MpvHandle:
             self._reset_frames()  # the last play's frame is not this play's first
             self._position = None  # nor is its position
             self._player.command("set", "pause", "yes")
+            self._player.command("set", "speed", "1.0")  # a sync group's correction ends
             self._player.command("seek", "0", "absolute+exact")
         return self._entry
 
@@ -351,6 +381,15 @@ class MpvHandle:
 
     def play(self) -> None:
         self._set_async("pause", "no")
+
+    def set_speed(self, speed: float) -> None:
+        self._set_async("speed", f"{speed:.6f}")
+
+    def seek(self, seconds: float) -> None:
+        with map_mpv_errors("seeking"):
+            self._player.check_core_alive()
+            # Exact: a keyframe seek could land a GOP away from the group's position.
+            self._player.command_async("seek", f"{seconds:.6f}", "absolute+exact")
 
     def pause(self) -> None:
         self._set_async("pause", "yes")

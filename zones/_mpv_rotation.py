@@ -9,7 +9,9 @@ its decoders start, a ``transpose``/flip filter for that rotation. Frames then l
 filter chain already upright and every render path sees an ordinary (portrait) video: the
 software path fits it into the zone like any other, and an OpenGL render context does the
 same, so both paths show identical pixels. ``rotate_by_filter(handle)`` is the whole
-interface: an output calls it once on a new handle, before its first file.
+interface: an output calls it once on a new handle, before its first file. ``then`` gives the
+filters that follow the rotation for the file being opened (a video wall's crop, which
+applies to the upright picture).
 
 The filter is chosen in mpv's ``on_preloaded`` hook: the file is opened and its tracks are
 known, nothing is decoded yet. python-mpv 1.0.8 has no binding for hooks, so the two calls
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import mpv
@@ -76,7 +79,7 @@ def video_rotation(tracks: object) -> int:
     return 0
 
 
-def rotate_by_filter(player: Any) -> None:
+def rotate_by_filter(player: Any, *, then: Callable[[], str] = lambda: "") -> None:
     """Make ``player`` (an ``mpv.MPV``) turn rotated clips upright with a filter.
 
     Must be called before the first ``loadfile``. Events, the hook's included, reach
@@ -95,7 +98,8 @@ def rotate_by_filter(player: Any) -> None:
         hook = event.data
         try:
             if hook.name == HOOK:
-                vf = rotation_filter(video_rotation(player.track_list))
+                turned = rotation_filter(video_rotation(player.track_list))
+                vf = ",".join(f for f in (turned, then()) if f)
                 player.command("set", "file-local-options/vf", vf)
                 if vf:
                     log.debug("rotated clip", extra={"fields": {"filter": vf}})

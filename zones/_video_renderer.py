@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING
 from core import VideoConfig, ZoneError
 from protocol import VideoItem
 from zones._api import GLTarget, RenderContext, Size
-from zones._mpv import VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
+from zones._mpv import Crop, VideoEvent, VideoEventKind, VideoOutput, VideoOutputLost
 from zones._mpv_gl import GLVideoOutput
 from zones._mpv_render import FrameInfo
+from zones._video_follow import PlaybackFollower
 from zones._video_pool import AudioOwner, Rewindable, VideoOutputPool, run_blocking
 
 if TYPE_CHECKING:
@@ -63,7 +64,9 @@ class _UnpauseLatency:
 _unpause_latency = _UnpauseLatency()
 
 
-def _loaded_file(path: Path, item: VideoItem, *, audio: bool, volume: int) -> Hashable | None:
+def _loaded_file(
+    path: Path, item: VideoItem, *, audio: bool, volume: int, crop: Crop = None
+) -> Hashable | None:
     """What a handle that loaded ``path`` for ``item`` holds: the file as it is on disk now
     (a file replaced or rewritten since is loaded again) and every option ``open`` applied.
     None when the file cannot be looked at (loading it reports why)."""
@@ -72,7 +75,7 @@ def _loaded_file(path: Path, item: VideoItem, *, audio: bool, volume: int) -> Ha
     except OSError:
         return None
     on_disk = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    return (str(path), on_disk, item.fit, item.loop, audio, volume)
+    return (str(path), on_disk, item.fit, item.loop, audio, volume, crop)
 
 
 class VideoRenderer:
@@ -116,6 +119,9 @@ class VideoRenderer:
         self._file: Hashable | None = None  # what the output has loaded, once prepared
         self._risk: object | None = None  # the crash guard's token while libmpv has the file
         self.frames_painted = 0
+        # In a sync group: keeps playback at group time's position (speed, seek).
+        self.follower: PlaybackFollower | None = None
+        self._followed_ns = 0  # the position report last looked at
 
     @property
     def output(self) -> VideoOutput | None:
@@ -215,7 +221,13 @@ class VideoRenderer:
             self._owns_audio = (
                 item.audio and self._config.audio and self._audio.claim(self._context.zone_id)
             )
-            file = _loaded_file(path, item, audio=self._owns_audio, volume=self._config.volume)
+            file = _loaded_file(
+                path,
+                item,
+                audio=self._owns_audio,
+                volume=self._config.volume,
+                crop=self._context.crop,
+            )
             kept = None if file is None else self._pool.take_loaded(file)
             self._output = output = kept if kept is not None else await self._pool.acquire()
             self._gl_output = output if isinstance(output, GLVideoOutput) else None
@@ -262,6 +274,8 @@ class VideoRenderer:
                 loop=item.loop,
                 audio=self._owns_audio,
                 volume=self._config.volume,
+                # Only when there is one: outputs that know no crop keep working.
+                **({"crop": crop} if (crop := self._context.crop) is not None else {}),
             )
 
         return await run_blocking(open_sized, timeout_s=timeout_s, what="load")
@@ -291,6 +305,10 @@ class VideoRenderer:
             # On the real clock the compositor takes each frame as mpv hands it over; on a
             # virtual one frames are sampled, so mpv must never wait for a draw.
             self._gl_output.on_screen = self._context.virtual_now is None
+        if self._context.elapsed is not None and self._context.virtual_now is None:
+            item = self._item
+            loop = item is not None and item.loop
+            self.follower = PlaybackFollower(duration_ns=self._duration_ns, loop=loop)
         self._started_mono = self._last_frame_ns = time.monotonic_ns()
         # Frame 0 had its time while paused, so mpv shows frame 1 at once on unpause: hold
         # frame 0 for a frame time first, or it would flash for a single display frame. mpv
@@ -317,7 +335,7 @@ class VideoRenderer:
             self._fail(exc, broken=True)
 
     def draw(self, surface: pygame.Surface, now_ns: int) -> bool:
-        output = self._to_paint()
+        output = self._to_paint(now_ns)
         if output is None:
             return False
         # Held: the render thread swaps in the next frame only once this copy is done.
@@ -332,7 +350,7 @@ class VideoRenderer:
     def draw_gl(self, target: GLTarget, now_ns: int) -> bool:
         """The GL path: mpv draws the frame into the layer's framebuffer (``GLVideoOutput``)."""
         output = self._gl_output
-        if output is None or self._to_paint() is None:
+        if output is None or self._to_paint(now_ns) is None:
             return False
         try:
             info = output.show(target)
@@ -359,9 +377,9 @@ class VideoRenderer:
         if self._gl_output is not None:
             self._gl_output.presented()
 
-    def _to_paint(self) -> VideoOutput | None:
+    def _to_paint(self, now_ns: int) -> VideoOutput | None:
         """The output when there is a frame to paint now; raises ZoneError for a failure or a
-        stall found while playing."""
+        stall found while playing. In a sync group, playback follows group time first."""
         if self._failure is not None:
             raise self._error(str(self._failure))
         output = self._output
@@ -369,6 +387,7 @@ class VideoRenderer:
             return None
         if self._playing:
             self._check_stall()
+            self._follow(now_ns)
             if self._failure is not None:
                 raise self._error(str(self._failure))
         if self._painted and not self._fresh():
@@ -384,6 +403,33 @@ class VideoRenderer:
         self._learn_unpause_latency(info)
         self.frames_painted += 1
         self._painted = True
+
+    def _follow(self, now_ns: int) -> None:
+        """In a sync group: correct speed or position towards group time's position."""
+        follower, output, elapsed = self.follower, self._output, self._context.elapsed
+        if follower is None or output is None or elapsed is None or self._started_at is None:
+            return
+        position = output.position
+        if (
+            position is None
+            or position.load != self._load
+            or position.seen_ns == self._followed_ns
+            or self._unpause_later is not None  # frame 0 is still held on purpose
+        ):
+            return
+        self._followed_ns = position.seen_ns
+        now = time.monotonic_ns()
+        seen_media = now_ns - (now - position.seen_ns)  # the report's instant, on media time
+        expected = elapsed(self._started_at, seen_media)
+        correction = follower.observe(round(position.seconds * 1e9), expected, position.seen_ns)
+        try:
+            if correction.seek_to_s is not None:
+                output.seek(correction.seek_to_s)
+                follower.seek_sent(time.monotonic_ns())
+            if correction.speed is not None:
+                output.set_speed(correction.speed)
+        except ZoneError as exc:
+            self._fail(exc, broken=True)
 
     def _check_stall(self) -> None:
         now = time.monotonic_ns()
@@ -498,6 +544,16 @@ class VideoRenderer:
         assert self._duration_ns is not None
         near_end = position.seconds * 1e9 >= self._duration_ns - 100_000_000
         return near_end and time.monotonic_ns() >= end
+
+    @property
+    def position(self) -> tuple[float, int] | None:
+        """Where playback of this item was last seen: (seconds into the file, the monotonic
+        instant mpv reported it), or None before a report (what ``signage bench sync`` reads)."""
+        output = self._output
+        position = None if output is None else output.position
+        if position is None or position.load != self._load:
+            return None
+        return position.seconds, position.seen_ns
 
     @property
     def owns_audio(self) -> bool:

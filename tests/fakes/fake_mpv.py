@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 import pygame
 
 from zones import _gl as g
-from zones._mpv import Fit, Listener, Position, VideoEvent, VideoEventKind, VideoOutputLost
+from zones._mpv import (
+    Crop,
+    Fit,
+    Listener,
+    Position,
+    VideoEvent,
+    VideoEventKind,
+    VideoOutputLost,
+)
 from zones._mpv_render import FrameInfo
 
 if TYPE_CHECKING:
@@ -45,6 +53,9 @@ class FakeMpv:
         self.closed = False
         self.unloads = 0
         self.frame_index = 0
+        self.speed = 1.0
+        self.speeds: list[float] = []  # every speed set, in order
+        self.seeks: list[float] = []  # every seek, in order (seconds)
         self._unhung = threading.Event()
         self._load = 0
         self._eof = False
@@ -87,10 +98,14 @@ class FakeMpv:
             self._size = size
             self._frame = pygame.Surface(size)
 
-    def open(self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int) -> int:
+    def open(
+        self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int, crop: Crop = None
+    ) -> int:
         self.opened.append(
             {"path": path, "fit": fit, "loop": loop, "audio": audio, "volume": volume}
+            | ({"crop": crop} if crop is not None else {})
         )
+        self.speed = 1.0
         if self.hang:
             self._unhung.wait()
         self._check_alive()
@@ -110,6 +125,15 @@ class FakeMpv:
     def play(self) -> None:
         self._check_alive()
         self.playing = True
+
+    def set_speed(self, speed: float) -> None:
+        self._check_alive()
+        self.speed = speed
+        self.speeds.append(speed)
+
+    def seek(self, seconds: float) -> None:
+        self._check_alive()
+        self.seeks.append(seconds)
 
     def pause(self) -> None:
         self._check_alive()

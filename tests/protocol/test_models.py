@@ -152,8 +152,64 @@ REJECTIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         "looping video needs duration_ms",
     ),
     "bad id": (_set("playlists.0.id", "has space"), "should match pattern"),
+    "sync group with a video of unknown length": (
+        _set("sync", {"group": "wall", "epoch": "2026-11-21T00:00:00Z"}),
+        "every item needs a known length (duration_ms, or for a video the length its file "
+        "was probed to have): the cycle must be known on every screen; without one: p1/i2",
+    ),
+    "sync epoch without an offset": (
+        _set("sync", {"group": "wall", "epoch": "2026-11-21T00:00:00"}),
+        "the epoch needs a UTC offset",
+    ),
+    "crop outside the picture": (
+        _set("layouts.0.zones.0.crop", {"x": 0.6, "y": 0, "w": 0.5, "h": 1}),
+        "extends outside the picture",
+    ),
+    "empty crop": (_set("layouts.0.zones.0.crop", {"w": 0, "h": 1}), "a width and a height"),
+    "crop as a string": (
+        _set("layouts.0.zones.0.crop", {"w": "0.5", "h": 1}),
+        "Input should be a valid number",
+    ),
     "duplicate item id": (_set("playlists.0.items.1.id", "i1"), "repeats item ids ['i1']"),
 }
+
+
+def test_a_synced_video_may_play_to_its_end_when_its_length_is_known() -> None:
+    data = example()
+    data["sync"] = {"group": "wall", "epoch": "2026-11-21T00:00:00Z"}
+    data["assets"][1]["duration_ms"] = 4000  # probed by the server
+    assert Manifest.model_validate(data).playlists[0].items[1].duration_ms is None
+
+
+def test_fields_added_after_v1_are_sent_only_when_set() -> None:
+    """Peers built before a field reject it (strict models): unset, it is left out."""
+    plain = Manifest.model_validate(example())
+    sent = json.loads(plain.model_dump_json(by_alias=True))
+    assert "sync" not in sent and "crop" not in sent["layouts"][0]["zones"][0]
+    data = example()
+    data["playlists"][0]["items"][1]["duration_ms"] = 4000
+    data["sync"] = {"group": "wall", "epoch": "2026-11-21T00:00:00+01:00"}
+    data["layouts"][0]["zones"][0]["crop"] = {"x": 0.5, "w": 0.5, "h": 1}
+    synced = Manifest.model_validate(data)
+    sent = json.loads(synced.model_dump_json(by_alias=True))
+    assert sent["sync"] == {"group": "wall", "epoch": "2026-11-21T00:00:00+01:00"}
+    assert sent["layouts"][0]["zones"][0]["crop"] == {"x": 0.5, "y": 0.0, "w": 0.5, "h": 1.0}
+    assert Manifest.model_validate(sent) == synced
+    metrics = Heartbeat.model_validate(
+        {
+            "metrics": {
+                "cpu_percent": 1.0,
+                "memory_percent": 2.0,
+                "memory_used_bytes": 3,
+                "disk_free_bytes": 4,
+                "disk_total_bytes": 5,
+                "uptime_s": 6.0,
+                "player_version": "1",
+                "state": "playing",
+            }
+        }
+    )
+    assert "time" not in metrics.model_dump(mode="json")["metrics"]
 
 
 @pytest.mark.parametrize("case", sorted(REJECTIONS))

@@ -117,6 +117,23 @@ def test_admin_client_raises_problem_codes(live: RunningServer) -> None:
     assert caught.value.status == 404 and caught.value.code == "pairing_not_found"
 
 
+def test_admin_cli_makes_a_group_play_in_step(
+    live: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with AdminClient(live.url, live.admin_token) as client:
+        client.put_group("wall", "Wall")
+    epoch = "2026-11-21T08:00:00+01:00"
+    assert main(_admin(live, tmp_path, "admin", "sync", "wall", "--epoch", epoch)) == 0
+    assert json.loads(capsys.readouterr().out)["sync"] == {"epoch": "2026-11-21T07:00:00Z"}
+    assert main(_admin(live, tmp_path, "admin", "sync", "wall", "--off")) == 0
+    assert json.loads(capsys.readouterr().out)["sync"] is None
+    with pytest.raises(SystemExit):
+        main(_admin(live, tmp_path, "admin", "sync", "wall", "--epoch", "2026-11-21T08:00"))
+    assert "--epoch needs a UTC offset" in capsys.readouterr().err
+    assert main(_admin(live, tmp_path, "admin", "sync", "nowhere")) == 1
+    assert "group_not_found" in capsys.readouterr().err
+
+
 def test_admin_cli_interrupts_clears_and_sets_power(
     live: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 from PIL import Image
 
+from player import MediaClock
 from protocol import Manifest, PowerMetrics, QuarantinedItem
-from sync import HostStatus
+from sync import ClockEstimate, HostStatus
 
 
 def _png() -> bytes:
@@ -37,6 +38,8 @@ class FakeHost:
         self.power: PowerMetrics | None = PowerMetrics(wanted="on", backend="none")
         self.display_commands: list[tuple[bool, float | None]] = []
         self.quarantined: list[QuarantinedItem] = []
+        self.clock = MediaClock()
+        self.estimates: list[ClockEstimate | None] = []
 
     def show_pairing(
         self, code: str, server_url: str, device_name: str, expires_at: dt.datetime
@@ -71,6 +74,12 @@ class FakeHost:
 
     def identify(self, text: str, seconds: float) -> None:
         self.identified.append((text, seconds))
+
+    def system_time_ns(self) -> int | None:
+        return None  # as a Pi without RTC or NTP: group time must come from the server
+
+    def set_clock_estimate(self, estimate: ClockEstimate | None) -> None:
+        self.estimates.append(estimate)
 
     async def display_power(self, on: bool, seconds: float | None) -> None:
         self.display_commands.append((on, seconds))

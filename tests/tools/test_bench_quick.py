@@ -165,3 +165,16 @@ def test_a_benchmark_that_cannot_run_exits_2(
         main(["bench", "video", "--quick", "--clips", str(tmp_path)])
     assert stopped.value.code == 2
     assert "signage bench: test clips not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_sync_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    figures = tmp_path / "sync.json"
+    status = main(["bench", "sync", "--quick", "--json", str(figures)])
+    out = capsys.readouterr().out
+    _check_run(status, out, ["sync spread p99", "sync spread max", "boundaries on every screen"])
+    assert re.search(r"^spread: p50 \d+\.\d\d ms  p99 \d+\.\d\d ms  max \d+\.\d\d ms", out, re.M)
+    report = json.loads(figures.read_text())
+    assert report["devices"] == 4 and len(report["clocks"]) == 4
+    assert report["sync"]["devices"] == 4  # the late screen and the restarted one took part
+    assert report["sync"]["spread_ms"]["count"] == report["sync"]["boundaries"] > 0

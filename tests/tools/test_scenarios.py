@@ -7,6 +7,7 @@ the tests then check what the expectations cannot say in TOML.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -27,7 +28,9 @@ SCENARIOS = DEMO_DIR / "scenarios"
 Record = dict[str, Any]
 
 
-async def run_scenario(name: str, out: Path) -> tuple[SimResult, list[Record]]:
+async def run_scenario(
+    name: str, out: Path, *, fps: float | None = None
+) -> tuple[SimResult, list[Record]]:
     scenario = load_scenario(SCENARIOS / f"{name}.toml")
     run = scenario.run
     assert run.duration is not None and run.start is not None
@@ -43,6 +46,7 @@ async def run_scenario(name: str, out: Path) -> tuple[SimResult, list[Record]]:
         frames=FramePolicy.parse(run.frames or "switch"),
         device_overrides=dict(scenario.settings),
         server_overrides=dict(scenario.server),
+        fps=fps,
     )
     result = await run_simulation(options)
     assert result.failures == [], result.failures
@@ -157,6 +161,29 @@ async def test_sse_down_falls_back_to_polling(tmp_path: Path) -> None:
     device = result.summary["per_device"]["sim-1"]
     assert device["manifest_polls"] >= 1
     assert device["sse_connects"] >= 2, "back on the event stream after the outage"
+
+
+async def test_sync_group(tmp_path: Path) -> None:
+    # Animation sampled at 0.1 frames/s, as `signage sim --speed max` does: four screens'
+    # crossfades at 60 frames/s would cost minutes and say nothing about when switches are.
+    result, records = await run_scenario("sync_group", tmp_path, fps=0.1)
+    group = result.summary["sync"]
+    assert group["devices"] == 4
+    # Boundaries of the late screen and of the restarted one are among those matched.
+    late = {r["group_due"] for r in starts(records, device="sim-4") if r.get("group_due")}
+    restarted = [r for r in starts(records, device="sim-3") if r["t"] > 1820]
+    assert late and restarted
+    shared = {r["group_due"] for r in starts(records, device="sim-1") if r.get("group_due")}
+    assert len(late & shared) > 100
+    # The 07:00 layout change (20 min in) was presented by all four within one frame.
+    change = [r for r in starts(records, layout="day", zone="main") if 1199 < r["t"] < 1201]
+    assert len(change) == 4 and len({r["group_due"] for r in change}) == 1
+    assert (max(r["t"] for r in change) - min(r["t"] for r in change)) * 1000 < 16.7
+    # Each screen's clock was seconds off: its timeline's wall times are group time.
+    seven = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)
+    assert all(
+        abs(dt.datetime.fromisoformat(r["wall"]) - seven).total_seconds() < 0.02 for r in change
+    )
 
 
 async def test_day_with_night_standby(tmp_path: Path) -> None:

@@ -151,6 +151,12 @@ def test_problems_are_all_listed_with_paths_and_hints() -> None:
         ("base = '/'", "base: unknown key"),
         ('[[events]]\nat = 1\naction = "break_sse"', r"events\[0\]\.seconds \(break_sse\)"),
         ("[server]\nheartbeat_intervl_s = 9", "server.heartbeat_intervl_s: unknown key; did you"),
+        ("[sync]\njitter = 3", "sync.jitter: unknown key; did you mean 'jitter_ms'"),
+        ("[sync]\nepoch = 2026-11-23T09:00:00", "epoch needs a UTC offset"),
+        ("[[devices]]\ndrift_ppm = 900", r"devices\.0\.drift_ppm: Input should be less"),
+        ("[[devices]]\ndrift = 9", "devices.0.drift: unknown key; did you mean 'drift_ppm'"),
+        ("[run]\ndevices = 1\n[[devices]]\n[[devices]]", "2 entries for 1 device"),
+        ("[run]\nduration = 10\n[[devices]]\njoin_at = 10", r"devices\[0\]\.join_at 10 s falls"),
     ],
 )
 def test_bad_values_are_explained(text: str, message: str) -> None:

@@ -13,6 +13,7 @@ from tools.sim._summary import (
     format_table,
     percentile,
     summarize,
+    sync_spread,
     update_latencies,
 )
 
@@ -170,3 +171,44 @@ def test_deadline_checks_on_a_virtual_and_a_real_clock() -> None:
         real, duration_s=3, real_s=3, speed="1", devices=["sim-1"], frame_ms=1000 / 30
     )
     assert slow_display["deadlines"]["missed"] == 0
+
+
+def test_sync_spread_per_boundary_across_devices() -> None:
+    def start(device: str, t: float, item: str, due: float | None) -> dict[str, Any]:
+        return rec(t, "start", item, device=device, group_due=due)
+
+    records = [
+        start("sim-1", 10.000, "a", 1000.0),
+        start("sim-2", 10.004, "a", 1000.0),
+        start("sim-3", 10.001, "a", 1000.0),
+        start("sim-1", 18.000, "b", 1008.0),
+        start("sim-2", 18.030, "b", 1008.0),  # 30 ms: two frames
+        start("sim-3", 12.345, "a", 1002.345),  # joined on its own: no other device has it
+        start("sim-1", 19.0, "x", None),  # not a sync group's start
+        rec(18.0, "end", "a", device="sim-2", group_due=1008.0),
+    ]
+    group = sync_spread(records)
+    assert group is not None
+    assert (group["devices"], group["boundaries"], group["on_every_device"]) == (3, 2, 1)
+    assert group["unmatched"] == 1 and group["within_frame"] == 1
+    assert group["spread_ms"]["max"] == 30.0
+    assert group["worst"][0] | {"spread_ms": 0} == {
+        "layout": "day", "zone": "main", "item": "b", "group_due": 1008.0,
+        "spread_ms": 0, "devices": 2,
+    }  # fmt: skip
+    assert sync_spread(TIMELINE) is None
+    summary = summarize(records, duration_s=30, real_s=1, speed="max", devices=["sim-1", "sim-2"])
+    assert "sync spread     p50 17.00  p99 29.74  max 30.00 ms over 2 boundaries" in format_table(
+        summary
+    )
+    failures = check_expectations(
+        Expect(max_sync_spread_ms_p99=16.7, max_sync_spread_ms=33.3, min_sync_boundaries=3),
+        summary,
+        records,
+    )
+    assert failures[0].startswith("sync spread p99 is 29.74 ms, at most 16.7 expected")
+    assert failures[1:] == ["2 boundaries seen on several screens, at least 3 expected"]
+    plain = summarize(TIMELINE, duration_s=30, real_s=1, speed="max", devices=["sim-1"])
+    assert check_expectations(Expect(max_sync_spread_ms=33.3), plain, TIMELINE) == [
+        "no sync group played (no start carried a group_due)"
+    ]

@@ -21,7 +21,7 @@ from tests.zones._video_support import (
     video_item,
 )
 from zones import RenderContext
-from zones._mpv import Fit, MpvOutput
+from zones._mpv import Crop, Fit, MpvOutput
 from zones._video import VideoRenderers
 
 
@@ -33,9 +33,11 @@ class CountingOutput(MpvOutput):
         self.opens = 0
         self.rewinds = 0
 
-    def open(self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int) -> int:
+    def open(
+        self, path: str, *, fit: Fit, loop: bool, audio: bool, volume: int, crop: Crop = None
+    ) -> int:
         self.opens += 1
-        return super().open(path, fit=fit, loop=loop, audio=audio, volume=volume)
+        return super().open(path, fit=fit, loop=loop, audio=audio, volume=volume, crop=crop)
 
     def rewind(self) -> int:
         self.rewinds += 1

@@ -32,6 +32,7 @@ BENCHMARKS: list[str] = [
     "tools.bench._update",
     "tools.bench._timing",
     "tools.bench._video",
+    "tools.bench._sync",
 ]
 
 

@@ -187,6 +187,24 @@ def _assign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _epoch(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an ISO 8601 time, got {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("--epoch needs a UTC offset, e.g. +01:00 or Z")
+    return value
+
+
+def _sync(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print(client.set_group_sync(args.group, enabled=not args.off, epoch=args.epoch))
+    return 0
+
+
 def _scalar(text: str) -> Any:
     try:
         return json.loads(text)
@@ -387,6 +405,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--schedule", action="append", default=[], metavar="ID", help="repeatable")
     p.add_argument("--timezone", help="IANA zone, e.g. Europe/Paris")
     p.add_argument("--group", action="store_true", help="DEVICE names a group")
+    p = action("sync", "make a group's screens play in step (or --off)", _sync)
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument(
+        "--epoch",
+        type=_epoch,
+        metavar="ISO",
+        help="when every playlist's cycle begins (default: now); a future one restarts them all",
+    )
+    p.add_argument("--off", action="store_true", help="each screen plays on its own again")
     p = action(
         "command",
         "send a command (reload, screenshot, restart, display_off, display_on, ...)",

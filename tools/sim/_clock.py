@@ -5,7 +5,9 @@ frames. Any other speed runs a ``VirtualClock`` (``SimClock``) that this module'
 moves: paced at N times real time, or at ``max`` straight from one deadline to the next.
 
 Each device sees the shared clock through a ``DeviceClock`` with its own wall-clock offset, so
-one device's clock can be stepped (an NTP step) while the others keep theirs.
+one device's clock can be stepped (an NTP step) while the others keep theirs, and its own
+oscillator: ``drift_ppm`` makes its media clock (and the system clock that follows it) run
+that much fast or slow against the shared clock, which is true time (and the server's).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from player import NS_PER_S, Clock, MediaClock, VirtualClock
 
 _PACE_STEP_S = 0.005  # how often a paced virtual clock catches up with real time
 _BUSY_POLL_S = 0.002  # longest wait for busy work before the loop is looked at again
+_PPB = 1_000_000_000
 
 
 class SimClock(VirtualClock):
@@ -67,24 +70,42 @@ class SimClock(VirtualClock):
 
 
 class RealDeviceClock:
-    """One device's view of the shared clock: same media time, its own wall-clock offset."""
+    """One device's view of the shared clock: its own wall-clock offset and, with
+    ``drift_ppm``, its own rate (media time then agrees with the shared clock's at creation)."""
 
-    def __init__(self, base: Clock, *, wall_offset_ns: int = 0) -> None:
+    def __init__(self, base: Clock, *, wall_offset_ns: int = 0, drift_ppm: float = 0.0) -> None:
         self.base = base
         self.wall_offset_ns = wall_offset_ns
+        self.drift_ppm = drift_ppm
+        self.rate = 1.0 + drift_ppm * 1e-6
+        # The rate as an exact ratio (to the part per billion): times convert in integers, so a
+        # sleeper woken at ``to_base_ns(d)`` reads ``d`` itself, not a rounding away from it.
+        self._num = _PPB + round(drift_ppm * 1_000)
+        self._origin = base.now_ns()
 
     def now_ns(self) -> int:
-        return self.base.now_ns()
+        base = self.base.now_ns()
+        if self._num == _PPB:
+            return base
+        return self._origin + (base - self._origin) * self._num // _PPB
+
+    def to_base_ns(self, media_ns: int) -> int:
+        """The shared clock's instant at which this device's media clock reads ``media_ns``
+        (the first nanosecond at or after it: a sleeper never wakes early)."""
+        if self._num == _PPB:
+            return media_ns
+        return self._origin - (-(media_ns - self._origin) * _PPB // self._num)
 
     def wall_ns(self) -> int:
-        return self.base.wall_ns() + self.wall_offset_ns
+        return self.base.wall_ns() + self.wall_offset_ns + (self.now_ns() - self.base.now_ns())
 
     def step_wall(self, delta_ns: int) -> None:
         """The device's system clock jumps (an NTP step, an operator's change)."""
         self.wall_offset_ns += delta_ns
 
     async def sleep_until(self, deadline_ns: int | None, wake: asyncio.Event | None = None) -> bool:
-        return await self.base.sleep_until(deadline_ns, wake)
+        deadline = None if deadline_ns is None else self.to_base_ns(deadline_ns)
+        return await self.base.sleep_until(deadline, wake)
 
     def busy(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self.base.busy()
@@ -93,18 +114,22 @@ class RealDeviceClock:
 class DeviceClock(RealDeviceClock):
     """The same over a virtual clock; ``advance_to`` tells the player it needs no polling."""
 
-    def __init__(self, base: VirtualClock, *, wall_offset_ns: int = 0) -> None:
-        super().__init__(base, wall_offset_ns=wall_offset_ns)
+    def __init__(
+        self, base: VirtualClock, *, wall_offset_ns: int = 0, drift_ppm: float = 0.0
+    ) -> None:
+        super().__init__(base, wall_offset_ns=wall_offset_ns, drift_ppm=drift_ppm)
         self.virtual = base
 
     async def advance_to(self, target_ns: int) -> None:
-        await self.virtual.advance_to(target_ns)
+        await self.virtual.advance_to(self.to_base_ns(target_ns))
 
 
-def device_clock(base: Clock, *, wall_offset_ns: int = 0) -> RealDeviceClock:
+def device_clock(
+    base: Clock, *, wall_offset_ns: int = 0, drift_ppm: float = 0.0
+) -> RealDeviceClock:
     if isinstance(base, VirtualClock):
-        return DeviceClock(base, wall_offset_ns=wall_offset_ns)
-    return RealDeviceClock(base, wall_offset_ns=wall_offset_ns)
+        return DeviceClock(base, wall_offset_ns=wall_offset_ns, drift_ppm=drift_ppm)
+    return RealDeviceClock(base, wall_offset_ns=wall_offset_ns, drift_ppm=drift_ppm)
 
 
 Speed = float | None  # None: as fast as possible

@@ -3,9 +3,10 @@
 The differences from ``player.run_daemon`` are the simulator's and nothing else: the display
 is offscreen (or a window for the demo) and its frames are checked for black and frozen
 pictures on a worker thread (``tools.sim._frame_watch``), the wall clock comes from
-the simulation's clock, the timeline goes to the run's file, the pairing code is handed to the
-simulated operator, and the device can be stopped and started again over the same state
-directory (a power cut).
+the simulation's clock (with the device's own offset and drift), time exchanges cross a
+simulated network (``tools.sim._timelink``), the timeline goes to the run's file in the run's
+true time, the pairing code is handed to the simulated operator, and the device can be stopped
+and started again over the same state directory (a power cut).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +37,7 @@ from player import (
     WallClock,
 )
 from protocol import Item, Manifest, Transition
-from sync import ManifestWatcher, SyncAgent, TokenAuth
+from sync import ManifestWatcher, SyncAgent, TimeLink, TokenAuth
 from tools.sim._clock import DeviceClock, RealDeviceClock
 from tools.sim._frame_watch import SAMPLE, Fade, FrameJob, FrameWatch, ZoneShot
 from zones import Display, NoPower, surface_image
@@ -84,8 +86,14 @@ class SimDevice:
         run_t0_ns: int,
         on_code: CodeHandler,
         frame_ns: int | None = None,
+        time_link: Callable[[SyncAgent], TimeLink] | None = None,
+        join_at_s: float = 0.0,
     ) -> None:
+        """``time_link(agent)``: how the device's clock exchanges travel (default: HTTP to the
+        server). ``join_at_s``: when the run first powers it on."""
         self.name = name
+        self.time_link = time_link
+        self.join_at_s = join_at_s
         self.frame_ns = frame_ns  # the player's animation frame period (None: its settings')
         self.root = root
         self.settings = settings
@@ -119,7 +127,6 @@ class SimDevice:
         self.frames = 0
         self.starts = 0
         self.codes: list[str] = []
-        self._offset_s = 0.0
         self._task: asyncio.Task[None] | None = None
         self.display: Display | None = None
         self._clients: list[httpx.AsyncClient] = []
@@ -131,10 +138,18 @@ class SimDevice:
         self.codes.append(code)
         self._on_code(self, code)
 
-    def _emit(self, event: TimelineEvent) -> None:
-        """Timeline times are seconds since the run began, across restarts of the player."""
-        due = None if event.due is None else event.due + self._offset_s
-        shifted = dataclasses.replace(event, t=event.t + self._offset_s, due=due)
+    def _emit(self, player: Player, event: TimelineEvent) -> None:
+        """Timeline times are seconds since the run began on the run's clock, across restarts
+        of the player: each instant on the device's own (drifting) media clock, counted from the
+        player's start, is converted back to the run's clock."""
+        t0_ns = player.events.t0_ns
+
+        def run_s(seconds: float) -> float:
+            media_ns = t0_ns + round(seconds * NS_PER_S)
+            return (self.clock.to_base_ns(media_ns) - self._run_t0_ns) / NS_PER_S
+
+        due = None if event.due is None else run_s(event.due)
+        shifted = dataclasses.replace(event, t=run_s(event.t), due=due)
         self._timeline.write(shifted)
         for listener in list(self.listeners):
             listener(shifted)
@@ -162,6 +177,7 @@ class SimDevice:
     def _frame_done(self, presented_ns: int) -> None:
         """After a presented frame: hand the image and video zones it changed to the watch."""
         presented, self._presented = self._presented, None
+        true_ns = self.clock.to_base_ns(presented_ns)
         if self.player is not None and self.player.standby:
             if self._in_standby:  # the first frame of a standby blanks the screen
                 self.frames_in_standby += 1
@@ -169,7 +185,7 @@ class SimDevice:
         else:
             self._in_standby = False
         for listener in self.frame_listeners:
-            listener((presented_ns - self._run_t0_ns) / NS_PER_S)
+            listener((true_ns - self._run_t0_ns) / NS_PER_S)
         player, manifest, watch = self.player, self.manifest, self.frame_watch
         if presented is None or player is None or manifest is None or watch is None:
             return
@@ -195,12 +211,16 @@ class SimDevice:
                 for z in layout.zones[index + 1 :] + layout.zones[:index]
                 if (z.z, layout.zones.index(z)) > (zone.z, index)
             ]
-            shots.append(self._shot(zone.id, item, canvas, box, background, scene, above))
+            shot = self._shot(zone.id, item, canvas, box, background, scene, above)
+            if zone.crop is not None:
+                crop = zone.crop
+                shot = dataclasses.replace(shot, crop=(crop.x, crop.y, crop.w, crop.h))
+            shots.append(shot)
         if shots:
             watch.submit(
                 FrameJob(
                     presented_ns,
-                    (presented_ns - self._run_t0_ns) / NS_PER_S,
+                    (true_ns - self._run_t0_ns) / NS_PER_S,
                     shots,
                     display_frame_ns=NS_PER_S // self.settings.player.frame_rate_hz,
                     check_frozen=not isinstance(self.clock, DeviceClock),
@@ -318,7 +338,7 @@ class SimDevice:
             power=PowerController(NoPower(), self.root),
         )  # fmt: skip
         player.add_listener(self._note_start)
-        player.add_listener(self._emit)
+        player.add_listener(functools.partial(self._emit, player))
         player.add_frame_listener(self._frame_done)
         self.agent = agent = SyncAgent(
             self.settings,
@@ -328,13 +348,14 @@ class SimDevice:
             server_url=self.server_url,
             wall=player.wall.now,
         )
+        if self.time_link is not None:
+            agent.timesync.link = self.time_link(agent)
         agents.append(agent)
         if isinstance(self.clock, DeviceClock):
             # A virtual clock switches hundreds of times per real second: one transaction
             # (and fsync) per flush interval rather than per switch. Stored rows stay stored.
             agent.recorder.flush_delay_s = IMPRESSION_FLUSH_S
         player.add_listener(ImpressionFeed(agent.recorder))
-        self._offset_s = (self.clock.now_ns() - self._run_t0_ns) / NS_PER_S
         await player.start()
         assert player.compositor is not None
         # What each frame showed, on either path (GL reads it back from the GPU).

@@ -59,6 +59,14 @@ class Restore:
 
 
 @dataclass
+class Join:
+    """Internal event: a device is powered on for the first time (``[[devices]] join_at``)."""
+
+    at: float
+    device: str
+
+
+@dataclass
 class Window:
     """Real-speed time until ``condition`` holds on every device (or ``limit_ns`` passes)."""
 
@@ -148,10 +156,13 @@ class EventRunner:
     def note(self, message: str) -> None:
         self.sim.options.progress(f"t={self.sim.media_s():.1f} s: {message}")
 
-    async def apply(self, event: Event | Restore) -> list[Restore]:
+    async def apply(self, event: Event | Restore | Join) -> list[Restore]:
         """Apply ``event``; returns internal events to schedule later (the end of an outage)."""
         if isinstance(event, Restore):
             await self.restore(event)
+            return []
+        if isinstance(event, Join):
+            await self.join(event)
             return []
         if isinstance(event, StopServer):
             return await self.stop_server(event)
@@ -358,6 +369,14 @@ class EventRunner:
             if device.player is not None:
                 device.player.wall.check()  # what the player's own poll would find
             self.note(f"{device.name}: wall clock stepped by {event.seconds:+g} s")
+
+    async def join(self, event: Join) -> None:
+        """A device powered on late: it pairs, joins the group, and plays (network time)."""
+        t = self.sim.media_s()
+        (device,) = self.selected(event.device)
+        await device.start()
+        self.note(f"{device.name} powered on for the first time")
+        self._until(self.sim.watch.playing([device.name], after_t=t), "joining")
 
     async def restart_device(self, event: RestartDevice) -> None:
         sim = self.sim

@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pygame
 from PIL import Image, ImageDraw
@@ -68,6 +69,7 @@ class ZoneShot:
     frame_interval_ns: int | None = None  # and its clip's frame interval, when known
     full: pygame.Surface | None = None  # a full copy of a playing video (frozen check)
     covered: tuple[Box, ...] = ()  # parts hidden by zones above it (zone coordinates)
+    crop: tuple[float, float, float, float] | None = None  # the zone's tile of each picture
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class FrameWatch:
         self._on_black = on_black
         self._wait = wait_when_full
         self._queue: queue.Queue[FrameJob | None] = queue.Queue(MAX_QUEUED)
-        self._references: dict[tuple[str, tuple[int, int], tuple[int, int, int]], Image.Image] = {}
+        self._references: dict[tuple[Any, ...], Image.Image] = {}
         self._freezes: dict[str, tuple[tuple[str, int], FreezeWatch]] = {}
         self.black_frames = 0
         self.frozen_frames = 0
@@ -140,13 +142,13 @@ class FrameWatch:
 
     def _is_black(self, shot: ZoneShot) -> bool:
         size = shot.size
-        current = self._reference(shot.item, size, shot.background)
+        current = self._reference(shot.item, size, shot.background, shot.crop)
         if current is None:
             return False  # not judged (a contain video)
         expected = current
         if shot.fade is not None:
             outgoing = (
-                self._reference(shot.fade.outgoing, size, shot.background)
+                self._reference(shot.fade.outgoing, size, shot.background, shot.crop)
                 if shot.fade.outgoing is not None
                 else None
             )
@@ -163,17 +165,21 @@ class FrameWatch:
         return black_share_of(shot.picture.convert("L"), allowed) >= _BLACK
 
     def _reference(
-        self, item: Item, size: tuple[int, int], background: tuple[int, int, int]
+        self,
+        item: Item,
+        size: tuple[int, int],
+        background: tuple[int, int, int],
+        crop: tuple[float, float, float, float] | None = None,
     ) -> Image.Image | None:
         """The luma of ``item`` drawn alone in a zone of ``size`` (sampled), or None."""
-        key = (item.id, size, background)
+        key = (item.id, size, background, crop)
         cached = self._references.get(key)
         if cached is not None:
             return cached
         render = pygame.Surface(size)
         render.fill(background)
         if item.type == "image":
-            picture = decode_image(self._asset_path(item.asset), size, item.fit)
+            picture = decode_image(self._asset_path(item.asset), size, item.fit, crop)
             render.blit(picture.surface, picture.offset)
         elif item.type == "video":
             if getattr(item, "fit", "contain") == "contain":

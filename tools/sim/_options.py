@@ -38,6 +38,10 @@ class SimOptions:
     make_display: Callable[[int], Display] | None = None
     port: int = 0  # of the in-process server; 0: any free port
     adopt: bool = False  # devices paired by hand join the simulated group (the demo)
+    # Clock exchanges over HTTP to the real server (with the scenario's network delays added)
+    # instead of a simulated server; real clock only (``signage bench sync``).
+    real_exchanges: bool = False
+    first_device: int = 1  # devices are named sim-<first_device>, sim-<first_device + 1>, ...
     progress: Callable[[str], None] = lambda _message: None
 
 

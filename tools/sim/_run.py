@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import heapq
 import logging
+import math
+import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pygame
@@ -29,11 +32,12 @@ from PIL import Image
 from core import ConfigError, SignageError
 from player import NS_PER_S, LoopStallProbe, TimelineWriter, read_timeline
 from server import AdminClient, RunningServer, run_in_thread
+from sync import SyncAgent, TimeLink
 from tools.sim._airtime import interrupt_summary, power_summary, share_of_voice
 from tools.sim._clock import RealDeviceClock, Speed, TimeDriver, device_clock, make_clock
 from tools.sim._content import load_content
 from tools.sim._device import SimDevice
-from tools.sim._events import EventRunner, Restore
+from tools.sim._events import EventRunner, Join, Restore
 from tools.sim._faults import EventStreamBreaker
 from tools.sim._frames import FrameWriter, SwitchFrames
 from tools.sim._options import (
@@ -46,6 +50,7 @@ from tools.sim._options import (
 from tools.sim._scenario import Event
 from tools.sim._seed import GROUP, SeededContent, seed
 from tools.sim._summary import check_expectations, summarize
+from tools.sim._timelink import JitteredLink, NetworkModel, SimulatedLink
 from tools.sim._watch import Watch
 from zones import Display, OffscreenDisplay
 
@@ -164,12 +169,36 @@ class Simulation:
             return self.options.make_display(index)
         return OffscreenDisplay()
 
+    def _time_link(self, index: int, world_offset: int) -> Callable[[SyncAgent], TimeLink]:
+        """Each device's clock exchanges: over a simulated network (virtual or real clock), or
+        with ``real_exchanges`` over HTTP to the real server with that network's delays added
+        (on the real clock only: the server reads the host's clock)."""
+        scenario = self.options.scenario
+        sync = scenario.sync if scenario is not None else None
+        network = NetworkModel() if sync is None else NetworkModel(sync.latency_ms, sync.jitter_ms)
+        rng = random.Random((sync.seed if sync else 1) * 1000 + index)  # noqa: S311 (a model)
+        if self.options.real_exchanges:
+
+            def jittered(agent: SyncAgent) -> TimeLink:
+                return JitteredLink(agent.timesync.link, network, rng)
+
+            return jittered
+        link = SimulatedLink(self.clock, network, rng, world_offset_ns=world_offset)
+        return lambda _agent: link
+
     def make_devices(self) -> None:
         wall_offset = self.wall_offset_ns
+        scenario = self.options.scenario
+        hardware = scenario.devices if scenario is not None else []
         for index in range(self.options.devices):
-            name = f"sim-{index + 1}"
+            name = f"sim-{self.options.first_device + index}"
             root = self.out / "devices" / name
-            clock: RealDeviceClock = device_clock(self.clock, wall_offset_ns=wall_offset)
+            own = hardware[index] if index < len(hardware) else None
+            clock: RealDeviceClock = device_clock(
+                self.clock,
+                wall_offset_ns=wall_offset + (round(own.clock_offset_s * NS_PER_S) if own else 0),
+                drift_ppm=own.drift_ppm if own else 0.0,
+            )
             device = SimDevice(
                 name,
                 root,
@@ -181,6 +210,8 @@ class Simulation:
                 run_t0_ns=self.run_t0_ns,
                 on_code=self._on_code,
                 frame_ns=None if self.options.fps is None else round(NS_PER_S / self.options.fps),
+                time_link=self._time_link(index, wall_offset),
+                join_at_s=own.join_at if own else 0.0,
             )
             device.listeners.append(self.watch)
             device.on_black = self._black_frame
@@ -224,6 +255,10 @@ class Simulation:
             await asyncio.to_thread(self.start_server)
         self.seeded = await asyncio.to_thread(seed, self.admin_client(), content)
         options.progress(f"server {self.server_url}: content seeded ({content.source})")
+        if options.scenario is not None and options.scenario.sync is not None:
+            epoch = options.scenario.sync.epoch or self._run_start()
+            await asyncio.to_thread(self.admin_client().set_group_sync, GROUP, epoch=epoch)
+            options.progress(f"the devices play in step from {epoch.isoformat()}")
         if self.server is not None:
             # A throwaway local server: its token lets the operator pair a real screen to it.
             options.progress(f"web console: {self.server_url}/ (sign in with the admin token)")
@@ -232,7 +267,8 @@ class Simulation:
         helpers: list[asyncio.Task[None]] = []
         try:
             for device in self.devices:
-                await device.start()
+                if device.join_at_s <= 0:
+                    await device.start()
             if options.frames.kind == "every":
                 helpers.append(asyncio.create_task(self._timelapse()))
             if options.make_display is not None:
@@ -244,11 +280,15 @@ class Simulation:
                 helpers.append(asyncio.create_task(self._probe_stalls(self.stalls)))
             self.events = events = EventRunner(self)
             # (time, rank, order): the end of an outage comes before events at the same time.
-            queue: list[tuple[float, int, int, Event | Restore]] = []
+            queue: list[tuple[float, int, int, Event | Restore | Join]] = []
             for order, event in enumerate(
                 options.scenario.sorted_events() if options.scenario else []
             ):
                 heapq.heappush(queue, (event.at, 1, order, event))
+            for device in self.devices:
+                if device.join_at_s > 0:
+                    joining = Join(device.join_at_s, device.name)
+                    heapq.heappush(queue, (joining.at, 1, len(queue), joining))
             while queue and not self.stopping.is_set():
                 at, _, order, due = heapq.heappop(queue)
                 await self._run_to(self.at_ns(at))
@@ -325,9 +365,17 @@ class Simulation:
             with contextlib.suppress(asyncio.CancelledError):
                 await pacer
 
+    def _run_start(self) -> dt.datetime:
+        """The run's wall time at media time zero, to the second (a sync group's epoch)."""
+        world = self.clock.wall_ns() + self.wall_offset_ns
+        at_t0 = world - (self.clock.now_ns() - self.run_t0_ns)
+        return dt.datetime.fromtimestamp(math.floor(at_t0 / NS_PER_S), dt.UTC)
+
     def _settled(self) -> bool:
-        """Every device plays, and holds every asset of its manifest (no layout waits)."""
+        """Every device powered on plays, and holds every asset of its manifest."""
         for device in self.devices:
+            if device.join_at_s > self.media_s() and not device.running:
+                continue  # not powered on yet
             if device.name not in self.watch.started or device.manifest is None:
                 return False
             cache = device.cache

@@ -29,8 +29,11 @@ cleared), ``clear_interrupts``, ``display_off``/``display_on`` (the commands, fo
 or until the power schedule next changes) and ``power`` (the devices' power schedule: ``on``
 windows; none: always on).
 A ``[settings]`` table configures the simulated devices like their TOML file would, and a
-``[server]`` table the in-process server's ``[server]`` section. Bad files fail with every
-problem listed.
+``[server]`` table the in-process server's ``[server]`` section. ``[sync]`` makes the simulated
+group play in step (its epoch, and the network its time exchanges cross); ``[[devices]]`` gives
+each device, in order, its own hardware: a system clock ``clock_offset_s`` off, an oscillator
+``drift_ppm`` fast or slow, and when it is first powered on (``join_at``). Bad files fail with
+every problem listed.
 """
 
 from __future__ import annotations
@@ -211,6 +214,29 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
 ACTIONS = tuple(EVENT_MODELS)
 
 
+class SyncRun(_Strict):
+    """The simulated group plays in step; its devices' time exchanges cross this network."""
+
+    epoch: dt.datetime | None = None  # default: the run's start, to the second
+    latency_ms: Annotated[float, Field(ge=0, le=10_000)] = 1.0
+    jitter_ms: Annotated[float, Field(ge=0, le=10_000)] = 2.0
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _aware(self) -> SyncRun:
+        if self.epoch is not None and self.epoch.tzinfo is None:
+            raise ValueError("epoch needs a UTC offset, e.g. 2026-11-23T00:00:00+01:00")
+        return self
+
+
+class DeviceHardware(_Strict):
+    """One simulated device's own clock, and when it is first powered on."""
+
+    clock_offset_s: Annotated[float, Field(ge=-366 * 86_400, le=366 * 86_400)] = 0.0
+    drift_ppm: Annotated[float, Field(ge=-500, le=500)] = 0.0
+    join_at: Seconds = 0.0
+
+
 class PlayedAfter(_Strict):
     """Each of ``items`` started (on every device) at or after ``at`` seconds."""
 
@@ -235,6 +261,10 @@ class Expect(_Strict):
     min_manifest_polls: Annotated[int, Field(ge=0)] | None = None
     min_sse_connects: Annotated[int, Field(ge=0)] | None = None
     played_after: list[PlayedAfter] = Field(default_factory=list)
+    # A sync group: the spread of each boundary's presentation across the screens, in ms.
+    max_sync_spread_ms_p99: Annotated[float, Field(ge=0)] | None = None
+    max_sync_spread_ms: Annotated[float, Field(ge=0)] | None = None
+    min_sync_boundaries: Annotated[int, Field(ge=0)] | None = None
     min_standby_s: Annotated[float, Field(ge=0)] | None = None
     max_frames_in_standby: Annotated[int, Field(ge=0)] | None = None
     min_interrupts: Annotated[int, Field(ge=0)] | None = None
@@ -251,6 +281,8 @@ class Scenario(_Strict):
     settings: dict[str, Any] = Field(default_factory=dict)
     # The in-process server's [server] section (docs/configuration.md), e.g. its heartbeat.
     server: dict[str, Any] = Field(default_factory=dict)
+    sync: SyncRun | None = None
+    devices: list[DeviceHardware] = Field(default_factory=list, max_length=64)
     # Where relative paths in the file (content folders, media files) are resolved from.
     base: Path = Path()
 
@@ -262,6 +294,8 @@ _KNOWN = {
     "": set(Scenario.model_fields) - {"base"},
     "run": set(RunDefaults.model_fields),
     "expect": set(Expect.model_fields),
+    "sync": set(SyncRun.model_fields),
+    "devices": set(DeviceHardware.model_fields),
 }
 
 
@@ -314,6 +348,11 @@ def parse_scenario(text: str, *, base: Path = Path(), source: str | None = None)
         scenario = Scenario.model_validate(data | {"base": base})
     except ValidationError as exc:
         raise ConfigError(_problems(exc), source=source) from exc
+    if scenario.run.devices is not None and len(scenario.devices) > scenario.run.devices:
+        raise ConfigError(
+            [f"devices: {len(scenario.devices)} entries for {scenario.run.devices} device(s)"],
+            source=source,
+        )
     if scenario.run.duration is not None:
         check_events_fit(scenario, scenario.run.duration, source=source)
     if scenario.settings:
@@ -341,12 +380,15 @@ def load_scenario(path: Path) -> Scenario:
 
 def check_events_fit(scenario: Scenario, duration_s: float, *, source: str | None = None) -> None:
     """Events must happen before the run ends (the duration may come from the command line)."""
-    late = [e for e in scenario.events if e.at >= duration_s]
+    late = [
+        f"event at {e.at:g} s ({e.action}) falls after the run's {duration_s:g} s"
+        for e in scenario.events
+        if e.at >= duration_s
+    ]
+    late += [
+        f"devices[{i}].join_at {d.join_at:g} s falls after the run's {duration_s:g} s"
+        for i, d in enumerate(scenario.devices)
+        if d.join_at >= duration_s
+    ]
     if late:
-        raise ConfigError(
-            [
-                f"event at {e.at:g} s ({e.action}) falls after the run's {duration_s:g} s"
-                for e in late
-            ],
-            source=source,
-        )
+        raise ConfigError(late, source=source)

@@ -102,6 +102,62 @@ def deadline_checks(records: Sequence[Record], frame_ms: float = FRAME_MS) -> di
     }
 
 
+def sync_spread(records: Sequence[Record], frame_ms: float = FRAME_MS) -> dict[str, Any] | None:
+    """How far apart the screens of a sync group presented each boundary (None: no group).
+
+    A boundary is one deadline on the group's grid: starts with the same layout, zone, item
+    and ``group_due`` on several devices. Its spread is the latest presentation minus the
+    earliest, in the run's own time (``t``: the simulator's true clock, which is also group
+    time's); ``deadline_spread_ms`` is the same for the deadlines (``due``) the screens aimed
+    at. Starts with a ``group_due`` no other device has are ``unmatched``: the first item
+    of a layout a device loaded on its own (at boot, on joining, on new content: shown at once
+    mid-slot, not at a boundary), and boundaries only one device was on for (the others were
+    off).
+    """
+    boundaries: dict[tuple[Any, ...], dict[str, tuple[float, float]]] = {}
+    for r in records:
+        if r["event"] != "start" or r.get("group_due") is None:
+            continue
+        key = (r["layout"], r["zone"], r["item"], r["group_due"])
+        due = float(r["due"]) if r.get("due") is not None else float(r["t"])
+        boundaries.setdefault(key, {}).setdefault(r["device"], (float(r["t"]), due))
+    if not boundaries:
+        return None
+    devices = sorted({d for seen in boundaries.values() for d in seen})
+    spreads: list[tuple[float, tuple[Any, ...], int]] = []
+    deadlines: list[float] = []
+    for key, seen in boundaries.items():
+        if len(seen) >= 2:
+            presented = [t for t, _ in seen.values()]
+            aimed = [d for _, d in seen.values()]
+            spreads.append(((max(presented) - min(presented)) * 1000, key, len(seen)))
+            deadlines.append((max(aimed) - min(aimed)) * 1000)
+    values = [spread for spread, _, _ in spreads]
+    worst = sorted(spreads, key=lambda s: s[0], reverse=True)[:5]
+    return {
+        "devices": len(devices),
+        "boundaries": len(spreads),
+        "on_every_device": sum(1 for _, _, n in spreads if n == len(devices)),
+        "unmatched": sum(1 for seen in boundaries.values() if len(seen) < 2),
+        "spread_ms": distribution(values),
+        # The same for the deadlines each screen aimed at: how well their clocks agreed, apart
+        # from how late each presented (on a virtual clock the two are equal).
+        "deadline_spread_ms": distribution(deadlines),
+        "within_frame": sum(1 for v in values if v < frame_ms),
+        "worst": [
+            {
+                "layout": key[0],
+                "zone": key[1],
+                "item": key[2],
+                "group_due": key[3],
+                "spread_ms": round(spread, 3),
+                "devices": n,
+            }
+            for spread, key, n in worst
+        ],
+    }
+
+
 def _device_stats(records: Sequence[Record], frame_ms: float) -> dict[str, Any]:
     starts = [r for r in records if r["event"] == "start"]
     late = [float(r["late_ms"]) for r in starts if r.get("late_ms") is not None]
@@ -164,6 +220,7 @@ def summarize(
         "first_errors": [
             {k: r.get(k) for k in ("t", "device", "zone", "item", "error")} for r in errors[:10]
         ],
+        "sync": sync_spread(records, frame_ms),
         "per_device": per_device,
     }
 
@@ -221,6 +278,14 @@ def format_table(summary: Mapping[str, Any]) -> str:
     if summary["layouts"]:
         shown = ", ".join(f"{k} {v}" for k, v in summary["layouts"].items())
         lines.append(f"  item starts     {shown} (by layout)")
+    if (group := summary.get("sync")) is not None:
+        spread = group["spread_ms"]
+        lines.append(
+            f"  sync spread     p50 {_fmt(spread['p50'])}  p99 {_fmt(spread['p99'])}  "
+            f"max {_fmt(spread['max'])} ms over {group['boundaries']} boundaries "
+            f"({group['on_every_device']} on all {group['devices']} devices, "
+            f"{group['within_frame']} within a frame; {group['unmatched']} unmatched starts)"
+        )
     lines += airtime_lines(summary)
     lines += ["", f"  {'device':<12} {'switches':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}"]
     for device, stats in summary["per_device"].items():
@@ -310,9 +375,44 @@ def check_expectations(
         _require(failures, layout in layouts, f"layout {layout!r} never played")
     for state in expect.states_seen:
         _require(failures, state in summary["states"], f"state {state!r} never entered")
+    _check_sync(expect, summary.get("sync"), failures)
     _check_devices(expect, summary, records, failures)
     check_airtime(expect, summary, failures)
     return failures
+
+
+def _check_sync(expect: Expect, group: Mapping[str, Any] | None, failures: list[str]) -> None:
+    wanted = (
+        expect.max_sync_spread_ms_p99,
+        expect.max_sync_spread_ms,
+        expect.min_sync_boundaries,
+    )
+    if all(w is None for w in wanted):
+        return
+    if group is None:
+        failures.append("no sync group played (no start carried a group_due)")
+        return
+    spread = group["spread_ms"]
+    checks = (
+        ("p99", expect.max_sync_spread_ms_p99),
+        ("max", expect.max_sync_spread_ms),
+    )
+    for name, limit in checks:
+        if limit is not None:
+            value = spread[name]
+            _require(
+                failures,
+                value is not None and value <= limit,
+                f"sync spread {name} is {value} ms, at most {limit} expected "
+                f"(worst: {group['worst'][:2]})",
+            )
+    if expect.min_sync_boundaries is not None:
+        _require(
+            failures,
+            group["boundaries"] >= expect.min_sync_boundaries,
+            f"{group['boundaries']} boundaries seen on several screens, at least "
+            f"{expect.min_sync_boundaries} expected",
+        )
 
 
 def _check_devices(

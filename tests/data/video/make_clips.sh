@@ -6,6 +6,8 @@ cd "$(dirname "$0")"
 src() { echo "testsrc2=size=$1:rate=$2:duration=$3"; }
 ff() { ffmpeg -v error -y "$@"; }
 ff -f lavfi -i "$(src 320x180 25 2)" -c:v libx264 -pix_fmt yuv420p -crf 32 -preset veryslow -movflags +faststart h264_320x180_2s.mp4
+# A clip long enough to watch screens of a sync group stay in step over its length (bench sync).
+ff -f lavfi -i "$(src 320x180 25 10)" -c:v libx264 -pix_fmt yuv420p -crf 32 -preset veryslow -movflags +faststart h264_320x180_10s.mp4
 ff -f lavfi -i "$(src 160x90 25 0.4)" -c:v libx264 -pix_fmt yuv420p -crf 32 -movflags +faststart h264_160x90_0.4s.mp4
 ff -f lavfi -i "$(src 320x180 25 2)" -c:v libvpx-vp9 -pix_fmt yuv420p -crf 45 -b:v 0 vp9_320x180_2s.webm
 ff -f lavfi -i "$(src 320x180 25 2)" -c:v libx265 -x265-params log-level=error -pix_fmt yuv420p -crf 32 hevc_320x180_2s.mkv
