@@ -91,6 +91,17 @@ def _in_slot(entry: ScheduleEntry, when: dt.datetime, windows: Windows) -> bool:
     return j < entry.share.slots_per_hour() and _slot(entry, hour, j)[0] <= at
 
 
+def _slot_start(entry: ScheduleEntry | None, when: dt.datetime, windows: Windows) -> int | None:
+    """The start (wall ns) of ``entry``'s slot holding ``when``: each slot is a play of its own,
+    also where slots touch (a share that fills the hour)."""
+    if entry is None or entry.share is None:
+        return None
+    at = to_ns(when)
+    hour = hour_start_ns(at, windows.tz)
+    j = _first_slot(entry, hour, at)
+    return _slot(entry, hour, j)[0] if j < entry.share.slots_per_hour() else None
+
+
 def _interrupts_at(manifest: Manifest, when: dt.datetime) -> list[Interrupt]:
     active = [i for i in manifest.interrupts if i.active(when)]
     # sorted() is stable: list order breaks the remaining ties.
@@ -209,21 +220,26 @@ def resolve_at(
     windows = Windows(ZoneInfo(manifest.timezone))
     when = wall_time.astimezone(UTC)
     current, interrupt, share = _choose(manifest, when, windows, playable, interrupts, shares)
-    key = _key(current, interrupt, share)
+    key = _key(current, interrupt, share, _slot_start(share, when, windows))
     for instant in _boundaries(manifest, when, windows, interrupts, shares):
-        if _key(*_choose(manifest, instant, windows, playable, interrupts, shares)) != key:
+        layout, by, slot_owner = _choose(manifest, instant, windows, playable, interrupts, shares)
+        if _key(layout, by, slot_owner, _slot_start(slot_owner, instant, windows)) != key:
             return Resolution(current, instant, interrupt, share)
     return Resolution(current, None, interrupt, share)
 
 
 def _key(
-    layout: Layout | None, interrupt: Interrupt | None, share: ScheduleEntry | None
-) -> tuple[str | None, str | None, str | None]:
-    # Another interrupt (or slot owner) showing the same layout is a change too.
+    layout: Layout | None,
+    interrupt: Interrupt | None,
+    share: ScheduleEntry | None,
+    slot: int | None,
+) -> tuple[str | None, str | None, str | None, int | None]:
+    # Another interrupt (or slot owner, or the next slot) showing the same layout is a change.
     return (
         layout.id if layout else None,
         interrupt.id if interrupt else None,
         share.id if share else None,
+        slot,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from player import resolve, resolve_at
@@ -274,6 +274,10 @@ def test_a_share_entry_takes_its_slots_of_each_hour() -> None:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(share=layout_shares(), tz=st.sampled_from(ZONES), when=instants)
+# A share that fills the hour: its slots touch, and each is still a play of its own.
+@example(
+    share={"percent": 92.0, "slot_ms": 600_000}, tz="UTC", when=dt.datetime(2026, 1, 1, tzinfo=UTC)
+)
 def test_a_share_entry_gets_its_airtime_in_every_full_hour(
     share: dict[str, Any], tz: str, when: dt.datetime
 ) -> None:
