@@ -49,6 +49,8 @@ from server._problems import install_problem_handlers, problem_doc
 from server._routes import Routes
 from server._security import hash_token, load_admin_token
 from server._state import ServerState
+from server._time_api import EXCHANGES_PER_WINDOW as TIME_EXCHANGES_PER_WINDOW
+from server._time_api import WINDOW_S as TIME_WINDOW_S
 from server._uploads import remove_expired_uploads
 
 log = logging.getLogger("signage.server")
@@ -120,6 +122,7 @@ async def _build_state(
         auth_failures=window("auth", config.auth_failures_per_ip, config.auth_failure_window_s),
         sse_connects=window("sse", config.sse_connects_per_ip, 60.0),
         signin_failures=window("signin", SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_S),
+        time_exchanges=window("time", TIME_EXCHANGES_PER_WINDOW, TIME_WINDOW_S),
         prober=Prober(
             ProbeLimits(
                 timeout_s=config.probe_timeout_s,

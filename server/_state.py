@@ -73,6 +73,7 @@ class ServerState:
     auth_failures: Window  # per client address
     sse_connects: Window  # per client address
     signin_failures: Window  # the web console's, per client address
+    time_exchanges: Window  # a sync group member's clock exchanges, per device
     counters: Counters = field(default_factory=Counters)
     auth_lookups: KeyedLocks = field(default_factory=KeyedLocks)  # per client address
     # Content writes one at a time in this process (content_transaction adds the database's

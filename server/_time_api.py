@@ -10,27 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from protocol import TimeResponse
 from server._auth import Device, State
-from server._limits import SlidingWindow
 from server._problems import ApiError, problem_doc
-from server._state import ServerState
 
 router = APIRouter(tags=["device"])
-# A device's burst at start-up is about ten exchanges; afterwards one every few seconds.
+# A device's burst at start-up is about ten exchanges; afterwards one every few seconds. The
+# window is ServerState.time_exchanges (shared between replicas with Redis).
 EXCHANGES_PER_WINDOW = 30
 WINDOW_S = 10.0
-
-
-def _limit(request: Request, state: ServerState) -> SlidingWindow:
-    app_state = request.app.state
-    window: SlidingWindow | None = getattr(app_state, "time_exchange_limit", None)
-    if window is None:
-        window = SlidingWindow(EXCHANGES_PER_WINDOW, WINDOW_S, state.clock)
-        app_state.time_exchange_limit = window
-    return window
 
 
 def _utc(seconds: float) -> dt.datetime:
@@ -40,9 +30,9 @@ def _utc(seconds: float) -> dt.datetime:
 @router.get(
     "/api/v1/device/time", response_model=TimeResponse, responses=problem_doc(401, 400, 429)
 )
-async def device_time(request: Request, device: Device, state: State) -> TimeResponse:
+async def device_time(device: Device, state: State) -> TimeResponse:
     received = state.clock()
-    wait = _limit(request, state).hit(device.id)
+    wait = await state.time_exchanges.hit(device.id)
     if wait:
         raise ApiError(
             429,
