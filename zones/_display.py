@@ -108,17 +108,22 @@ class OffscreenDisplay:
         self.last = None
 
 
+def init_video(config: DisplayConfig) -> str:
+    """SDL's video subsystem on the configured driver (``display.driver``); its name."""
+    if config.driver:
+        os.environ["SDL_VIDEODRIVER"] = config.driver
+    try:
+        pygame.display.init()
+    except pygame.error as exc:
+        raise PlayerError(f"cannot open the display: {exc}") from exc
+    return pygame.display.get_driver()
+
+
 class ScreenDisplay:
     """A pygame window (fullscreen on a kiosk), honouring the configured size and rotation."""
 
     def __init__(self, config: DisplayConfig) -> None:
-        if config.driver:
-            os.environ["SDL_VIDEODRIVER"] = config.driver
-        try:
-            pygame.display.init()
-        except pygame.error as exc:
-            raise PlayerError(f"cannot open the display: {exc}") from exc
-        driver = pygame.display.get_driver()
+        driver = init_video(config)
         if driver == "x11":
             # SDL 2 otherwise presents a window surface through its 2D renderer (OpenGL):
             # the whole window is uploaded and drawn per update (~13 ms for a 16x16 update

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import pygame
 
 from core import DisplayConfig, PlayerError
-from zones._display import quit_requested
+from zones._display import init_video, quit_requested
 from zones._geometry import Rotation, rotated_size
 from zones._gl import GLContext, GLInfo
 from zones._gl_draw import (
@@ -117,13 +117,7 @@ class GLWindow(GLScreen):
     """A pygame ``OPENGL | DOUBLEBUF`` window (fullscreen on a kiosk) with vsync."""
 
     def __init__(self, config: DisplayConfig) -> None:
-        if config.driver:
-            os.environ["SDL_VIDEODRIVER"] = config.driver
-        try:
-            pygame.display.init()
-        except pygame.error as exc:
-            raise PlayerError(f"cannot open the display: {exc}") from exc
-        driver = pygame.display.get_driver()
+        driver = init_video(config)
         if driver == "dummy":
             raise PlayerError("SDL's dummy video driver has no OpenGL (offscreen has, via EGL)")
         physical = _physical_size(config, driver)
