@@ -48,6 +48,7 @@ from server._probe import ProbeLimits, Prober
 from server._problems import install_problem_handlers, problem_doc
 from server._routes import Routes
 from server._security import hash_token, load_admin_token
+from server._sse import end_on_exit
 from server._state import ServerState
 from server._time_api import EXCHANGES_PER_WINDOW as TIME_EXCHANGES_PER_WINDOW
 from server._time_api import WINDOW_S as TIME_WINDOW_S
@@ -217,9 +218,11 @@ def _lifespan(
             state.devices_with_commands.update(r.device_id for r in pending)
         app.state.signage = state
         sweeper = asyncio.create_task(_sweeper(state))
+        exit_watch = asyncio.create_task(end_on_exit(state.hub.close_all))
         try:
             yield
         finally:
+            exit_watch.cancel()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper

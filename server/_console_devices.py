@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from protocol import ClaimRequest
 from server._admin_devices import (
@@ -35,6 +33,7 @@ from server._console_web import Console, admin_call, enter, message_of
 from server._events_api import admin_events
 from server._pairing import claim
 from server._problems import ApiError
+from server._sse import EventStream, frame
 from server._state import ServerState
 
 router = APIRouter(include_in_schema=False)
@@ -123,42 +122,20 @@ async def console_events(request: Request) -> Response:
     """The admin event stream, for pages signed in with the session cookie, for as long as
     the session stays signed in."""
     console = await enter(request)
-    stream: EventSourceResponse = await admin_events(request, _admin(console.state), console.state)
-    events: AsyncIterator[Any] = aiter(stream.body_iterator)
-    stream.body_iterator = _while_signed_in(events, console.state, console.session.id)
-    return stream
+    stream = await admin_events(request, _admin(console.state), console.state)
+    state, session_id = console.state, console.session.id
 
-
-async def _while_signed_in(
-    events: AsyncIterator[Any], state: ServerState, session_id: str
-) -> AsyncIterator[Any]:
-    """``events`` until the session is signed out; then a ``signed-out`` event, and the end
-    (the page's reconnection then meets the sign-in check)."""
-    pending: asyncio.Task[Any] | None = None
-    try:
+    async def while_signed_in(stream: EventStream) -> None:
+        """Once the session is signed out: a ``signed-out`` event, and the end (the page's
+        reconnection then meets the sign-in check)."""
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({pending}, timeout=SESSION_RECHECK_S)
-            if not done:
-                if not await session_valid(state, session_id):
-                    yield ServerSentEvent(event="signed-out", data="{}")
-                    return
-                continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
+            await asyncio.sleep(SESSION_RECHECK_S)
+            if not await session_valid(state, session_id):
+                stream.end(frame(event="signed-out", data="{}"))
                 return
-            finally:
-                pending = None
-            yield event
-    finally:
-        if pending is not None:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+
+    stream.watch = while_signed_in
+    return stream
 
 
 async def _one(console: Console, device_id: str) -> DeviceInfo | None:

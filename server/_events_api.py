@@ -2,91 +2,57 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from server._auth import Admin, Device, State
 from server._bodies import JsonRoute
 from server._content import manifest_config
 from server._device_api import manifest_of, mark_seen
-from server._hub import Event, Subscriber
+from server._hub import Subscriber
 from server._problems import ApiError, problem_doc
+from server._sse import RETRY_MS, EventStream, encode, frame
 from server._state import ServerState, client_address
 
 router = APIRouter(tags=["events"], route_class=JsonRoute)
-RETRY_MS = 3000
 SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"description": "text/event-stream", "content": {"text/event-stream": {}}}
 }
 
 
-def _sse(event: Event) -> ServerSentEvent:
-    return ServerSentEvent(data=json.dumps(event.data), event=event.name, id=str(event.id))
-
-
-async def _drain(subscriber: Subscriber) -> AsyncIterator[Event]:
-    """Events until the subscriber is closed (replaced, revoked or too far behind); those the
-    replay already sent are skipped."""
-    closed = asyncio.create_task(subscriber.closed.wait())
-    getter: asyncio.Task[Event] | None = None
-    try:
-        while not subscriber.closed.is_set():
-            getter = asyncio.create_task(subscriber.queue.get())
-            done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                return
-            event = getter.result()
-            if event.seq > subscriber.floor:
-                yield event
-    finally:
-        closed.cancel()
-        if getter is not None:
-            getter.cancel()  # also when the stream is cancelled (the client left) mid-wait
-
-
-async def _device_stream(
+async def _open_device(
     state: ServerState, device_id: str, last_event_id: str | None
-) -> AsyncIterator[ServerSentEvent]:
+) -> tuple[Subscriber, bytes]:
+    """Subscribe (replacing the device's other stream, on any replica) and the stream's
+    first events: the replay, or a manifest hint when no exact replay is possible."""
     subscription = await state.hub.subscribe(device_id, last_event_id)
-    state.counters.inc("sse_connects")
     try:
+        state.counters.inc("sse_connects")
         await mark_seen(state, device_id)
-        first = True
         if subscription.gap:
             # No exact replay possible: the manifest is the truth, so point at it.
             cached = await manifest_of(state, device_id)
-            yield ServerSentEvent(
-                data=json.dumps({"etag": cached.etag}),
-                event="manifest",
-                id=str(subscription.last_id),
-                retry=RETRY_MS,
-            )
-            yield ServerSentEvent(
-                data=manifest_config(state).model_dump_json(),
-                event="config",
-                id=str(subscription.last_id),
-            )
-            first = False
-        for event in subscription.replay:
-            sse = _sse(event)
-            if first:
-                sse.retry = RETRY_MS
-                first = False
-            yield sse
-        if first:
-            yield ServerSentEvent(comment="connected", retry=RETRY_MS)
-        async for event in _drain(subscription.subscriber):
-            state.counters.inc("sse_events")
-            yield _sse(event)
-    finally:
-        if state.hub.unsubscribe(device_id, subscription.subscriber):
-            # The current stream closed: its silence starts now; the sweeper decides later.
-            await state.presence.touch(device_id, state.clock())
+            last_id = str(subscription.last_id)
+            opening = frame(
+                event="manifest", data=json.dumps({"etag": cached.etag}), id=last_id, retry=RETRY_MS
+            ) + frame(event="config", data=manifest_config(state).model_dump_json(), id=last_id)
+        elif subscription.replay:
+            first, *rest = subscription.replay
+            opening = encode(first, RETRY_MS) + b"".join(encode(e) for e in rest)
+        else:
+            opening = frame(comment="connected", retry=RETRY_MS)
+    except BaseException:
+        await _close_device(state, device_id, subscription.subscriber)
+        raise
+    return subscription.subscriber, opening
+
+
+async def _close_device(state: ServerState, device_id: str, subscriber: Subscriber) -> None:
+    if state.hub.unsubscribe(device_id, subscriber):
+        # The current stream closed: its silence starts now; the sweeper decides later.
+        await state.presence.touch(device_id, state.clock())
 
 
 async def _limit_connects(state: ServerState, request: Request) -> None:
@@ -108,25 +74,32 @@ async def device_events(
     device: Device,
     state: State,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
-) -> EventSourceResponse:
+) -> EventStream:
     await _limit_connects(state, request)
-    return EventSourceResponse(
-        _device_stream(state, device.id, last_event_id),
-        ping=state.config.sse_ping_s,
+    device_id = device.id
+
+    def sent(count: int) -> None:
+        state.counters.inc("sse_events", count)
+
+    return EventStream(
+        lambda: _open_device(state, device_id, last_event_id),
+        lambda subscriber: _close_device(state, device_id, subscriber),
+        state.pings,
+        sent=sent,
     )
 
 
-async def _dashboard_stream(state: ServerState) -> AsyncIterator[ServerSentEvent]:
-    subscriber = state.hub.dashboard_subscribe()
-    try:
-        yield ServerSentEvent(comment="connected", retry=RETRY_MS)
-        async for event in _drain(subscriber):
-            yield _sse(event)
-    finally:
+def dashboard_stream(state: ServerState) -> EventStream:
+    async def open_dashboard() -> tuple[Subscriber, bytes]:
+        return state.hub.dashboard_subscribe(), frame(comment="connected", retry=RETRY_MS)
+
+    async def close_dashboard(subscriber: Subscriber) -> None:
         state.hub.dashboard_unsubscribe(subscriber)
+
+    return EventStream(open_dashboard, close_dashboard, state.pings)
 
 
 @router.get("/api/v1/admin/events", responses={**SSE_DOC, **problem_doc(400, 401, 429)})
-async def admin_events(request: Request, admin: Admin, state: State) -> EventSourceResponse:
+async def admin_events(request: Request, admin: Admin, state: State) -> EventStream:
     await _limit_connects(state, request)
-    return EventSourceResponse(_dashboard_stream(state), ping=state.config.sse_ping_s)
+    return dashboard_stream(state)

@@ -1,7 +1,7 @@
 """Event fan-out: per-device channels with ids and a replay buffer, and a dashboard bus.
 
 ``Hub`` is the interface; ``EventHub`` keeps channels in this process, and
-``server._redis_hub.RedisHub`` keeps them in Redis streams so a device can reconnect to any
+``server._redis_state.RedisHub`` keeps them in Redis streams so a device can reconnect to any
 replica with its ``Last-Event-ID``. A device has one stream at a time: opening a second one,
 on any replica, closes the first.
 
@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 QUEUE_LIMIT = 256
@@ -32,24 +32,71 @@ class Event:
     seq: Seq = (0, 0)
 
 
-@dataclass(eq=False)
 class Subscriber:
-    """One open stream. ``closed`` is set when it is replaced, revoked or overflows.
+    """One open stream's inbox: the hub offers events, the stream's writer takes them.
 
-    ``floor``: events at or below it were replayed already; the live ones that raced the
-    replay are skipped by whoever drains the queue.
+    Light on purpose, since a replica holds one per screen: a list, and a future only while
+    its writer waits. ``closed`` once it is replaced, revoked or too far behind. Events at or
+    below ``floor`` were replayed already: the live ones that raced the replay are dropped
+    when taken.
     """
 
-    queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-    floor: Seq = (0, 0)
+    __slots__ = ("_events", "_waiter", "closed", "floor")
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.floor: Seq | None = None
+        self._events: list[Event] = []
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, event: Event) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if self.closed:
+            return
+        if len(self._events) >= QUEUE_LIMIT:
             # A reader this far behind reconnects and replays; holding more would grow memory.
-            self.closed.set()
+            self.close()
+            return
+        self._events.append(event)
+        self.wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._events = []
+        self.wake()
+
+    def wake(self) -> None:
+        """End the writer's ``wait`` (also for a ping due, or the client gone)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def take(self) -> list[Event]:
+        """Every pending event, oldest first (none once closed)."""
+        taken, self._events = self._events, []
+        floor = self.floor
+        return taken if floor is None else [e for e in taken if e.seq > floor]
+
+    async def wait(self) -> None:
+        """Until an event is offered, the subscriber closes, or ``wake``; at once when an
+        event is pending or it is closed already."""
+        if self._events or self.closed:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def next(self) -> Event | None:
+        """The next event, or None once closed."""
+        while not self.closed:
+            if self._events:
+                event = self._events.pop(0)
+                if self.floor is None or event.seq > self.floor:
+                    return event
+                continue
+            await self.wait()
+        return None
 
 
 @dataclass(frozen=True)
@@ -148,7 +195,7 @@ class EventHub:
     async def subscribe(self, device_id: str, last_event_id: str | None) -> Subscription:
         channel = self._channel(device_id)
         if channel.subscriber is not None:
-            channel.subscriber.closed.set()
+            channel.subscriber.close()
         subscriber = Subscriber()
         channel.subscriber = subscriber
         replay: list[Event] = []
@@ -170,15 +217,15 @@ class EventHub:
     async def close_device(self, device_id: str) -> None:
         channel = self._channels.pop(device_id, None)
         if channel is not None and channel.subscriber is not None:
-            channel.subscriber.closed.set()
+            channel.subscriber.close()
 
     def close_all(self) -> None:
         for channel in self._channels.values():
             if channel.subscriber is not None:
-                channel.subscriber.closed.set()
+                channel.subscriber.close()
         self._channels.clear()
         for subscriber in list(self._dashboards):
-            subscriber.closed.set()
+            subscriber.close()
 
     def stream_count(self) -> int:
         return sum(1 for c in self._channels.values() if c.subscriber is not None)

@@ -424,7 +424,7 @@ class RedisHub:
         subscriber = self._local.pop(device_id, None)
         self._owner.pop(device_id, None)
         if subscriber is not None:
-            subscriber.closed.set()
+            subscriber.close()
 
     # --- devices -------------------------------------------------------------------------
 
@@ -456,7 +456,7 @@ class RedisHub:
     async def subscribe(self, device_id: str, last_event_id: str | None) -> Subscription:
         old = self._local.pop(device_id, None)
         if old is not None:
-            old.closed.set()
+            old.close()
         subscriber = Subscriber()
         token = secrets.token_hex(8)
         self._local[device_id] = subscriber
@@ -516,7 +516,7 @@ class RedisHub:
         for device_id in list(self._local):
             self._close_local(device_id)
         for subscriber in list(self._dashboards):
-            subscriber.closed.set()
+            subscriber.close()
 
     def stream_count(self) -> int:
         return len(self._local)

@@ -27,6 +27,7 @@ from server._limits import KeyedLocks, Window
 from server._manifests import ManifestStore
 from server._presence import PresenceStore
 from server._probe import Prober
+from server._sse import Pings
 
 # PostgreSQL advisory lock taken by every content transaction, on every replica.
 CONTENT_LOCK = 0x5349_474E_4354  # "SIGNCT"
@@ -87,8 +88,10 @@ class ServerState:
     devices_with_commands: set[str] = field(default_factory=set)
     presence_writes: dict[str, dict[str, Any]] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    pings: Pings = field(init=False)  # the keep-alive ticker every event stream shares
 
     def __post_init__(self) -> None:
+        self.pings = Pings(self.config.sse_ping_s)
         self.bus.on("forget_auth", lambda p: self._forget_auth(p["device"]))
         self.bus.on("commands", lambda p: self.devices_with_commands.add(p["device"]))
 
