@@ -42,6 +42,7 @@ from server._console import install_console
 from server._console_session import SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_S
 from server._db import commands, database_url, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
+from server._events_api import DeviceEvents
 from server._front import ROUTE_CLASSES, Front
 from server._migrations import open_database
 from server._probe import ProbeLimits, Prober
@@ -302,7 +303,9 @@ def create_app(
         state = state_of()
         return state.config if state is not None else None
 
-    # Outer to inner: SignageApp's Front, FastAPI's error middleware, AuthGate, BodyLimit.
+    # Outer to inner: SignageApp's Front, FastAPI's error middleware, AuthGate, BodyLimit,
+    # DeviceEvents.
+    app.add_middleware(DeviceEvents, state_of=state_of)
     app.add_middleware(BodyLimit, config_of=config_of, routes=app.documented)
     app.add_middleware(AuthGate, state_of=state_of, routes=app.documented)
     return app

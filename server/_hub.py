@@ -149,7 +149,7 @@ class Hub(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Channel:
     buffer: deque[Event]
     evicted_upto: int = 0
