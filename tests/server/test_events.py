@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from server import RunningServer, run_in_thread
 from server._state import ServerState
 from tests.conftest import Backend
-from tests.server.conftest import make_settings
+from tests.server.conftest import FakeClock, make_settings
 
 TIMEOUT = httpx.Timeout(10.0)
 
@@ -302,3 +304,47 @@ async def test_replay_resumes_after_the_last_event_seen_not_at_it(live: RunningS
             first = await asyncio.wait_for(stream.next(), timeout=5)
         assert first["event"] == "command" and first["id"] == seen[2]["id"]
         assert json.loads(first["data"])["id"] == sent[2], "the event seen is not sent again"
+
+
+async def _metric(client: httpx.AsyncClient, name: str) -> float:
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith(f"signage_{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+async def test_a_client_leaving_mid_stream_is_unsubscribed_and_its_silence_starts(
+    tmp_path: Path, backend: Backend
+) -> None:
+    clock = FakeClock(time.time())
+    settings = make_settings(sse_ping_s=30.0, **backend.settings())
+    with run_in_thread(settings, tmp_path / "srv", clock=clock) as running:
+        async with session(running) as (client, admin):
+            device_id, token = await pair(client, admin)
+            async with open_stream(client, token) as stream:
+                await stream.next()
+                await stream.next()
+                assert await _metric(client, "sse_device_streams") == 1
+                clock.advance(100.0)  # the stream held, silently, for a while
+            # The client has gone without a word: noticed long before the next ping, and
+            # its silence starts when the stream closed, not when it opened.
+            last_seen = 0.0
+            for _ in range(100):
+                listed = await client.get(f"/api/v1/admin/devices/{device_id}", headers=admin)
+                last_seen = dt.datetime.fromisoformat(listed.json()["last_seen"]).timestamp()
+                if last_seen >= clock.now - 1.0:
+                    break
+                await asyncio.sleep(0.05)
+            assert last_seen == pytest.approx(clock.now, abs=1.0)
+            assert await _metric(client, "sse_device_streams") == 0
+
+
+async def test_a_last_event_id_too_long_is_a_problem(live: RunningServer) -> None:
+    async with session(live) as (client, admin):
+        _, token = await pair(client, admin)
+        refused = await client.get(
+            "/api/v1/device/events",
+            headers={"Authorization": f"Bearer {token}", "Last-Event-ID": "1" * 65},
+        )
+    assert refused.status_code == 422  # the route's own validation answers it
+    assert refused.headers["content-type"] == "application/problem+json"
