@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
@@ -18,6 +19,7 @@ from server import RunningServer, run_in_thread
 from server._state import ServerState
 from tests.conftest import Backend
 from tests.server.conftest import FakeClock, make_settings
+from tests.server.server_process import server_process
 
 TIMEOUT = httpx.Timeout(10.0)
 
@@ -348,3 +350,25 @@ async def test_a_last_event_id_too_long_is_a_problem(live: RunningServer) -> Non
         )
     assert refused.status_code == 422  # the route's own validation answers it
     assert refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_streams_end_when_the_server_is_told_to_stop(tmp_path: Path) -> None:
+    with server_process(tmp_path / "srv") as running:
+        async with httpx.AsyncClient(base_url=running.url, timeout=TIMEOUT) as client:
+            admin = {"Authorization": f"Bearer {running.admin_token}"}
+            _, token = await pair(client, admin)
+            async with open_stream(client, token) as stream:
+                await stream.next()
+                await stream.next()
+                stopped = time.monotonic()
+                running.process.send_signal(signal.SIGTERM)
+                with pytest.raises(EOFError):
+                    await asyncio.wait_for(stream.next(), timeout=10)
+            # uvicorn re-raises the signal once it has shut down: -15 is a clean stop.
+            assert await asyncio.to_thread(running.process.wait, 10) in (0, -signal.SIGTERM)
+        took = time.monotonic() - stopped
+        assert running.process.stderr is not None
+        log = running.process.stderr.read()
+    # Well within uvicorn's graceful shutdown (5 s), which would otherwise wait for the stream.
+    assert took < 4.0
+    assert "graceful shutdown exceeded" not in log
