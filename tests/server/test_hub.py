@@ -18,9 +18,9 @@ async def test_a_reader_too_far_behind_is_closed_and_holds_nothing() -> None:
     subscriber = Subscriber()
     for n in range(QUEUE_LIMIT):
         subscriber.offer(_event(n))
-    assert not subscriber.closed
+    full = subscriber.closed
     subscriber.offer(_event(QUEUE_LIMIT))
-    assert subscriber.closed
+    assert (full, subscriber.closed) == (False, True)
     assert subscriber.take() == []
     subscriber.offer(_event(QUEUE_LIMIT + 1))  # offered after: dropped, not held
     assert await asyncio.wait_for(subscriber.next(), WAIT_S) is None
