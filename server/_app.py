@@ -108,7 +108,7 @@ async def _build_state(
         outages.register("database", database_unreachable, lambda: database_answers(engine))
     shared = await open_shared(config, clock, outages)
     window = shared.window
-    return ServerState(
+    state = ServerState(
         config=config,
         data_dir=data_dir,
         engine=engine,
@@ -138,6 +138,9 @@ async def _build_state(
         closers=[outages.close, shared.close],
         outages=outages,
     )
+    if "redis" in outages.names():
+        outages.on_back("redis", state.restore_presence)
+    return state
 
 
 async def _metrics_text(state: ServerState) -> str:
@@ -147,9 +150,18 @@ async def _metrics_text(state: ServerState) -> str:
         lines.append(f"# TYPE signage_{name} {kind}")
         lines.append(f"signage_{name}{labels} {value}")
 
-    metric("devices_online", "gauge", await state.presence.online_count())
+    try:
+        metric("devices_online", "gauge", await state.presence.online_count())
+    except Exception as exc:  # Redis is lost: the rest is still worth reporting
+        if state.outages.noted(exc) is None:
+            raise
     metric("sse_device_streams", "gauge", state.hub.stream_count())
     metric("sse_dashboard_streams", "gauge", state.hub.dashboard_count())
+    if state.outages.names():
+        lines.append("# TYPE signage_engine_up gauge")
+    for name in state.outages.names():
+        up = 0 if state.outages.is_down(name) else 1
+        lines.append(f'signage_engine_up{{engine="{name}"}} {up}')
     counters = state.counters.values
     lines.append("# TYPE signage_http_responses_total counter")
     for route in ROUTE_CLASSES:

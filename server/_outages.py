@@ -92,8 +92,9 @@ class Outages:
         engine = self._engines.get(name)
         return engine is not None and engine.down_since is not None
 
-    def down_names(self) -> list[str]:
-        return [e.name for e in self._engines.values() if e.down_since is not None]
+    def names(self) -> list[str]:
+        """The engines that can be lost, in the order they were registered."""
+        return list(self._engines)
 
     async def check(self, name: str) -> bool:
         """Probe ``name`` now (bounded); marks it down when it does not answer."""

@@ -388,6 +388,16 @@ class RedisPresence:
     async def online_count(self) -> int:
         return int(await self._link.client.zcard(self._keys[0]))
 
+    async def restore(self, device_ids: Iterable[str], now: float) -> None:
+        ids = list(device_ids)
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            async with self._link.client.pipeline(transaction=False) as pipe:
+                pipe.zadd(self._keys[0], dict.fromkeys(chunk, now), nx=True)
+                for device_id in chunk:
+                    pipe.hsetnx(self._keys[1], device_id, now)
+                await pipe.execute()
+
 
 class RedisManifests:
     """A ``ManifestStore`` in Redis (a hash per device)."""

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core import ServerConfig
 from server._bus import Bus, Leases, Wakeups
-from server._db import commands
+from server._db import commands, devices
 from server._hub import Hub
 from server._limits import KeyedLocks, Window
 from server._manifests import ManifestStore
@@ -114,6 +114,18 @@ class ServerState:
         exc = None if task.cancelled() else task.exception()
         if exc is not None and self.outages.noted(exc) is None:
             log.error("reading pending commands failed", exc_info=exc)
+
+    async def restore_presence(self) -> None:
+        """After Redis was lost (it may have restarted empty): the devices the database has
+        online are online again from now, so the sweeper can take the silent ones offline."""
+        async with self.engine.connect() as conn:
+            online = await conn.execute(
+                select(devices.c.id).where(
+                    devices.c.status == "online", devices.c.revoked_at.is_(None)
+                )
+            )
+            ids = [row.id for row in online]
+        await self.presence.restore(ids, self.clock())
 
     async def load_pending_commands(self) -> None:
         """Devices with undelivered commands, from the database."""

@@ -51,9 +51,7 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def server_process(
-    data_dir: Path, log: Path | None = None, **env: str
-) -> Iterator[ServerProcess]:
+def server_process(data_dir: Path, log: Path | None = None, **env: str) -> Iterator[ServerProcess]:
     """A real ``signage server`` (uvicorn, SQLite in ``data_dir``); stopped on exit. Its
     standard error goes to ``log`` when given."""
     port = free_port()

@@ -10,11 +10,13 @@ every replica, and changes made afterwards arrive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -207,8 +209,23 @@ def _logged_once(log: Path, engine: str) -> None:
     assert text.count(f"{engine} is back") == 1, text
 
 
+def _stored_status(data: Path, device_id: str) -> str:
+    """The status the database has (what the sweeper wrote), not what Redis says now."""
+    with contextlib.closing(sqlite3.connect(data / "server.sqlite3")) as db:
+        row = db.execute("SELECT status FROM devices WHERE id = ?", (device_id,)).fetchone()
+    status: str = row[0]
+    return status
+
+
 async def test_redis_lost_and_back(tmp_path: Path, redis_engine: Redis) -> None:
-    env = {"SIGNAGE_SERVER__REDIS_URL": redis_engine.url, "SIGNAGE_SERVER__SSE_PING_S": "1"}
+    env = {
+        "SIGNAGE_SERVER__REDIS_URL": redis_engine.url,
+        "SIGNAGE_SERVER__SSE_PING_S": "1",
+        # Offline after 10 s of silence (the shortest allowed): a device that falls silent
+        # while Redis is away must still go offline once it is back.
+        "SIGNAGE_SERVER__HEARTBEAT_INTERVAL_S": "5",
+        "SIGNAGE_SERVER__OFFLINE_AFTER_MISSED": "2",
+    }
     data = tmp_path / "data"
     logs = tmp_path / "a.log", tmp_path / "b.log"
     with server_process(data, logs[0], **env) as a, server_process(data, logs[1], **env) as b:
@@ -220,6 +237,8 @@ async def test_redis_lost_and_back(tmp_path: Path, redis_engine: Redis) -> None:
             device_id, token = await pair(on_a, admin, "hw-lobby")
             other_id, other_token = await pair(on_a, admin, "hw-hall")
             assert (await _beat(on_b, other_token)).status_code == 200  # its token cached on B
+            silent_id, silent_token = await pair(on_a, admin, "hw-silent")
+            assert (await _beat(on_a, silent_token)).status_code == 200
             async with open_stream(on_b, token) as stream:
                 assert (await stream.next())["event"] == "manifest"
                 assert (await stream.next())["event"] == "config"
@@ -229,17 +248,25 @@ async def test_redis_lost_and_back(tmp_path: Path, redis_engine: Redis) -> None:
                 last_id = event["id"]
                 # A change just before the loss: delivered now, or made up for after.
                 before = await command(on_a, admin, device_id)
-                redis_engine.kill()
+                assert (await _beat(on_a, silent_token)).status_code == 200
+                for _ in range(50):  # written within a second (presence writes are queued)
+                    if _stored_status(data, silent_id) == "online":
+                        break
+                    await asyncio.sleep(0.1)
+                assert _stored_status(data, silent_id) == "online"
+                redis_engine.kill()  # well within its 10 s: nobody swept it yet
                 for late in await _until_end(stream):
                     last_id = late.get("id", last_id)
 
             await _refused_quickly(on_b, "redis", "POST", "/api/v1/device/heartbeat",
                                    json={"metrics": METRICS}, headers=_bearer(token))  # fmt: skip
             await _refused_quickly(on_b, "redis", "GET", "/healthz")
+            assert 'signage_engine_up{engine="redis"} 0' in (await on_b.get("/metrics")).text
             await _refused_quickly(on_b, "redis", "GET", "/api/v1/device/events",
                                    headers=_bearer(token))  # fmt: skip
             redis_engine.start()  # empty: its streams are gone
             await _healthy(on_a, on_b)
+            assert 'signage_engine_up{engine="redis"} 1' in (await on_b.get("/metrics")).text
             # The bus works again: a token revoked on A is refused on B, which had it cached.
             revoked = await on_a.delete(f"/api/v1/admin/devices/{other_id}", headers=admin)
             assert revoked.status_code == 204, revoked.text
@@ -255,6 +282,10 @@ async def test_redis_lost_and_back(tmp_path: Path, redis_engine: Redis) -> None:
                     event = await asyncio.wait_for(resumed.next(), QUICK_S)
                     if after in event.get("data", ""):
                         break
+            deadline = time.monotonic() + RECOVER_S
+            while _stored_status(data, silent_id) != "offline":
+                assert time.monotonic() < deadline, "a device silent since the loss stays online"
+                await asyncio.sleep(0.5)
     for log in logs:
         _logged_once(log, "redis")
 
@@ -308,6 +339,7 @@ async def test_postgres_lost_and_back(
             assert (await _beat(client, token)).status_code == 200
             postgres_engine.stop()
             await _refused_quickly(client, "database", "GET", "/healthz")
+            assert 'signage_engine_up{engine="database"} 0' in (await client.get("/metrics")).text
             await _refused_quickly(client, "database", "GET", "/api/v1/admin/devices",
                                    headers=admin)  # fmt: skip
             await _refused_quickly(client, "database", "POST",
