@@ -51,9 +51,23 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def server_process(data_dir: Path, log: Path | None = None, **env: str) -> Iterator[ServerProcess]:
-    """A real ``signage server`` (uvicorn, SQLite in ``data_dir``); stopped on exit. Its
-    standard error goes to ``log`` when given."""
+def server_process(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
+    """A real ``signage server`` (uvicorn, SQLite in ``data_dir``); stopped on exit."""
+    with _server_process(data_dir, None, env) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def logged_server_process(data_dir: Path, log: Path, **env: str) -> Iterator[ServerProcess]:
+    """The same, its standard error written to ``log`` (to read what it logged)."""
+    with _server_process(data_dir, log, env) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _server_process(
+    data_dir: Path, log: Path | None, env: dict[str, str]
+) -> Iterator[ServerProcess]:
     port = free_port()
     token = "process-admin-token-0123456789"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAGE_")}

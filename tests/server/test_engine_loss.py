@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import pwd
 import shutil
@@ -33,7 +34,7 @@ from server._db import commands, devices
 from server._outages import Outages
 from server._redis_state import open_redis
 from tests.server.conftest import Ctx
-from tests.server.server_process import ServerProcess, free_port, server_process
+from tests.server.server_process import ServerProcess, free_port, logged_server_process
 from tests.server.test_device import METRICS
 from tests.server.test_events import Stream, command, open_stream, pair
 
@@ -228,7 +229,10 @@ async def test_redis_lost_and_back(tmp_path: Path, redis_engine: Redis) -> None:
     }
     data = tmp_path / "data"
     logs = tmp_path / "a.log", tmp_path / "b.log"
-    with server_process(data, logs[0], **env) as a, server_process(data, logs[1], **env) as b:
+    with (
+        logged_server_process(data, logs[0], **env) as a,
+        logged_server_process(data, logs[1], **env) as b,
+    ):
         admin = _bearer(a.admin_token)
         async with (
             httpx.AsyncClient(base_url=a.url, timeout=TIMEOUT) as on_a,
@@ -293,7 +297,7 @@ async def test_redis_lost_and_back(tmp_path: Path, redis_engine: Redis) -> None:
 async def test_a_hung_redis_does_not_hang_requests(tmp_path: Path, redis_engine: Redis) -> None:
     env = {"SIGNAGE_SERVER__REDIS_URL": redis_engine.url, "SIGNAGE_SERVER__SSE_PING_S": "1"}
     log = tmp_path / "server.log"
-    with server_process(tmp_path / "data", log, **env) as server:
+    with logged_server_process(tmp_path / "data", log, **env) as server:
         admin = _bearer(server.admin_token)
         async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as client:
             device_id, token = await pair(client, admin)
@@ -332,7 +336,7 @@ async def test_postgres_lost_and_back(
     }
     log = tmp_path / "server.log"
     server: ServerProcess
-    with server_process(tmp_path / "data", log, **env) as server:
+    with logged_server_process(tmp_path / "data", log, **env) as server:
         admin = _bearer(server.admin_token)
         async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as client:
             device_id, token = await pair(client, admin)
@@ -387,6 +391,10 @@ async def test_events_that_could_not_be_written_end_in_a_manifest_hint(redis_eng
         await shared.close()
 
 
+def _heard(heard: list[str], name: str, _payload: dict[str, str]) -> None:
+    heard.append(name)
+
+
 async def test_after_an_outage_every_replica_drops_what_it_may_have_missed(
     redis_engine: Redis,
 ) -> None:
@@ -398,7 +406,7 @@ async def test_after_an_outage_every_replica_drops_what_it_may_have_missed(
     for name in ("a", "b"):
         outages = Outages()
         shared = await open_redis(redis_engine.url, config, lambda: 1_800_000_000.0, outages)
-        shared.bus.on("resync", lambda _p, name=name: heard.append(name))
+        shared.bus.on("resync", functools.partial(_heard, heard, name))
         replicas.append((shared, outages))
     try:
         (_, a_outages), (_, b_outages) = replicas
@@ -453,3 +461,29 @@ async def test_a_resync_drops_cached_tokens_and_rereads_pending_commands(ctx: Ct
         "/api/v1/device/heartbeat", json={"metrics": METRICS}, headers=_bearer(token)
     )
     assert [c["id"] for c in beat.json()["commands"]] == ["cmd-elsewhere"]
+
+
+async def test_an_engine_lost_inside_an_open_stream_ends_it_quietly(
+    ctx: Ctx, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis lost between the connect check and the subscription, once the stream's headers
+    are out: the stream ends (the player reconnects), no 500, no traceback."""
+    _, token = await ctx.pair()
+
+    class Gone(Exception):
+        pass
+
+    async def lost(*_args: Any) -> Any:
+        raise Gone("injected: the engine is gone")
+
+    async def probe() -> bool:
+        return False
+
+    ctx.state.outages.register("redis", lambda e: isinstance(e, Gone), probe)
+    monkeypatch.setattr(ctx.state.hub, "subscribe", lost)
+    headers = _bearer(token)
+    async with ctx.client.stream("GET", "/api/v1/device/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert [chunk async for chunk in response.aiter_bytes()] == []
+    assert ctx.state.outages.is_down("redis")
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
