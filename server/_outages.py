@@ -37,6 +37,7 @@ class _Engine:
     name: str
     lost: Callable[[BaseException], bool]
     probe: Probe
+    busy: Callable[[BaseException], bool]
     on_back: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     down_since: float | None = None
     watcher: asyncio.Task[None] | None = None
@@ -46,17 +47,26 @@ class Outages:
     def __init__(self) -> None:
         self._engines: dict[str, _Engine] = {}
 
-    def register(self, name: str, lost: Callable[[BaseException], bool], probe: Probe) -> None:
+    def register(
+        self,
+        name: str,
+        lost: Callable[[BaseException], bool],
+        probe: Probe,
+        busy: Callable[[BaseException], bool] = lambda _exc: False,
+    ) -> None:
         """``lost(exc)``: whether ``exc`` from the engine's client says it cannot reach it;
-        ``probe()``: True once it is usable again (raising or False: still down)."""
-        self._engines[name] = _Engine(name, lost, probe)
+        ``probe()``: True once it is usable again (raising or False: still down);
+        ``busy(exc)``: one of those that says the client is overloaded (all connections in
+        use), not the engine lost: answered 503 too, without marking the engine down."""
+        self._engines[name] = _Engine(name, lost, probe, busy)
 
     def on_back(self, name: str, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` each time ``name`` is back after an outage."""
         self._engines[name].on_back.append(action)
 
-    def engine_of(self, exc: BaseException) -> str | None:
-        """The engine whose loss ``exc`` reports (searched through causes and groups)."""
+    def _classify(self, exc: BaseException) -> tuple[str, bool] | None:
+        """The engine whose loss ``exc`` reports (searched through causes and groups), and
+        whether it says the client is only busy."""
         seen: set[int] = set()
         pending: list[BaseException | None] = [exc]
         while pending:
@@ -66,7 +76,7 @@ class Outages:
             seen.add(id(current))
             for engine in self._engines.values():
                 if engine.lost(current):
-                    return engine.name
+                    return engine.name, engine.busy(current)
             if isinstance(current, BaseExceptionGroup):
                 pending.extend(current.exceptions)
             pending.extend((current.__cause__, current.__context__))
@@ -74,8 +84,11 @@ class Outages:
 
     def noted(self, exc: BaseException) -> str | None:
         """If ``exc`` is an engine's loss, mark that engine down (logged once) and name it."""
-        name = self.engine_of(exc)
-        if name is not None:
+        found = self._classify(exc)
+        if found is None:
+            return None
+        name, busy = found
+        if not busy:
             self.down(name, exc)
         return name
 

@@ -141,6 +141,11 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
 
 
+def _pool_exhausted(exc: BaseException) -> bool:
+    """Every connection of the pool stayed in use for ``POOL_WAIT_S``: overload, not a loss."""
+    return str(exc).startswith("No connection available")
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -654,7 +659,7 @@ async def open_redis(url: str, config: ServerConfig, clock: Clock, outages: Outa
 
         raise ServerError(f"server.redis_url: cannot reach Redis ({exc})") from exc
     link = RedisLink(client)
-    outages.register("redis", _unreachable, link.probe)
+    outages.register("redis", _unreachable, link.probe, _pool_exhausted)
     link.on_lost.append(lambda exc: outages.down("redis", exc))
     await link.start()
     bus = RedisBus(link)

@@ -487,3 +487,31 @@ async def test_an_engine_lost_inside_an_open_stream_ends_it_quietly(
         assert [chunk async for chunk in response.aiter_bytes()] == []
     assert ctx.state.outages.is_down("redis")
     assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
+
+
+async def test_a_busy_pool_is_refused_without_calling_the_engine_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """All connections in use is overload: 503 for that request, but no outage (no log line,
+    no catching up afterwards); a refused connection, found under a group, is an outage."""
+    outages = Outages()
+
+    async def probe() -> bool:
+        return False
+
+    outages.register(
+        "redis",
+        lambda e: isinstance(e, ConnectionError),
+        probe,
+        busy=lambda e: str(e).startswith("No connection available"),
+    )
+    try:
+        assert outages.noted(ConnectionError("No connection available.")) == "redis"
+        assert not outages.is_down("redis") and not caplog.records
+        assert outages.noted(ValueError("a bug")) is None
+        lost = ExceptionGroup("stream", [ValueError("x"), ConnectionRefusedError("refused")])
+        assert outages.noted(lost) == "redis"
+        assert outages.is_down("redis")
+        assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["redis unavailable"]
+    finally:
+        await outages.close()
