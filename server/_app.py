@@ -43,6 +43,7 @@ from server._console_session import SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_S
 from server._db import commands, database_url, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
 from server._front import ROUTE_CLASSES, Front
+from server._lean import Lanes
 from server._migrations import open_database
 from server._probe import ProbeLimits, Prober
 from server._problems import install_problem_handlers, problem_doc
@@ -299,7 +300,8 @@ def create_app(
         state = state_of()
         return state.config if state is not None else None
 
-    # Outer to inner: SignageApp's Front, FastAPI's error middleware, AuthGate, BodyLimit.
+    # Outer to inner: SignageApp's Front (and lanes), FastAPI's error middleware, AuthGate,
+    # BodyLimit.
     app.add_middleware(BodyLimit, config_of=config_of, routes=app.documented)
     app.add_middleware(AuthGate, state_of=state_of, routes=app.documented)
     return app
@@ -307,16 +309,26 @@ def create_app(
 
 class SignageApp(FastAPI):
     """FastAPI with ``server._front.Front`` outside everything, its own error layer included,
-    so the 500s it sends are counted too."""
+    so the 500s it sends are counted too, and the lean routes served past FastAPI
+    (``server._lean``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.documented = Routes(lambda: self.openapi())
 
     def build_middleware_stack(self) -> ASGIApp:
+        def state_of() -> ServerState | None:
+            return getattr(self.state, "signage", None)
+
         def count(route: str, status_class: str) -> None:
-            state: ServerState | None = getattr(self.state, "signage", None)
+            state = state_of()
             if state is not None:
                 state.counters.inc(f"http_{route}_{status_class}")
 
-        return Front(super().build_middleware_stack(), routes=self.documented, count=count)
+        lanes = Lanes(
+            super().build_middleware_stack(),
+            routes=self.routes,
+            middleware=self.user_middleware,
+            state_of=state_of,
+        )
+        return Front(lanes, routes=self.documented, count=count)
