@@ -271,6 +271,9 @@ def create_app(
         lifespan=_lifespan(settings, data_dir, url, clock or time.time),
         docs_url=None,
         redoc_url=None,
+        # FastAPI's OpenTelemetry bridge asks on every request whether a provider was set up;
+        # the server reports through /metrics and its log instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_problem_handlers(app)
