@@ -77,6 +77,16 @@ async def test_the_heartbeat_is_served_past_fastapi_with_the_same_answers(ctx: C
     assert _counted(metrics, "4xx") == 5
 
 
+async def test_the_heartbeat_names_the_manifest_stored_now(ctx: Ctx) -> None:
+    device_id, token = await ctx.pair()
+    before = HeartbeatResponse.model_validate_json((await _beat(ctx.client, token)).content)
+    await ctx.publish_image(device_id)
+    ctx.clock.advance(60)
+    after = HeartbeatResponse.model_validate_json((await _beat(ctx.client, token)).content)
+    manifest = await ctx.client.get("/api/v1/device/manifest", headers=device_headers(token))
+    assert after.manifest_etag == manifest.headers["etag"] != before.manifest_etag
+
+
 async def test_a_failure_in_the_heartbeat_is_a_logged_and_counted_500(
     ctx: Ctx, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
