@@ -43,6 +43,7 @@ from server._console_session import SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_S
 from server._db import database_answers, database_unreachable, database_url, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
 from server._front import ROUTE_CLASSES, Front
+from server._lean import Lanes
 from server._migrations import open_database
 from server._outages import RETRY_AFTER_S, OutageGuard, Outages
 from server._probe import ProbeLimits, Prober
@@ -292,6 +293,9 @@ def create_app(
         lifespan=_lifespan(settings, data_dir, url, clock or time.time),
         docs_url=None,
         redoc_url=None,
+        # FastAPI's OpenTelemetry bridge asks on every request whether a provider was set up;
+        # the server reports through /metrics and its log instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_problem_handlers(app)
@@ -321,8 +325,8 @@ def create_app(
         state = state_of()
         return state.config if state is not None else None
 
-    # Outer to inner: SignageApp's Front, FastAPI's error middleware, OutageGuard, AuthGate,
-    # BodyLimit.
+    # Outer to inner: SignageApp's Front (and lanes), FastAPI's error middleware, OutageGuard,
+    # AuthGate, BodyLimit.
     app.add_middleware(BodyLimit, config_of=config_of, routes=app.documented)
     app.add_middleware(AuthGate, state_of=state_of, routes=app.documented)
     app.add_middleware(OutageGuard, outages_of=lambda: getattr(state_of(), "outages", None))
@@ -331,16 +335,26 @@ def create_app(
 
 class SignageApp(FastAPI):
     """FastAPI with ``server._front.Front`` outside everything, its own error layer included,
-    so the 500s it sends are counted too."""
+    so the 500s it sends are counted too, and the lean routes served past FastAPI
+    (``server._lean``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.documented = Routes(lambda: self.openapi())
 
     def build_middleware_stack(self) -> ASGIApp:
+        def state_of() -> ServerState | None:
+            return getattr(self.state, "signage", None)
+
         def count(route: str, status_class: str) -> None:
-            state: ServerState | None = getattr(self.state, "signage", None)
+            state = state_of()
             if state is not None:
                 state.counters.inc(f"http_{route}_{status_class}")
 
-        return Front(super().build_middleware_stack(), routes=self.documented, count=count)
+        lanes = Lanes(
+            super().build_middleware_stack(),
+            routes=self.routes,
+            middleware=self.user_middleware,
+            state_of=state_of,
+        )
+        return Front(lanes, routes=self.documented, count=count)

@@ -36,6 +36,9 @@ class Seen:
     transition: Transition | None
     write_last_seen: bool  # the database's last_seen is due for an update
     retry_after: int = 0  # a heartbeat refused as too frequent (nothing recorded)
+    # The device's stored manifest ETag, when the store reads it in the same step (Redis:
+    # the same script, one round trip per heartbeat); None: ask the ManifestStore.
+    manifest_etag: str | None = None
 
 
 class PresenceStore(Protocol):

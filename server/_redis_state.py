@@ -50,40 +50,68 @@ POOL_WAIT_S = 5.0  # for a free connection when all are busy (a hung Redis holds
 SOCKET_TIMEOUT_S = 3.0  # a command unanswered this long fails (a hung Redis, a lost route)
 CONNECT_TIMEOUT_S = 2.0
 
-_WINDOW = """
-local key, now, window, limit, token = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
-    tonumber(ARGV[3]), ARGV[4]
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if redis.call('ZCARD', key) < limit then
-  if token ~= '' then
-    redis.call('ZADD', key, now, token)
-    redis.call('PEXPIRE', key, math.ceil(window * 1000) + 1000)
+_WINDOW_HIT = """
+local function window_hit(key, now, window, limit, token)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) < limit then
+    if token ~= '' then
+      redis.call('ZADD', key, now, token)
+      redis.call('PEXPIRE', key, math.ceil(window * 1000) + 1000)
+    end
+    return 0
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return math.max(1, math.ceil(tonumber(oldest[2]) + window - now))
+end
+"""
+# KEYS: the window. ARGV: now, window_s, limit, token ('' checks without recording).
+_WINDOW = (
+    _WINDOW_HIT
+    + """
+return window_hit(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+"""
+)
+
+_SEEN_NOW = """
+local function seen(online, written, metrics, device, now, write_s, metric)
+  if metric ~= '' then redis.call('HSET', metrics, device, metric) end
+  local before = redis.call('ZSCORE', online, device)
+  if not before then
+    redis.call('ZADD', online, now, device)
+    redis.call('HSET', written, device, now)
+    return 2
+  end
+  if now > tonumber(before) then redis.call('ZADD', online, now, device) end
+  local last = tonumber(redis.call('HGET', written, device) or '0')
+  if now - last >= write_s then
+    redis.call('HSET', written, device, now)
+    return 1
   end
   return 0
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return math.max(1, math.ceil(tonumber(oldest[2]) + window - now))
 """
-
 # KEYS: online zset, written hash, metrics hash. ARGV: device, now, write_s, metrics or ''.
-_SEEN = """
-local online, written, metrics = KEYS[1], KEYS[2], KEYS[3]
-local device, now, write_s = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if ARGV[4] ~= '' then redis.call('HSET', metrics, device, ARGV[4]) end
-local before = redis.call('ZSCORE', online, device)
-if not before then
-  redis.call('ZADD', online, now, device)
-  redis.call('HSET', written, device, now)
-  return 2
-end
-if now > tonumber(before) then redis.call('ZADD', online, now, device) end
-local last = tonumber(redis.call('HGET', written, device) or '0')
-if now - last >= write_s then
-  redis.call('HSET', written, device, now)
-  return 1
-end
-return 0
+_SEEN = (
+    _SEEN_NOW
+    + """
+return seen(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 """
+)
+# A heartbeat, in one round trip: its rate limit, then (when allowed) presence and metrics,
+# and the ETag of the device's stored manifest (what the heartbeat answers with).
+# KEYS: as _SEEN's, then the device's beat window and its manifest. ARGV: as _SEEN's, then
+# window_s, limit, token. Returns {-Retry-After} when refused, else {what _SEEN returns, etag}.
+_BEAT = (
+    _WINDOW_HIT
+    + _SEEN_NOW
+    + """
+local now = tonumber(ARGV[2])
+local wait = window_hit(KEYS[4], now, tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
+if wait > 0 then return {-wait} end
+return {seen(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now, tonumber(ARGV[3]), ARGV[4]),
+        redis.call('HGET', KEYS[5], 'etag')}
+"""
+)
 
 _TOUCH = """
 local before = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -144,6 +172,10 @@ def _unreachable(exc: BaseException) -> bool:
 def _pool_exhausted(exc: BaseException) -> bool:
     """Every connection of the pool stayed in use for ``POOL_WAIT_S``: overload, not a loss."""
     return str(exc).startswith("No connection available")
+
+
+def manifest_key(device_id: str) -> str:
+    return PREFIX + "manifest:" + device_id
 
 
 def _text(value: bytes | str) -> str:
@@ -236,7 +268,7 @@ class RedisLink:
             chunk = dirty[start : start + 1000]
             async with self.client.pipeline(transaction=False) as pipe:
                 for device_id in chunk:
-                    pipe.delete(PREFIX + "events:" + device_id, PREFIX + "manifest:" + device_id)
+                    pipe.delete(PREFIX + "events:" + device_id, manifest_key(device_id))
                     pipe.publish(CHANNEL, json.dumps({"k": "closed", "p": {"d": device_id}}))
                 await pipe.execute()
             self.dirty.difference_update(chunk)
@@ -290,9 +322,13 @@ class RedisWindow:
         self._prefix = f"{PREFIX}limit:{name}:"
         self._clock = clock
 
+    def key(self, key: str) -> str:
+        """The Redis key of ``key``'s window (for scripts that hit it along with more)."""
+        return self._prefix + key
+
     async def _call(self, key: str, token: str) -> int:
         wait = await self._link.script(_WINDOW)(
-            keys=[self._prefix + key], args=[self._clock(), self.window_s, self.limit, token]
+            keys=[self.key(key)], args=[self._clock(), self.window_s, self.limit, token]
         )
         return int(wait)
 
@@ -321,6 +357,13 @@ class RedisWindow:
         await self._link.client.delete(self._prefix + key)
 
 
+def _seen_of(result: int) -> Seen:
+    """What ``seen()`` in the scripts returned: 2 came online, 1 last_seen is due, 0 neither."""
+    if result == 2:
+        return Seen("online", True)
+    return Seen(None, result == 1)
+
+
 class RedisPresence:
     """A ``PresenceStore`` in Redis."""
 
@@ -344,18 +387,25 @@ class RedisPresence:
                 keys=self._keys, args=[device_id, now, LAST_SEEN_WRITE_S, metrics]
             )
         )
-        if result == 2:
-            return Seen("online", True)
-        return Seen(None, result == 1)
+        return _seen_of(result)
 
     async def seen(self, device_id: str, now: float) -> Seen:
         return await self._seen(device_id, now, "")
 
     async def beat(self, device_id: str, now: float, metrics: dict[str, Any]) -> Seen:
-        wait = await self._beats.hit(device_id)
-        if wait:
-            return Seen(None, False, retry_after=wait)
-        return await self._seen(device_id, now, json.dumps(metrics))
+        beats = self._beats
+        result = await self._link.script(_BEAT)(
+            keys=[*self._keys, beats.key(device_id), manifest_key(device_id)],
+            args=[
+                device_id, now, LAST_SEEN_WRITE_S, json.dumps(metrics),
+                beats.window_s, beats.limit, secrets.token_hex(8),
+            ],
+        )  # fmt: skip
+        if int(result[0]) < 0:
+            return Seen(None, False, retry_after=-int(result[0]))
+        seen = _seen_of(int(result[0]))
+        etag = None if len(result) < 2 or result[1] is None else _text(result[1])
+        return Seen(seen.transition, seen.write_last_seen, manifest_etag=etag)
 
     async def touch(self, device_id: str, now: float) -> None:
         await self._link.script(_TOUCH)(keys=self._keys[:1], args=[device_id, now])
@@ -411,7 +461,7 @@ class RedisManifests:
         self._link = link
 
     async def get(self, device_id: str) -> CachedManifest | None:
-        found = await self._link.client.hgetall(PREFIX + "manifest:" + device_id)
+        found = await self._link.client.hgetall(manifest_key(device_id))
         if not found:
             return None
         fields = {_text(k): v for k, v in found.items()}
@@ -424,6 +474,10 @@ class RedisManifests:
             digest=_text(fields["digest"]),
         )
 
+    async def etag(self, device_id: str) -> str | None:
+        found = await self._link.client.hget(manifest_key(device_id), "etag")
+        return None if found is None else _text(found)
+
     async def put_many(self, manifests: Mapping[str, CachedManifest]) -> None:
         script = self._link.script(_PUT_MANIFEST)
         with self._link.writing(manifests):
@@ -433,7 +487,7 @@ class RedisManifests:
         async with self._link.client.pipeline(transaction=False) as pipe:
             for device_id, m in manifests.items():
                 await script(
-                    keys=[PREFIX + "manifest:" + device_id],
+                    keys=[manifest_key(device_id)],
                     args=[
                         m.version,
                         m.etag,
@@ -448,7 +502,7 @@ class RedisManifests:
 
     async def drop(self, device_id: str) -> None:
         with self._link.writing([device_id]):
-            await self._link.client.delete(PREFIX + "manifest:" + device_id)
+            await self._link.client.delete(manifest_key(device_id))
 
 
 class RedisHub:

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.types import Scope
 
 from core import ServerConfig
 from server._bus import Bus, Leases, Wakeups
@@ -188,7 +189,13 @@ async def lock_content(conn: AsyncConnection) -> None:
 def client_address(request: Request) -> str:
     """The caller's address: the peer, or what a trusted proxy forwarded
     (``server.forwarded_allow_ips``; uvicorn rewrites the scope before the app sees it)."""
-    return request.client.host if request.client else "unknown"
+    return scope_address(request.scope)
+
+
+def scope_address(scope: Scope) -> str:
+    """``client_address`` of a request's ASGI scope."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def get_state(request: Request) -> ServerState:
