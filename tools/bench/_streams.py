@@ -57,6 +57,7 @@ class Holder:
     pool: RawPool  # the streams (one connection each) and the manifest fetches
     timing: WatcherTiming = field(default_factory=WatcherTiming)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    fetches: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         # The watcher's own policy object, built as ManifestWatcher builds it.
@@ -67,14 +68,25 @@ class Holder:
     def start(self, device: Device) -> None:
         self.tasks.append(asyncio.create_task(self._hold(device)))
 
+    async def settled(self) -> None:
+        """Wait for the manifest fetches under way (a burst of connects makes many)."""
+        while self.fetches:
+            await asyncio.gather(*self.fetches, return_exceptions=True)
+
     async def stop(self) -> None:
-        for task in self.tasks:
+        tasks = [*self.tasks, *self.fetches]
+        for task in tasks:
             task.cancel()
-        for task in self.tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.tasks.clear()
         self.pool.close()
+
+    def _fetch(self, device: Device) -> None:
+        task = asyncio.get_running_loop().create_task(self._fetch_manifest(device))
+        self.fetches.add(task)
+        task.add_done_callback(self.fetches.discard)
 
     async def _hold(self, device: Device) -> None:
         while True:
@@ -114,7 +126,7 @@ class Holder:
                 device.opened_at.append(time.perf_counter())
                 device.connected.set()
                 # As the watcher does on each connect: the manifest, unless it is unchanged.
-                asyncio.get_running_loop().create_task(self._fetch_manifest(device))
+                self._fetch(device)
             if line.startswith(b"event:"):
                 name = line[6:].strip()
             elif line.startswith(b"id:"):
@@ -131,6 +143,8 @@ class Holder:
         if name == b"manifest":
             etag = json.loads(data)["etag"]
             device.manifests.append((time.perf_counter(), etag))
+            if etag != device.etag:  # an event is a hint: the player fetches what it names
+                self._fetch(device)
         elif name == b"config":
             device.configs += 1
 
