@@ -83,11 +83,8 @@ class Api:
         *,
         admin: bool = False,
     ) -> Response:
-        raw = None if body is None else (body if isinstance(body, bytes) else json.dumps(body))
-        data = raw.encode() if isinstance(raw, str) else raw
-        request = self.pool.prepare(
-            method, path, data, self.admin_token if admin else token, headers=None
-        )
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        request = self.pool.prepare(method, path, data, self.admin_token if admin else token)
         return await self.pool.request(request)
 
     async def ok(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
