@@ -64,9 +64,9 @@ class RawPool:
         self.host = parts.hostname or "127.0.0.1"
         self.tls = tls if parts.scheme == "https" else None
         self.port = parts.port or (443 if self.tls else 80)
-        self.size = size
-        self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
-        self._opened = 0
+        # At most ``size`` requests at once, each on an idle connection or a new one.
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[_Connection] = []
 
     def prepare(
         self,
@@ -88,35 +88,37 @@ class RawPool:
     def post_json(self, path: str, body: bytes, token: str) -> bytes:
         return self.prepare("POST", path, body, token)
 
-    async def _acquire(self) -> _Connection:
-        if self._idle.empty() and self._opened < self.size:
-            self._opened += 1
-            try:
-                reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
-            except OSError:
-                self._opened -= 1
-                raise
-            return _Connection(reader, writer)
-        return await self._idle.get()
-
     async def request(self, request: bytes) -> Response:
-        """The response; status 0 when the connection failed (it is then dropped)."""
-        try:
-            connection = await self._acquire()
-        except OSError:
-            return Response(0)
-        try:
-            response = await connection.exchange(request)
-        except FAILED:
-            connection.close()
-            self._opened -= 1
-            return Response(0)
-        if response.headers.get("connection", "").lower() == "close":
-            connection.close()
-            self._opened -= 1
-        else:
-            self._idle.put_nowait(connection)
-        return response
+        """The response; status 0 when the connection failed (it is then dropped). A kept-alive
+        connection the server closed while idle is retried once on a new one, as HTTP clients
+        do."""
+        async with self._slots:
+            while True:
+                reused = bool(self._idle)
+                try:
+                    if reused:
+                        connection = self._idle.pop()
+                    else:
+                        reader, writer = await asyncio.open_connection(
+                            self.host, self.port, ssl=self.tls
+                        )
+                        connection = _Connection(reader, writer)
+                    response = await connection.exchange(request)
+                except FAILED:
+                    if reused:
+                        connection.close()
+                        self._drop_idle()
+                        continue
+                    return Response(0)
+                if response.headers.get("connection", "").lower() == "close":
+                    connection.close()
+                else:
+                    self._idle.append(connection)
+                return response
+
+    def _drop_idle(self) -> None:
+        """The server closed one idle connection: the others are as old, open new ones."""
+        self.close()
 
     async def send(self, request: bytes) -> int:
         """The response status; 0 when the connection failed."""
@@ -146,5 +148,5 @@ class RawPool:
             writer.close()
 
     def close(self) -> None:
-        while not self._idle.empty():
-            self._idle.get_nowait().close()
+        while self._idle:
+            self._idle.pop().close()

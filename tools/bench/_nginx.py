@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import shutil
 import ssl
 import subprocess
@@ -70,11 +71,13 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 
 def _main_conf(directory: Path, workers: str, connections: int) -> str:
     temp = {name: directory / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    # Each proxied connection holds two descriptors (client and upstream).
+    # Each proxied connection holds two descriptors (client and upstream); no more than this
+    # machine allows (nginx would refuse to raise it and say so).
+    files = min(2 * connections + 64, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
     return f"""
 {"user root root;" if os.geteuid() == 0 else ""}
 worker_processes {workers};
-worker_rlimit_nofile {2 * connections + 64};
+worker_rlimit_nofile {files};
 pid {directory}/nginx.pid;
 error_log {directory}/error.log warn;
 events {{ worker_connections {connections}; }}

@@ -167,7 +167,7 @@ async def _fan_out(api: Api, servers: dict[str, Any], tokens: list[str], streams
         holders[n % len(holders)].start(device)
     connected = await wait_connected(devices, 60 + streams / 50)
     for holder in holders:
-        await holder.settled()
+        await holder.settled(DELIVERY_TIMEOUT_S)
     await asyncio.sleep(SETTLE_S)
     after = [rss_bytes(pid) for pid in pids]
     per_server = []
@@ -194,7 +194,7 @@ async def _recovery(api: Api, servers: dict[str, Any], tokens: list[str], stream
     for device in devices:
         holder.start(device)
     connected = await wait_connected(devices, 60 + streams / 50)
-    await holder.settled()
+    await holder.settled(DELIVERY_TIMEOUT_S)
     await asyncio.sleep(SETTLE_S)
     killed_pid, killed_port = servers["pids"][-1], servers["ports"][-1]
     victims = [d for d in devices if d.upstream == f"127.0.0.1:{killed_port}"]

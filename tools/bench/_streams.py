@@ -68,10 +68,12 @@ class Holder:
     def start(self, device: Device) -> None:
         self.tasks.append(asyncio.create_task(self._hold(device)))
 
-    async def settled(self) -> None:
+    async def settled(self, timeout_s: float) -> None:
         """Wait for the manifest fetches under way (a burst of connects makes many)."""
-        while self.fetches:
-            await asyncio.gather(*self.fetches, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self.fetches:
+                    await asyncio.gather(*self.fetches, return_exceptions=True)
 
     async def stop(self) -> None:
         tasks = [*self.tasks, *self.fetches]
