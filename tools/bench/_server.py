@@ -236,7 +236,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Start the reference server (its own process, SQLite) on loopback; pair devices "
             "through the API; send heartbeats from separate load processes at rates doubling "
-            "until p99 reaches 50 ms or less than 95 %% of the rate is achieved, then in finer "
+            "until p99 reaches 50 ms or less than 95 % of the rate is achieved, then in finer "
             "steps; read each server's CPU time per step (heartbeats per server core-second); "
             "hold event streams and read each server's memory per stream; time one change to "
             "every stream. With --replicas N, the same again on N replicas on PostgreSQL and "
@@ -250,8 +250,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "own limit per device")  # fmt: skip
     parser.add_argument("--streams", type=int, default=None, metavar="M",
                         help="event streams to hold (default: one per device)")  # fmt: skip
-    parser.add_argument("--step-s", type=float, default=3.0, help="seconds at each rate")
-    parser.add_argument("--start-rate", type=int, default=250, help="first heartbeats/s")
+    parser.add_argument(
+        "--step-s", type=float, default=3.0, help="seconds at each rate (default 3)"
+    )
+    parser.add_argument(
+        "--start-rate", type=int, default=250, help="first heartbeats/s (default 250)"
+    )
     parser.add_argument("--max-rate", type=int, default=16000,
                         help="highest heartbeats/s tried (default 16000)")  # fmt: skip
     parser.add_argument("--load-processes", type=int, default=2, metavar="K",
@@ -269,7 +273,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="20 devices, 10 streams, one 1 s step at 100/s from one load process (a smoke "
+        help="200 devices, 10 streams, one 1 s step at 100/s from one load process (a smoke "
         "run: misses the per-core target)",
     )
     parser.set_defaults(handler=_run)
