@@ -184,6 +184,24 @@ def test_a_missed_target_is_exit_status_1_and_says_so() -> None:
     assert "2 of 3 targets MISSED" in verdict.report()
 
 
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["--replicas", "1"], "--replicas needs at least 2"),
+        (["--devices", "0"], "--devices must be at least 1, not 0"),
+        (["--step-s", "-1"], "--step-s must be above 0, not -1"),
+    ],
+)
+def test_bench_server_refuses_bad_arguments_in_one_line(
+    arguments: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "server", *arguments])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"signage bench: {said}") and err.count("\n") == 1, err
+
+
 def test_a_benchmark_that_cannot_run_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

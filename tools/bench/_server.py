@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from tools.bench._verdict import Verdict
+from tools.bench._verdict import Verdict, cannot_run
 
 HEARTBEATS_PER_CORE_TARGET = 3000  # per server core-second, with p99 under P99_TARGET_MS
 P99_TARGET_MS = 50.0
@@ -177,6 +177,17 @@ def _server_settings() -> dict[str, object]:
     }
 
 
+def _check(args: argparse.Namespace) -> None:
+    if args.replicas == 1 or args.replicas < 0:
+        cannot_run("--replicas needs at least 2 (one is killed, the others take its devices)")
+    for name in ("devices", "streams", "start_rate", "max_rate", "load_processes"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            cannot_run(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    if args.step_s <= 0:
+        cannot_run(f"--step-s must be above 0, not {args.step_s:g}")
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         args.devices, args.streams, args.step_s = 200, 10, 1.0
@@ -201,6 +212,7 @@ def _run(args: argparse.Namespace) -> int:
     from tools.bench._replicas import replicas, single
     from tools.bench._usage import raise_fd_limit
 
+    _check(args)
     raise_fd_limit()  # inherited by the servers and the load: a descriptor per stream
     options = _options(args)
     runs = []
