@@ -91,7 +91,10 @@ async def _serve(connection: Connection, urls: list[str], requests: list[bytes])
     loop = asyncio.get_running_loop()
     try:
         while True:
-            order = await loop.run_in_executor(None, connection.recv)
+            try:
+                order = await loop.run_in_executor(None, connection.recv)
+            except EOFError:  # the coordinator is gone
+                return
             if order is None:
                 return
             rate, seconds, began = order

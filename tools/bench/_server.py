@@ -126,7 +126,9 @@ def _summary(runs: list[tuple[str, dict[str, Any]]]) -> None:
     row("  back on a new stream, s", recovery("back_s", ".2f"))
     row("  with the change they missed, s", recovery("caught_up_s", ".2f"))
     row("  resumed from Last-Event-ID", recovery("resumed", "d"))
-    row("  load process cores meanwhile", recovery("load_cores", ".2f"))
+    row("  cores meanwhile: replicas left", recovery("server_cores", ".2f"))
+    row("  cores meanwhile: nginx", recovery("proxy_cores", ".2f"))
+    row("  cores meanwhile: the load process", recovery("load_cores", ".2f"))
 
 
 def _wait_for(load: Any, results: Any) -> dict[str, Any]:
@@ -156,13 +158,20 @@ def _load(servers: Any, proxy: Any, options: dict[str, Any]) -> dict[str, Any]:
         "pids": servers.pids,
         "ports": servers.ports,
         "engine_pids": servers.engine_pids,
-        "proxy": None if proxy is None else {"url": proxy.url, "cert": str(proxy.cert)},
+        "proxy": None
+        if proxy is None
+        else {"url": proxy.url, "cert": str(proxy.cert), "pid": proxy.pid},
     }
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     load = context.Process(target=load_main, args=(plan, BENCH_TOKEN, options, results))
     load.start()
-    return _wait_for(load, results)
+    try:
+        return _wait_for(load, results)
+    finally:
+        if load.is_alive():  # interrupted (Ctrl-C) or failed: the load goes too
+            load.terminate()
+            load.join(30)
 
 
 def _server_settings() -> dict[str, object]:

@@ -21,7 +21,7 @@ from typing import Any
 from tools.bench._heartbeats import Step, Workers, rates
 from tools.bench._http import RawPool, Response
 from tools.bench._streams import Device, Holder, wait_connected, wait_for_etag
-from tools.bench._usage import raise_fd_limit, rss_bytes
+from tools.bench._usage import cpu_seconds, raise_fd_limit, rss_bytes
 
 METRICS = {
     "cpu_percent": 1.0,
@@ -65,6 +65,8 @@ class Recovery:
     back_s: float  # from the kill to the last device's new stream
     caught_up_s: float  # from the kill to the last device having the change
     load_cores: float  # the load process during recovery (is it the bench's limit?)
+    server_cores: float  # the surviving replicas meanwhile
+    proxy_cores: float  # nginx meanwhile (TLS handshakes of the reconnects)
 
 
 class Api:
@@ -201,14 +203,18 @@ async def _recovery(api: Api, servers: dict[str, Any], tokens: list[str], stream
     others = [d for d in devices if d.upstream != f"127.0.0.1:{killed_port}"]
     opened = {id(d): len(d.opened_at) for d in devices}
     configs = {id(d): d.configs for d in devices}
-    cpu = time.process_time()
+    survivors = [pid for pid in servers["pids"] if pid != killed_pid]
+    cpu = time.process_time(), cpu_seconds(survivors), cpu_seconds([proxy["pid"]])
     killed = time.perf_counter()
     os.kill(killed_pid, signal.SIGKILL)
     # The change is made at once, on a surviving replica: the killed one's devices are away.
     _, etag = await _publish(api, "c", tokens[0])
     await wait_for_etag(devices, etag, DELIVERY_TIMEOUT_S)
     ended = time.perf_counter()
-    load_cores = (time.process_time() - cpu) / (ended - killed)
+    spent = time.process_time(), cpu_seconds(survivors), cpu_seconds([proxy["pid"]])
+    load_cores, server_cores, proxy_cores = (
+        (b - a) / (ended - killed) for a, b in zip(cpu, spent, strict=True)
+    )
     back_times = [d.opened_at[opened[id(d)]] - killed for d in victims
                   if len(d.opened_at) > opened[id(d)]]  # fmt: skip
     caught_up, caught_up_s = _last(victims, etag, killed)
@@ -227,6 +233,8 @@ async def _recovery(api: Api, servers: dict[str, Any], tokens: list[str], stream
         back_s=max(back_times) if back_times else float("nan"),
         caught_up_s=caught_up_s,
         load_cores=load_cores,
+        server_cores=server_cores,
+        proxy_cores=proxy_cores,
     )
 
 
