@@ -65,6 +65,11 @@ class PresenceStore(Protocol):
 
     async def online_count(self) -> int: ...
 
+    async def restore(self, device_ids: Iterable[str], now: float) -> None:
+        """Devices the database has online but this store does not know (it was lost): online
+        from ``now``, so those that stay silent are swept offline, never left online."""
+        ...
+
 
 class Presence:
     """A ``PresenceStore`` in this process's memory."""
@@ -121,3 +126,8 @@ class Presence:
 
     async def online_count(self) -> int:
         return sum(1 for live in self._live.values() if live.online)
+
+    async def restore(self, device_ids: Iterable[str], now: float) -> None:
+        for device_id in device_ids:
+            if device_id not in self._live:
+                self._live[device_id] = DeviceLive(last_seen=now, last_written=now)
