@@ -465,11 +465,12 @@ async def test_a_resync_drops_cached_tokens_and_rereads_pending_commands(ctx: Ct
     assert [c["id"] for c in beat.json()["commands"]] == ["cmd-elsewhere"]
 
 
-async def test_an_engine_lost_inside_an_open_stream_ends_it_quietly(
+async def test_an_engine_lost_as_a_stream_opens_is_a_quiet_503(
     ctx: Ctx, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Redis lost between the connect check and the subscription, once the stream's headers
-    are out: the stream ends (the player reconnects), no 500, no traceback."""
+    """Redis lost between the connect check and the subscription (which comes before the
+    stream's headers): a 503 problem with ``Retry-After`` (the player reconnects later), no
+    500, no traceback."""
     _, token = await ctx.pair()
 
     class Gone(Exception):
@@ -484,9 +485,10 @@ async def test_an_engine_lost_inside_an_open_stream_ends_it_quietly(
     ctx.state.outages.register("redis", lambda e: isinstance(e, Gone), probe)
     monkeypatch.setattr(ctx.state.hub, "subscribe", lost)
     headers = _bearer(token)
-    async with ctx.client.stream("GET", "/api/v1/device/events", headers=headers) as response:
-        assert response.status_code == 200
-        assert [chunk async for chunk in response.aiter_bytes()] == []
+    response = await ctx.client.get("/api/v1/device/events", headers=headers)
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) > 0
     assert ctx.state.outages.is_down("redis")
     assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
 
