@@ -6,6 +6,7 @@ from server._db import database_url
 from server._migrations import Migrated, MigrationError, migrate_database, migration_sql
 from server._run import RunningServer, run_in_thread, uvicorn_config
 from server._security import load_admin_token
+from server._workers import Supervisor, serve_worker
 
 __all__ = [
     "AdminApiError",
@@ -14,12 +15,14 @@ __all__ = [
     "MigrationError",
     "RunningServer",
     "ServerUnreachable",
+    "Supervisor",
     "create_app",
     "database_url",
     "load_admin_token",
     "migrate_database",
     "migration_sql",
     "run_in_thread",
+    "serve_worker",
     "sweep_once",
     "uvicorn_config",
 ]
