@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +51,16 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def server_process(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
-    """A real ``signage server`` (uvicorn, SQLite in ``data_dir``); stopped on exit."""
+def server_process(
+    data_dir: Path, *, options: Sequence[str] = (), **env: str
+) -> Iterator[ServerProcess]:
+    """A real ``signage server`` (uvicorn, SQLite in ``data_dir``, ``options`` added to its
+    command line); stopped on exit."""
     port = free_port()
     token = "process-admin-token-0123456789"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAGE_")}
     environment |= {"SIGNAGE_ADMIN_TOKEN": token, **env}
-    command = [sys.executable, "-m", "tools", "server", "--port", str(port)]
+    command = [sys.executable, "-m", "tools", "server", "--port", str(port), *options]
     process = subprocess.Popen(
         [*command, "--data-dir", str(data_dir)],
         stdout=subprocess.DEVNULL,
