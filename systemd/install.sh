@@ -63,7 +63,7 @@ Installs the signage player as a kiosk service (Raspberry Pi OS / Debian bookwor
   --with-server      also run the bundled reference server on this machine
   --server-replicas N  instead, N server processes, one a port from $REPLICA_FIRST_PORT
                      (signage-server@PORT); with N > 1, /etc/signage/server.toml must set
-                     server.database_url and server.redis_url (docs/server.md)
+                     server.redis_url (docs/server.md)
   --source DIR       project checkout to install (default: $SOURCE)
   --journal-max SIZE cap of the persistent journal (default: $JOURNAL_MAX)
   --no-apt           do not install apt packages
@@ -404,22 +404,19 @@ write_server_config() {
         '[server]' 'host = "0.0.0.0"' 'port = 8080' | write_file "$path" 0644
 }
 
-# Replicas share presence, limits and events through Redis, and their rows through a database
-# every one of them reaches: without both, each would keep a fleet of its own. Checked before
-# anything is installed; a missing server.toml is written (with the keys to fill in) first.
+# Replicas share presence, limits and events through Redis: without it each would keep a
+# fleet of its own (as `signage server --workers` refuses). Checked before anything is
+# installed; a missing server.toml is written (with the keys to fill in) first.
 check_replicas_config() {
-    local path=$CONFIG_DIR/server.toml key missing=()
+    local path=$CONFIG_DIR/server.toml
     [ -n "$SERVER_REPLICAS" ] && [ "$SERVER_REPLICAS" -gt 1 ] || return 0
     if [ ! -f "$ROOT$path" ]; then
         write_server_config
         [ "$DRY_RUN" -eq 0 ] || return 0
-        die "wrote $path: set server.database_url and server.redis_url there (docs/server.md, Several replicas), then run again"
+        die "wrote $path: set server.redis_url (and server.database_url) there (docs/server.md, Several replicas), then run again"
     fi
-    for key in database_url redis_url; do
-        grep -Eq "^[[:space:]]*${key}[[:space:]]*=" "$ROOT$path" || missing+=("server.$key")
-    done
-    [ "${#missing[@]}" -eq 0 ] ||
-        die "$SERVER_REPLICAS replicas need ${missing[*]} in $path (docs/server.md, Several replicas)"
+    grep -Eq '^[[:space:]]*redis_url[[:space:]]*=' "$ROOT$path" ||
+        die "$SERVER_REPLICAS replicas need server.redis_url in $path (docs/server.md, Several replicas)"
 }
 
 # True when this machine runs the reference server (one unit or replicas).
