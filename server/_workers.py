@@ -122,8 +122,9 @@ class Supervisor:
     """Keeps ``count`` workers running ``target(listener, ready)`` until a stop signal.
 
     ``target`` runs in a forked child; it calls ``ready()`` once it accepts connections and
-    returns the child's exit code. ``run()`` returns 0 after a requested stop, 1 when the
-    workers could not be started or kept up (each reason logged).
+    returns the child's exit code. ``run()`` returns 0 after a requested stop (``stopped_by``
+    names the signal), 1 when the workers could not be started or kept up (each reason
+    logged).
     """
 
     def __init__(
@@ -169,6 +170,10 @@ class Supervisor:
         return {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
 
     # --- the loop ------------------------------------------------------------------------------
+
+    @property
+    def stopped_by(self) -> int | None:
+        return self._state.stop
 
     def run(self) -> int:
         previous = self._install_signals()
@@ -318,7 +323,7 @@ class Supervisor:
             )
             return None
         slot.active = None
-        if not self._announced:
+        if not self._announced and worker.ready_at is None:
             log.error(
                 "a worker did not start (see the lines above)",
                 extra={"fields": {"worker": slot.index, "pid": pid, "exit": how}},

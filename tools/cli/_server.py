@@ -70,6 +70,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _run_workers(args: argparse.Namespace, settings: Settings) -> int:
     import logging
+    import signal
 
     from core import SignageError, configure_logging
     from server import Supervisor, serve_worker
@@ -92,8 +93,11 @@ def _run_workers(args: argparse.Namespace, settings: Settings) -> int:
         configure_logging(fresh.logging.level, fresh.logging.format)
         return serve_worker(fresh, data_dir, sock, ready)
 
+    supervisor = Supervisor(listener, workers, worker)
     with listener:
-        code = Supervisor(listener, workers, worker).run()
+        code = supervisor.run()
+    if supervisor.stopped_by == signal.SIGINT:
+        raise KeyboardInterrupt  # Ctrl+C: status 130, as without workers
     if code != 0:
         raise CliError(
             f"the server on {host}:{port} stopped: its workers could not be kept running "
