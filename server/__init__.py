@@ -4,7 +4,7 @@ from server._app import create_app, sweep_once
 from server._client import AdminApiError, AdminClient, ServerUnreachable
 from server._db import database_url
 from server._migrations import Migrated, MigrationError, migrate_database, migration_sql
-from server._run import RunningServer, run_in_thread, uvicorn_config
+from server._run import ReadyServer, RunningServer, run_in_thread, uvicorn_config
 from server._security import load_admin_token
 from server._workers import Supervisor, serve_worker
 
@@ -13,6 +13,7 @@ __all__ = [
     "AdminClient",
     "Migrated",
     "MigrationError",
+    "ReadyServer",
     "RunningServer",
     "ServerUnreachable",
     "Supervisor",

@@ -29,11 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-import uvicorn
-
-from core import Settings
+from core import SdNotifier, Settings
 from server._app import create_app
-from server._run import uvicorn_config
+from server._run import ReadyServer, uvicorn_config
 
 log = logging.getLogger("signage.server.workers")
 
@@ -53,19 +51,6 @@ STOP_TIMEOUT_S = 15.0
 _READY = b"r"
 
 
-class _ReadyServer(uvicorn.Server):
-    """uvicorn's server that tells the supervisor when it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config, ready: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._ready = ready
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            self._ready()
-
-
 def serve_worker(
     settings: Settings, data_dir: Path, listener: socket.socket, ready: Callable[[], None]
 ) -> int:
@@ -80,7 +65,7 @@ def serve_worker(
         log_config=None,
         timeout_graceful_shutdown=GRACEFUL_S,
     )
-    server = _ReadyServer(config, ready)
+    server = ReadyServer(config, ready)
     try:
         server.run(sockets=[listener])
     except SystemExit:
@@ -134,7 +119,10 @@ class Supervisor:
         target: WorkerTarget,
         *,
         stop_timeout_s: float = STOP_TIMEOUT_S,
+        notifier: SdNotifier | None = None,
     ) -> None:
+        self._notifier = SdNotifier(None) if notifier is None else notifier
+        self._serving = False
         self._listener = listener
         self._target = target
         self._stop_timeout_s = stop_timeout_s
@@ -242,14 +230,23 @@ class Supervisor:
                 worker.ready_at = None  # closed without serving: its exit is reaped below
 
     def _announce(self) -> None:
-        if self._announced:
+        """READY=1 for systemd once every worker serves; STATUS= whenever that changes."""
+        count = len(self._slots)
+        serving = sum(s.active is not None and s.active.ready_at is not None for s in self._slots)
+        if (serving == count) == self._serving:
             return
-        if all(s.active is not None and s.active.ready_at is not None for s in self._slots):
+        self._serving = serving == count
+        if not self._serving:
+            self._notifier.status(f"{serving} of {count} workers serving, restarting the others")
+            return
+        status = f"{count} workers serving"
+        if not self._announced:
             self._announced = True
-            log.info(
-                "all workers serving",
-                extra={"fields": {"workers": len(self._slots), "pid": os.getpid()}},
-            )
+            fields = {"workers": count, "pid": os.getpid()}
+            log.info("all workers serving", extra={"fields": fields})
+            self._notifier.ready(status)
+        else:
+            self._notifier.status(status)
 
     # --- children ------------------------------------------------------------------------------
 
@@ -316,6 +313,7 @@ class Supervisor:
         if worker is slot.incoming:
             slot.incoming = None
             self._state.rolling.clear()
+            self._reloaded()
             log.error(
                 "a replacement worker did not start: the rolling restart stopped, the "
                 "running workers stay",
@@ -357,6 +355,7 @@ class Supervisor:
             if not state.rolling and self._announced:
                 log.info("rolling restart of the workers")
                 state.rolling = [s.index for s in self._slots]
+                self._notifier.notify("RELOADING=1", "STATUS=rolling restart of the workers")
         if not state.rolling:
             return
         slot = self._slots[state.rolling[0] - 1]
@@ -383,10 +382,16 @@ class Supervisor:
         state.rolling.pop(0)
         if not state.rolling:
             log.info("rolling restart done")
+            self._reloaded()
+
+    def _reloaded(self) -> None:
+        count = len(self._slots)
+        self._notifier.notify("READY=1", f"STATUS={count} workers serving")
 
     # --- stopping ------------------------------------------------------------------------------
 
     def _stop_all(self) -> None:
+        self._notifier.stopping("stopping the workers")
         workers = self._workers()
         for worker in workers:
             _signal(worker.pid, signal.SIGKILL if self._state.kill else signal.SIGTERM)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -139,15 +140,37 @@ def test_each_worker_serves_a_killed_one_is_replaced_and_sigterm_stops_all(
     assert "Traceback" not in stderr
 
 
+@pytest.fixture
+def systemd(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    """systemd's end of ``$NOTIFY_SOCKET``: a datagram socket bound to a path."""
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(WAIT_S)
+        yield sock, path
+
+
+def notified(sock: socket.socket, until: str) -> list[str]:
+    """The messages received up to and including the first one holding ``until``."""
+    messages = [sock.recv(4096).decode()]
+    while until not in messages[-1].splitlines():
+        messages.append(sock.recv(4096).decode())
+    return messages
+
+
 def test_sighup_replaces_the_workers_one_at_a_time_and_ctrl_c_stops_them(
-    redis_server: ScratchRedis, tmp_path: Path
+    redis_server: ScratchRedis, tmp_path: Path, systemd: tuple[socket.socket, str]
 ) -> None:
     """Also SQLite (WAL) shared by the workers of one machine, the decision docs/server.md
-    documents."""
+    documents, and what systemd is told (Type=notify)."""
     redis_server.command("FLUSHALL")
-    env = {"SIGNAGE_SERVER__REDIS_URL": redis_server.url}
+    sock, path = systemd
+    env = {"SIGNAGE_SERVER__REDIS_URL": redis_server.url, "NOTIFY_SOCKET": path}
     with server_process(tmp_path / "data", options=("--workers", "2"), **env) as server:
-        old = wait_for_workers(server, 2, other_than=set())
+        # READY=1 once, when both workers serve.
+        assert notified(sock, "READY=1") == ["READY=1\nSTATUS=2 workers serving"]
+        old = children(server.pid)
+        assert len(old) == 2
         assert_each_serves(server.url, old)
         server.process.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 2 * WAIT_S
@@ -162,9 +185,14 @@ def test_sighup_replaces_the_workers_one_at_a_time_and_ctrl_c_stops_them(
             assert time.monotonic() < deadline, pids
             time.sleep(0.05)
         assert served >= 2
+        assert notified(sock, "READY=1") == [
+            "RELOADING=1\nSTATUS=rolling restart of the workers",
+            "READY=1\nSTATUS=2 workers serving",
+        ]
         assert_each_serves(server.url, pids)
         server.process.send_signal(signal.SIGINT)  # Ctrl+C: stopped, status 130 as with one
         _, stderr = server.process.communicate(timeout=STOP_TIMEOUT_S + 15)
+        assert notified(sock, "STOPPING=1") == ["STOPPING=1\nSTATUS=stopping the workers"]
     assert server.process.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "signage: interrupted"
     assert "rolling restart done" in stderr

@@ -97,6 +97,9 @@ def test_player_hardening_keeps_devices_reachable() -> None:
 def test_server_unit_restarts_and_keeps_its_own_state() -> None:
     unit = directives("signage-server.service")
     service = unit["Service"]
+    assert one(service, "Type") == "notify"  # READY=1 once serving (every worker, with several)
+    assert one(service, "NotifyAccess") == "main"  # the supervisor, not its workers
+    assert one(service, "TimeoutStartSec") == "infinity"  # never kill a migration half-way
     assert one(service, "Restart") == "always"
     assert one(unit["Unit"], "StartLimitIntervalSec") == "0"
     assert one(service, "StateDirectory") == "signage-server"

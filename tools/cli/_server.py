@@ -18,10 +18,8 @@ if TYPE_CHECKING:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from core import configure_logging
-    from server import create_app, load_admin_token, uvicorn_config
+    from core import SdNotifier, configure_logging
+    from server import ReadyServer, create_app, load_admin_token, uvicorn_config
 
     settings = _settings(args)
     configure_logging(settings.logging.level, settings.logging.format)
@@ -41,11 +39,12 @@ def _run(args: argparse.Namespace) -> int:
     config = uvicorn_config(
         app, settings.server, host=host, port=port, log_config=None, timeout_graceful_shutdown=5
     )
-    server = uvicorn.Server(config)
-    try:
-        server.run()
-    except SystemExit:
-        server.started = False  # uvicorn exits on a startup failure it has logged
+    with SdNotifier.from_env() as notifier:
+        server = ReadyServer(config, lambda: notifier.ready(f"serving on {host}:{port}"))
+        try:
+            server.run()
+        except SystemExit:
+            server.started = False  # uvicorn exits on a startup failure it has logged
     if not server.started:
         raise CliError(f"the server did not start on {host}:{port}: the lines above say why")
     return 0
@@ -72,7 +71,7 @@ def _run_workers(args: argparse.Namespace, settings: Settings) -> int:
     import logging
     import signal
 
-    from core import SignageError, configure_logging
+    from core import SdNotifier, SignageError, configure_logging
     from server import Supervisor, serve_worker
 
     host, port, workers = settings.server.host, settings.server.port, settings.server.workers
@@ -93,8 +92,8 @@ def _run_workers(args: argparse.Namespace, settings: Settings) -> int:
         configure_logging(fresh.logging.level, fresh.logging.format)
         return serve_worker(fresh, data_dir, sock, ready)
 
-    supervisor = Supervisor(listener, workers, worker)
-    with listener:
+    with listener, SdNotifier.from_env() as notifier:
+        supervisor = Supervisor(listener, workers, worker, notifier=notifier)
         code = supervisor.run()
     if supervisor.stopped_by == signal.SIGINT:
         raise KeyboardInterrupt  # Ctrl+C: status 130, as without workers
