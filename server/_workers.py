@@ -16,6 +16,7 @@ restarts the workers one at a time, each replaced only once its successor serves
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -49,6 +50,7 @@ REPLACE_TIMEOUT_S = 60.0
 GRACEFUL_S = 5
 STOP_TIMEOUT_S = 15.0
 _READY = b"r"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def serve_worker(
@@ -251,6 +253,7 @@ class Supervisor:
     # --- children ------------------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> _Worker:
+        supervisor = os.getpid()
         read_fd, write_fd = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -262,6 +265,7 @@ class Supervisor:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)  # rolling restarts are ours
+                _stop_with(supervisor)
                 os.close(read_fd)
                 for fd in [self._wake_r, self._wake_w] + [w.ready_fd for w in self._workers()]:
                     os.close(fd)
@@ -433,6 +437,19 @@ class Supervisor:
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self._wake_r, 512):
                         pass
+
+
+def _stop_with(supervisor: int) -> None:
+    """SIGTERM this worker when the supervisor dies, even killed (Linux: PR_SET_PDEATHSIG), so
+    no orphan goes on serving the port with nobody to stop it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning(
+            "a worker will outlive a killed supervisor",
+            extra={"fields": {"error": os.strerror(ctypes.get_errno())}},
+        )
+    if os.getppid() != supervisor:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _pids(slot: _Slot) -> set[int]:

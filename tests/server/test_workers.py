@@ -37,6 +37,15 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """Running (a zombie that nobody reaped yet is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def wait_for_workers(server: ServerProcess, count: int, *, other_than: set[int]) -> set[int]:
     """The supervisor's ``count`` workers once none of ``other_than`` is among them."""
     deadline = time.monotonic() + WAIT_S
@@ -134,7 +143,7 @@ def test_each_worker_serves_a_killed_one_is_replaced_and_sigterm_stops_all(
             code, stderr, took = stop(server)
     assert code == 0, stderr
     assert took < STOP_TIMEOUT_S
-    assert not any(Path(f"/proc/{pid}").exists() for pid in second)
+    assert not any(alive(pid) for pid in second)
     assert "worker exited: restarting it" in stderr
     assert f"pid={victim}" in stderr
     assert "Traceback" not in stderr
@@ -196,7 +205,7 @@ def test_sighup_replaces_the_workers_one_at_a_time_and_ctrl_c_stops_them(
     assert server.process.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "signage: interrupted"
     assert "rolling restart done" in stderr
-    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert not any(alive(pid) for pid in pids)
 
 
 def test_a_worker_that_keeps_dying_stops_the_server_with_status_1(
@@ -231,6 +240,27 @@ def test_a_worker_that_keeps_dying_stops_the_server_with_status_1(
     assert last.startswith("signage: the server on 127.0.0.1:")
     assert "workers could not be kept running" in last
     assert "Traceback" not in stderr
+
+
+def test_workers_stop_when_the_supervisor_is_killed(
+    redis_server: ScratchRedis, tmp_path: Path
+) -> None:
+    """SIGKILL leaves the supervisor no time to stop its workers: they stop on their own."""
+    env = {"SIGNAGE_SERVER__REDIS_URL": redis_server.url}
+    with server_process(tmp_path / "data", options=("--workers", "2"), **env) as server:
+        workers = wait_for_workers(server, 2, other_than=set())
+        server.process.kill()
+        server.process.wait(timeout=WAIT_S)
+        try:
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while any(alive(pid) for pid in workers):
+                assert time.monotonic() < deadline, "a worker outlived its supervisor"
+                time.sleep(0.1)
+        finally:  # an orphan would hold the port, and the stderr pipe the helper reads
+            for pid in filter(alive, workers):
+                os.kill(pid, signal.SIGKILL)
+        with pytest.raises(httpx.ConnectError):
+            healthy(server.url)  # nobody serves the port any more
 
 
 def run_cli(tmp_path: Path, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
