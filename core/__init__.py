@@ -42,6 +42,7 @@ from core._retry import (
     sleep_or_stop,
     spread,
 )
+from core._sdnotify import SdNotifier, Watchdog
 
 __all__ = [
     "CacheConfig",
@@ -59,6 +60,7 @@ __all__ = [
     "ProtocolError",
     "RETRY_AFTER_MAX_S",
     "RetryPolicy",
+    "SdNotifier",
     "ServerConfig",
     "ServerError",
     "Settings",
@@ -66,6 +68,7 @@ __all__ = [
     "SyncConfig",
     "SyncError",
     "VideoConfig",
+    "Watchdog",
     "ZoneError",
     "atomic_write",
     "atomic_write_text",

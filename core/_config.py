@@ -162,6 +162,9 @@ class ServerConfig(_Section):
         None, description="shared state of several replicas; default: in this process"
     )
     auto_migrate: bool = Field(True, description="upgrade the database schema at start")
+    workers: int = Field(
+        1, ge=1, le=64, description="server processes on one port; more than 1 needs redis_url"
+    )
     public_url: str | None = Field(None, description="address shown on pairing screens")
     pairing_ttl_s: Seconds = 300.0
     heartbeat_interval_s: Seconds = 30.0

@@ -16,7 +16,6 @@ from player._preroll import LoadTimes, item_key
 from player._presentation import Presentation
 from player._resume import content_key
 from player._schedule import Resolution, is_active, resolve, resolve_at, share_slots, window
-from player._sdnotify import SdNotifier, Watchdog
 from player._sequencer import Switch, ZonePosition, ZoneSequencer
 from player._share import ZonePlan
 from player._stalls import LoopStallProbe
@@ -41,13 +40,11 @@ __all__ = [
     "PowerStatus",
     "Presentation",
     "Resolution",
-    "SdNotifier",
     "Switch",
     "TimelineEvent",
     "TimelineWriter",
     "VirtualClock",
     "WallClock",
-    "Watchdog",
     "ZonePlan",
     "ZonePosition",
     "ZoneSequencer",

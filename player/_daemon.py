@@ -27,11 +27,10 @@ import httpx
 from pydantic import ValidationError
 
 from cache import AssetCache, Limits
-from core import ConfigError, Settings, SyncConfig, atomic_write, state_dir
+from core import ConfigError, SdNotifier, Settings, SyncConfig, atomic_write, state_dir
 from player._clock import Clock, MediaClock
 from player._player import Player
 from player._power import PowerController
-from player._sdnotify import SdNotifier
 from player._timebase import Estimate
 from player._timeline import TimelineEvent, TimelineWriter
 from protocol import Manifest, PowerMetrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -76,6 +77,20 @@ def uvicorn_config(
         ws="none",
         **options,
     )
+
+
+class ReadyServer(uvicorn.Server):
+    """uvicorn's server that calls ``ready()`` once it accepts connections (for systemd's
+    READY=1, or a supervisor waiting for its worker)."""
+
+    def __init__(self, config: uvicorn.Config, ready: Callable[[], object]) -> None:
+        super().__init__(config)
+        self._ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._ready()
 
 
 def _serve(server: uvicorn.Server) -> None:

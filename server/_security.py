@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from pathlib import Path
 
@@ -64,7 +65,20 @@ def load_admin_token(configured: str | None, data_dir: Path) -> tuple[str, bool]
             return token, False
     token = new_token()
     data_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, token + "\n", mode=0o600)
+    # Replicas sharing a data dir may start together: the first token to land in the file
+    # wins (a hard link never replaces), and the others take it instead of their own.
+    draft = path.with_name(f".{ADMIN_TOKEN_FILE}.{os.getpid()}")
+    atomic_write_text(draft, token + "\n", mode=0o600)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        stored = path.read_text(encoding="utf-8").strip()
+        if stored:
+            register_secret(stored)
+            return stored, False
+        draft.replace(path)  # an empty file, as before: ours replaces it
+    finally:
+        draft.unlink(missing_ok=True)
     path.chmod(0o600)
     register_secret(token)
     return token, True

@@ -5,6 +5,7 @@
 # or cursor, a capped journal. Safe to rerun. See docs/install.md.
 #
 #   sudo systemd/install.sh --server http://192.168.1.10:8080 [--name lobby]
+#   sudo systemd/install.sh --server-replicas 2 --server http://127.0.0.1:8080
 #   sudo systemd/install.sh --uninstall [--purge]
 #   systemd/install.sh --root /tmp/stage --server http://x   (writes files, prints commands)
 set -euo pipefail
@@ -19,6 +20,7 @@ SOURCE="$(dirname "$HERE")"
 SERVER_URL=""
 DEVICE_NAME=""
 WITH_SERVER=0
+SERVER_REPLICAS=""  # --server-replicas N: signage-server@PORT.service on ports 8080 and up
 ACTION=install
 PURGE=0
 USE_APT=1
@@ -44,10 +46,14 @@ KMS_OVERLAY=dtoverlay=vc4-kms-v3d
 KMS_MARK="# signage: the GPU's KMS driver (KMSDRM display and OpenGL ES for the player)"
 CMDLINE_SETTINGS=(consoleblank=0 vt.global_cursor_default=0)
 UNITS=(signage-player.service signage-server.service)
+REPLICA_TEMPLATE=signage-server@.service
+REPLICA_FIRST_PORT=8080
+MAX_REPLICAS=16
+REPLICAS_RECORD=$PREFIX/server-replicas  # the enabled instances, one a line
 
 usage() {
     cat <<USAGE
-usage: $PROG [--server URL] [--name NAME] [--with-server] [OPTIONS]
+usage: $PROG [--server URL] [--name NAME] [--with-server | --server-replicas N] [OPTIONS]
        $PROG --uninstall [--purge] [OPTIONS]
 
 Installs the signage player as a kiosk service (Raspberry Pi OS / Debian bookworm). Run as root.
@@ -55,6 +61,9 @@ Installs the signage player as a kiosk service (Raspberry Pi OS / Debian bookwor
   --server URL       the signage server, e.g. http://192.168.1.10:8080 (asked when interactive)
   --name NAME        the device name shown on the server (default: the server asks when pairing)
   --with-server      also run the bundled reference server on this machine
+  --server-replicas N  instead, N server processes, one a port from $REPLICA_FIRST_PORT
+                     (signage-server@PORT); with N > 1, /etc/signage/server.toml must set
+                     server.redis_url (docs/server.md)
   --source DIR       project checkout to install (default: $SOURCE)
   --journal-max SIZE cap of the persistent journal (default: $JOURNAL_MAX)
   --no-apt           do not install apt packages
@@ -132,6 +141,11 @@ parse_args() {
             --server) [ $# -ge 2 ] || die "--server needs a URL" 2; SERVER_URL=$2; shift ;;
             --name) [ $# -ge 2 ] || die "--name needs a value" 2; DEVICE_NAME=$2; shift ;;
             --with-server) WITH_SERVER=1 ;;
+            --server-replicas)
+                [ $# -ge 2 ] || die "--server-replicas needs a number" 2
+                SERVER_REPLICAS=$2
+                shift
+                ;;
             --source) [ $# -ge 2 ] || die "--source needs a directory" 2; SOURCE=$2; shift ;;
             --journal-max) [ $# -ge 2 ] || die "--journal-max needs a size" 2; JOURNAL_MAX=$2; shift ;;
             --no-apt) USE_APT=0 ;;
@@ -154,6 +168,12 @@ parse_args() {
     if [ -n "$ROOT" ] || [ "$DRY_RUN" -eq 1 ]; then STAGED=1; fi
     [ "$PURGE" -eq 0 ] || [ "$ACTION" = uninstall ] || die "--purge goes with --uninstall" 2
     [[ $JOURNAL_MAX =~ ^[0-9]+[KMG]?$ ]] || die "--journal-max: expected a size like 64M" 2
+    if [ -n "$SERVER_REPLICAS" ]; then
+        if [[ ! $SERVER_REPLICAS =~ ^[1-9][0-9]*$ ]] || [ "$SERVER_REPLICAS" -gt "$MAX_REPLICAS" ]; then
+            die "--server-replicas: expected a number from 1 to $MAX_REPLICAS" 2
+        fi
+        [ "$WITH_SERVER" -eq 0 ] || die "--with-server or --server-replicas: choose one" 2
+    fi
     if [ -n "$DEVICE_NAME" ] && ! valid_name "$DEVICE_NAME"; then
         die "--name: 1 to 64 characters, no quotes, backslashes or control characters" 2
     fi
@@ -322,8 +342,8 @@ write_config() {
         update_config "$path"
         return 0
     fi
-    if [ -z "$SERVER_URL" ] && [ "$WITH_SERVER" -eq 1 ]; then
-        SERVER_URL=http://127.0.0.1:8080
+    if [ -z "$SERVER_URL" ] && { [ "$WITH_SERVER" -eq 1 ] || [ -n "$SERVER_REPLICAS" ]; }; then
+        SERVER_URL=http://127.0.0.1:$REPLICA_FIRST_PORT
     fi
     if [ -z "$SERVER_URL" ] && [ -t 0 ]; then
         read -r -p "Signage server URL (e.g. http://192.168.1.10:8080): " SERVER_URL
@@ -367,15 +387,81 @@ update_config() {
 write_server_config() {
     local path=$CONFIG_DIR/server.toml
     [ ! -f "$ROOT$path" ] || return 0
+    if [ -n "$SERVER_REPLICAS" ]; then
+        # Replicas are reached through a load balancer (nginx, docs/server.md), not directly.
+        printf '%s\n' \
+            "# Written by systemd/install.sh. After editing: sudo systemctl restart 'signage-server@*'" \
+            '# Every key: docs/configuration.md; replicas: docs/server.md (Deployment).' \
+            "# Each replica listens on the port of its unit (signage-server@PORT), not on port." '' \
+            '[server]' 'host = "127.0.0.1"' \
+            '# database_url = "postgresql+asyncpg://signage:SECRET@127.0.0.1/signage"' \
+            '# redis_url = "redis://127.0.0.1:6379/0"' | write_file "$path" 0644
+        return 0
+    fi
     printf '%s\n' \
         '# Written by systemd/install.sh. After editing: sudo systemctl restart signage-server' \
         '# Every key: docs/configuration.md' '' \
         '[server]' 'host = "0.0.0.0"' 'port = 8080' | write_file "$path" 0644
 }
 
+# Replicas share presence, limits and events through Redis: without it each would keep a
+# fleet of its own (as `signage server --workers` refuses). Checked before anything is
+# installed; a missing server.toml is written (with the keys to fill in) first.
+check_replicas_config() {
+    local path=$CONFIG_DIR/server.toml
+    [ -n "$SERVER_REPLICAS" ] && [ "$SERVER_REPLICAS" -gt 1 ] || return 0
+    if [ ! -f "$ROOT$path" ]; then
+        write_server_config
+        [ "$DRY_RUN" -eq 0 ] || return 0
+        die "wrote $path: set server.redis_url (and server.database_url) there (docs/server.md, Several replicas), then run again"
+    fi
+    grep -Eq '^[[:space:]]*redis_url[[:space:]]*=' "$ROOT$path" ||
+        die "$SERVER_REPLICAS replicas need server.redis_url in $path (docs/server.md, Several replicas)"
+}
+
+# True when this machine runs the reference server (one unit or replicas).
+server_here() {
+    [ "$WITH_SERVER" -eq 1 ] || [ -n "$SERVER_REPLICAS" ]
+}
+
+# The instances --server-replicas asks for, one a line.
+replica_units() {
+    local i
+    for ((i = 0; i < SERVER_REPLICAS; i++)); do
+        printf 'signage-server@%d.service\n' $((REPLICA_FIRST_PORT + i))
+    done
+}
+
+# Instances enabled by an earlier run that are no longer wanted: stopped and disabled.
+retire_replicas() {
+    local keep=$1 unit
+    [ -f "$ROOT$REPLICAS_RECORD" ] || return 0
+    while IFS= read -r unit; do
+        [ -n "$unit" ] || continue
+        grep -qxF "$unit" <<<"$keep" || run systemctl disable --now "$unit"
+    done <"$ROOT$REPLICAS_RECORD"
+    [ -n "$keep" ] || remove_path "$REPLICAS_RECORD"
+}
+
+enable_server() {
+    local units=()
+    if [ "$WITH_SERVER" -eq 1 ]; then
+        retire_replicas ""
+        run systemctl enable signage-server.service
+        [ "$START" -eq 0 ] || run systemctl restart signage-server.service
+    elif [ -n "$SERVER_REPLICAS" ]; then
+        mapfile -t units < <(replica_units)
+        run systemctl disable --now signage-server.service
+        retire_replicas "$(replica_units)"
+        replica_units | write_file "$REPLICAS_RECORD" 0644
+        run systemctl enable "${units[@]}"
+        [ "$START" -eq 0 ] || run systemctl restart "${units[@]}"
+    fi
+}
+
 write_system_files() {
     local unit
-    for unit in "${UNITS[@]}"; do
+    for unit in "${UNITS[@]}" "$REPLICA_TEMPLATE"; do
         write_file "$UNIT_DIR/$unit" 0644 <"$HERE/$unit"
     done
     write_file "$SYSUSERS_FILE" 0644 <"$HERE/signage.sysusers"
@@ -424,9 +510,10 @@ install_code() {
 
 install() {
     check_platform
+    check_replicas_config
     say "configuration"
     write_config
-    [ "$WITH_SERVER" -eq 0 ] || write_server_config
+    ! server_here || write_server_config
     say "units, user, journald cap, reboot permission"
     write_system_files
     say "console: no blanking, no cursor"
@@ -434,7 +521,7 @@ install() {
     say "GPU: the KMS overlay (Raspberry Pi)"
     bootconfig_apply
     # The server decodes every upload before storing it: video with ffprobe (docs/server.md).
-    [ "$WITH_SERVER" -eq 0 ] || APT_PACKAGES+=(ffmpeg)
+    ! server_here || APT_PACKAGES+=(ffmpeg)
     if [ "$USE_APT" -eq 1 ]; then
         say "apt packages: ${APT_PACKAGES[*]}"
         run env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -453,11 +540,8 @@ install() {
     # unit's Conflicts=, stop the player.
     run systemctl mask getty@tty1.service autovt@tty1.service
     run systemctl enable signage-player.service
-    [ "$WITH_SERVER" -eq 0 ] || run systemctl enable signage-server.service
-    if [ "$START" -eq 1 ]; then
-        [ "$WITH_SERVER" -eq 0 ] || run systemctl restart signage-server.service
-        run systemctl restart signage-player.service
-    fi
+    enable_server
+    [ "$START" -eq 0 ] || run systemctl restart signage-player.service
     say "done: the screen shows a pairing code; check with: sudo -u signage $VENV/bin/signage doctor"
     [ -z "$(cmdline_file || true)" ] || say "reboot once so the kernel command line applies"
     [ "$REBOOT_NEEDED" -eq 0 ] || say "reboot now: the GPU's KMS overlay was set in config.txt"
@@ -465,13 +549,15 @@ install() {
 
 uninstall() {
     say "stopping and removing the services"
-    run systemctl disable --now "${UNITS[@]}" || warn "the units were not installed"
+    local replicas=()
+    [ ! -f "$ROOT$REPLICAS_RECORD" ] || mapfile -t replicas <"$ROOT$REPLICAS_RECORD"
+    run systemctl disable --now "${UNITS[@]}" "${replicas[@]}" || warn "the units were not installed"
     run systemctl unmask getty@tty1.service autovt@tty1.service
     run systemctl start getty@tty1.service || warn "could not bring back the tty1 login"
     cmdline_restore
     bootconfig_restore
     local unit
-    for unit in "${UNITS[@]}"; do
+    for unit in "${UNITS[@]}" "$REPLICA_TEMPLATE"; do
         remove_path "$UNIT_DIR/$unit"
     done
     remove_path "$JOURNALD_DROPIN"
@@ -480,15 +566,18 @@ uninstall() {
     run systemctl daemon-reload
     run systemctl restart systemd-journald.service
     if [ "$PURGE" -eq 1 ]; then
-        say "purging configuration, state and the signage user"
+        say "purging configuration, state and the signage users"
         remove_path "$CONFIG_DIR"
         remove_path /var/lib/signage
         remove_path /var/lib/private/signage-server
         remove_path /var/lib/signage-server
         remove_path "$SYSUSERS_FILE"
-        if [ "$STAGED" -eq 1 ] || getent passwd signage >/dev/null; then
-            run userdel signage
-        fi
+        local user
+        for user in signage signage-server; do
+            if [ "$STAGED" -eq 1 ] || getent passwd "$user" >/dev/null; then
+                run userdel "$user"
+            fi
+        done
     else
         say "kept $CONFIG_DIR, /var/lib/signage (credentials, cache) and the signage user"
     fi

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,28 +51,31 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def server_process(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
-    """A real ``signage server`` (uvicorn, SQLite in ``data_dir``); stopped on exit."""
-    with _server_process(data_dir, None, env) as server:
+def server_process(
+    data_dir: Path, *, options: Sequence[str] = (), **env: str
+) -> Iterator[ServerProcess]:
+    """A real ``signage server`` (uvicorn, SQLite in ``data_dir``, ``options`` added to its
+    command line); stopped on exit."""
+    with _server_process(data_dir, None, env, options) as server:
         yield server
 
 
 @contextlib.contextmanager
 def logged_server_process(data_dir: Path, log: Path, **env: str) -> Iterator[ServerProcess]:
     """The same, its standard error written to ``log`` (to read what it logged)."""
-    with _server_process(data_dir, log, env) as server:
+    with _server_process(data_dir, log, env, ()) as server:
         yield server
 
 
 @contextlib.contextmanager
 def _server_process(
-    data_dir: Path, log: Path | None, env: dict[str, str]
+    data_dir: Path, log: Path | None, env: dict[str, str], options: Sequence[str]
 ) -> Iterator[ServerProcess]:
     port = free_port()
     token = "process-admin-token-0123456789"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAGE_")}
     environment |= {"SIGNAGE_ADMIN_TOKEN": token, **env}
-    command = [sys.executable, "-m", "tools", "server", "--port", str(port)]
+    command = [sys.executable, "-m", "tools", "server", "--port", str(port), *options]
     sink = log.open("w") if log is not None else None
     process = subprocess.Popen(
         [*command, "--data-dir", str(data_dir)],

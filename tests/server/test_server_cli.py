@@ -107,3 +107,21 @@ def test_server_memory_stays_flat_during_a_large_upload(tmp_path: Path) -> None:
         process.communicate(timeout=30)
     # A body buffered whole would add 256 MiB; a few chunks in flight is all we allow.
     assert after - before < 40, f"peak RSS grew from {before} to {after} MiB"
+
+
+def test_systemd_is_told_when_the_server_serves(tmp_path: Path) -> None:
+    """signage-server.service is Type=notify: READY=1 once uvicorn accepts connections."""
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(path)
+        systemd.settimeout(60)
+        port = _free_port()
+        process = _start(tmp_path / "srv", port, NOTIFY_SOCKET=path)
+        try:
+            message = systemd.recv(4096).decode()
+            assert message == f"READY=1\nSTATUS=serving on 127.0.0.1:{port}"
+            # Sent once it listens: the first request is answered at once.
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        finally:
+            process.terminate()
+            process.communicate(timeout=30)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import stat
+from pathlib import Path
+
+import pytest
 
 from protocol import HeartbeatResponse
-from server._security import new_token
+from server import _security as security
+from server._security import ADMIN_TOKEN_FILE, load_admin_token, new_token
 from tests.server.conftest import Ctx, device_headers
 from tests.server.test_device import METRICS
 
@@ -146,3 +151,32 @@ def test_no_token_starts_with_a_dash() -> None:
     # A token is typed after --token on the command line; a leading dash would read as an
     # option (one token in 64 did before).
     assert not any(new_token().startswith("-") for _ in range(3000))
+
+
+def test_replicas_starting_together_agree_on_the_generated_admin_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica on the same data dir writes its token between our look and our write:
+    ours must not replace it (each replica would accept a different token)."""
+    theirs = new_token()
+
+    def racing_token() -> str:
+        (tmp_path / ADMIN_TOKEN_FILE).write_text(theirs + "\n")  # the other replica, first
+        return new_token()
+
+    monkeypatch.setattr(security, "new_token", racing_token)
+    assert load_admin_token(None, tmp_path) == (theirs, False)
+    assert (tmp_path / ADMIN_TOKEN_FILE).read_text() == theirs + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ADMIN_TOKEN_FILE]  # no draft left
+
+
+def test_a_generated_admin_token_is_private_and_kept(tmp_path: Path) -> None:
+    token, created = load_admin_token(None, tmp_path)
+    assert created
+    path = tmp_path / ADMIN_TOKEN_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_admin_token(None, tmp_path) == (token, False)
+    path.write_text("")  # emptied by hand: a new one replaces it
+    again, created = load_admin_token(None, tmp_path)
+    assert created and again != token
+    assert path.read_text() == again + "\n"

@@ -22,6 +22,7 @@ EXPECTED_FILES = {
     "etc/signage/player.toml": 0o644,
     "etc/systemd/system/signage-player.service": 0o644,
     "etc/systemd/system/signage-server.service": 0o644,
+    "etc/systemd/system/signage-server@.service": 0o644,
     "etc/sysusers.d/signage.conf": 0o644,
     "etc/systemd/journald.conf.d/signage.conf": 0o644,
     "etc/polkit-1/rules.d/50-signage-reboot.rules": 0o644,
@@ -66,7 +67,7 @@ def test_staged_install_writes_each_file_with_its_mode(install: Installer, stage
     assert files_under(stage).keys() == EXPECTED_FILES.keys()
     for name, mode in EXPECTED_FILES.items():
         assert stat.S_IMODE((stage / name).stat().st_mode) == mode, name
-    for unit in ("signage-player.service", "signage-server.service"):
+    for unit in ("signage-player.service", "signage-server.service", "signage-server@.service"):
         installed = (stage / "etc/systemd/system" / unit).read_bytes()
         assert installed == (SYSTEMD_DIR / unit).read_bytes()
     assert (stage / "etc/sysusers.d/signage.conf").read_bytes() == (
@@ -123,6 +124,9 @@ def test_sysusers_file_creates_the_user_in_its_groups(install: Installer, stage:
     }
     for group in ("video", "render", "input", "audio"):
         assert "signage" in groups[group], group
+    # The server's replicas share one state directory, so one fixed user, in no device group.
+    assert passwd["signage-server"][5:] == ["/var/lib/signage-server", "/usr/sbin/nologin"]
+    assert not any("signage-server" in members for members in groups.values())
 
 
 def test_commands_are_printed_not_run(install: Installer) -> None:
@@ -326,3 +330,99 @@ def test_server_url_is_asked_for_on_a_terminal(stage: Path, trap_bin: Path) -> N
         assert "Signage server URL" in done.stderr
     settings = load_settings(stage / "etc/signage/player.toml", env={})
     assert settings.sync.server_url == SERVER
+
+
+SHARED_STATE = (
+    'database_url = "postgresql+asyncpg://signage:secret@db.internal/signage"\n'
+    'redis_url = "redis://redis.internal:6379/0"\n'
+)
+
+
+def test_server_replicas_need_redis(install: Installer, stage: Path) -> None:
+    """Without it each replica would keep a fleet of its own: refused before any change."""
+    first = install("--server-replicas", "2")
+    assert first.returncode == 1
+    config = stage / "etc/signage/server.toml"
+    assert first.written == ["/etc/signage/server.toml"]  # the keys to fill in, and nothing else
+    assert "set server.redis_url (and server.database_url) there" in first.stderr
+    assert first.commands == []
+    written = tomllib.loads(config.read_text())
+    assert written == {"server": {"host": "127.0.0.1"}}  # the two keys are commented examples
+    assert "# redis_url = " in config.read_text()
+    config.write_text(config.read_text().replace("# redis_url", "#redis_url"))
+    again = install("--server-replicas", "3")
+    assert again.returncode == 1
+    assert "3 replicas need server.redis_url in /etc/signage/server.toml" in again.stderr
+    assert files_under(stage).keys() == {"etc/signage/server.toml"}
+    # SQLite in the shared data dir is allowed on one machine (docs/server.md, One machine).
+    config.write_text(config.read_text() + 'redis_url = "redis://127.0.0.1:6379/0"\n')
+    assert install("--server-replicas", "3").returncode == 0
+
+
+def test_server_replicas_are_enabled_scaled_and_uninstalled(
+    install: Installer, stage: Path
+) -> None:
+    config = stage / "etc/signage/server.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[server]\n" + SHARED_STATE)
+    done = install("--server-replicas", "3")
+    assert done.returncode == 0, done.stderr
+    assert config.read_text() == "[server]\n" + SHARED_STATE  # kept as the operator wrote it
+    units = "signage-server@8080.service signage-server@8081.service signage-server@8082.service"
+    assert f"systemctl enable {units}" in done.commands
+    assert f"systemctl restart {units}" in done.commands
+    # The single server would take port 8080 and a state directory of its own.
+    assert "systemctl disable --now signage-server.service" in done.commands
+    assert "systemctl enable signage-server.service" not in done.commands
+    assert load_settings(stage / "etc/signage/player.toml", env={}).sync.server_url == (
+        "http://127.0.0.1:8080"
+    )
+    apt_install = next(c for c in done.commands if "apt-get install" in c)
+    assert "ffmpeg" in apt_install.split()
+    assert install("--server-replicas", "3").written == []  # a rerun changes nothing
+
+    fewer = install("--server-replicas", "1", "--no-start")
+    assert fewer.returncode == 0, fewer.stderr
+    assert "systemctl disable --now signage-server@8082.service" in fewer.commands
+    assert "systemctl disable --now signage-server@8081.service" in fewer.commands
+    assert "systemctl enable signage-server@8080.service" in fewer.commands
+    assert not any("restart signage-server" in c for c in fewer.commands)
+
+    plain = install("--server", SERVER)  # a rerun that does not name the server leaves it
+    assert not any("signage-server" in c for c in plain.commands)
+
+    gone = install("--uninstall", "--purge")
+    assert gone.returncode == 0, gone.stderr
+    assert (
+        "systemctl disable --now signage-player.service signage-server.service "
+        "signage-server@8080.service"
+    ) in gone.commands
+    assert "userdel signage-server" in gone.commands
+    assert files_under(stage) == {}
+
+
+def test_with_server_retires_the_replicas(install: Installer, stage: Path) -> None:
+    config = stage / "etc/signage/server.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[server]\n" + SHARED_STATE)
+    assert install("--server-replicas", "2").returncode == 0
+    single = install("--with-server")
+    assert single.returncode == 0, single.stderr
+    assert "systemctl disable --now signage-server@8080.service" in single.commands
+    assert "systemctl disable --now signage-server@8081.service" in single.commands
+    assert "systemctl enable signage-server.service" in single.commands
+    assert not (stage / "opt/signage/server-replicas").exists()
+
+
+def test_bad_server_replicas_are_refused(install: Installer, stage: Path) -> None:
+    for args, message in {
+        ("--server-replicas", "0"): "expected a number from 1 to 16",
+        ("--server-replicas", "17"): "expected a number from 1 to 16",
+        ("--server-replicas", "two"): "expected a number from 1 to 16",
+        ("--server-replicas",): "--server-replicas needs a number",
+        ("--with-server", "--server-replicas", "2"): "--with-server or --server-replicas",
+    }.items():
+        done = install(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr, (args, done.stderr)
+    assert files_under(stage) == {}

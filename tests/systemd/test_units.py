@@ -12,6 +12,8 @@ import pytest
 from tests.systemd.conftest import SYSTEMD_DIR, Installer
 
 UNITS = ("signage-player.service", "signage-server.service")
+TEMPLATE = "signage-server@.service"
+INSTANCE = "signage-server@8080.service"  # the template, as --server-replicas enables it
 HOST_UNITS = Path("/usr/lib/systemd/system")
 
 
@@ -95,6 +97,9 @@ def test_player_hardening_keeps_devices_reachable() -> None:
 def test_server_unit_restarts_and_keeps_its_own_state() -> None:
     unit = directives("signage-server.service")
     service = unit["Service"]
+    assert one(service, "Type") == "notify"  # READY=1 once serving (every worker, with several)
+    assert one(service, "NotifyAccess") == "main"  # the supervisor, not its workers
+    assert one(service, "TimeoutStartSec") == "infinity"  # never kill a migration half-way
     assert one(service, "Restart") == "always"
     assert one(unit["Unit"], "StartLimitIntervalSec") == "0"
     assert one(service, "StateDirectory") == "signage-server"
@@ -110,7 +115,7 @@ def staged_root(install: Installer, stage: Path) -> Path:
     assert install("--server", "http://10.0.0.5:8080").returncode == 0
     assert HOST_UNITS.is_dir(), "systemd is missing: ./dev installs it with apt"
     shutil.copytree(HOST_UNITS, stage / "usr/lib/systemd/system", symlinks=True)
-    for unit in UNITS:
+    for unit in (*UNITS, TEMPLATE):
         for key, values in directives(unit)["Service"].items():
             if not key.startswith("Exec"):
                 continue
@@ -133,7 +138,27 @@ def analyze(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("unit", UNITS)
+def test_replica_template_is_the_server_unit_with_a_port_and_a_shared_user() -> None:
+    single, template = directives("signage-server.service"), directives(TEMPLATE)
+    service = template["Service"]
+    assert one(service, "User") == one(service, "Group") == "signage-server"
+    assert "DynamicUser" not in service  # the replicas share /var/lib/signage-server
+    assert one(service, "StateDirectory") == "signage-server"
+    assert one(service, "ExecStart") == (
+        "/opt/signage/venv/bin/signage server --config /etc/signage/server.toml --port %i"
+    )
+    assert one(service, "SyslogIdentifier") == "signage-server-%i"
+    assert "%i" in one(template["Unit"], "Description")
+    # Everything else, hardening included, as the single server's unit has it.
+    differ = {"DynamicUser", "User", "Group", "ExecStart", "SyslogIdentifier"}
+    assert {k: v for k, v in single["Service"].items() if k not in differ} == {
+        k: v for k, v in service.items() if k not in differ
+    }
+    assert template["Unit"].keys() == single["Unit"].keys()
+    assert template["Install"] == single["Install"]
+
+
+@pytest.mark.parametrize("unit", [*UNITS, INSTANCE])
 def test_systemd_analyze_verify_is_silent(install: Installer, stage: Path, unit: str) -> None:
     root = staged_root(install, stage)
     done = analyze(root, "verify", unit)
@@ -156,7 +181,7 @@ def test_verify_would_catch_a_broken_unit(install: Installer, stage: Path) -> No
     assert "/opt/signage/venv/bin/missing" in done.stderr
 
 
-@pytest.mark.parametrize(("unit", "ceiling"), [(UNITS[0], 3.0), (UNITS[1], 2.0)])
+@pytest.mark.parametrize(("unit", "ceiling"), [(UNITS[0], 3.0), (UNITS[1], 2.0), (INSTANCE, 2.0)])
 def test_exposure_stays_low(install: Installer, stage: Path, unit: str, ceiling: float) -> None:
     root = staged_root(install, stage)
     done = analyze(root, "--offline=yes", "security", unit)

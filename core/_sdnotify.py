@@ -1,11 +1,11 @@
 """sd_notify without libsystemd: readiness, status, watchdog and stopping, as datagrams.
 
 systemd passes ``$NOTIFY_SOCKET`` (a path, or ``@name`` for an abstract socket) to a
-``Type=notify`` service; each message is one datagram of ``KEY=value`` lines. Outside systemd
-the variable is unset and every call is a cheap no-op returning False, so the player runs the
-same from a terminal.
+``Type=notify`` service (the player, the server); each message is one datagram of
+``KEY=value`` lines. Outside systemd the variable is unset and every call is a cheap no-op
+returning False, so a service runs the same from a terminal.
 
-The watchdog is pinged from the frame loop, never from a timer thread: a thread would keep
+The player's watchdog is pinged from the frame loop, never from a timer thread: a thread would keep
 pinging while the renderer is frozen, which is exactly the failure ``WatchdogSec=`` is there to
 catch. ``Watchdog.feed(now)`` is called once per loop iteration with ``time.monotonic()`` and
 sends ``WATCHDOG=1`` at most every half ``WATCHDOG_USEC`` (sd_watchdog_enabled(3)'s advice), and

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from player import SdNotifier, Watchdog
-from player._sdnotify import notify_address, watchdog_interval
+from core import SdNotifier, Watchdog
+from core._sdnotify import notify_address, watchdog_interval
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_unsupported_socket_kind_disables_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with (
-        caplog.at_level(logging.WARNING, logger="player._sdnotify"),
+        caplog.at_level(logging.WARNING, logger="core._sdnotify"),
         SdNotifier.from_env({"NOTIFY_SOCKET": "vsock:2:1234"}) as notifier,
     ):
         assert not notifier.enabled
@@ -114,7 +114,7 @@ def test_a_vanished_socket_is_logged_once_and_never_raises(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with SdNotifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "gone")}) as notifier:
-        with caplog.at_level(logging.WARNING, logger="player._sdnotify"):
+        with caplog.at_level(logging.WARNING, logger="core._sdnotify"):
             assert not notifier.ready()
             assert not notifier.status("x")
         assert caplog.text.count("could not notify systemd") == 1
