@@ -479,13 +479,18 @@ class RedisHub:
 
     async def publish_many(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
         batch = list(events)
+        if not batch:
+            return
         script = self._link.script(_PUBLISH_MANY)
-        for start in range(0, len(batch), BATCH):
-            chunk = batch[start : start + BATCH]
-            args: list[Any] = [self._replay_size, CHANNEL]
-            for device_id, name, data in chunk:
-                args += [device_id, name, json.dumps(data)]
-            await script(keys=[self._key(d) for d, _, _ in chunk], args=args)
+        # Every call in one round trip; each is atomic on its own.
+        async with self._link.client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(batch), BATCH):
+                chunk = batch[start : start + BATCH]
+                args: list[Any] = [self._replay_size, CHANNEL]
+                for device_id, name, data in chunk:
+                    args += [device_id, name, json.dumps(data)]
+                await script(keys=[self._key(d) for d, _, _ in chunk], args=args, client=pipe)
+            await pipe.execute()
 
     async def subscribe(self, device_id: str, last_event_id: str | None) -> Subscription:
         old = self._local.pop(device_id, None)
