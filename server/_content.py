@@ -328,7 +328,7 @@ async def refresh_devices(
     if device_ids is None:
         rows = list((await conn.execute(query)).all())
     else:
-        wanted = list(device_ids)
+        wanted = list(dict.fromkeys(device_ids))  # once each, whatever the chunks
         for start in range(0, len(wanted), BATCH):
             chunk = wanted[start : start + BATCH]
             rows += (await conn.execute(query.where(devices.c.id.in_(chunk)))).all()
