@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, text
 from starlette.types import ASGIApp
 
 from core import ServerConfig, Settings
@@ -40,12 +40,14 @@ from server._bodies import BodyLimit, JsonRoute
 from server._bus import Wakeups
 from server._console import install_console
 from server._console_session import SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_S
-from server._db import commands, database_url, pairings, writer_of
+from server._db import database_answers, database_unreachable, database_url, pairings, writer_of
 from server._device_api import flush_presence, publish_presence, queue_presence_write
 from server._front import ROUTE_CLASSES, Front
+from server._lean import Lanes
 from server._migrations import open_database
+from server._outages import RETRY_AFTER_S, OutageGuard, Outages
 from server._probe import ProbeLimits, Prober
-from server._problems import install_problem_handlers, problem_doc
+from server._problems import ApiError, install_problem_handlers, problem_doc
 from server._routes import Routes
 from server._security import hash_token, load_admin_token
 from server._state import ServerState
@@ -91,8 +93,9 @@ async def _sweeper(state: ServerState) -> None:
                 await sweep_once(state)
             else:
                 await flush_presence(state)
-        except Exception:
-            log.exception("sweeper pass failed")
+        except Exception as exc:
+            if state.outages.noted(exc) is None:  # an outage is logged once, not every pass
+                log.exception("sweeper pass failed")
 
 
 async def _build_state(
@@ -101,9 +104,12 @@ async def _build_state(
     config = settings.server
     secret = config.admin_token.get_secret_value() if config.admin_token else None
     token, _ = load_admin_token(secret, data_dir)
-    shared = await open_shared(config, clock)
+    outages = Outages()
+    if engine.dialect.name == "postgresql":
+        outages.register("database", database_unreachable, lambda: database_answers(engine))
+    shared = await open_shared(config, clock, outages)
     window = shared.window
-    return ServerState(
+    state = ServerState(
         config=config,
         data_dir=data_dir,
         engine=engine,
@@ -130,8 +136,12 @@ async def _build_state(
                 max_image_pixels=int(config.max_image_megapixels * 1_000_000),
             )
         ),
-        closers=[shared.close],
+        closers=[outages.close, shared.close],
+        outages=outages,
     )
+    if "redis" in outages.names():
+        outages.on_back("redis", state.restore_presence)
+    return state
 
 
 async def _metrics_text(state: ServerState) -> str:
@@ -141,9 +151,18 @@ async def _metrics_text(state: ServerState) -> str:
         lines.append(f"# TYPE signage_{name} {kind}")
         lines.append(f"signage_{name}{labels} {value}")
 
-    metric("devices_online", "gauge", await state.presence.online_count())
+    try:
+        metric("devices_online", "gauge", await state.presence.online_count())
+    except Exception as exc:  # Redis is lost: the rest is still worth reporting
+        if state.outages.noted(exc) is None:
+            raise
     metric("sse_device_streams", "gauge", state.hub.stream_count())
     metric("sse_dashboard_streams", "gauge", state.hub.dashboard_count())
+    if state.outages.names():
+        lines.append("# TYPE signage_engine_up gauge")
+    for name in state.outages.names():
+        up = 0 if state.outages.is_down(name) else 1
+        lines.append(f'signage_engine_up{{engine="{name}"}} {up}')
     counters = state.counters.values
     lines.append("# TYPE signage_http_responses_total counter")
     for route in ROUTE_CLASSES:
@@ -208,13 +227,7 @@ def _lifespan(
             raise
         if not state.prober.ffprobe_available():
             log.warning("ffprobe not found (Debian package ffmpeg): video uploads are refused")
-        async with engine.connect() as conn:
-            pending = await conn.execute(
-                select(commands.c.device_id)
-                .where(commands.c.completed_at.is_(None), commands.c.expires_at > now())
-                .distinct()
-            )
-            state.devices_with_commands.update(r.device_id for r in pending)
+        await state.load_pending_commands()
         app.state.signage = state
         sweeper = asyncio.create_task(_sweeper(state))
         try:
@@ -239,7 +252,17 @@ operations = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 @operations.get("/healthz", responses=problem_doc(503))
 async def healthz(request: Request) -> dict[str, str]:
+    """A database round trip, and Redis when configured: 503 ``database_unavailable`` or
+    ``redis_unavailable`` while one is down (also until the server has caught up after it)."""
     state: ServerState = request.app.state.signage
+    for name in ("database", "redis"):
+        if not await state.outages.check(name):
+            raise ApiError(
+                503,
+                f"{name}_unavailable",
+                f"the server cannot reach its {name}",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
     async with state.engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
     return {"status": "ok"}
@@ -270,6 +293,9 @@ def create_app(
         lifespan=_lifespan(settings, data_dir, url, clock or time.time),
         docs_url=None,
         redoc_url=None,
+        # FastAPI's OpenTelemetry bridge asks on every request whether a provider was set up;
+        # the server reports through /metrics and its log instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_problem_handlers(app)
@@ -299,24 +325,36 @@ def create_app(
         state = state_of()
         return state.config if state is not None else None
 
-    # Outer to inner: SignageApp's Front, FastAPI's error middleware, AuthGate, BodyLimit.
+    # Outer to inner: SignageApp's Front (and lanes), FastAPI's error middleware, OutageGuard,
+    # AuthGate, BodyLimit.
     app.add_middleware(BodyLimit, config_of=config_of, routes=app.documented)
     app.add_middleware(AuthGate, state_of=state_of, routes=app.documented)
+    app.add_middleware(OutageGuard, outages_of=lambda: getattr(state_of(), "outages", None))
     return app
 
 
 class SignageApp(FastAPI):
     """FastAPI with ``server._front.Front`` outside everything, its own error layer included,
-    so the 500s it sends are counted too."""
+    so the 500s it sends are counted too, and the lean routes served past FastAPI
+    (``server._lean``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.documented = Routes(lambda: self.openapi())
 
     def build_middleware_stack(self) -> ASGIApp:
+        def state_of() -> ServerState | None:
+            return getattr(self.state, "signage", None)
+
         def count(route: str, status_class: str) -> None:
-            state: ServerState | None = getattr(self.state, "signage", None)
+            state = state_of()
             if state is not None:
                 state.counters.inc(f"http_{route}_{status_class}")
 
-        return Front(super().build_middleware_stack(), routes=self.documented, count=count)
+        lanes = Lanes(
+            super().build_middleware_stack(),
+            routes=self.routes,
+            middleware=self.user_middleware,
+            state_of=state_of,
+        )
+        return Front(lanes, routes=self.documented, count=count)

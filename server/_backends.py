@@ -8,6 +8,7 @@ from server._bus import LocalBus, LocalLeases
 from server._hub import EventHub
 from server._limits import Clock, SlidingWindow
 from server._manifests import LocalManifests
+from server._outages import Outages
 from server._presence import Presence
 from server._shared import BEATS_PER_HALF_INTERVAL, Shared, heartbeat_interval, offline_after_s
 
@@ -16,11 +17,11 @@ async def _nothing() -> None:
     return None
 
 
-async def open_shared(config: ServerConfig, clock: Clock) -> Shared:
+async def open_shared(config: ServerConfig, clock: Clock, outages: Outages) -> Shared:
     if config.redis_url is not None:
         from server._redis_state import open_redis
 
-        return await open_redis(config.redis_url.get_secret_value(), config, clock)
+        return await open_redis(config.redis_url.get_secret_value(), config, clock, outages)
     interval = heartbeat_interval(config)
     return Shared(
         hub=EventHub(config.event_replay_size),

@@ -200,7 +200,9 @@ def parse_json(raw: bytes) -> Any:
         raise too_deep from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"body is not JSON: {exc}") from exc
-    if json_depth(value) > MAX_JSON_DEPTH:
+    # Nesting needs an opening bracket per level: fewer brackets than the limit need no walk.
+    brackets = raw.count(b"{") + raw.count(b"[")
+    if brackets > MAX_JSON_DEPTH and json_depth(value) > MAX_JSON_DEPTH:
         raise too_deep
     return value
 

@@ -58,6 +58,8 @@ class Wakeups:
         self._events: dict[str, asyncio.Event] = {}
         self._waiters: Counter[str] = Counter()
         bus.on("wake", self._woken)
+        # After an outage of the bus, wake-ups may have been missed: every poll looks again.
+        bus.on("resync", lambda _payload: self._wake_all())
 
     @contextlib.contextmanager
     def listen(self, key: str) -> Iterator[asyncio.Event]:
@@ -78,6 +80,10 @@ class Wakeups:
     def _woken(self, payload: dict[str, str]) -> None:
         event = self._events.get(payload["key"])
         if event is not None:
+            event.set()
+
+    def _wake_all(self) -> None:
+        for event in self._events.values():
             event.set()
 
     def __len__(self) -> int:

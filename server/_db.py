@@ -22,8 +22,11 @@ from sqlalchemy import (
     String,
     Table,
     event,
+    text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger("signage.server")
@@ -253,9 +256,30 @@ def new_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database server cannot be reached (down, restarting, the
+    connection cut), rather than that a statement failed."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, ConnectionError))
+
+
+async def database_answers(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return True
+
+
 def _pool_options(url: str) -> dict[str, Any]:
     if url.startswith("postgresql"):
         # Connections are cheap to hold and slow to open; a reconnect wave of event streams
-        # queues for them rather than failing. pre_ping: a restarted database is survived.
-        return {"pool_size": 10, "max_overflow": 20, "pool_timeout": 60, "pool_pre_ping": True}
+        # queues for them rather than failing. pre_ping: a restarted database is survived;
+        # a connect that gets no answer (a hung or unroutable server) fails after 5 s.
+        return {
+            "pool_size": 10,
+            "max_overflow": 20,
+            "pool_timeout": 60,
+            "pool_pre_ping": True,
+            "connect_args": {"timeout": 5},
+        }
     return {}

@@ -26,6 +26,7 @@ from server._auth import Device, State
 from server._bodies import JsonRoute, parse_json
 from server._content import refresh_devices
 from server._db import commands, devices, impressions
+from server._lean import lean
 from server._manifests import CachedManifest
 from server._presence import Seen, Transition
 from server._problems import ApiError, problem_doc, validation_error
@@ -51,6 +52,12 @@ async def manifest_of(state: ServerState, device_id: str) -> CachedManifest:
         await state.manifests.put_many(refreshed.manifests)
         cached = refreshed.manifests[device_id]
     return cached
+
+
+async def manifest_etag(state: ServerState, device_id: str) -> str:
+    """The ETag of the device's manifest, without fetching the manifest when it is stored."""
+    etag = await state.manifests.etag(device_id)
+    return etag if etag is not None else (await manifest_of(state, device_id)).etag
 
 
 async def mark_seen(state: ServerState, device_id: str) -> None:
@@ -184,7 +191,8 @@ def command_model(row: Any) -> Command:
         }
     },
 )
-async def heartbeat(request: Request, device: Device, state: State) -> HeartbeatResponse:
+@lean
+async def heartbeat(request: Request, device: Device, state: State) -> Response:
     interval = state.heartbeat_interval()
     try:
         # Parsed by hand (bounded by server._bodies before it is read).
@@ -206,16 +214,18 @@ async def heartbeat(request: Request, device: Device, state: State) -> Heartbeat
     await record_seen(state, device.id, seen, now)
     if state.hub.dashboards_open():
         await state.hub.broadcast("heartbeat", {"device_id": device.id})
-    cached = await manifest_of(state, device.id)
+    etag = seen.manifest_etag or await manifest_etag(state, device.id)
     expires_at, refresh_at = token_schedule(state, device)
-    return HeartbeatResponse(
+    answer = HeartbeatResponse(
         server_time=_utc(now),
-        manifest_etag=cached.etag,
+        manifest_etag=etag,
         heartbeat_interval_s=interval,
         commands=await pending_commands(state, device.id),
         token_expires_at=None if expires_at is None else _utc(expires_at),
         token_refresh_at=_utc(min(now, refresh_at) if device.previous else refresh_at),
     )
+    # Finished here (a lean route: server._lean); response_model above documents it.
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 def _utc(ts: float) -> dt.datetime:

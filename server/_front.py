@@ -74,8 +74,8 @@ class Front:
         self._check_forwarding(scope)
         try:
             query = scope.get("query_string", b"").decode("latin-1")
-            keys = {k.lower() for k, _ in parse_qsl(query, keep_blank_values=True)}
-            if keys & FORBIDDEN_QUERY_KEYS:
+            keys = {k.lower() for k, _ in parse_qsl(query, keep_blank_values=True)} if query else ()
+            if FORBIDDEN_QUERY_KEYS.intersection(keys):
                 response = problem_response(
                     400,
                     "token_in_query",

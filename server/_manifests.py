@@ -34,6 +34,10 @@ class CachedManifest:
 class ManifestStore(Protocol):
     async def get(self, device_id: str) -> CachedManifest | None: ...
 
+    async def etag(self, device_id: str) -> str | None:
+        """The stored manifest's ETag alone (what every heartbeat answers with)."""
+        ...
+
     async def put_many(self, manifests: Mapping[str, CachedManifest]) -> None:
         """Store each, unless a newer version is stored already."""
         ...
@@ -53,6 +57,10 @@ class LocalManifests:
 
     async def get(self, device_id: str) -> CachedManifest | None:
         return self._manifests.get(device_id)
+
+    async def etag(self, device_id: str) -> str | None:
+        found = self._manifests.get(device_id)
+        return None if found is None else found.etag
 
     async def put_many(self, manifests: Mapping[str, CachedManifest]) -> None:
         for device_id, manifest in manifests.items():

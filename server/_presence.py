@@ -36,6 +36,9 @@ class Seen:
     transition: Transition | None
     write_last_seen: bool  # the database's last_seen is due for an update
     retry_after: int = 0  # a heartbeat refused as too frequent (nothing recorded)
+    # The device's stored manifest ETag, when the store reads it in the same step (Redis:
+    # the same script, one round trip per heartbeat); None: ask the ManifestStore.
+    manifest_etag: str | None = None
 
 
 class PresenceStore(Protocol):
@@ -64,6 +67,11 @@ class PresenceStore(Protocol):
         ...
 
     async def online_count(self) -> int: ...
+
+    async def restore(self, device_ids: Iterable[str], now: float) -> None:
+        """Devices the database has online but this store does not know (it was lost): online
+        from ``now``, so those that stay silent are swept offline, never left online."""
+        ...
 
 
 class Presence:
@@ -121,3 +129,8 @@ class Presence:
 
     async def online_count(self) -> int:
         return sum(1 for live in self._live.values() if live.online)
+
+    async def restore(self, device_ids: Iterable[str], now: float) -> None:
+        for device_id in device_ids:
+            if device_id not in self._live:
+                self._live[device_id] = DeviceLive(last_seen=now, last_written=now)

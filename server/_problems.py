@@ -123,55 +123,45 @@ def validation_error(exc: ValidationError, prefix: str = "body") -> ApiError:
     return ApiError(422, "validation_failed", invalid_fields(problems), errors=problems)
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiError)
+def handled_problem(exc: Exception, path: str) -> JSONResponse | None:
+    """The problem+json an exception is answered with, or None for one that is a bug (a
+    500, logged by ``server._front``). The app's exception handlers and the lean routes
+    (``server._lean``) both answer through it."""
+    if isinstance(exc, ClientDisconnect):
+        # The client left mid-body (or was cut off by the body timeout): nobody reads this
+        # answer, and it is not a server error.
+        return problem_response(400, "client_disconnected", instance=path)
+    if isinstance(exc, ApiError):
         return problem_response(
-            exc.status,
-            exc.code,
-            exc.detail,
-            instance=request.url.path,
-            headers=exc.headers,
-            errors=exc.errors,
+            exc.status, exc.code, exc.detail, instance=path, headers=exc.headers, errors=exc.errors
         )
-
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, StarletteHTTPException):
         status = exc.status_code
         detail = exc.detail if isinstance(exc.detail, str) else None
         headers = dict(exc.headers or {})
         return problem_response(
-            status,
-            _CODES.get(status, "error"),
-            detail,
-            instance=request.url.path,
-            headers=headers,
+            status, _CODES.get(status, "error"), detail, instance=path, headers=headers
         )
-
-    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+    if isinstance(exc, RequestValidationError):
         problems = field_problems(exc)
         return problem_response(
-            422,
-            "validation_failed",
-            invalid_fields(problems),
-            instance=request.url.path,
-            errors=problems,
+            422, "validation_failed", invalid_fields(problems), instance=path, errors=problems
         )
+    return None
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_handled(request: Request, exc: Exception) -> JSONResponse:
+        response = handled_problem(exc, request.url.path)
+        assert response is not None
+        return response
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Starlette re-raises after answering; server._front logs it once and counts the 500.
         return problem_response(500, "internal_error", instance=request.url.path)
 
-    async def on_disconnect(request: Request, exc: Exception) -> JSONResponse:
-        # The client left mid-body (or was cut off by the body timeout): nobody reads this
-        # answer, and it is not a server error.
-        return problem_response(400, "client_disconnected", instance=request.url.path)
-
-    app.add_exception_handler(ClientDisconnect, on_disconnect)
-    app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
+    for handled in (ClientDisconnect, ApiError, StarletteHTTPException, RequestValidationError):
+        app.add_exception_handler(handled, on_handled)
     app.add_exception_handler(Exception, on_unexpected)
 
 

@@ -13,6 +13,12 @@ the in-process versions (``server._shared``).
 - The bus (wake-ups, revoked tokens, new commands): the same Pub/Sub channel.
 - Leases: ``SET NX PX`` with this replica's id, renewed only by the holder.
 
+When Redis is unreachable, commands fail within ``SOCKET_TIMEOUT_S`` (the requests get 503s,
+``server._outages``). What could not be written meanwhile is made up for once it is back: the
+devices whose events or manifests were lost get their stream and cached manifest dropped (so
+they reconnect to a ``manifest`` hint, never to a silently incomplete replay), and every
+replica is told to drop its caches, since revocations sent during the outage never arrived.
+
 Times come from the server's clock (tests move it), never from Redis's.
 """
 
@@ -23,7 +29,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from core import ServerConfig
@@ -31,6 +37,7 @@ from server._bus import Handlers
 from server._hub import Event, Seq, Subscriber, Subscription
 from server._limits import Clock
 from server._manifests import CachedManifest
+from server._outages import Outages
 from server._presence import LAST_SEEN_WRITE_S, DeviceLive, Seen
 
 if TYPE_CHECKING:
@@ -41,42 +48,72 @@ PREFIX = "signage:"
 CHANNEL = PREFIX + "bus"
 RECONNECT_S = 1.0
 POOL_SIZE = 64  # connections to Redis per replica (one of them listens to the channel)
-POOL_WAIT_S = 30.0
+POOL_WAIT_S = 5.0  # for a free connection when all are busy (a hung Redis holds them all)
+SOCKET_TIMEOUT_S = 3.0  # a command unanswered this long fails (a hung Redis, a lost route)
+CONNECT_TIMEOUT_S = 2.0
 
-_WINDOW = """
-local key, now, window, limit, token = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
-    tonumber(ARGV[3]), ARGV[4]
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if redis.call('ZCARD', key) < limit then
-  if token ~= '' then
-    redis.call('ZADD', key, now, token)
-    redis.call('PEXPIRE', key, math.ceil(window * 1000) + 1000)
+_WINDOW_HIT = """
+local function window_hit(key, now, window, limit, token)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) < limit then
+    if token ~= '' then
+      redis.call('ZADD', key, now, token)
+      redis.call('PEXPIRE', key, math.ceil(window * 1000) + 1000)
+    end
+    return 0
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return math.max(1, math.ceil(tonumber(oldest[2]) + window - now))
+end
+"""
+# KEYS: the window. ARGV: now, window_s, limit, token ('' checks without recording).
+_WINDOW = (
+    _WINDOW_HIT
+    + """
+return window_hit(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+"""
+)
+
+_SEEN_NOW = """
+local function seen(online, written, metrics, device, now, write_s, metric)
+  if metric ~= '' then redis.call('HSET', metrics, device, metric) end
+  local before = redis.call('ZSCORE', online, device)
+  if not before then
+    redis.call('ZADD', online, now, device)
+    redis.call('HSET', written, device, now)
+    return 2
+  end
+  if now > tonumber(before) then redis.call('ZADD', online, now, device) end
+  local last = tonumber(redis.call('HGET', written, device) or '0')
+  if now - last >= write_s then
+    redis.call('HSET', written, device, now)
+    return 1
   end
   return 0
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return math.max(1, math.ceil(tonumber(oldest[2]) + window - now))
 """
-
 # KEYS: online zset, written hash, metrics hash. ARGV: device, now, write_s, metrics or ''.
-_SEEN = """
-local online, written, metrics = KEYS[1], KEYS[2], KEYS[3]
-local device, now, write_s = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if ARGV[4] ~= '' then redis.call('HSET', metrics, device, ARGV[4]) end
-local before = redis.call('ZSCORE', online, device)
-if not before then
-  redis.call('ZADD', online, now, device)
-  redis.call('HSET', written, device, now)
-  return 2
-end
-if now > tonumber(before) then redis.call('ZADD', online, now, device) end
-local last = tonumber(redis.call('HGET', written, device) or '0')
-if now - last >= write_s then
-  redis.call('HSET', written, device, now)
-  return 1
-end
-return 0
+_SEEN = (
+    _SEEN_NOW
+    + """
+return seen(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 """
+)
+# A heartbeat, in one round trip: its rate limit, then (when allowed) presence and metrics,
+# and the ETag of the device's stored manifest (what the heartbeat answers with).
+# KEYS: as _SEEN's, then the device's beat window and its manifest. ARGV: as _SEEN's, then
+# window_s, limit, token. Returns {-Retry-After} when refused, else {what _SEEN returns, etag}.
+_BEAT = (
+    _WINDOW_HIT
+    + _SEEN_NOW
+    + """
+local now = tonumber(ARGV[2])
+local wait = window_hit(KEYS[4], now, tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
+if wait > 0 then return {-wait} end
+return {seen(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now, tonumber(ARGV[3]), ARGV[4]),
+        redis.call('HGET', KEYS[5], 'etag')}
+"""
+)
 
 _TOUCH = """
 local before = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -160,6 +197,21 @@ def _parse_seq(event_id: str) -> Seq | None:
     return int(ms), int(seq)
 
 
+def _unreachable(exc: BaseException) -> bool:
+    import redis
+
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
+
+
+def _pool_exhausted(exc: BaseException) -> bool:
+    """Every connection of the pool stayed in use for ``POOL_WAIT_S``: overload, not a loss."""
+    return str(exc).startswith("No connection available")
+
+
+def manifest_key(device_id: str) -> str:
+    return PREFIX + "manifest:" + device_id
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -174,6 +226,10 @@ class RedisLink:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self.scripts: dict[str, Any] = {}
+        self.subscribed = False  # the channel is heard: nothing sent to it is missed
+        self.on_lost: list[Any] = []  # called with the exception when the channel is lost
+        # Devices whose events or manifest could not be written: made up for when Redis is back.
+        self.dirty: set[str] = set()
 
     def script(self, source: str) -> Any:
         found = self.scripts.get(source)
@@ -195,6 +251,7 @@ class RedisLink:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL)
+                self.subscribed = True
                 self._ready.set()
                 while True:
                     message = await pubsub.get_message(timeout=30)
@@ -206,16 +263,49 @@ class RedisLink:
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise
-            except Exception as exc:  # a lost connection: say so, let every listener recover
-                log.warning("redis channel lost (%s); reconnecting", exc)
-                for listener in self._listeners:
-                    listener.lost()
+            except Exception as exc:  # a lost connection: let every listener recover
+                if self.subscribed:
+                    self.subscribed = False
+                    for report in self.on_lost:
+                        report(exc)
+                    for listener in self._listeners:
+                        listener.lost()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
                 await asyncio.sleep(RECONNECT_S)
 
     async def send(self, kind: str, payload: dict[str, Any]) -> None:
         await self.client.publish(CHANNEL, json.dumps({"k": kind, "p": payload}))
+
+    async def probe(self) -> bool:
+        """Redis answers and the channel is heard again."""
+        await self.client.ping()
+        return self.subscribed
+
+    @contextlib.contextmanager
+    def writing(self, device_ids: Iterable[str]) -> Iterator[None]:
+        """Remember the devices of a write that failed (Redis unreachable), to make up for it."""
+        import redis
+
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError):
+            self.dirty.update(device_ids)
+            raise
+
+    async def catch_up(self) -> None:
+        """Redis is back: the devices whose writes failed lose their event stream and cached
+        manifest (their next connect gets a ``manifest`` hint and a rebuilt manifest) and
+        their open streams end, wherever they are."""
+        dirty = sorted(self.dirty)
+        for start in range(0, len(dirty), 1000):
+            chunk = dirty[start : start + 1000]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for device_id in chunk:
+                    pipe.delete(PREFIX + "events:" + device_id, manifest_key(device_id))
+                    pipe.publish(CHANNEL, json.dumps({"k": "closed", "p": {"d": device_id}}))
+                await pipe.execute()
+            self.dirty.difference_update(chunk)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -266,9 +356,13 @@ class RedisWindow:
         self._prefix = f"{PREFIX}limit:{name}:"
         self._clock = clock
 
+    def key(self, key: str) -> str:
+        """The Redis key of ``key``'s window (for scripts that hit it along with more)."""
+        return self._prefix + key
+
     async def _call(self, key: str, token: str) -> int:
         wait = await self._link.script(_WINDOW)(
-            keys=[self._prefix + key], args=[self._clock(), self.window_s, self.limit, token]
+            keys=[self.key(key)], args=[self._clock(), self.window_s, self.limit, token]
         )
         return int(wait)
 
@@ -297,6 +391,13 @@ class RedisWindow:
         await self._link.client.delete(self._prefix + key)
 
 
+def _seen_of(result: int) -> Seen:
+    """What ``seen()`` in the scripts returned: 2 came online, 1 last_seen is due, 0 neither."""
+    if result == 2:
+        return Seen("online", True)
+    return Seen(None, result == 1)
+
+
 class RedisPresence:
     """A ``PresenceStore`` in Redis."""
 
@@ -320,18 +421,25 @@ class RedisPresence:
                 keys=self._keys, args=[device_id, now, LAST_SEEN_WRITE_S, metrics]
             )
         )
-        if result == 2:
-            return Seen("online", True)
-        return Seen(None, result == 1)
+        return _seen_of(result)
 
     async def seen(self, device_id: str, now: float) -> Seen:
         return await self._seen(device_id, now, "")
 
     async def beat(self, device_id: str, now: float, metrics: dict[str, Any]) -> Seen:
-        wait = await self._beats.hit(device_id)
-        if wait:
-            return Seen(None, False, retry_after=wait)
-        return await self._seen(device_id, now, json.dumps(metrics))
+        beats = self._beats
+        result = await self._link.script(_BEAT)(
+            keys=[*self._keys, beats.key(device_id), manifest_key(device_id)],
+            args=[
+                device_id, now, LAST_SEEN_WRITE_S, json.dumps(metrics),
+                beats.window_s, beats.limit, secrets.token_hex(8),
+            ],
+        )  # fmt: skip
+        if int(result[0]) < 0:
+            return Seen(None, False, retry_after=-int(result[0]))
+        seen = _seen_of(int(result[0]))
+        etag = None if len(result) < 2 or result[1] is None else _text(result[1])
+        return Seen(seen.transition, seen.write_last_seen, manifest_etag=etag)
 
     async def touch(self, device_id: str, now: float) -> None:
         await self._link.script(_TOUCH)(keys=self._keys[:1], args=[device_id, now])
@@ -369,6 +477,16 @@ class RedisPresence:
     async def online_count(self) -> int:
         return int(await self._link.client.zcard(self._keys[0]))
 
+    async def restore(self, device_ids: Iterable[str], now: float) -> None:
+        ids = list(device_ids)
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            async with self._link.client.pipeline(transaction=False) as pipe:
+                pipe.zadd(self._keys[0], dict.fromkeys(chunk, now), nx=True)
+                for device_id in chunk:
+                    pipe.hsetnx(self._keys[1], device_id, now)
+                await pipe.execute()
+
 
 class RedisManifests:
     """A ``ManifestStore`` in Redis: a body once per ETag (the devices of a group share it),
@@ -379,7 +497,7 @@ class RedisManifests:
 
     async def get(self, device_id: str) -> CachedManifest | None:
         found = await self._link.script(_GET_MANIFEST)(
-            keys=[PREFIX + "manifest:" + device_id], args=[BODY_PREFIX]
+            keys=[manifest_key(device_id)], args=[BODY_PREFIX]
         )
         if not found:
             return None
@@ -392,9 +510,17 @@ class RedisManifests:
             digest=_text(digest),
         )
 
+    async def etag(self, device_id: str) -> str | None:
+        found = await self._link.client.hget(manifest_key(device_id), "etag")
+        return None if found is None else _text(found)
+
     async def put_many(self, manifests: Mapping[str, CachedManifest]) -> None:
         if not manifests:
             return
+        with self._link.writing(manifests):
+            await self._put_many(manifests)
+
+    async def _put_many(self, manifests: Mapping[str, CachedManifest]) -> None:
         bodies = {m.etag: m for m in manifests.values()}
         script = self._link.script(_PUT_MANIFESTS)
         items = list(manifests.items())
@@ -409,18 +535,19 @@ class RedisManifests:
                 args: list[Any] = [MANIFEST_TTL_S]
                 for _, m in chunk:
                     args += [m.version, m.etag, m.digest]
-                await script(
-                    keys=[PREFIX + "manifest:" + d for d, _ in chunk], args=args, client=pipe
-                )
+                await script(keys=[manifest_key(d) for d, _ in chunk], args=args, client=pipe)
             await pipe.execute()
 
     async def drop_many(self, device_ids: Iterable[str]) -> None:
-        keys = [PREFIX + "manifest:" + d for d in device_ids]
-        for start in range(0, len(keys), BATCH):
-            await self._link.client.delete(*keys[start : start + BATCH])
+        ids = list(device_ids)
+        with self._link.writing(ids):
+            for start in range(0, len(ids), BATCH):
+                keys = [manifest_key(d) for d in ids[start : start + BATCH]]
+                await self._link.client.delete(*keys)
 
     async def drop(self, device_id: str) -> None:
-        await self._link.client.delete(PREFIX + "manifest:" + device_id)
+        with self._link.writing([device_id]):
+            await self._link.client.delete(manifest_key(device_id))
 
 
 class RedisHub:
@@ -481,6 +608,10 @@ class RedisHub:
         batch = list(events)
         if not batch:
             return
+        with self._link.writing(device_id for device_id, _, _ in batch):
+            await self._publish_many(batch)
+
+    async def _publish_many(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
         script = self._link.script(_PUBLISH_MANY)
         # Every call in one round trip; each is atomic on its own.
         async with self._link.client.pipeline(transaction=False) as pipe:
@@ -548,8 +679,9 @@ class RedisHub:
 
     async def close_device(self, device_id: str) -> None:
         self._close_local(device_id)
-        await self._link.client.delete(self._key(device_id))
-        await self._link.send("closed", {"d": device_id})
+        with self._link.writing([device_id]):
+            await self._link.client.delete(self._key(device_id))
+            await self._link.send("closed", {"d": device_id})
 
     def close_all(self) -> None:
         for device_id in list(self._local):
@@ -590,15 +722,25 @@ class RedisHub:
         return len(self._dashboards)
 
 
-async def open_redis(url: str, config: ServerConfig, clock: Clock) -> Shared:
+async def open_redis(url: str, config: ServerConfig, clock: Clock, outages: Outages) -> Shared:
     """The ``Shared`` state of a replica, in Redis at ``url``."""
     import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     from server._shared import BEATS_PER_HALF_INTERVAL, Shared, heartbeat_interval, offline_after_s
 
-    # Requests beyond the pool wait for a connection (briefly) rather than fail.
+    # Requests beyond the pool wait for a connection (briefly) rather than fail. A command
+    # whose connection was refused or reset is tried once more on a new one (a pooled one may
+    # predate a Redis restart); one that timed out is not (a hung Redis may still run it).
     pool = redis.asyncio.BlockingConnectionPool.from_url(
-        url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, health_check_interval=30
+        url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT_S,
+        health_check_interval=30,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
     )
     client = redis.asyncio.Redis.from_pool(pool)
     try:
@@ -609,7 +751,17 @@ async def open_redis(url: str, config: ServerConfig, clock: Clock) -> Shared:
 
         raise ServerError(f"server.redis_url: cannot reach Redis ({exc})") from exc
     link = RedisLink(client)
+    outages.register("redis", _unreachable, link.probe, _pool_exhausted)
+    link.on_lost.append(lambda exc: outages.down("redis", exc))
     await link.start()
+    bus = RedisBus(link)
+
+    async def caught_up() -> None:
+        await link.catch_up()
+        bus.dispatch("resync", {})  # here at once, before requests are served as usual
+        await bus.send("resync", {})  # and on every other replica: what it may have missed
+
+    outages.on_back("redis", caught_up)
     interval = heartbeat_interval(config)
     return Shared(
         hub=RedisHub(link, config.event_replay_size),
@@ -621,7 +773,7 @@ async def open_redis(url: str, config: ServerConfig, clock: Clock) -> Shared:
             clock=clock,
         ),
         manifests=RedisManifests(link),
-        bus=RedisBus(link),
+        bus=bus,
         leases=RedisLeases(link),
         window=lambda name, limit, window_s: RedisWindow(link, name, limit, window_s, clock),
         close=link.close,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,16 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.types import Scope
 
 from core import ServerConfig
 from server._bus import Bus, Leases, Wakeups
+from server._db import commands, devices
 from server._hub import Hub
 from server._limits import KeyedLocks, Window
 from server._manifests import ManifestStore
+from server._outages import Outages
 from server._presence import PresenceStore
 from server._probe import Prober
+
+log = logging.getLogger("signage.server")
 
 # PostgreSQL advisory lock taken by every content transaction, on every replica.
 CONTENT_LOCK = 0x5349_474E_4354  # "SIGNCT"
@@ -87,10 +93,51 @@ class ServerState:
     devices_with_commands: set[str] = field(default_factory=set)
     presence_writes: dict[str, dict[str, Any]] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    outages: Outages = field(default_factory=Outages)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.bus.on("forget_auth", lambda p: self._forget_auth(p["device"]))
         self.bus.on("commands", lambda p: self.devices_with_commands.add(p["device"]))
+        self.bus.on("resync", lambda _p: self._resync())
+
+    def _resync(self) -> None:
+        """The bus was lost for a while (on any replica): revocations and command notices
+        sent meanwhile never arrived, so the token cache is dropped and the devices with
+        commands are read again."""
+        self.auth_cache.clear()
+        task = asyncio.get_running_loop().create_task(self.load_pending_commands())
+        self._tasks.add(task)
+        task.add_done_callback(self._loaded)
+
+    def _loaded(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None and self.outages.noted(exc) is None:
+            log.error("reading pending commands failed", exc_info=exc)
+
+    async def restore_presence(self) -> None:
+        """After Redis was lost (it may have restarted empty): the devices the database has
+        online are online again from now, so the sweeper can take the silent ones offline."""
+        async with self.engine.connect() as conn:
+            online = await conn.execute(
+                select(devices.c.id).where(
+                    devices.c.status == "online", devices.c.revoked_at.is_(None)
+                )
+            )
+            ids = [row.id for row in online]
+        await self.presence.restore(ids, self.clock())
+
+    async def load_pending_commands(self) -> None:
+        """Devices with undelivered commands, from the database."""
+        now = self.clock()
+        async with self.engine.connect() as conn:
+            pending = await conn.execute(
+                select(commands.c.device_id)
+                .where(commands.c.completed_at.is_(None), commands.c.expires_at > now)
+                .distinct()
+            )
+            self.devices_with_commands.update(r.device_id for r in pending)
 
     def _forget_auth(self, device_id: str) -> None:
         for token_hash in [h for h, d in self.auth_cache.items() if d.id == device_id]:
@@ -142,7 +189,13 @@ async def lock_content(conn: AsyncConnection) -> None:
 def client_address(request: Request) -> str:
     """The caller's address: the peer, or what a trusted proxy forwarded
     (``server.forwarded_allow_ips``; uvicorn rewrites the scope before the app sees it)."""
-    return request.client.host if request.client else "unknown"
+    return scope_address(request.scope)
+
+
+def scope_address(scope: Scope) -> str:
+    """``client_address`` of a request's ASGI scope."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def get_state(request: Request) -> ServerState:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from core import Settings
 from server import create_app
@@ -41,6 +42,7 @@ class Ctx:
     state: ServerState
     clock: FakeClock
     data_dir: Path
+    app: FastAPI
 
     @property
     def admin(self) -> dict[str, str]:
@@ -110,4 +112,4 @@ async def ctx(tmp_path: Path, backend: Backend) -> AsyncIterator[Ctx]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Ctx(client, app.state.signage, clock, tmp_path / "srv")
+            yield Ctx(client, app.state.signage, clock, tmp_path / "srv", app)

@@ -53,15 +53,31 @@ class ServerProcess:
 @contextlib.contextmanager
 def server_process(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
     """A real ``signage server`` (uvicorn, SQLite in ``data_dir``); stopped on exit."""
+    with _server_process(data_dir, None, env) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def logged_server_process(data_dir: Path, log: Path, **env: str) -> Iterator[ServerProcess]:
+    """The same, its standard error written to ``log`` (to read what it logged)."""
+    with _server_process(data_dir, log, env) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _server_process(
+    data_dir: Path, log: Path | None, env: dict[str, str]
+) -> Iterator[ServerProcess]:
     port = free_port()
     token = "process-admin-token-0123456789"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAGE_")}
     environment |= {"SIGNAGE_ADMIN_TOKEN": token, **env}
     command = [sys.executable, "-m", "tools", "server", "--port", str(port)]
+    sink = log.open("w") if log is not None else None
     process = subprocess.Popen(
         [*command, "--data-dir", str(data_dir)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=sink if sink is not None else subprocess.PIPE,
         text=True,
         env=environment,
         cwd=REPO,
@@ -86,3 +102,5 @@ def server_process(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+        if sink is not None:
+            sink.close()

@@ -3,15 +3,9 @@ pairing (long poll), event streams, a chunked upload, and rate limits per client
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import shutil
-import ssl
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,112 +14,9 @@ from PIL import Image
 
 from server import AdminClient, RunningServer, run_in_thread
 from tests.server.conftest import make_settings
-from tests.server.server_process import free_port
+from tools.bench import Proxy, nginx
 
-DOC = Path(__file__).parents[2] / "docs" / "server.md"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # Debian's nginx; ./dev test installs it
 PAIRINGS_PER_IP = 3
-
-
-def documented_site() -> str:
-    match = re.search(r"^```nginx\n(.*?)^```", DOC.read_text(encoding="utf-8"), re.S | re.M)
-    assert match, "docs/server.md has no nginx site"
-    return match.group(1)
-
-
-def _substitute(site: str, replacements: list[tuple[str, str]]) -> str:
-    for pattern, replacement in replacements:
-        site, count = re.subn(pattern, replacement, site, flags=re.M)
-        assert count, f"the documented site no longer has {pattern!r}"
-    return site
-
-
-@dataclass
-class Proxy:
-    url: str
-    cert: Path
-
-    @property
-    def trust(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cert))
-
-
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
-@contextlib.contextmanager
-def nginx(upstream: int | list[int], directory: Path) -> Iterator[Proxy]:
-    """The documented site on free ports, in front of the server on ``upstream`` (a port, or
-    the ports of several replicas)."""
-    directory.mkdir(parents=True)
-    cert, key = _certificate(directory)
-    tls_port, plain_port = free_port(), free_port()
-    ports = [upstream] if isinstance(upstream, int) else upstream
-    servers = "\n    ".join(f"server 127.0.0.1:{port};" for port in ports)
-    site = _substitute(
-        documented_site(),
-        [
-            (r"server 127\.0\.0\.1:8080;", servers),
-            (r"listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;"),
-            (r"listen 80;", f"listen 127.0.0.1:{plain_port};"),
-            (r"^\s*listen \[::\]:\d+.*\n", ""),
-            (r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};"),
-            (r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};"),
-        ],
-    )
-    (directory / "site.conf").write_text(site)
-    temp = {name: directory / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    main = f"""
-{"user root root;" if os.geteuid() == 0 else ""}
-worker_processes 1;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log warn;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {temp["body"]};
-    proxy_temp_path {temp["proxy"]};
-    fastcgi_temp_path {temp["fastcgi"]};
-    uwsgi_temp_path {temp["uwsgi"]};
-    scgi_temp_path {temp["scgi"]};
-    include {directory}/site.conf;
-}}
-"""
-    (directory / "nginx.conf").write_text(main)
-    command = [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf")]
-    checked = subprocess.run([*command, "-t"], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
-    process = subprocess.Popen([*command, "-g", "daemon off;"], stderr=subprocess.PIPE, text=True)
-    url = f"https://127.0.0.1:{tls_port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                httpx.get(f"{url}/healthz", verify=Proxy(url, cert).trust, timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.1)
-        yield Proxy(url, cert)
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
 
 
 @pytest.fixture

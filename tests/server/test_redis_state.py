@@ -13,6 +13,7 @@ from core import ServerConfig
 from server._bus import Wakeups
 from server._hub import Event, Subscriber
 from server._manifests import CachedManifest
+from server._outages import Outages
 from server._redis_state import BATCH, open_redis
 from server._shared import Shared
 from tools.bench import ScratchRedis
@@ -33,8 +34,8 @@ async def replicas(redis_server: ScratchRedis) -> AsyncIterator[tuple[Shared, Sh
     redis_server.command("FLUSHALL")
     clock = Clock()
     config = ServerConfig.model_validate({"event_replay_size": 4})
-    a = await open_redis(redis_server.url, config, clock)
-    b = await open_redis(redis_server.url, config, clock)
+    a = await open_redis(redis_server.url, config, clock, Outages())
+    b = await open_redis(redis_server.url, config, clock, Outages())
     try:
         yield a, b, clock
     finally:

@@ -20,8 +20,7 @@ from PIL import Image
 from tests.server.server_process import ServerProcess, server_process
 from tests.server.test_device import METRICS
 from tests.server.test_events import open_stream
-from tests.server.test_nginx import Proxy, nginx
-from tools.bench import ScratchPostgres, ScratchRedis
+from tools.bench import Proxy, ScratchPostgres, ScratchRedis, nginx
 
 TIMEOUT = httpx.Timeout(30.0)
 MAX_FAILURES = 4

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tools import main
+from tools.bench._heartbeats import Step, rates
 from tools.bench._verdict import MISSED_EXIT, Verdict
 
 TARGET_LINE = re.compile(r"^\[(ok|MISSED)\] (.+): (.+) \(target (<=|<|>=|>|==) (.+)\)$")
@@ -50,32 +51,57 @@ def test_bench_server_quick(capsys: pytest.CaptureFixture[str]) -> None:
     result = json.loads(capsys.readouterr().out)
     (step,) = result["steps"]
     assert step["target_per_s"] == 100 and step["sent"] == 100
+    # The server's own CPU over the step, by pid: heartbeats per server core-second.
+    assert step["server_cpu_s"] > 0 and step["per_core_s"] == step["ok"] / step["server_cpu_s"]
     assert result["fan_out"]["connected"] == result["fan_out"]["delivered"] == 10
+    (server,) = result["fan_out"]["per_server"]
+    assert server["streams"] == 10 and server["rss_after"] > 0
+    assert server["bytes_per_stream"] == (server["rss_after"] - server["rss_before"]) / 10
+    assert result["recovery"] is None  # one process: nothing to fail over to
     names = [t["name"] for t in result["targets"]]
-    assert any("heartbeats/s" in n for n in names) and any("fan-out" in n for n in names)
+    for name in ("heartbeats per server core-second", "memory per SSE stream", "fan-out"):
+        assert any(name in n for n in names), names
     assert status == (0 if all(t["met"] for t in result["targets"]) else MISSED_EXIT)
     assert status == MISSED_EXIT, "100 heartbeats/s cannot meet the 3000/s target"
 
 
 @pytest.mark.slow
 def test_bench_server_quick_with_replicas(capsys: pytest.CaptureFixture[str]) -> None:
-    """Two server processes on PostgreSQL and Redis, beside the single SQLite process."""
+    """Two server processes on PostgreSQL and Redis, beside the single SQLite process, then
+    behind the documented nginx site with one of them killed."""
     status = main(["bench", "server", "--quick", "--replicas", "2", "--json"])
     result = json.loads(capsys.readouterr().out)
     replicated = result["replicas"]
     assert replicated["replicas"] == 2
     (step,) = replicated["steps"]
     assert step["sent"] == 100 and step["errors"] == 0
-    assert replicated["fan_out"]["connected"] == replicated["fan_out"]["delivered"] == 10
+    assert step["server_cpu_s"] > 0 and step["engine_cores"] > 0  # PostgreSQL and Redis worked
+    fan_out = replicated["fan_out"]
+    assert fan_out["connected"] == fan_out["delivered"] == 10
+    assert [s["streams"] for s in fan_out["per_server"]] == [5, 5]
+    assert all(s["bytes_per_stream"] is not None for s in fan_out["per_server"])
+    recovery = replicated["recovery"]
+    assert recovery["connected"] == 10 and 0 < recovery["on_killed"] < 10
+    # Every device of the killed replica came back through nginx, resumed from its
+    # Last-Event-ID, with the change published while it was away; none lost elsewhere.
+    assert recovery["back"] == recovery["caught_up"] == recovery["resumed"] == recovery["on_killed"]
+    assert recovery["lost_elsewhere"] == 0
+    assert 0 < recovery["back_s"] <= recovery["caught_up_s"]
     names = [t["name"] for t in result["targets"]]
-    assert any("(2 replicas)" in n for n in names)
+    assert any(
+        "killed replica back" in n and "(PostgreSQL + Redis, 2 replicas)" in n for n in names
+    )
     assert status == MISSED_EXIT, "100 heartbeats/s cannot meet the 3000/s target"
 
 
 @pytest.mark.slow
 def test_bench_server_quick_prints_targets(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["bench", "server", "--quick"])
-    _check_run(status, capsys.readouterr().out, ["heartbeats/s", "SSE fan-out", "streams held"])
+    out = capsys.readouterr().out
+    _check_run(
+        status, out, ["heartbeats per server core-second", "memory per SSE stream", "SSE fan-out"]
+    )
+    assert re.search(r"^sustained heartbeats/s \(absolute\)", out, re.M)
 
 
 @pytest.mark.slow
@@ -158,6 +184,24 @@ def test_a_missed_target_is_exit_status_1_and_says_so() -> None:
     assert "2 of 3 targets MISSED" in verdict.report()
 
 
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["--replicas", "1"], "--replicas needs at least 2"),
+        (["--devices", "0"], "--devices must be at least 1, not 0"),
+        (["--step-s", "-1"], "--step-s must be above 0, not -1"),
+    ],
+)
+def test_bench_server_refuses_bad_arguments_in_one_line(
+    arguments: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "server", *arguments])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"signage bench: {said}") and err.count("\n") == 1, err
+
+
 def test_a_benchmark_that_cannot_run_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -178,3 +222,26 @@ def test_bench_sync_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert report["devices"] == 4 and len(report["clocks"]) == 4
     assert report["sync"]["devices"] == 4  # the late screen and the restarted one took part
     assert report["sync"]["spread_ms"]["count"] == report["sync"]["boundaries"] > 0
+
+
+def _step(rate: int, held: bool) -> Step:
+    return Step(
+        target_per_s=rate, sent=rate, ok=rate if held else rate // 2, rejected=0, errors=0,
+        achieved_per_s=rate if held else rate / 2, p50_ms=1.0, p99_ms=5.0, seconds=1.0,
+        server_cpu_s=1.0, server_cores=1.0, per_core_s=rate, engine_cores=0.0,
+        load_cores=0.1, load_busiest=0.1,
+    )  # fmt: skip
+
+
+def test_bench_server_steps_rise_past_the_target_to_the_knee() -> None:
+    """The steps are not capped below the target: they double until one does not hold, then
+    refine above the last that held (they once stopped at 1,600/s, under the 3,000/s target)."""
+    knee = 5000
+
+    def run(rate: int) -> Step:
+        return _step(rate, rate <= knee)
+
+    tried = [s.target_per_s for s in rates(250, 16000, run)]
+    assert tried == [250, 500, 1000, 2000, 4000, 8000, 5000, 6000]
+    assert [s.target_per_s for s in rates(250, 1000, run)] == [250, 500, 1000]  # all held
+    assert [s.target_per_s for s in rates(250, 16000, lambda r: _step(r, False))] == [250]

@@ -24,6 +24,7 @@ from tools.bench._engines import (
     scratch_postgres,
     scratch_redis,
 )
+from tools.bench._nginx import Proxy, documented_site, nginx
 
 # Modules that add ``signage bench`` sub-benchmarks, in the order --help lists them.
 BENCHMARKS: list[str] = [
@@ -57,8 +58,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 __all__ = [
     "BENCHMARKS",
     "EngineUnavailable",
+    "Proxy",
     "ScratchPostgres",
     "ScratchRedis",
+    "documented_site",
+    "nginx",
     "register",
     "scratch_postgres",
     "scratch_redis",

@@ -49,6 +49,7 @@ class ScratchPostgres:
     port: int
     bin: Path
     user: str
+    pid: int = 0  # the postmaster's (its backends are its children)
 
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://{self.user}@127.0.0.1:{self.port}/{database}"
@@ -125,7 +126,8 @@ def scratch_postgres(*, durable: bool = False) -> Iterator[ScratchPostgres]:
             cwd=root,
         )  # fmt: skip
         try:
-            yield ScratchPostgres(port, binaries, "postgres")
+            postmaster = int((data / "postmaster.pid").read_text().split()[0])
+            yield ScratchPostgres(port, binaries, "postgres", postmaster)
         finally:
             subprocess.run(
                 [str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],

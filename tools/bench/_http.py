@@ -1,15 +1,43 @@
 """A minimal HTTP/1.1 keep-alive client for load generation.
 
 httpx spends more CPU per request than the server under test; a load process that saturates
-first measures itself. This one writes a prepared request and parses only the status line and
-``Content-Length``, which is all a heartbeat needs. Benchmarks only: no TLS, no chunked bodies.
+first measures itself. This one writes a prepared request and parses only the status line,
+``Content-Length`` and the few headers asked for. Benchmarks only: no chunked request bodies;
+TLS when the URL is ``https`` (a proxy in front of the servers), trusting ``ssl``'s context.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
+
+FAILED = (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("server closed the connection")
+    headers: dict[str, str] = {}
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower().decode()] = value.strip().decode()
+    return int(status_line.split()[1]), headers
 
 
 class _Connection:
@@ -17,19 +45,12 @@ class _Connection:
         self.reader = reader
         self.writer = writer
 
-    async def exchange(self, request: bytes) -> int:
+    async def exchange(self, request: bytes) -> Response:
         self.writer.write(request)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("server closed the connection")
-        length = 0
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        if length:
-            await self.reader.readexactly(length)
-        return int(status_line.split()[1])
+        status, headers = await _read_head(self.reader)
+        length = int(headers.get("content-length", "0"))
+        body = await self.reader.readexactly(length) if length else b""
+        return Response(status, body, headers)
 
     def close(self) -> None:
         self.writer.close()
@@ -38,58 +59,94 @@ class _Connection:
 class RawPool:
     """Up to ``size`` persistent connections to ``url``'s host; requests wait for a free one."""
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(self, url: str, size: int, tls: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
-        self.size = size
-        self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
-        self._opened = 0
+        self.tls = tls if parts.scheme == "https" else None
+        self.port = parts.port or (443 if self.tls else 80)
+        # At most ``size`` requests at once, each on an idle connection or a new one.
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[_Connection] = []
+
+    def prepare(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> bytes:
+        """A request to send (``send``/``request``) as many times as wanted."""
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        if token is not None:
+            lines.append(f"Authorization: Bearer {token}")
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        if body is not None:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
 
     def post_json(self, path: str, body: bytes, token: str) -> bytes:
-        return (
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
+        return self.prepare("POST", path, body, token)
 
-    async def _acquire(self) -> _Connection:
-        if self._idle.empty() and self._opened < self.size:
-            self._opened += 1
-            try:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-            except OSError:
-                self._opened -= 1
-                raise
-            return _Connection(reader, writer)
-        return await self._idle.get()
+    async def request(self, request: bytes) -> Response:
+        """The response; status 0 when the connection failed (it is then dropped). A kept-alive
+        connection the server closed while idle is retried once on a new one, as HTTP clients
+        do."""
+        async with self._slots:
+            while True:
+                reused = bool(self._idle)
+                try:
+                    if reused:
+                        connection = self._idle.pop()
+                    else:
+                        reader, writer = await asyncio.open_connection(
+                            self.host, self.port, ssl=self.tls
+                        )
+                        connection = _Connection(reader, writer)
+                    response = await connection.exchange(request)
+                except FAILED:
+                    if reused:
+                        connection.close()
+                        self._drop_idle()
+                        continue
+                    return Response(0)
+                if response.headers.get("connection", "").lower() == "close":
+                    connection.close()
+                else:
+                    self._idle.append(connection)
+                return response
+
+    def _drop_idle(self) -> None:
+        """The server closed one idle connection: the others are as old, open new ones."""
+        self.close()
 
     async def send(self, request: bytes) -> int:
-        """The response status; 0 when the connection failed (it is then dropped)."""
-        connection = await self._acquire()
-        try:
-            status = await connection.exchange(request)
-        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
-            connection.close()
-            self._opened -= 1
-            return 0
-        self._idle.put_nowait(connection)
-        return status
+        """The response status; 0 when the connection failed."""
+        return (await self.request(request)).status
 
-    async def stream_lines(self, path: str, token: str) -> AsyncIterator[bytes]:
-        """GET ``path`` on a connection of its own and yield the body's lines (raw, chunked
-        framing included: callers look for whole ``event:`` lines, which it never splits)."""
-        reader, writer = await asyncio.open_connection(self.host, self.port)
+    async def stream_lines(
+        self, path: str, token: str, last_event_id: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """GET ``path`` on a connection of its own and yield the status line's code (as
+        ``b"HTTP <status>"``), then the response headers ``name: value``, an empty line, and
+        the body's lines (raw, chunked framing included: callers look for whole ``event:``,
+        ``id:`` and ``data:`` lines, which it never splits)."""
+        reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
         try:
-            writer.write(
-                f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
-            )
+            headers = {"Accept": "text/event-stream"}
+            if last_event_id is not None:
+                headers["Last-Event-ID"] = last_event_id
+            writer.write(self.prepare("GET", path, token=token, headers=headers))
+            status, head = await _read_head(reader)
+            yield f"HTTP {status}".encode()
+            for name, value in head.items():
+                yield f"{name}: {value}".encode()
+            yield b""
             while line := await reader.readline():
                 yield line.rstrip(b"\r\n")
         finally:
             writer.close()
 
     def close(self) -> None:
-        while not self._idle.empty():
-            self._idle.get_nowait().close()
+        while self._idle:
+            self._idle.pop().close()
