@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import (
@@ -284,38 +284,84 @@ class Refreshed:
     changed: list[str]  # devices whose version went up
 
 
+class _Versions:
+    """The bodies of one content at each version, built by splicing the version into its
+    canonical JSON rather than serialising the manifest again: devices that share content
+    (a group) cost one serialisation, and one hash per version they are at."""
+
+    def __init__(self, content: _Content) -> None:
+        self.content = content
+        marker = canonical_json({"version": _MARKER})[1:-1]  # "version":"<marker>"
+        template = canonical_json(content.body | {"version": _MARKER})
+        head, found, tail = template.partition(marker)
+        if not found or marker in tail:
+            raise AssertionError("the version marker must appear exactly once")
+        self._head = head + b'"version":'
+        self._tail = tail
+        self._built: dict[int, tuple[str, bytes]] = {}
+
+    def at(self, version: int) -> tuple[str, bytes]:
+        """(ETag, body) at ``version``: the canonical JSON of the content with that version."""
+        built = self._built.get(version)
+        if built is None:
+            body = self._head + str(version).encode() + self._tail
+            etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+            built = self._built[version] = (etag, body)
+        return built
+
+
+# A string no content holds: where the version goes in the canonical JSON.
+_MARKER = "\x00version:" + hashlib.sha256(b"signage manifest version").hexdigest()
+BATCH = 1000  # rows per statement (SQLite binds at most 32 766 parameters)
+
+
 async def refresh_devices(
     conn: AsyncConnection, state: ServerState, device_ids: Sequence[str] | None = None
 ) -> Refreshed:
     """Rebuild the manifests of the given (default: all live) devices and bump the version of
-    each whose content changed, inside the caller's transaction (a content transaction)."""
+    each whose content changed, inside the caller's transaction (a content transaction).
+
+    The stored manifests of the changed devices are dropped before the commit: should this
+    replica die before ``announce``, they are rebuilt from the database, not served stale."""
     query = select(devices).where(devices.c.revoked_at.is_(None))
-    if device_ids is not None:
-        query = query.where(devices.c.id.in_(list(device_ids)))
-    rows = (await conn.execute(query)).all()
+    rows: list[Any] = []
+    if device_ids is None:
+        rows = list((await conn.execute(query)).all())
+    else:
+        wanted = list(dict.fromkeys(device_ids))  # once each, whatever the chunks
+        for start in range(0, len(wanted), BATCH):
+            chunk = wanted[start : start + BATCH]
+            rows += (await conn.execute(query.where(devices.c.id.in_(chunk)))).all()
     if not rows:
         return Refreshed({}, [])
     snapshot = await ContentSnapshot.load(conn, state)
-    changed: list[dict[str, Any]] = []
+    versions: dict[str, _Versions] = {}
+    bumped: dict[str, list[str]] = {}  # digest → devices whose content became it
     built: dict[str, CachedManifest] = {}
     for device in rows:
         content = snapshot.content(snapshot.assignment(device))
+        shared = versions.get(content.digest)
+        if shared is None:
+            shared = versions[content.digest] = _Versions(content)
         version = device.manifest_version
         if content.digest != device.manifest_digest:
             version += 1
-            changed.append({"b_id": device.id, "b_version": version, "b_digest": content.digest})
-        # The content was validated as a Manifest; only the version differs per device.
-        body = canonical_json(content.body | {"version": version})
-        etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+            bumped.setdefault(content.digest, []).append(device.id)
+        etag, body = shared.at(version)
         built[device.id] = CachedManifest(etag, body, version, content.assets, content.digest)
+    changed = [device_id for ids in bumped.values() for device_id in ids]
+    # One statement per distinct content (and thousand devices), not one per device; the
+    # content lock makes "version + 1" here what it was computed as above.
+    for digest, ids in bumped.items():
+        for start in range(0, len(ids), BATCH):
+            await conn.execute(
+                update(devices)
+                .where(devices.c.id.in_(ids[start : start + BATCH]))
+                .values(manifest_version=devices.c.manifest_version + 1, manifest_digest=digest)
+            )
     if changed:
-        await conn.execute(
-            update(devices)
-            .where(devices.c.id == bindparam("b_id"))
-            .values(manifest_version=bindparam("b_version"), manifest_digest=bindparam("b_digest")),
-            changed,
-        )
-    return Refreshed(built, [c["b_id"] for c in changed])
+        await state.manifests.drop_many(changed)
+    return Refreshed(built, changed)
 
 
 async def announce(state: ServerState, refreshed: Refreshed) -> None:

@@ -6,6 +6,10 @@ asks answers with the new one. ``LocalManifests`` keeps them in this process;
 ``server._redis_state.RedisManifests`` in Redis for several replicas, behind the same interface.
 A device missing from the store (first request, expired) is rebuilt from the database.
 
+A change drops the manifests it replaces inside its transaction, before the commit: a replica
+that dies between its commit and its store leaves them to be rebuilt, never the old ones served
+(a rebuild waits for the content lock, so it reads the committed change).
+
 Two changes committed one after the other may store their manifests in the other order (each
 replica stores after its own commit): a store never replaces a manifest by one of a lower
 version, since a device's version goes up with every change of its content.
@@ -13,7 +17,7 @@ version, since a device's version goes up with every change of its content.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +44,10 @@ class ManifestStore(Protocol):
 
     async def drop(self, device_id: str) -> None: ...
 
+    async def drop_many(self, device_ids: Iterable[str]) -> None:
+        """Forget them: the next request rebuilds each from the database."""
+        ...
+
 
 class LocalManifests:
     """A ``ManifestStore`` in this process's memory."""
@@ -62,3 +70,7 @@ class LocalManifests:
 
     async def drop(self, device_id: str) -> None:
         self._manifests.pop(device_id, None)
+
+    async def drop_many(self, device_ids: Iterable[str]) -> None:
+        for device_id in device_ids:
+            self._manifests.pop(device_id, None)

@@ -3,8 +3,10 @@ the in-process versions (``server._shared``).
 
 - Events: one Redis stream per device (``XADD ... MAXLEN``), so a ``Last-Event-ID`` from any
   replica is replayed by any other; live events reach the replica that holds the stream
-  through one Pub/Sub channel. A replica that loses that channel closes its streams: the
-  devices reconnect and replay what they missed, rather than miss it silently.
+  through one Pub/Sub channel, a fan-out as one message per thousand devices that each
+  replica expands to its own streams. A replica that loses that channel closes its streams:
+  the devices reconnect and replay what they missed, rather than miss it silently.
+- Manifests: each body once under its ETag, and per device a record naming it.
 - Presence: a sorted set of online devices scored by last activity; the sweeper takes the
   silent ones out in one script, so each goes offline once, whichever replica sweeps.
 - Rate limits and lockouts: a sorted set per key, checked and recorded in one script.
@@ -131,15 +133,46 @@ end
 return gone
 """
 
-# A manifest replaces the stored one only when its version is not lower.
-_PUT_MANIFEST = """
-local known = redis.call('HGET', KEYS[1], 'version')
-if known and tonumber(known) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'etag', ARGV[2], 'body', ARGV[3],
-    'assets', ARGV[4], 'digest', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-return 1
+# Manifests are stored by content: a body once under its ETag (devices of one group share it),
+# and per device a small hash naming it. A device's record is replaced only when its version
+# is not lower. KEYS: the devices' records. ARGV: ttl, then version, etag, digest per device.
+_PUT_MANIFESTS = """
+local ttl = ARGV[1]
+for i, key in ipairs(KEYS) do
+  local version = ARGV[3 * i - 1]
+  local known = redis.call('HGET', key, 'version')
+  if not known or tonumber(known) <= tonumber(version) then
+    redis.call('HSET', key, 'version', version, 'etag', ARGV[3 * i], 'digest', ARGV[3 * i + 1])
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+return 0
 """
+
+# A device's record and the body it names, in one round trip (the heartbeat's hot path).
+_GET_MANIFEST = """
+local found = redis.call('HMGET', KEYS[1], 'version', 'etag', 'digest')
+if not found[2] then return false end
+local body = redis.call('HMGET', ARGV[1] .. found[2], 'body', 'assets')
+if not body[1] then return false end
+return {found[1], found[2], found[3], body[1], body[2]}
+"""
+
+# A fan-out: each device's event appended to its stream (replayable from any replica), and one
+# message on the channel listing them all, which every replica expands to its own streams.
+# Atomic, so a live event is never announced without its replayable copy, nor the reverse.
+# KEYS: the devices' streams. ARGV: maxlen, channel, then device, name, data (JSON) per event.
+_PUBLISH_MANY = """
+local maxlen, events = ARGV[1], {}
+for i, key in ipairs(KEYS) do
+  local device, name, data = ARGV[3 * i], ARGV[3 * i + 1], ARGV[3 * i + 2]
+  local id = redis.call('XADD', key, 'MAXLEN', '=', maxlen, '*', 'n', name, 'x', data)
+  events[i] = {device, id, name, data}
+end
+redis.call('PUBLISH', ARGV[2], cjson.encode({k = 'events', p = events}))
+return #events
+"""
+BATCH = 1000  # devices per script call: Redis is not held for more than a few milliseconds
 
 _LEASE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
@@ -151,6 +184,7 @@ return 0
 """
 
 MANIFEST_TTL_S = 7 * 86_400  # rebuilt from the database when gone
+BODY_PREFIX = PREFIX + "manifest-body:"  # + ETag
 
 
 def _parse_seq(event_id: str) -> Seq | None:
@@ -455,23 +489,25 @@ class RedisPresence:
 
 
 class RedisManifests:
-    """A ``ManifestStore`` in Redis (a hash per device)."""
+    """A ``ManifestStore`` in Redis: a body once per ETag (the devices of a group share it),
+    a small hash per device naming it."""
 
     def __init__(self, link: RedisLink) -> None:
         self._link = link
 
     async def get(self, device_id: str) -> CachedManifest | None:
-        found = await self._link.client.hgetall(manifest_key(device_id))
+        found = await self._link.script(_GET_MANIFEST)(
+            keys=[manifest_key(device_id)], args=[BODY_PREFIX]
+        )
         if not found:
             return None
-        fields = {_text(k): v for k, v in found.items()}
-        assets = _text(fields["assets"])
+        version, etag, digest, body, assets = found
         return CachedManifest(
-            etag=_text(fields["etag"]),
-            body=bytes(fields["body"]),
-            version=int(fields["version"]),
-            assets=frozenset(assets.split(",")) if assets else frozenset(),
-            digest=_text(fields["digest"]),
+            etag=_text(etag),
+            body=bytes(body),
+            version=int(version),
+            assets=frozenset(_text(assets).split(",")) if assets else frozenset(),
+            digest=_text(digest),
         )
 
     async def etag(self, device_id: str) -> str | None:
@@ -479,26 +515,35 @@ class RedisManifests:
         return None if found is None else _text(found)
 
     async def put_many(self, manifests: Mapping[str, CachedManifest]) -> None:
-        script = self._link.script(_PUT_MANIFEST)
+        if not manifests:
+            return
         with self._link.writing(manifests):
-            await self._put_many(script, manifests)
+            await self._put_many(manifests)
 
-    async def _put_many(self, script: Any, manifests: Mapping[str, CachedManifest]) -> None:
+    async def _put_many(self, manifests: Mapping[str, CachedManifest]) -> None:
+        bodies = {m.etag: m for m in manifests.values()}
+        script = self._link.script(_PUT_MANIFESTS)
+        items = list(manifests.items())
         async with self._link.client.pipeline(transaction=False) as pipe:
-            for device_id, m in manifests.items():
-                await script(
-                    keys=[manifest_key(device_id)],
-                    args=[
-                        m.version,
-                        m.etag,
-                        m.body,
-                        ",".join(sorted(m.assets)),
-                        m.digest,
-                        MANIFEST_TTL_S,
-                    ],
-                    client=pipe,
-                )
+            # Bodies first: a record never names a body that is not there.
+            for etag, m in bodies.items():
+                key = BODY_PREFIX + etag
+                pipe.hset(key, mapping={"body": m.body, "assets": ",".join(sorted(m.assets))})
+                pipe.expire(key, MANIFEST_TTL_S)
+            for start in range(0, len(items), BATCH):
+                chunk = items[start : start + BATCH]
+                args: list[Any] = [MANIFEST_TTL_S]
+                for _, m in chunk:
+                    args += [m.version, m.etag, m.digest]
+                await script(keys=[manifest_key(d) for d, _ in chunk], args=args, client=pipe)
             await pipe.execute()
+
+    async def drop_many(self, device_ids: Iterable[str]) -> None:
+        ids = list(device_ids)
+        with self._link.writing(ids):
+            for start in range(0, len(ids), BATCH):
+                keys = [manifest_key(d) for d in ids[start : start + BATCH]]
+                await self._link.client.delete(*keys)
 
     async def drop(self, device_id: str) -> None:
         with self._link.writing([device_id]):
@@ -525,11 +570,12 @@ class RedisHub:
     # --- the channel ---------------------------------------------------------------------
 
     def message(self, kind: str, payload: Any) -> None:
-        if kind == "event":
-            subscriber = self._local.get(payload["d"])
-            if subscriber is not None:
-                seq = _parse_seq(payload["i"]) or (0, 0)
-                subscriber.offer(Event(payload["i"], payload["n"], payload["x"], seq))
+        if kind == "events":  # a fan-out: [device, id, name, data as JSON] each
+            for device_id, event_id, name, data in payload:
+                subscriber = self._local.get(device_id)
+                if subscriber is not None:
+                    seq = _parse_seq(event_id) or (0, 0)
+                    subscriber.offer(Event(event_id, name, json.loads(data), seq))
         elif kind == "opened":  # a stream opened elsewhere (or here): older ones close
             device_id = payload["d"]
             if self._owner.get(device_id) not in (None, payload["t"]):
@@ -555,35 +601,27 @@ class RedisHub:
 
     # --- devices -------------------------------------------------------------------------
 
-    async def _xadd(self, pipe: Any, device_id: str, name: str, data: dict[str, Any]) -> None:
-        pipe.xadd(
-            self._key(device_id),
-            {"n": name, "x": json.dumps(data)},
-            maxlen=self._replay_size,
-            approximate=False,
-        )
-
     async def publish(self, device_id: str, name: str, data: dict[str, Any]) -> None:
         await self.publish_many([(device_id, name, data)])
 
     async def publish_many(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
         batch = list(events)
+        if not batch:
+            return
         with self._link.writing(device_id for device_id, _, _ in batch):
             await self._publish_many(batch)
 
-    async def _publish_many(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
-        batch = list(events)
-        for start in range(0, len(batch), 1000):
-            chunk = batch[start : start + 1000]
-            async with self._link.client.pipeline(transaction=False) as pipe:
+    async def _publish_many(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
+        script = self._link.script(_PUBLISH_MANY)
+        # Every call in one round trip; each is atomic on its own.
+        async with self._link.client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(batch), BATCH):
+                chunk = batch[start : start + BATCH]
+                args: list[Any] = [self._replay_size, CHANNEL]
                 for device_id, name, data in chunk:
-                    await self._xadd(pipe, device_id, name, data)
-                ids = await pipe.execute()
-            async with self._link.client.pipeline(transaction=False) as pipe:
-                for (device_id, name, data), event_id in zip(chunk, ids, strict=True):
-                    body = {"d": device_id, "i": _text(event_id), "n": name, "x": data}
-                    pipe.publish(CHANNEL, json.dumps({"k": "event", "p": body}))
-                await pipe.execute()
+                    args += [device_id, name, json.dumps(data)]
+                await script(keys=[self._key(d) for d, _, _ in chunk], args=args, client=pipe)
+            await pipe.execute()
 
     async def subscribe(self, device_id: str, last_event_id: str | None) -> Subscription:
         old = self._local.pop(device_id, None)

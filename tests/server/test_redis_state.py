@@ -14,7 +14,7 @@ from server._bus import Wakeups
 from server._hub import Event, Subscriber
 from server._manifests import CachedManifest
 from server._outages import Outages
-from server._redis_state import open_redis
+from server._redis_state import BATCH, open_redis
 from server._shared import Shared
 from tools.bench import ScratchRedis
 
@@ -195,3 +195,31 @@ async def test_a_stored_manifest_is_never_replaced_by_an_older_one(
     assert await b.manifests.get("dev") == manifest(3)
     await b.manifests.drop("dev")
     assert await a.manifests.get("dev") is None
+
+
+async def test_a_fan_out_reaches_streams_on_every_replica_and_replays_exactly(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    """More devices than one script call takes: each stream, whichever replica holds it, gets
+    its own event once; a device that was away replays it from its stream."""
+    a, b, _ = replicas
+    count = BATCH + BATCH // 2
+    devices = [f"dev-{n}" for n in range(count)]
+    held = {
+        d: (await (a, b)[n % 2].hub.subscribe(d, None)).subscriber
+        for n, d in enumerate(devices[:40])
+    }
+    held[devices[-1]] = (await b.hub.subscribe(devices[-1], None)).subscriber
+    away = await b.hub.subscribe(devices[-2], None)
+    await a.hub.publish("dev-x", "command", {"n": 0})  # unrelated: not for the away device
+    b.hub.unsubscribe(devices[-2], away.subscriber)
+    await a.hub.publish_many((d, "manifest", {"etag": f'"{d}"'}) for d in devices)
+    for device_id, subscriber in held.items():
+        event = await _next(subscriber)
+        assert (event.name, event.data) == ("manifest", {"etag": f'"{device_id}"'})
+        assert subscriber.queue.empty()
+    resumed = await a.hub.subscribe(devices[-2], away.last_id)
+    assert not resumed.gap
+    assert [(e.name, e.data) for e in resumed.replay] == [
+        ("manifest", {"etag": f'"{devices[-2]}"'})
+    ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,3 +180,80 @@ async def test_two_replicas_behind_nginx_serve_as_one(
         )
         assert heartbeat.status_code == 200, heartbeat.text
         assert [c["id"] for c in heartbeat.json()["commands"]] == [first, *missed]
+
+
+async def _put(client: httpx.AsyncClient, admin: dict[str, str], path: str, body: Any) -> None:
+    r = await client.put(path, json=body, headers=admin)
+    assert r.status_code in (200, 201), r.text
+
+
+async def test_a_group_change_reaches_members_on_both_replicas_and_one_that_was_away(
+    replicas: tuple[ServerProcess, ServerProcess, Proxy],
+) -> None:
+    """Members stream from either replica; the change is made on A. Each live stream's event
+    names the ETag the manifest then has on the other replica, and a member whose stream
+    was closed during the change replays it, exactly, from the other replica."""
+    a, b, _ = replicas
+    admin = _admin(a)
+    async with _client(a.url) as on_a, _client(b.url) as on_b:
+        png = io.BytesIO()
+        Image.new("RGB", (8, 8), "blue").save(png, "PNG")
+        r = await on_a.post("/api/v1/admin/media", content=png.getvalue(), headers=admin)
+        assert r.status_code == 201, r.text
+        item = {"id": "i", "type": "image", "asset": r.json()["sha256"]}
+        await _put(on_a, admin, "/api/v1/admin/playlists/p", {"id": "p", "items": [item]})
+        for layout in ("x", "y"):
+            zone = {"id": "z", "w": 10, "h": 10, "playlist": "p"}
+            await _put(
+                on_a, admin, f"/api/v1/admin/layouts/{layout}", {"id": layout, "zones": [zone]}
+            )
+        await _put(on_a, admin, "/api/v1/admin/groups/g", {"name": "G"})
+        await _put(on_a, admin, "/api/v1/admin/groups/g/content", {"default_layout": "x"})
+        members = []
+        for n in range(3):
+            created = await _pairing(on_a, f"hw-member-{n}")
+            claim = await on_a.post(
+                "/api/v1/admin/pairings/claim",
+                json={"code": created["code"], "name": f"member {n}"},
+                headers=admin,
+            )
+            assert claim.status_code == 201, claim.text
+            device_id = claim.json()["device_id"]
+            r = await on_a.patch(
+                f"/api/v1/admin/devices/{device_id}", json={"group": "g"}, headers=admin
+            )
+            assert r.status_code == 200, r.text
+            paired = await on_b.get(
+                f"/api/v1/pairings/{created['pairing_id']}",
+                headers={"Authorization": f"Bearer {created['poll_token']}"},
+            )
+            members.append((device_id, paired.json()["device_token"]))
+
+        async def manifest_etag(client: httpx.AsyncClient, token: str) -> str:
+            r = await client.get(
+                "/api/v1/device/manifest", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert r.status_code == 200, r.text
+            etag: str = r.headers["etag"]
+            return etag
+
+        # The third member streams from B, sees a command, and is away during the change.
+        away_id, away_token = members[2]
+        async with open_stream(on_b, away_token) as stream:
+            assert [(await stream.next())["event"] for _ in range(2)] == ["manifest", "config"]
+            await _command(on_a, admin, away_id)
+            last_id = (await asyncio.wait_for(stream.next(), 10))["id"]
+        (_, token_a), (_, token_b) = members[:2]
+        async with open_stream(on_a, token_a) as live_a, open_stream(on_b, token_b) as live_b:
+            for stream in (live_a, live_b):
+                assert [(await stream.next())["event"] for _ in range(2)] == ["manifest", "config"]
+            await _put(on_a, admin, "/api/v1/admin/groups/g/content", {"default_layout": "y"})
+            got_a = await asyncio.wait_for(live_a.next(), 10)
+            got_b = await asyncio.wait_for(live_b.next(), 10)
+        assert got_a["event"] == got_b["event"] == "manifest"
+        assert json.loads(got_a["data"])["etag"] == await manifest_etag(on_b, token_a)
+        assert json.loads(got_b["data"])["etag"] == await manifest_etag(on_a, token_b)
+        async with open_stream(on_a, away_token, last_id) as resumed:
+            replayed = await asyncio.wait_for(resumed.next(), 10)
+        assert replayed["event"] == "manifest"
+        assert json.loads(replayed["data"])["etag"] == await manifest_etag(on_b, away_token)
