@@ -38,7 +38,9 @@ async def _manifest(ctx: Ctx, token: str) -> tuple[str, bytes]:
 
 
 async def _next(subscriber: Subscriber) -> Event:
-    return await asyncio.wait_for(subscriber.queue.get(), WAIT_S)
+    event = await asyncio.wait_for(subscriber.next(), WAIT_S)
+    assert event is not None, "the stream closed"
+    return event
 
 
 def _canonical(body: bytes) -> bytes:

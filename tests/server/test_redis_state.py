@@ -217,7 +217,7 @@ async def test_a_fan_out_reaches_streams_on_every_replica_and_replays_exactly(
     for device_id, subscriber in held.items():
         event = await _next(subscriber)
         assert (event.name, event.data) == ("manifest", {"etag": f'"{device_id}"'})
-        assert subscriber.queue.empty()
+        assert subscriber.take() == []  # exactly once
     resumed = await a.hub.subscribe(devices[-2], away.last_id)
     assert not resumed.gap
     assert [(e.name, e.data) for e in resumed.replay] == [
