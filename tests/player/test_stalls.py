@@ -21,7 +21,9 @@ async def test_a_callback_that_holds_the_loop_is_a_stall_of_its_length() -> None
         await asyncio.sleep(0.02)
         asyncio.get_running_loop().call_soon(_hold_the_loop, 0.05)
         await asyncio.sleep(0.05)
-    assert 45 <= probe.max_busy_ms <= probe.max_ms + 1  # our code, on the loop thread
+    # Our code, on the loop thread. The hold may begin up to one period before the probe's next
+    # tick is due, so its lateness can be a period shorter than the busy time it reports.
+    assert 45 <= probe.max_busy_ms <= probe.max_ms + probe.period_s * 1000 + 1
     assert probe.max_ms < 5000
     assert probe.over(40) >= 1
     assert len(probe.stalls_ns) > 5
