@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.bench._processes import stop
+
 START_TIMEOUT_S = 60.0
 PG_ROOT = Path("/usr/lib/postgresql")
 
@@ -188,10 +190,5 @@ def scratch_redis() -> Iterator[ScratchRedis]:
             time.sleep(0.05)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         shutil.rmtree(root, ignore_errors=True)

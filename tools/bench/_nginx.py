@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.bench._engines import EngineUnavailable, free_port
+from tools.bench._processes import stop
 
 DOC = Path(__file__).parents[2] / "docs" / "server.md"
 START_TIMEOUT_S = 20.0
@@ -148,9 +149,4 @@ def nginx(
                 time.sleep(0.1)
         yield proxy
     finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+        stop(process)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from tools.bench._engines import free_port, scratch_postgres, scratch_redis
+from tools.bench._processes import stop
 
 START_TIMEOUT_S = 60.0
 
@@ -68,14 +69,7 @@ def _processes(
             _wait_healthy(servers.urls[-1], process)
         yield servers
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(*processes, timeout_s=30)
 
 
 def _environment(server: dict[str, object], admin_token: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core import SignageError
+from tools.bench._processes import stop
 
 SOCKETS = Path("/tmp/.X11-unix")  # noqa: S108 - where every X server puts its socket
 
@@ -52,11 +53,6 @@ def xvfb(size: tuple[int, int] = (1920, 1080), *, timeout_s: float = 10.0) -> It
             time.sleep(0.05)
         yield display
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout_s=5)
         if process.stderr is not None:
             process.stderr.close()
