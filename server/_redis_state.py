@@ -99,7 +99,7 @@ _SEEN = (
 return seen(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 """
 )
-# Heartbeats, several in one round trip (those that arrived in one turn of the event loop):
+# Heartbeats, several in one round trip (those a replica gathered over BEAT_GATHER_S):
 # for each, its rate limit, then (when allowed) presence and metrics, and the ETag of the
 # device's stored manifest (what the heartbeat answers with); in order, as one call each would.
 # KEYS: as _SEEN's, then the beat window and the manifest of each heartbeat's device.
@@ -418,8 +418,20 @@ def _beat_of(code: int, etag: bytes | str | None) -> Seen:
     return Seen(seen.transition, seen.write_last_seen, manifest_etag=manifest_etag)
 
 
-# A heartbeat waiting for its turn's script call: device, now, metrics (JSON), its answer.
+# A heartbeat waiting for its script call: device, now, metrics (JSON), its answer.
 _Queued = tuple[str, float, str, "asyncio.Future[Seen]"]
+# How long the first heartbeat waits for others to share its script call. Each call costs the
+# replica a round trip through redis-py (about 100-150 µs of CPU here) whatever it carries:
+# gathered over 10 ms, the heartbeats of a busy replica cost about a third less CPU each
+# (``signage bench server --replicas``), for 10 ms more on an answer a device awaits once
+# per interval.
+BEAT_GATHER_S = 0.01
+
+
+def _fail(queued: list[_Queued], exc: BaseException) -> None:
+    for *_, answer in queued:
+        if not answer.done():  # its request may have gone (cancelled)
+            answer.set_exception(exc)
 
 
 class RedisPresence:
@@ -453,29 +465,33 @@ class RedisPresence:
         return await self._seen(device_id, now, "")
 
     async def beat(self, device_id: str, now: float, metrics: dict[str, Any]) -> Seen:
-        """Queued with the other heartbeats of this turn of the event loop, all sent in one
+        """Queued with the other heartbeats of the next ``BEAT_GATHER_S``, all sent in one
         script call (``_BEATS``) by the first one's ``_send``: one round trip, one command
-        for Redis to parse, whatever the rate. A call that fails fails every heartbeat of it
-        alike (an unreachable Redis: the same 503 for each, ``server._outages``)."""
+        for Redis to parse. A call that fails fails every heartbeat of it alike (an
+        unreachable Redis: the same 503 for each, ``server._outages``)."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Seen] = loop.create_future()
         if not self._queued:
-            sending = loop.create_task(self._send())  # runs once this turn's requests have
-            self._sending.add(sending)  # reached here
+            sending = loop.create_task(self._send())
+            self._sending.add(sending)
             sending.add_done_callback(self._sending.discard)
         self._queued.append((device_id, now, json.dumps(metrics), answer))
         return await answer
 
     async def _send(self) -> None:
+        try:
+            await asyncio.sleep(BEAT_GATHER_S)  # the heartbeats meanwhile join this call
+        except BaseException as exc:  # cancelled (the server stops): none is left waiting
+            queued, self._queued = self._queued, []
+            _fail(queued, exc)
+            raise
         queued, self._queued = self._queued, []
         for start in range(0, len(queued), BATCH):
             chunk = queued[start : start + BATCH]
             try:
                 result = await self._call_beats(chunk)
             except BaseException as exc:
-                for *_, answer in chunk:
-                    if not answer.done():  # its request may have gone (cancelled)
-                        answer.set_exception(exc)
+                _fail(chunk, exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue

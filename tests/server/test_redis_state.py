@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 
+import server._redis_state
 from core import ServerConfig
 from server._bus import Wakeups
 from server._hub import Event, Subscriber
@@ -172,7 +173,7 @@ async def test_the_heartbeats_of_one_turn_share_one_call_and_keep_their_own_answ
         a.presence.beat("new", clock.now, {}),
         a.presence.beat("new", clock.now, {}),
     )
-    assert _evalsha_calls(redis_server) == calls + 1, "one script call for the whole turn"
+    assert _evalsha_calls(redis_server) == calls + 1, "one script call for all of them"
     known, busy, new, again = answers
     assert known.transition == "online" and known.manifest_etag == '"e1"'
     assert not known.retry_after
@@ -182,6 +183,24 @@ async def test_the_heartbeats_of_one_turn_share_one_call_and_keep_their_own_answ
     live = await b.presence.live(["known", "busy", "new"])
     assert live["known"].metrics == {"cpu": 2}
     assert live["busy"].metrics == {}, "a refused heartbeat records nothing"
+
+
+async def test_heartbeats_arriving_within_the_gather_window_share_one_call(
+    replicas: tuple[Shared, Shared, Clock],
+    redis_server: ScratchRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, _, clock = replicas
+    assert not (await a.presence.beat("warm", clock.now, {})).retry_after  # script loaded
+    # A long window, so that a loaded machine cannot make the second one miss it.
+    monkeypatch.setattr(server._redis_state, "BEAT_GATHER_S", 0.5)
+    calls = _evalsha_calls(redis_server)
+    first = asyncio.ensure_future(a.presence.beat("one", clock.now, {}))
+    await asyncio.sleep(0.05)  # another turn of the event loop, another request
+    assert not first.done(), "the first waits for the others of its window"
+    second = await a.presence.beat("two", clock.now, {})
+    assert (await first).transition == "online" and second.transition == "online"
+    assert _evalsha_calls(redis_server) == calls + 1, "one script call for the window"
 
 
 async def test_a_redis_that_stops_answering_fails_every_heartbeat_of_the_call(
