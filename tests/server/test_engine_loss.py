@@ -264,6 +264,13 @@ async def test_redis_lost_and_back(tmp_path: Path, redis_engine: Redis) -> None:
 
             await _refused_quickly(on_b, "redis", "POST", "/api/v1/device/heartbeat",
                                    json={"metrics": METRICS}, headers=_bearer(token))  # fmt: skip
+            # Heartbeats at once (sent to Redis together): each gets its own 503.
+            started = time.monotonic()
+            for refused in await asyncio.gather(
+                *(_beat(on_b, t) for t in [token, other_token] * 4)
+            ):
+                _unavailable(refused, "redis")
+            assert time.monotonic() - started < QUICK_S
             await _refused_quickly(on_b, "redis", "GET", "/healthz")
             assert 'signage_engine_up{engine="redis"} 0' in (await on_b.get("/metrics")).text
             await _refused_quickly(on_b, "redis", "GET", "/api/v1/device/events",

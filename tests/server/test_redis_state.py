@@ -4,18 +4,22 @@ other sees, and what must happen once happens once."""
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+import redis
 
+import server._redis_state
 from core import ServerConfig
 from server._bus import Wakeups
 from server._hub import Event, Subscriber
 from server._manifests import CachedManifest
 from server._outages import Outages
 from server._redis_state import BATCH, open_redis
-from server._shared import Shared
+from server._shared import BEATS_PER_HALF_INTERVAL, Shared
 from tools.bench import ScratchRedis
 
 WAIT_S = 5.0
@@ -145,6 +149,78 @@ async def test_heartbeats_are_limited_across_replicas(
     assert not (await a.presence.beat("dev", clock.now, {})).retry_after
     assert not (await b.presence.beat("dev", clock.now, {})).retry_after
     assert (await a.presence.beat("dev", clock.now, {})).retry_after > 0
+
+
+def _evalsha_calls(redis_server: ScratchRedis) -> int:
+    stats = redis_server.command("INFO", "commandstats").decode()
+    match = re.search(r"cmdstat_evalsha:calls=(\d+)", stats)
+    return int(match.group(1)) if match else 0
+
+
+async def test_the_heartbeats_of_one_turn_share_one_call_and_keep_their_own_answers(
+    replicas: tuple[Shared, Shared, Clock], redis_server: ScratchRedis
+) -> None:
+    a, b, clock = replicas
+    # "busy" uses up its heartbeats (shared across replicas); "known" has a manifest stored.
+    for _ in range(BEATS_PER_HALF_INTERVAL):
+        assert not (await b.presence.beat("busy", clock.now, {})).retry_after
+    manifest = CachedManifest(etag='"e1"', body=b"{}", version=1, assets=frozenset(), digest="d")
+    await a.manifests.put_many({"known": manifest})
+    calls = _evalsha_calls(redis_server)
+    answers = await asyncio.gather(
+        a.presence.beat("known", clock.now, {"cpu": 2}),
+        a.presence.beat("busy", clock.now, {"cpu": 3}),
+        a.presence.beat("new", clock.now, {}),
+        a.presence.beat("new", clock.now, {}),
+    )
+    assert _evalsha_calls(redis_server) == calls + 1, "one script call for all of them"
+    known, busy, new, again = answers
+    assert known.transition == "online" and known.manifest_etag == '"e1"'
+    assert not known.retry_after
+    assert busy.retry_after > 0 and busy.transition is None and not busy.write_last_seen
+    assert new.transition == "online" and new.manifest_etag is None
+    assert again.transition is None and not again.retry_after, "in order, as one call each"
+    live = await b.presence.live(["known", "busy", "new"])
+    assert live["known"].metrics == {"cpu": 2}
+    assert live["busy"].metrics == {}, "a refused heartbeat records nothing"
+
+
+async def test_heartbeats_arriving_within_the_gather_window_share_one_call(
+    replicas: tuple[Shared, Shared, Clock],
+    redis_server: ScratchRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, _, clock = replicas
+    assert not (await a.presence.beat("warm", clock.now, {})).retry_after  # script loaded
+    # A long window, so that a loaded machine cannot make the second one miss it.
+    monkeypatch.setattr(server._redis_state, "BEAT_GATHER_S", 0.5)
+    calls = _evalsha_calls(redis_server)
+    first = asyncio.ensure_future(a.presence.beat("one", clock.now, {}))
+    await asyncio.sleep(0.05)  # another turn of the event loop, another request
+    assert not first.done(), "the first waits for the others of its window"
+    second = await a.presence.beat("two", clock.now, {})
+    assert (await first).transition == "online" and second.transition == "online"
+    assert _evalsha_calls(redis_server) == calls + 1, "one script call for the window"
+
+
+async def test_a_redis_that_stops_answering_fails_every_heartbeat_of_the_call(
+    replicas: tuple[Shared, Shared, Clock], redis_server: ScratchRedis
+) -> None:
+    a, _, clock = replicas
+    assert not (await a.presence.beat("warm", clock.now, {})).retry_after  # script loaded
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        beats = [a.presence.beat(f"dev-{n}", clock.now, {}) for n in range(3)]
+        failures = await asyncio.gather(*beats, return_exceptions=True)
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    assert all(isinstance(f, redis.TimeoutError) for f in failures), failures
+    assert len({id(f) for f in failures}) == 1, "the same failure, so the same 503 for each"
+    # Redis may still run the call it had (a timed-out call is never retried): either way,
+    # the next heartbeats are answered on their own.
+    again = await asyncio.gather(*(a.presence.beat(f"dev-{n}", clock.now, {}) for n in range(3)))
+    assert not any(seen.retry_after for seen in again)
+    assert set(await a.presence.live([f"dev-{n}" for n in range(3)])) == {"dev-0", "dev-1", "dev-2"}
 
 
 async def test_a_lockout_counts_failures_on_every_replica(

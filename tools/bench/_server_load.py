@@ -258,17 +258,22 @@ def _steps(
         workers.close()
 
 
-async def _online(api: Api, tokens: list[str]) -> None:
-    """Every device online first: the steps measure steady heartbeats, not the
-    offline→online transitions of a fleet's first minute."""
+async def _online(servers: dict[str, Any], admin_token: str, tokens: list[str]) -> None:
+    """Every device online first, and known to every server: the steps measure steady
+    heartbeats, not the offline→online transitions of a fleet's first minute, nor a server's
+    first request from each device (its token looked up in the database once, then held in
+    memory), which a fleet behind a proxy pays once per device and replica."""
     body = json.dumps({"metrics": METRICS}).encode()
     gate = asyncio.Semaphore(PAIRING_CONCURRENCY)
+    for url in servers["urls"]:
+        api = Api(url, admin_token, size=PAIRING_CONCURRENCY)
 
-    async def beat(token: str) -> None:
-        async with gate:
-            await api.pool.send(api.pool.post_json("/api/v1/device/heartbeat", body, token))
+        async def beat(token: str, api: Api = api) -> None:
+            async with gate:
+                await api.pool.send(api.pool.post_json("/api/v1/device/heartbeat", body, token))
 
-    await asyncio.gather(*(beat(t) for t in tokens))
+        await asyncio.gather(*(beat(t) for t in tokens))
+        api.pool.close()
 
 
 async def _run(
@@ -278,7 +283,7 @@ async def _run(
     api = Api(servers["urls"][0], admin_token, size=PAIRING_CONCURRENCY)
     tokens, pairing_s = await pair_all(api, options["devices"])
     await _content(api)
-    await _online(api, tokens)
+    await _online(servers, admin_token, tokens)
     await asyncio.sleep(SETTLE_S)
     steps = await asyncio.get_running_loop().run_in_executor(
         None, _steps, servers, tokens, api, options
