@@ -321,8 +321,13 @@ class RedisLink:
                     await pubsub.aclose()
                 await asyncio.sleep(RECONNECT_S)
 
+    @staticmethod
+    def message(kind: str, payload: dict[str, Any]) -> str:
+        """What ``send`` publishes on the channel (for a pipeline that publishes it too)."""
+        return json.dumps({"k": kind, "p": payload})
+
     async def send(self, kind: str, payload: dict[str, Any]) -> None:
-        await self.client.publish(CHANNEL, json.dumps({"k": kind, "p": payload}))
+        await self.client.publish(CHANNEL, self.message(kind, payload))
 
     async def probe(self) -> bool:
         """Redis answers and the channel is heard again."""
@@ -702,14 +707,22 @@ class RedisHub:
         token = secrets.token_hex(8)
         self._local[device_id] = subscriber
         self._owner[device_id] = token
-        await self._link.send("opened", {"d": device_id, "t": token})
         key = self._key(device_id)
+        last = _parse_seq(last_event_id) if last_event_id else None
+        # One round trip: the notice that closes this device's older stream (wherever it
+        # is), the stream's bounds, and the events after ``last`` (used only when ``last``
+        # turns out to be within the bounds).
         async with self._link.client.pipeline(transaction=False) as pipe:
+            pipe.publish(CHANNEL, self._link.message("opened", {"d": device_id, "t": token}))
             pipe.exists(key)
             pipe.xinfo_stream(key)
+            if last is not None:
+                pipe.xrange(key, min=f"({last[0]}-{last[1]}", max="+")
             results = await pipe.execute(raise_on_error=False)
-        exists = bool(results[0])
-        info = results[1] if exists and isinstance(results[1], dict) else {}
+        if isinstance(results[0], Exception):
+            raise results[0]  # the notice was not sent: an older stream could stay open
+        exists = bool(results[1])
+        info = results[2] if exists and isinstance(results[2], dict) else {}
         last_generated = _text(info.get("last-generated-id", b"0-0"))
         top = _parse_seq(last_generated) or (0, 0)
         # Events trimmed off the front (or deleted): a client that last saw one before the
@@ -719,10 +732,10 @@ class RedisHub:
         floor = (_parse_seq(_text(first[0])) or (0, 0)) if trimmed and first else (0, 0)
         replay: list[Event] = []
         gap = True
-        last = _parse_seq(last_event_id) if last_event_id else None
         if last is not None and floor <= last <= top:
-            entries = await self._link.client.xrange(key, min=f"({last[0]}-{last[1]}", max="+")
-            for event_id, fields in entries:
+            if isinstance(results[3], Exception):
+                raise results[3]
+            for event_id, fields in results[3]:
                 fields = {_text(k): v for k, v in fields.items()}
                 replay.append(
                     Event(
