@@ -31,6 +31,26 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
     yield
 
 
+# The loggers ``core.configure_logging`` reconfigures (the root, and those it re-routes to it).
+_CONFIGURED_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """A command run in-process (``main(["bench", ...])``, ``signage server``) configures
+    logging for its process; the next test gets the levels and handlers from before, so
+    what ``caplog`` sees never depends on the order tests run in."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in _CONFIGURED_LOGGERS]
+    saved = [(lg, lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
+    yield
+    for lg, level, handlers, propagate in saved:
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+        lg.propagate = propagate
+
+
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
