@@ -9,8 +9,12 @@ Failed attempts are counted per client address: past ``server.auth_failures_per_
 ``server.auth_failure_window_s`` the address gets 429 without its token being looked at (a
 device token already known to be valid still passes). A device token's lookup reserves its
 place in the count before the database is asked and gives it back when the token was good,
-and lookups from one address wait for each other in each process, so concurrent guesses,
-through any number of replicas, cannot all slip in before the first is counted. An admin
+so concurrent guesses, through any number of replicas, cannot all slip in before the first is
+counted. The lookups from one address are batched in each process (one query and one
+reservation step for all the tokens that arrived meanwhile, as many as the address has
+failures left for), so a site's screens behind one NAT address, reconnecting at once after a
+restart, do not wait for one round trip each; a window full only of lookups still in flight
+(on another replica) is asked again rather than refusing a valid token. An admin
 token is compared first (no database) and a wrong one counted in the same step as the check.
 Tokens are accepted only in the ``Authorization`` header; query strings are refused in
 ``server._front``.
@@ -18,12 +22,14 @@ Tokens are accepted only in the ``Authorization`` header; query strings are refu
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, or_, select, update
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server._db import devices
@@ -41,6 +47,7 @@ _admin_bearer = HTTPBearer(
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 AUTH_CACHE_MAX = 100_000
+RESERVED_RETRY_S = 0.02  # a full window with lookups in flight is asked again after this
 DEVICE_KEY = "signage.device"
 ADMIN_KEY = "signage.admin"
 
@@ -71,43 +78,82 @@ def _cached(state: ServerState, token_hash: str) -> AuthedDevice | None:
     return cached
 
 
-async def _lookup(state: ServerState, token_hash: str) -> AuthedDevice:
+def _verdict(state: ServerState, row: Row[Any] | None, token_hash: str) -> AuthedDevice | ApiError:
+    current = row is not None and same_hash(row.token_hash, token_hash)
+    if row is None or not (current or same_hash(row.previous_token_hash, token_hash)):
+        return ApiError(401, "invalid_token", "unknown or revoked token", headers=_UNAUTHORIZED)
+    if row.revoked_at is not None:
+        return ApiError(401, "device_revoked", "this device was revoked", headers=_UNAUTHORIZED)
+    expires_at = row.token_expires_at if current else row.previous_token_expires_at
+    if expires_at is not None and expires_at <= state.clock():
+        return ApiError(
+            401, "token_expired", "the device token expired; pair again", headers=_UNAUTHORIZED
+        )
+    return AuthedDevice(
+        id=row.id, token_hash=token_hash, expires_at=expires_at, previous=not current
+    )
+
+
+async def _lookup(state: ServerState, token_hashes: list[str]) -> list[AuthedDevice | ApiError]:
+    """The verdict on each token, from one query for all of them."""
     async with state.engine.connect() as conn:
-        row = (
+        rows = (
             await conn.execute(
                 select(devices).where(
                     or_(
-                        devices.c.token_hash == token_hash,
-                        devices.c.previous_token_hash == token_hash,
+                        devices.c.token_hash.in_(token_hashes),
+                        devices.c.previous_token_hash.in_(token_hashes),
                     )
                 )
             )
-        ).first()
-    current = row is not None and same_hash(row.token_hash, token_hash)
-    if row is None or not (current or same_hash(row.previous_token_hash, token_hash)):
-        raise ApiError(401, "invalid_token", "unknown or revoked token", headers=_UNAUTHORIZED)
-    if row.revoked_at is not None:
-        raise ApiError(401, "device_revoked", "this device was revoked", headers=_UNAUTHORIZED)
-    expires_at = row.token_expires_at if current else row.previous_token_expires_at
-    if expires_at is not None and expires_at <= state.clock():
-        raise ApiError(
-            401, "token_expired", "the device token expired; pair again", headers=_UNAUTHORIZED
+        ).all()
+    found = {h: row for row in rows for h in (row.token_hash, row.previous_token_hash) if h}
+    verdicts = [_verdict(state, found.get(token_hash), token_hash) for token_hash in token_hashes]
+    for device in verdicts:
+        if not isinstance(device, AuthedDevice) or device.previous:
+            continue
+        if found[device.token_hash].previous_token_hash is not None:
+            await _retire_previous(state, device.id)
+        if len(state.auth_cache) < AUTH_CACHE_MAX:
+            state.auth_cache[device.token_hash] = device
+    return verdicts
+
+
+async def _retire_previous(state: ServerState, device_id: str) -> None:
+    """The rotated token is in use, so the device has it: retire the old one."""
+    async with state.writer.begin() as conn:
+        await conn.execute(
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(previous_token_hash=None, previous_token_expires_at=None)
         )
-    if current and row.previous_token_hash is not None:
-        # The rotated token is in use, so the device has it: retire the old one.
-        async with state.writer.begin() as conn:
-            await conn.execute(
-                update(devices)
-                .where(devices.c.id == row.id)
-                .values(previous_token_hash=None, previous_token_expires_at=None)
-            )
-        await state.forget_device_auth(row.id)
-    device = AuthedDevice(
-        id=row.id, token_hash=token_hash, expires_at=expires_at, previous=not current
+    await state.forget_device_auth(device_id)
+
+
+async def _lookup_batch(
+    state: ServerState, address: str, token_hashes: list[str]
+) -> list[AuthedDevice | ApiError]:
+    """Look up a batch of tokens from one address, each reserving its failure first: the
+    verdicts of the first ones, as many as the address has failures left for."""
+    while True:
+        wait, reserved = await state.auth_failures.reserve_many(address, len(token_hashes))
+        if reserved:
+            break
+        if wait:
+            return [_too_many(wait) for _ in token_hashes]
+        # Full only with lookups in flight (another replica's): they settle within moments.
+        await asyncio.sleep(RESERVED_RETRY_S)
+    try:
+        verdicts = await _lookup(state, token_hashes[: len(reserved)])
+    except BaseException:
+        await state.auth_failures.settle(address, reserved, [])
+        raise
+    await state.auth_failures.settle(
+        address,
+        [r for r, v in zip(reserved, verdicts, strict=True) if isinstance(v, AuthedDevice)],
+        [r for r, v in zip(reserved, verdicts, strict=True) if not isinstance(v, AuthedDevice)],
     )
-    if current and len(state.auth_cache) < AUTH_CACHE_MAX:
-        state.auth_cache[token_hash] = device
-    return device
+    return verdicts
 
 
 async def authenticate_device(state: ServerState, token: str | None, address: str) -> AuthedDevice:
@@ -115,21 +161,13 @@ async def authenticate_device(state: ServerState, token: str | None, address: st
     cached = _cached(state, token_hash)
     if cached is not None:
         return cached
-    # Lookups from one address queue behind each other here, and each reserves its failure
-    # before asking the database: guesses cannot all pass the check before one is counted.
-    async with state.auth_lookups.hold(address):
-        wait, reservation = await state.auth_failures.reserve(address)
-        if wait:
-            raise _too_many(wait)
-        try:
-            device = await _lookup(state, token_hash)
-        except ApiError:
-            raise  # the reservation stays: a failure, counted
-        except BaseException:
-            await state.auth_failures.release(address, reservation)
-            raise
-        await state.auth_failures.release(address, reservation)
-        return device
+    # Lookups from one address are batched, one batch at a time in this process, and each
+    # token reserves its failure before the database is asked: guesses cannot all pass the
+    # check before one is counted, and a crowd of devices does not wait for one round trip
+    # each.
+    return await state.auth_lookups.submit(
+        address, token_hash, functools.partial(_lookup_batch, state, address)
+    )
 
 
 async def authenticate_admin(state: ServerState, token: str | None, address: str) -> str:

@@ -9,7 +9,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core import atomic_write
 from protocol import (
@@ -297,19 +299,25 @@ async def post_impressions(body: ImpressionBatch, device: Device, state: State) 
             if item.id not in known:
                 fresh[item.id] = item
         if fresh:
-            await conn.execute(
-                insert(impressions),
-                [
-                    {
-                        "id": i.id,
-                        "device_id": device.id,
-                        "body": i.model_dump(mode="json"),
-                        "received_at": now,
-                    }
-                    for i in fresh.values()
-                ],
+            # A retried batch may be inserted by a concurrent request between the check above
+            # and here (PostgreSQL does not serialise writers): its rows are duplicates.
+            upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            rows = [
+                {
+                    "id": i.id,
+                    "device_id": device.id,
+                    "body": i.model_dump(mode="json"),
+                    "received_at": now,
+                }
+                for i in fresh.values()
+            ]
+            inserted = await conn.execute(
+                upsert(impressions)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(impressions.c.id)
             )
-            accepted = len(fresh)
+            accepted = len(inserted.all())
     state.counters.inc("impressions", accepted)
     return ImpressionAck(accepted=accepted, duplicates=len(ids) - accepted)
 

@@ -9,7 +9,8 @@ the in-process versions (``server._shared``).
 - Manifests: each body once under its ETag, and per device a record naming it.
 - Presence: a sorted set of online devices scored by last activity; the sweeper takes the
   silent ones out in one script, so each goes offline once, whichever replica sweeps.
-- Rate limits and lockouts: a sorted set per key, checked and recorded in one script.
+- Rate limits and lockouts: a sorted set per key, checked and recorded in one script (and
+  beside it the reservations of lookups in flight, so they are not taken for failures).
 - The bus (wake-ups, revoked tokens, new commands): the same Pub/Sub channel.
 - Leases: ``SET NX PX`` with this replica's id, renewed only by the holder.
 
@@ -29,13 +30,13 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core import ServerConfig
 from server._bus import Handlers
 from server._hub import Event, Seq, Subscriber, Subscription
-from server._limits import Clock
+from server._limits import RESERVATION_STALE_S, Clock
 from server._manifests import CachedManifest
 from server._outages import Outages
 from server._presence import LAST_SEEN_WRITE_S, DeviceLive, Seen
@@ -66,6 +67,52 @@ local function window_hit(key, now, window, limit, token)
   return math.max(1, math.ceil(tonumber(oldest[2]) + window - now))
 end
 """
+_RESERVATIONS = """
+local function prune(window, pending, now, window_s, stale_s)
+  redis.call('ZREMRANGEBYSCORE', window, '-inf', now - window_s)
+  redis.call('ZREMRANGEBYSCORE', pending, '-inf', now - stale_s)
+end
+local function wait_of(window, now, window_s)
+  local oldest = redis.call('ZRANGE', window, 0, 0, 'WITHSCORES')
+  return math.max(1, math.ceil(tonumber(oldest[2]) + window_s - now))
+end
+"""
+# A batch's reservations: the window, and beside it those not settled yet (a failure is in
+# the window only). KEYS: window, pending. ARGV: now, window_s, limit, stale_s, tokens...
+# Returns {0, how many of the tokens (the first ones) were reserved}, {Retry-After} when full
+# of failures, {0} when full with reservations in flight.
+_RESERVE_MANY = (
+    _RESERVATIONS
+    + """
+local now, window_s, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+prune(KEYS[1], KEYS[2], now, window_s, tonumber(ARGV[4]))
+local room = limit - redis.call('ZCARD', KEYS[1])
+local granted = 0
+for i = 5, math.min(#ARGV, 4 + room) do
+  redis.call('ZADD', KEYS[1], now, ARGV[i])
+  redis.call('ZADD', KEYS[2], now, ARGV[i])
+  granted = granted + 1
+end
+if granted > 0 then
+  local ttl = math.ceil(window_s * 1000) + 1000
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  return {0, granted}
+end
+if redis.call('ZCARD', KEYS[2]) > 0 then return {0} end
+return {wait_of(KEYS[1], now, window_s)}
+"""
+)
+# Retry-After of a window, reservations in flight not counted. KEYS, ARGV: as _RESERVE_MANY's.
+_RETRY_AFTER = (
+    _RESERVATIONS
+    + """
+local now, window_s, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+prune(KEYS[1], KEYS[2], now, window_s, tonumber(ARGV[4]))
+if redis.call('ZCARD', KEYS[1]) - redis.call('ZCARD', KEYS[2]) < limit then return 0 end
+return wait_of(KEYS[1], now, window_s)
+"""
+)
 # KEYS: the window. ARGV: now, window_s, limit, token ('' checks without recording).
 _WINDOW = (
     _WINDOW_HIT
@@ -285,8 +332,13 @@ class RedisLink:
                     await pubsub.aclose()
                 await asyncio.sleep(RECONNECT_S)
 
+    @staticmethod
+    def message(kind: str, payload: dict[str, Any]) -> str:
+        """What ``send`` publishes on the channel (for a pipeline that publishes it too)."""
+        return json.dumps({"k": kind, "p": payload})
+
     async def send(self, kind: str, payload: dict[str, Any]) -> None:
-        await self.client.publish(CHANNEL, json.dumps({"k": kind, "p": payload}))
+        await self.client.publish(CHANNEL, self.message(kind, payload))
 
     async def probe(self) -> bool:
         """Redis answers and the channel is heard again."""
@@ -365,6 +417,7 @@ class RedisWindow:
         self.window_s = window_s
         self._link = link
         self._prefix = f"{PREFIX}limit:{name}:"
+        self._pending = f"{PREFIX}pending:{name}:"
         self._clock = clock
 
     def key(self, key: str) -> str:
@@ -377,8 +430,15 @@ class RedisWindow:
         )
         return int(wait)
 
+    def _reservations(self, key: str, *tokens: str) -> dict[str, list[Any]]:
+        stale_s = min(RESERVATION_STALE_S, self.window_s)
+        return {
+            "keys": [self.key(key), self._pending + key],
+            "args": [self._clock(), self.window_s, self.limit, stale_s, *tokens],
+        }
+
     async def retry_after(self, key: str) -> int:
-        return await self._call(key, "")
+        return int(await self._link.script(_RETRY_AFTER)(**self._reservations(key)))
 
     async def hit(self, key: str) -> int:
         return await self._call(key, secrets.token_hex(8))
@@ -389,6 +449,22 @@ class RedisWindow:
 
     async def release(self, key: str, token: str) -> None:
         await self._link.client.zrem(self._prefix + key, token)
+
+    async def reserve_many(self, key: str, count: int) -> tuple[int, list[str]]:
+        tokens = [secrets.token_hex(8) for _ in range(count)]
+        result = await self._link.script(_RESERVE_MANY)(**self._reservations(key, *tokens))
+        if len(result) > 1:
+            return 0, tokens[: int(result[1])]
+        return int(result[0]), []
+
+    async def settle(self, key: str, released: Sequence[str], kept: Sequence[str]) -> None:
+        if not released and not kept:
+            return
+        async with self._link.client.pipeline(transaction=True) as pipe:
+            if released:
+                pipe.zrem(self.key(key), *released)
+            pipe.zrem(self._pending + key, *released, *kept)
+            await pipe.execute()
 
     async def count(self, key: str) -> int:
         full = self._prefix + key
@@ -698,14 +774,22 @@ class RedisHub:
         token = secrets.token_hex(8)
         self._local[device_id] = subscriber
         self._owner[device_id] = token
-        await self._link.send("opened", {"d": device_id, "t": token})
         key = self._key(device_id)
+        last = _parse_seq(last_event_id) if last_event_id else None
+        # One round trip: the notice that closes this device's older stream (wherever it
+        # is), the stream's bounds, and the events after ``last`` (used only when ``last``
+        # turns out to be within the bounds).
         async with self._link.client.pipeline(transaction=False) as pipe:
+            pipe.publish(CHANNEL, self._link.message("opened", {"d": device_id, "t": token}))
             pipe.exists(key)
             pipe.xinfo_stream(key)
+            if last is not None:
+                pipe.xrange(key, min=f"({last[0]}-{last[1]}", max="+")
             results = await pipe.execute(raise_on_error=False)
-        exists = bool(results[0])
-        info = results[1] if exists and isinstance(results[1], dict) else {}
+        if isinstance(results[0], Exception):
+            raise results[0]  # the notice was not sent: an older stream could stay open
+        exists = bool(results[1])
+        info = results[2] if exists and isinstance(results[2], dict) else {}
         last_generated = _text(info.get("last-generated-id", b"0-0"))
         top = _parse_seq(last_generated) or (0, 0)
         # Events trimmed off the front (or deleted): a client that last saw one before the
@@ -715,10 +799,10 @@ class RedisHub:
         floor = (_parse_seq(_text(first[0])) or (0, 0)) if trimmed and first else (0, 0)
         replay: list[Event] = []
         gap = True
-        last = _parse_seq(last_event_id) if last_event_id else None
         if last is not None and floor <= last <= top:
-            entries = await self._link.client.xrange(key, min=f"({last[0]}-{last[1]}", max="+")
-            for event_id, fields in entries:
+            if isinstance(results[3], Exception):
+                raise results[3]
+            for event_id, fields in results[3]:
                 fields = {_text(k): v for k, v in fields.items()}
                 replay.append(
                     Event(

@@ -26,7 +26,7 @@ from core import ServerConfig
 from server._bus import Bus, Leases, Wakeups
 from server._db import commands, devices
 from server._hub import Hub
-from server._limits import KeyedLocks, Window
+from server._limits import KeyedBatches, Window
 from server._manifests import ManifestStore
 from server._outages import Outages
 from server._presence import PresenceStore
@@ -37,6 +37,7 @@ log = logging.getLogger("signage.server")
 
 # PostgreSQL advisory lock taken by every content transaction, on every replica.
 CONTENT_LOCK = 0x5349_474E_4354  # "SIGNCT"
+LOOKUP_BATCH_MAX = 500  # tokens in one query (SQLite and PostgreSQL take far more)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,10 @@ class ServerState:
     signin_failures: Window  # the web console's, per client address
     time_exchanges: Window  # a sync group member's clock exchanges, per device
     counters: Counters = field(default_factory=Counters)
-    auth_lookups: KeyedLocks = field(default_factory=KeyedLocks)  # per client address
+    # Token lookups that missed auth_cache, batched per client address.
+    auth_lookups: KeyedBatches[str, AuthedDevice] = field(
+        default_factory=lambda: KeyedBatches(LOOKUP_BATCH_MAX)
+    )
     # Content writes one at a time in this process (content_transaction adds the database's
     # lock for the other replicas).
     content_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

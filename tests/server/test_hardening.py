@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from server import create_app
 from tests.server.conftest import Ctx, FakeClock, device_headers, make_settings
@@ -284,4 +285,71 @@ async def test_many_valid_devices_behind_one_address_are_never_limited(ctx: Ctx)
         *(ctx.client.get("/api/v1/device/manifest", headers=device_headers(t)) for t in tokens)
     )
     assert [r.status_code for r in answers] == [200] * count
-    assert len(ctx.state.auth_lookups) == 0, "per-address locks are dropped after use"
+    assert len(ctx.state.auth_lookups) == 0, "per-address queues are dropped after use"
+
+
+async def test_a_crowd_behind_one_address_is_looked_up_in_batches(ctx: Ctx) -> None:
+    """Screens reconnecting at once through one NAT address (or one proxy) do not wait for
+    one database round trip each: the lookups that queued meanwhile share one query."""
+    limit = ctx.state.config.auth_failures_per_ip
+    count = limit * 4
+    ctx.state.pairing_per_ip.limit = 1000  # one test address asks for every code
+    tokens = [(await ctx.pair(f"hw-{n}"))[1] for n in range(count)]
+    ctx.state.auth_cache.clear()
+    queries: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "WHERE devices.token_hash" in statement:  # a token's lookup
+            queries.append(statement)
+
+    event.listen(ctx.state.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        answers = await asyncio.gather(
+            *(ctx.client.get("/api/v1/device/manifest", headers=device_headers(t)) for t in tokens)
+        )
+    finally:
+        event.remove(ctx.state.engine.sync_engine, "before_cursor_execute", seen)
+    assert [r.status_code for r in answers] == [200] * count
+    # A batch holds as many tokens as the address has failures left for (``limit``).
+    assert 1 <= len(queries) <= count // limit + 2, f"{len(queries)} lookups for {count} tokens"
+
+
+async def test_guesses_in_a_crowd_of_valid_tokens_are_still_capped(ctx: Ctx) -> None:
+    limit = ctx.state.config.auth_failures_per_ip
+    ctx.state.pairing_per_ip.limit = 1000
+    tokens = [(await ctx.pair(f"hw-{n}"))[1] for n in range(limit)]
+    ctx.state.auth_cache.clear()
+    mixed = [t for n, token in enumerate(tokens) for t in (token, f"guess-{n}", f"guess-{n}b")]
+    answers = await asyncio.gather(
+        *(ctx.client.get("/api/v1/device/manifest", headers=device_headers(t)) for t in mixed)
+    )
+    guesses = [r.status_code for t, r in zip(mixed, answers, strict=True) if "guess" in t]
+    assert guesses.count(401) == limit, "each guess evaluated holds its failure"
+    assert guesses.count(429) == len(guesses) - limit
+    assert await ctx.state.auth_failures.count("203.0.113.7") == limit
+
+
+async def test_lookups_in_flight_elsewhere_do_not_refuse_a_valid_token(ctx: Ctx) -> None:
+    """The address's window is full of another replica's lookups, not yet settled: a valid
+    token waits for them rather than being refused, and a wrong admin token still is."""
+    _, token = await ctx.pair()
+    ctx.state.auth_cache.clear()
+    window, address = ctx.state.auth_failures, "203.0.113.7"
+    wait, elsewhere = await window.reserve_many(address, window.limit)
+    assert wait == 0 and len(elsewhere) == window.limit
+    assert await window.retry_after(address) == 0, "in flight is not failed"
+    assert (await ctx.client.get("/api/v1/admin/devices", headers=ctx.admin)).status_code == 200
+    request = asyncio.create_task(
+        ctx.client.get("/api/v1/device/manifest", headers=device_headers(token))
+    )
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    assert not request.done(), "it waits while the window is full of lookups in flight"
+    await window.settle(address, elsewhere, [])
+    assert (await asyncio.wait_for(request, 10)).status_code == 200
+    # Had they all failed, the window would be full, and a valid unknown token refused.
+    _, again = await window.reserve_many(address, window.limit)
+    await window.settle(address, [], again)
+    ctx.state.auth_cache.clear()
+    refused = await ctx.client.get("/api/v1/device/manifest", headers=device_headers(token))
+    assert refused.status_code == 429

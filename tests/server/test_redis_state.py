@@ -16,6 +16,7 @@ import server._redis_state
 from core import ServerConfig
 from server._bus import Wakeups
 from server._hub import Event, Subscriber
+from server._limits import RESERVATION_STALE_S
 from server._manifests import CachedManifest
 from server._outages import Outages
 from server._redis_state import BATCH, open_redis
@@ -235,6 +236,28 @@ async def test_a_lockout_counts_failures_on_every_replica(
     assert await on_a.count("code") == 2
     clock.now += 61
     assert await on_b.hit("code") == 0
+
+
+async def test_lookups_in_flight_on_one_replica_are_not_failures_on_the_other(
+    replicas: tuple[Shared, Shared, Clock],
+) -> None:
+    a, b, clock = replicas
+    on_a, on_b = a.window("auth", 4, 300.0), b.window("auth", 4, 300.0)
+    assert await on_b.hit("ip") == 0
+    wait, reserved = await on_a.reserve_many("ip", 10)
+    assert wait == 0 and len(reserved) == 3, "as many as the window has room for"
+    assert await on_b.reserve_many("ip", 2) == (0, []), "full with lookups in flight: ask again"
+    assert await on_b.retry_after("ip") == 0
+    await on_a.settle("ip", released=reserved[:2], kept=reserved[2:])
+    assert await on_b.count("ip") == 2
+    wait, more = await on_b.reserve_many("ip", 5)
+    assert wait == 0 and len(more) == 2
+    await on_b.settle("ip", released=[], kept=more[:1])  # one never settled: its replica died
+    assert await on_a.reserve_many("ip", 1) == (0, [])
+    clock.now += RESERVATION_STALE_S
+    wait, none = await on_a.reserve_many("ip", 1)
+    assert wait > 0 and none == [], "a reservation never settled counts as a failure"
+    assert await on_a.retry_after("ip") > 0
 
 
 async def test_one_replica_holds_a_lease_until_it_lapses(
