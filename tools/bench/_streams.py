@@ -8,7 +8,8 @@ opened, is a failure and the next attempt waits a full-jitter exponential back-o
 server's ``Retry-After``; a stream that ends cleanly after living longer reconnects at once.
 The player ignores the SSE ``retry:`` field (it is for browsers' EventSource): so does this.
 Every reconnect sends ``Last-Event-ID`` and fetches the manifest with ``If-None-Match``, as the
-watcher does.
+watcher does; as its refresher, a device fetches one manifest at a time, and a ``manifest``
+event naming another ETag while a fetch is under way asks for one more after it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Device:
     manifests: list[tuple[float, str]] = field(default_factory=list)  # (when, etag)
     configs: int = 0
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    fetching: bool = False  # a manifest fetch is under way
+    wanted: bool = False  # another was asked for meanwhile: it follows this one
 
 
 @dataclass
@@ -86,9 +89,25 @@ class Holder:
         self.pool.close()
 
     def _fetch(self, device: Device) -> None:
-        task = asyncio.get_running_loop().create_task(self._fetch_manifest(device))
+        """As the watcher's refresher: one fetch at a time per device; one asked for while
+        another is under way follows it, with the ETag that one got (most often a 304)."""
+        if device.fetching:
+            device.wanted = True
+            return
+        device.fetching = True
+        task = asyncio.get_running_loop().create_task(self._fetch_manifests(device))
         self.fetches.add(task)
         task.add_done_callback(self.fetches.discard)
+
+    async def _fetch_manifests(self, device: Device) -> None:
+        try:
+            while True:
+                device.wanted = False
+                await self._fetch_manifest(device)
+                if not device.wanted:
+                    return
+        finally:
+            device.fetching = False
 
     async def _hold(self, device: Device) -> None:
         while True:
