@@ -143,6 +143,7 @@ async def publish_presence(
     response_model=Manifest,
     responses={304: {"description": "Not Modified"}, **problem_doc(*AUTH)},
 )
+@lean  # fetched by every device after every change and every reconnect
 async def get_manifest(request: Request, device: Device, state: State) -> Response:
     cached = await manifest_of(state, device.id)
     headers = {"ETag": cached.etag, "Cache-Control": "no-cache"}

@@ -25,6 +25,7 @@ from tests.server.test_device import METRICS
 from tools.bench import ScratchPostgres, ScratchRedis
 
 HEARTBEAT = "/api/v1/device/heartbeat"
+MANIFEST = "/api/v1/device/manifest"
 WAIT_S = 5.0
 
 
@@ -46,10 +47,12 @@ async def test_the_heartbeat_is_served_past_fastapi_with_the_same_answers(ctx: C
     HeartbeatResponse.model_validate_json(ok.content)
     lanes = getattr(ctx.app.middleware_stack, "app", None)  # the front door's next layer
     assert isinstance(lanes, Lanes) and lanes.serves("POST", HEARTBEAT)
+    assert not lanes.serves("GET", "/api/v1/device/time")
     # The same security headers as a route FastAPI serves.
-    manifest = await ctx.client.get("/api/v1/device/manifest", headers=device_headers(token))
+    served = await ctx.client.get("/api/v1/device/time", headers=device_headers(token))
+    assert served.status_code == 200, served.text
     for name in ("content-security-policy", "x-frame-options", "x-content-type-options"):
-        assert ok.headers[name] == manifest.headers[name]
+        assert ok.headers[name] == served.headers[name]
 
     invalid = await _beat(ctx.client, token, json={"metrics": {"cpu_percent": -1}})
     assert invalid.status_code == 422
@@ -73,8 +76,31 @@ async def test_the_heartbeat_is_served_past_fastapi_with_the_same_answers(ctx: C
     assert limited.json()["code"] == "heartbeat_too_frequent"
 
     metrics = (await ctx.client.get("/metrics")).text
-    assert _counted(metrics, "2xx") == 3  # two heartbeats, one manifest
+    assert _counted(metrics, "2xx") == 3  # two heartbeats, one time exchange
     assert _counted(metrics, "4xx") == 5
+
+
+async def test_the_manifest_is_a_lean_route_with_the_same_answers(ctx: Ctx) -> None:
+    """Every device fetches it after every change and every reconnect."""
+    _, token = await ctx.pair()
+    lanes = getattr(ctx.app.middleware_stack, "app", None)
+    assert isinstance(lanes, Lanes) and lanes.serves("GET", MANIFEST)
+    full = await ctx.client.get(MANIFEST, headers=device_headers(token))
+    assert full.status_code == 200 and full.headers["content-type"] == "application/json"
+    assert full.headers["cache-control"] == "no-cache" and full.headers["x-frame-options"]
+    etag = full.headers["etag"]
+    for match in (etag, f'"other", {etag}', "*"):
+        same = await ctx.client.get(
+            MANIFEST, headers={**device_headers(token), "If-None-Match": match}
+        )
+        assert same.status_code == 304 and same.headers["etag"] == etag and not same.content
+    other = await ctx.client.get(
+        MANIFEST, headers={**device_headers(token), "If-None-Match": '"other"'}
+    )
+    assert other.status_code == 200 and other.content == full.content
+    wrong = await ctx.client.get(MANIFEST, headers=device_headers("z" * 43))
+    assert wrong.status_code == 401 and wrong.headers["content-type"] == "application/problem+json"
+    assert wrong.json()["instance"] == MANIFEST
 
 
 async def test_the_heartbeat_names_the_manifest_stored_now(ctx: Ctx) -> None:
