@@ -53,7 +53,16 @@ POOL_WAIT_S = 5.0  # for a free connection when all are busy (a hung Redis holds
 SOCKET_TIMEOUT_S = 3.0  # a command unanswered this long fails (a hung Redis, a lost route)
 CONNECT_TIMEOUT_S = 2.0
 
-_WINDOW_HIT = """
+# Retry-After of a full window: until its oldest event leaves it.
+_WAIT_OF = """
+local function wait_of(window, now, window_s)
+  local oldest = redis.call('ZRANGE', window, 0, 0, 'WITHSCORES')
+  return math.max(1, math.ceil(tonumber(oldest[2]) + window_s - now))
+end
+"""
+_WINDOW_HIT = (
+    _WAIT_OF
+    + """
 local function window_hit(key, now, window, limit, token)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   if redis.call('ZCARD', key) < limit then
@@ -63,20 +72,19 @@ local function window_hit(key, now, window, limit, token)
     end
     return 0
   end
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  return math.max(1, math.ceil(tonumber(oldest[2]) + window - now))
+  return wait_of(key, now, window)
 end
 """
-_RESERVATIONS = """
+)
+_RESERVATIONS = (
+    _WAIT_OF
+    + """
 local function prune(window, pending, now, window_s, stale_s)
   redis.call('ZREMRANGEBYSCORE', window, '-inf', now - window_s)
   redis.call('ZREMRANGEBYSCORE', pending, '-inf', now - stale_s)
 end
-local function wait_of(window, now, window_s)
-  local oldest = redis.call('ZRANGE', window, 0, 0, 'WITHSCORES')
-  return math.max(1, math.ceil(tonumber(oldest[2]) + window_s - now))
-end
 """
+)
 # A batch's reservations: the window, and beside it those not settled yet (a failure is in
 # the window only). KEYS: window, pending. ARGV: now, window_s, limit, stale_s, tokens...
 # Returns {0, how many of the tokens (the first ones) were reserved}, {Retry-After} when full
@@ -526,7 +534,7 @@ class RedisPresence:
         self._link = link
         self._keys = [PREFIX + "online", PREFIX + "written", PREFIX + "metrics"]
         self._beats = RedisWindow(link, "beats", beats, beat_window_s, clock)
-        self._queued: list[_Queued] = []  # heartbeats of this turn, for one script call
+        self._queued: list[_Queued] = []  # heartbeats gathered for the next script call
         self._sending: set[asyncio.Task[None]] = set()
 
     async def _seen(self, device_id: str, now: float, metrics: str) -> Seen:

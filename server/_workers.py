@@ -218,9 +218,7 @@ class Supervisor:
         now = time.monotonic()
         for fd in readable:
             if fd == self._wake_r:
-                with contextlib.suppress(BlockingIOError):
-                    while os.read(self._wake_r, 512):
-                        pass
+                self._empty_wake_pipe()
                 continue
             worker = next(w for w in self._workers() if w.ready_fd == fd)
             if os.read(fd, 1) == _READY:
@@ -434,9 +432,13 @@ class Supervisor:
         with contextlib.suppress(InterruptedError):
             readable, _, _ = select.select([self._wake_r], [], [], timeout)
             if readable:
-                with contextlib.suppress(BlockingIOError):
-                    while os.read(self._wake_r, 512):
-                        pass
+                self._empty_wake_pipe()
+
+    def _empty_wake_pipe(self) -> None:
+        """Read every byte the signal handlers wrote (the pipe is non-blocking)."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 512):
+                pass
 
 
 def _stop_with(supervisor: int) -> None:
