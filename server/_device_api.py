@@ -290,28 +290,22 @@ async def post_impressions(body: ImpressionBatch, device: Device, state: State) 
     now = state.clock()
     ids = [i.id for i in body.impressions]
     accepted = 0
-    async with state.writer.begin() as conn:
-        known = {
-            r.id
-            for r in await conn.execute(select(impressions.c.id).where(impressions.c.id.in_(ids)))
-        }
-        fresh = {}
-        for item in body.impressions:
-            if item.id not in known:
-                fresh[item.id] = item
-        if fresh:
-            # A retried batch may be inserted by a concurrent request between the check above
-            # and here (PostgreSQL does not serialise writers): its rows are duplicates.
+    # One per id (a batch may repeat one); an id already stored, by an earlier delivery of
+    # the batch or by a concurrent retry of it (PostgreSQL does not serialise writers), is
+    # not inserted again: what the insert returns is what was new.
+    unique = {i.id: i for i in body.impressions}
+    if unique:
+        rows = [
+            {
+                "id": i.id,
+                "device_id": device.id,
+                "body": i.model_dump(mode="json"),
+                "received_at": now,
+            }
+            for i in unique.values()
+        ]
+        async with state.writer.begin() as conn:
             upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            rows = [
-                {
-                    "id": i.id,
-                    "device_id": device.id,
-                    "body": i.model_dump(mode="json"),
-                    "received_at": now,
-                }
-                for i in fresh.values()
-            ]
             inserted = await conn.execute(
                 upsert(impressions)
                 .values(rows)
